@@ -1,0 +1,1 @@
+//! The aggregator: 5-minute rollups from `events.raw` (issue: Aggregator). Not built yet.

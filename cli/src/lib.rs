@@ -1,0 +1,9 @@
+//! The `sluice` command line: what people run to try, operate and develop
+//! with Sluice.
+//!
+//! - [`sample`]: `sluice send-sample`, sends a demo batch through a gateway and
+//!   proves every accepted event reached Kafka.
+//! - [`readback`]: reading a topic from known offsets (also used by tests).
+
+pub mod readback;
+pub mod sample;

@@ -1,0 +1,102 @@
+//! Reading back what a topic received since a point in time, by offsets.
+//!
+//! Used by `sluice send-sample` to prove events reached Kafka, and by the
+//! integration tests to compare exactly what was acknowledged with what is in
+//! the topic. It assigns partitions directly (no consumer group, no commits),
+//! so it never disturbs the loader's or aggregator's offsets.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_core::kafka::KafkaSettings;
+
+/// One record as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The end offset of every partition of `topic`: where new records will land.
+pub fn end_offsets(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let consumer = consumer(kafka)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("fetching metadata of `{topic}` from {}", kafka.brokers))?;
+    let Some(topic_md) = metadata.topics().first() else {
+        bail!("topic `{topic}` not found");
+    };
+    if topic_md.partitions().is_empty() {
+        bail!("topic `{topic}` has no partitions (does it exist? run `scripts/stack up`)");
+    }
+    let mut ends = BTreeMap::new();
+    for partition in topic_md.partitions() {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+            .with_context(|| format!("fetching watermarks of {topic}/{}", partition.id()))?;
+        ends.insert(partition.id(), high);
+    }
+    Ok(ends)
+}
+
+/// Reads `topic` from `start` offsets until `done` says enough was read or
+/// `timeout` passes; returns what was read in arrival order.
+pub fn read_from(
+    kafka: &KafkaSettings,
+    topic: &str,
+    start: &BTreeMap<i32, i64>,
+    timeout: Duration,
+    mut done: impl FnMut(&[ReadRecord]) -> bool,
+) -> anyhow::Result<Vec<ReadRecord>> {
+    let consumer = consumer(kafka)?;
+    let mut assignment = TopicPartitionList::new();
+    for (&partition, &offset) in start {
+        assignment.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    consumer.assign(&assignment)?;
+
+    let deadline = Instant::now() + timeout;
+    let mut records = Vec::new();
+    while !done(&records) && Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.with_context(|| format!("reading `{topic}`"))?;
+        let mut headers = BTreeMap::new();
+        if let Some(hs) = message.headers() {
+            for header in hs.iter() {
+                let value = header
+                    .value
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                headers.insert(header.key.to_owned(), value.unwrap_or_default());
+            }
+        }
+        records.push(ReadRecord {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    }
+    Ok(records)
+}
+
+fn consumer(kafka: &KafkaSettings) -> anyhow::Result<BaseConsumer> {
+    let mut config = kafka.client_config();
+    config
+        .set(
+            "group.id",
+            format!("sluice-readback-{}", uuid::Uuid::new_v4()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    Ok(config.create()?)
+}

@@ -1,0 +1,133 @@
+//! Kafka names and client settings every Sluice process shares.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+/// Accepted events, keyed `team:user`, value = [`crate::Event`] JSON.
+pub const TOPIC_RAW: &str = "events.raw";
+/// Rejected events with the reason in headers (dead-letter topic).
+pub const TOPIC_REJECTED: &str = "events.rejected";
+
+/// Record headers. Consumers route on these without parsing the value.
+pub mod headers {
+    /// W3C trace context of the request that produced the record.
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TEAM: &str = "sluice-team";
+    pub const SCHEMA_VERSION: &str = "sluice-schema-version";
+    /// On `events.rejected`: the [`crate::RejectCode`] string.
+    pub const REJECT_CODE: &str = "sluice-reject-code";
+    /// On `events.rejected`: the human-readable reason.
+    pub const REJECT_MESSAGE: &str = "sluice-reject-message";
+}
+
+/// `team:user`. A user's events share a partition, so they stay in order.
+pub fn partition_key(team: &str, user: &str) -> String {
+    let mut key = String::with_capacity(team.len() + 1 + user.len());
+    key.push_str(team);
+    key.push(':');
+    key.push_str(user);
+    key
+}
+
+/// Connection settings common to producers and consumers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma separated (`host:port,host:port`).
+    pub brokers: String,
+    /// Extra librdkafka properties (e.g. `security.protocol`), applied last.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:19092".to_owned(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// A client config with the brokers and extras set.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        // Java clients hash keys with murmur2; matching them keeps a user on the
+        // same partition whichever client produced the event.
+        config.set("partitioner", "murmur2_random");
+        for (key, value) in &self.extra {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Producer settings for events that were promised to a client: acks from
+    /// all in-sync replicas, idempotence (no duplicates or reordering on
+    /// internal retries), zstd, and a bounded delivery timeout so a dead broker
+    /// turns into an error instead of a hang.
+    pub fn durable_producer_config(
+        &self,
+        linger_ms: u64,
+        delivery_timeout_ms: u64,
+    ) -> ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("compression.type", "zstd")
+            .set("linger.ms", linger_ms.to_string())
+            .set("message.timeout.ms", delivery_timeout_ms.to_string());
+        for (key, value) in &self.extra {
+            config.set(key, value);
+        }
+        config
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.brokers.trim().is_empty() {
+            return Err("kafka.brokers must list at least one host:port".to_owned());
+        }
+        for broker in self.brokers.split(',') {
+            let broker = broker.trim();
+            let port = broker.rsplit_once(':').map(|(_, port)| port);
+            if port.and_then(|p| p.parse::<u16>().ok()).is_none() {
+                return Err(format!("kafka.brokers entry `{broker}` must be host:port"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_team_colon_user() {
+        assert_eq!(partition_key("acme", "u:1"), "acme:u:1");
+    }
+
+    #[test]
+    fn producer_config_is_durable_and_extras_win() {
+        let mut settings = KafkaSettings::default();
+        settings.extra.insert("linger.ms".into(), "5".into());
+        let config = settings.durable_producer_config(50, 10_000);
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("compression.type"), Some("zstd"));
+        assert_eq!(config.get("linger.ms"), Some("5"));
+    }
+
+    #[test]
+    fn brokers_are_validated() {
+        let bad = KafkaSettings {
+            brokers: "localhost".into(),
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("host:port"));
+        assert!(KafkaSettings::default().validate().is_ok());
+    }
+}

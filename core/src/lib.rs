@@ -1,0 +1,24 @@
+//! Sluice's shared core: everything two or more Sluice processes must agree on.
+//!
+//! - [`event`]: the event contract carried as the value of `events.raw`, and the
+//!   shape clients send to the native ingest API.
+//! - [`timestamp`]: millisecond UTC timestamps with one canonical wire format.
+//! - [`validate`]: per-event rules and the stable reject codes clients and the
+//!   dead-letter topic see.
+//! - [`kafka`]: topic and header names, partition keys, and client settings
+//!   shared by the gateway, the loader, the aggregator and the CLI.
+//! - [`config`]: typed configuration from defaults, a TOML file and environment.
+//! - [`telemetry`]: structured logging set-up.
+//! - [`clock`]: an injectable clock so time-dependent code is testable.
+
+pub mod clock;
+pub mod config;
+pub mod event;
+pub mod kafka;
+pub mod telemetry;
+pub mod timestamp;
+pub mod validate;
+
+pub use event::{Event, IncomingEvent};
+pub use timestamp::Timestamp;
+pub use validate::{Limits, Reject, RejectCode};

@@ -1,0 +1,179 @@
+//! Gateway configuration: defaults < `--config` TOML file < `SLUICE_GATEWAY_*`
+//! environment variables. Validated before any connection is made.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use sluice_core::Limits;
+use sluice_core::kafka::KafkaSettings;
+
+/// Environment variable prefix; nesting uses `__` (`SLUICE_GATEWAY_KAFKA__BROKERS`).
+pub const ENV_PREFIX: &str = "SLUICE_GATEWAY_";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address to serve HTTP on.
+    pub listen: SocketAddr,
+    pub kafka: KafkaSettings,
+    pub producer: ProducerSettings,
+    pub ingest: IngestConfig,
+    pub auth: AuthConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            kafka: KafkaSettings::default(),
+            producer: ProducerSettings::default(),
+            ingest: IngestConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProducerSettings {
+    /// How long the producer waits to fill a batch. Higher values trade
+    /// latency for fewer, larger (better compressed) Kafka requests.
+    pub linger_ms: u64,
+    /// Upper bound on waiting for Kafka's acknowledgement of an event; past it
+    /// the client gets 503 with `Retry-After` instead of a hanging request.
+    pub delivery_timeout_ms: u64,
+    /// Topic for accepted events.
+    pub topic: String,
+    /// Topic for rejected events (dead-letter queue).
+    pub rejected_topic: String,
+}
+
+impl Default for ProducerSettings {
+    fn default() -> Self {
+        Self {
+            linger_ms: 50,
+            delivery_timeout_ms: 10_000,
+            topic: sluice_core::kafka::TOPIC_RAW.to_owned(),
+            rejected_topic: sluice_core::kafka::TOPIC_REJECTED.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Most events accepted in one batch request.
+    pub max_events_per_batch: usize,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Per-event rules (sizes, clock skew).
+    pub event: Limits,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_events_per_batch: 1000,
+            max_body_bytes: 5 * 1024 * 1024,
+            event: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// API key → team id. Keys configured here suit development and tests.
+    pub keys: BTreeMap<String, String>,
+}
+
+/// The options reference printed by `--help`. A test checks it names every key.
+pub const OPTIONS_HELP: &str = "\
+CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
+  listen                          address to serve HTTP on [127.0.0.1:8080]
+  kafka.brokers                   bootstrap servers, host:port,... [127.0.0.1:19092]
+  kafka.extra                     table of extra librdkafka properties (TLS, SASL, ...)
+  producer.linger_ms              producer batching delay [50]
+  producer.delivery_timeout_ms    longest wait for Kafka's ack before answering 503 [10000]
+  producer.topic                  topic for accepted events [events.raw]
+  producer.rejected_topic         dead-letter topic for rejected events [events.rejected]
+  ingest.max_events_per_batch     events per request [1000]
+  ingest.max_body_bytes           request body size [5242880]
+  ingest.event.max_event_bytes    JSON size of one event [32768]
+  ingest.event.max_user_id_bytes  user_id length [256]
+  ingest.event.max_event_name_bytes  event name length [200]
+  ingest.event.max_future_skew_ms how far a timestamp may be ahead of the gateway [3600000]
+  ingest.event.max_past_age_ms    how far a timestamp may be behind the gateway [2592000000]
+  auth.keys                       table of API key = team id (development keys)
+
+Example: SLUICE_GATEWAY_KAFKA__BROKERS=kafka-1:9092,kafka-2:9092 sluice-gateway --config gateway.toml";
+
+impl GatewayConfig {
+    /// Rejects settings that would fail later or behave surprisingly.
+    pub fn validate(&self) -> Result<(), String> {
+        self.kafka.validate()?;
+        if self.producer.delivery_timeout_ms < 1000 {
+            return Err("producer.delivery_timeout_ms must be at least 1000".to_owned());
+        }
+        if self.producer.linger_ms > 1000 {
+            return Err("producer.linger_ms must be at most 1000".to_owned());
+        }
+        if self.ingest.max_events_per_batch == 0 {
+            return Err("ingest.max_events_per_batch must be at least 1".to_owned());
+        }
+        if self.ingest.event.max_event_bytes > self.ingest.max_body_bytes {
+            return Err(
+                "ingest.event.max_event_bytes must not exceed ingest.max_body_bytes".to_owned(),
+            );
+        }
+        // Kafka's default max.message.bytes is 1 MiB; larger events would be
+        // accepted here and then fail to produce.
+        if self.ingest.event.max_event_bytes > 900 * 1024 {
+            return Err("ingest.event.max_event_bytes must be at most 921600 (Kafka's 1 MiB record limit with headroom)".to_owned());
+        }
+        for (key, team) in &self.auth.keys {
+            if key.len() < 8 {
+                return Err(format!(
+                    "auth.keys: key for team `{team}` is shorter than 8 characters"
+                ));
+            }
+            if team.is_empty() || team.contains(':') {
+                return Err(format!(
+                    "auth.keys: team id `{team}` must be non-empty and contain no `:`"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        GatewayConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn help_documents_every_key() {
+        for key in sluice_core::config::keys(&GatewayConfig::default()) {
+            assert!(
+                OPTIONS_HELP.contains(&key),
+                "--help does not document `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_explained() {
+        let mut config = GatewayConfig::default();
+        config.auth.keys.insert("short".into(), "team".into());
+        assert!(config.validate().unwrap_err().contains("shorter than 8"));
+        let mut config = GatewayConfig::default();
+        config.ingest.event.max_event_bytes = 2 * 1024 * 1024;
+        assert!(config.validate().unwrap_err().contains("max_event_bytes"));
+    }
+}

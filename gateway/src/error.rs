@@ -1,0 +1,110 @@
+//! The HTTP boundary's one error type. Every request-level failure is a variant
+//! here; [`IntoResponse`] maps them to a status and a stable machine-readable
+//! `code` in one place. Server-side details (5xx) are logged, never returned.
+//!
+//! Body: `{"error": {"code": "invalid_api_key", "message": "..."}}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing API key: send `Authorization: Bearer <key>`")]
+    MissingApiKey,
+    #[error("unknown API key")]
+    InvalidApiKey,
+    #[error("this API key was revoked")]
+    RevokedApiKey,
+    #[error("request body is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("request body is not a batch: {0}; expected {{\"events\": [...]}}")]
+    InvalidBatch(String),
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("the batch contains no events")]
+    EmptyBatch,
+    #[error("the batch has {count} events; at most {max} are accepted per request")]
+    TooManyEvents { count: usize, max: usize },
+    #[error("request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported Content-Type `{0}`: send application/json")]
+    UnsupportedMediaType(String),
+    #[error("Kafka did not acknowledge the events in time; retry later")]
+    KafkaUnavailable { retry_after_secs: u64 },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// The stable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingApiKey => "missing_api_key",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::RevokedApiKey => "revoked_api_key",
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::InvalidBatch(_) => "invalid_batch",
+            Self::BodyRead(_) => "body_read_error",
+            Self::EmptyBatch => "empty_batch",
+            Self::TooManyEvents { .. } => "too_many_events",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::KafkaUnavailable { .. } => "kafka_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingApiKey | Self::InvalidApiKey | Self::RevokedApiKey => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InvalidUtf8
+            | Self::MalformedJson(_)
+            | Self::InvalidBatch(_)
+            | Self::BodyRead(_)
+            | Self::EmptyBatch => StatusCode::BAD_REQUEST,
+            Self::TooManyEvents { .. } | Self::PayloadTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::KafkaUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::KafkaUnavailable { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!(code = self.code(), error = ?self, "request failed");
+            match &self {
+                Self::Internal(_) => "internal error; see gateway logs".to_owned(),
+                other => other.to_string(),
+            }
+        } else {
+            self.to_string()
+        };
+        let body = json!({ "error": { "code": self.code(), "message": message } });
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,222 @@
+//! The native batch endpoint's logic, from body bytes to per-event outcomes.
+//!
+//! A request is refused as a whole (an [`ApiError`]) only when the batch itself
+//! is unusable: not JSON, empty, too large. Otherwise every event gets its own
+//! outcome: `accepted` (Kafka acknowledged it), `rejected` (it broke a rule and
+//! went to the dead-letter topic; retrying cannot help) or `failed` (Kafka did
+//! not acknowledge it in time; retry with the same `event_id`).
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sluice_core::kafka::headers;
+use sluice_core::{Event, IncomingEvent, Reject, RejectCode};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::sink::{Record, SinkError};
+use crate::state::AppState;
+
+/// How long clients should wait before retrying events Kafka did not take.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// The request body: `{"events": [ ... ]}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+}
+
+/// One event's fate, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Accepted {
+        event_id: Uuid,
+    },
+    Rejected {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        event_id: Option<Uuid>,
+        code: RejectCode,
+        message: String,
+    },
+    Failed {
+        event_id: Uuid,
+        code: String,
+        message: String,
+    },
+}
+
+/// The response body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub failed: usize,
+    pub results: Vec<Outcome>,
+}
+
+impl IntoResponse for BatchResponse {
+    fn into_response(self) -> Response {
+        if self.failed == 0 {
+            return (StatusCode::OK, Json(self)).into_response();
+        }
+        // Some events are not in Kafka: 503 tells SDKs to retry, and the body
+        // tells them exactly which events to resend.
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(self)).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        response
+    }
+}
+
+/// Decides and produces a batch for `team`. Resolves after Kafka answered for
+/// every record.
+pub async fn ingest_batch(
+    state: &AppState,
+    team: &str,
+    body: &[u8],
+) -> Result<BatchResponse, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::InvalidUtf8)?;
+    let batch: BatchBody<'_> = serde_json::from_str(text).map_err(|err| {
+        if err.is_data() {
+            ApiError::InvalidBatch(err.to_string())
+        } else {
+            ApiError::MalformedJson(err.to_string())
+        }
+    })?;
+    let config = state.ingest();
+    if batch.events.is_empty() {
+        return Err(ApiError::EmptyBatch);
+    }
+    if batch.events.len() > config.max_events_per_batch {
+        return Err(ApiError::TooManyEvents {
+            count: batch.events.len(),
+            max: config.max_events_per_batch,
+        });
+    }
+
+    let received_at = state.clock().now();
+    let mut seen = HashSet::with_capacity(batch.events.len());
+    let decisions: Vec<Result<Event<'_>, (Option<Uuid>, Reject)>> = batch
+        .events
+        .iter()
+        .map(|raw| {
+            let incoming = IncomingEvent::decode(raw, &config.event).map_err(|r| (None, r))?;
+            let event = incoming
+                .admit(team, received_at, &config.event, Uuid::now_v7)
+                .map_err(|r| (None, r))?;
+            if !seen.insert(event.event_id) {
+                return Err((
+                    Some(event.event_id),
+                    Reject::new(
+                        RejectCode::DuplicateEventId,
+                        format!(
+                            "`event_id` {} appears earlier in this batch",
+                            event.event_id
+                        ),
+                    ),
+                ));
+            }
+            Ok(event)
+        })
+        .collect();
+
+    let producer = state.producer_settings();
+    let records = decisions
+        .iter()
+        .zip(&batch.events)
+        .map(|(decision, raw)| match decision {
+            Ok(event) => accepted_record(&producer.topic, event),
+            Err((_, reject)) => rejected_record(&producer.rejected_topic, team, raw, reject),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::Internal(e.into()))?;
+
+    let acks = state.sink().send(records).await;
+
+    let mut response = BatchResponse {
+        accepted: 0,
+        rejected: 0,
+        failed: 0,
+        results: Vec::with_capacity(decisions.len()),
+    };
+    for (decision, ack) in decisions.into_iter().zip(acks) {
+        let outcome = match (decision, ack) {
+            (Ok(event), Ok(())) => {
+                response.accepted += 1;
+                Outcome::Accepted {
+                    event_id: event.event_id,
+                }
+            }
+            (Ok(event), Err(err)) => {
+                response.failed += 1;
+                Outcome::Failed {
+                    event_id: event.event_id,
+                    code: failure_code(&err).to_owned(),
+                    message: err.to_string(),
+                }
+            }
+            (Err((event_id, reject)), dlq) => {
+                if let Err(err) = dlq {
+                    // The client still learns the rejection; only the DLQ copy
+                    // is missing, and an operator must know.
+                    tracing::warn!(team, code = %reject.code, error = %err, "rejected event not written to the dead-letter topic");
+                }
+                response.rejected += 1;
+                Outcome::Rejected {
+                    event_id,
+                    code: reject.code,
+                    message: reject.message,
+                }
+            }
+        };
+        response.results.push(outcome);
+    }
+    Ok(response)
+}
+
+fn failure_code(err: &SinkError) -> &'static str {
+    match err {
+        SinkError::Unavailable(_) => "kafka_unavailable",
+        SinkError::QueueFull => "overloaded",
+        SinkError::TooLarge => "too_large_for_kafka",
+    }
+}
+
+fn accepted_record(topic: &str, event: &Event<'_>) -> Result<Record, serde_json::Error> {
+    Ok(Record {
+        topic: topic.to_owned(),
+        key: event.partition_key(),
+        payload: serde_json::to_vec(event)?,
+        headers: vec![
+            (headers::TEAM, event.team_id.to_string()),
+            (headers::SCHEMA_VERSION, event.schema_version.to_string()),
+        ],
+    })
+}
+
+fn rejected_record(
+    topic: &str,
+    team: &str,
+    raw: &RawValue,
+    reject: &Reject,
+) -> Result<Record, serde_json::Error> {
+    Ok(Record {
+        topic: topic.to_owned(),
+        key: team.to_owned(),
+        // The event exactly as sent, so it can be fixed and replayed.
+        payload: raw.get().as_bytes().to_vec(),
+        headers: vec![
+            (headers::TEAM, team.to_owned()),
+            (headers::REJECT_CODE, reject.code.as_str().to_owned()),
+            (headers::REJECT_MESSAGE, reject.message.clone()),
+        ],
+    })
+}

@@ -1,0 +1,68 @@
+//! The Sluice gateway: HTTP in, Kafka out, an honest answer per event.
+//!
+//! Module map:
+//! - [`config`]: the typed, validated configuration (file + environment).
+//! - [`routes`]: `router(state) -> Router`, the whole HTTP surface.
+//! - [`ingest`]: the native batch endpoint, from body bytes to per-event outcomes.
+//! - [`auth`]: API key lookup.
+//! - [`sink`]: where accepted and rejected events go (Kafka, or memory in tests).
+//! - [`error`]: the one error type of the HTTP boundary and its status mapping.
+//! - [`state`]: what handlers share.
+//!
+//! [`serve`] runs the gateway until `shutdown` resolves, then drains in-flight
+//! requests and flushes the producer, so no acknowledged-to-be event is lost.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod routes;
+pub mod sink;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_core::clock::SystemClock;
+use tokio::net::TcpListener;
+
+pub use config::GatewayConfig;
+pub use routes::router;
+pub use state::AppState;
+
+/// Builds the production state (Kafka sink, configured keys) and serves HTTP on
+/// `listener` until `shutdown` completes.
+pub async fn serve(
+    config: GatewayConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let sink = Arc::new(sink::KafkaSink::new(&config.kafka, &config.producer)?);
+    let keys = Arc::new(auth::StaticKeys::new(&config.auth.keys));
+    let state = AppState::new(&config, keys, sink.clone(), Arc::new(SystemClock));
+    let readiness = tokio::spawn(sink::watch_readiness(
+        sink.clone(),
+        state.readiness(),
+        Duration::from_secs(2),
+    ));
+
+    let draining = state.readiness();
+    let app = router(state);
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Load balancers stop routing to us once /readyz fails; in-flight
+            // requests keep running until they have their Kafka answer.
+            draining.start_draining();
+            tracing::info!("shutdown requested; draining in-flight requests");
+        })
+        .await?;
+    readiness.abort();
+
+    let flush_timeout = Duration::from_millis(config.producer.delivery_timeout_ms);
+    tokio::task::spawn_blocking(move || sink.flush(flush_timeout)).await??;
+    tracing::info!("producer flushed; gateway stopped");
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `sluice-gateway`: parse configuration, start logging, bind, serve.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use sluice_gateway::config::{ENV_PREFIX, GatewayConfig, OPTIONS_HELP};
+
+/// The Sluice ingest gateway: accepts analytics event batches over HTTP and
+/// answers per event once Kafka has acknowledged them.
+#[derive(Debug, Parser)]
+#[command(version, after_long_help = OPTIONS_HELP)]
+struct Args {
+    /// TOML configuration file (see the key list in --help).
+    #[arg(long, short, env = "SLUICE_GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Validate the configuration and exit without connecting anywhere.
+    #[arg(long)]
+    check_config: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config: GatewayConfig = sluice_core::config::load(args.config.as_deref(), ENV_PREFIX)?;
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if args.print_config {
+        print!("{}", sluice_core::config::to_toml(&config));
+        return Ok(());
+    }
+    if args.check_config {
+        println!("configuration OK");
+        return Ok(());
+    }
+    sluice_core::telemetry::init_logging();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    sluice_gateway::serve(config, listener, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,205 @@
+//! Where events go once the gateway has decided their fate.
+//!
+//! [`EventSink::send`] takes a whole batch, enqueues every record in order (so
+//! a user's events keep their order within a partition) and then awaits all
+//! acknowledgements together: awaiting one by one would serialise on the
+//! linger delay. Each record gets its own result, so the HTTP answer can be
+//! exact per event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{BoxFuture, join_all};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use sluice_core::kafka::KafkaSettings;
+use tokio::sync::Mutex;
+
+use crate::config::ProducerSettings;
+use crate::state::Readiness;
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub topic: String,
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Why a record was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The broker did not acknowledge in time or is unreachable; retry later.
+    #[error("Kafka unavailable: {0}")]
+    Unavailable(String),
+    /// The producer's local queue is full: the gateway is overloaded.
+    #[error("producer queue full")]
+    QueueFull,
+    /// The broker refuses the record as too large; retrying cannot help.
+    #[error("record too large for Kafka")]
+    TooLarge,
+}
+
+impl SinkError {
+    fn classify(err: &KafkaError) -> Self {
+        match err.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::QueueFull) => Self::QueueFull,
+            Some(RDKafkaErrorCode::MessageSizeTooLarge)
+            | Some(RDKafkaErrorCode::InvalidMessageSize) => Self::TooLarge,
+            _ => Self::Unavailable(err.to_string()),
+        }
+    }
+}
+
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    /// Produces `records` in order; resolves once every record is acknowledged
+    /// or has failed. The result vector matches `records` index by index.
+    fn send(&self, records: Vec<Record>) -> BoxFuture<'_, Vec<Result<(), SinkError>>>;
+
+    /// Can the sink reach its backend right now? Used by `/readyz`.
+    fn probe(&self) -> BoxFuture<'_, bool>;
+}
+
+/// The production sink: an idempotent, acks=all, zstd producer.
+pub struct KafkaSink {
+    producer: FutureProducer,
+    delivery_timeout: Duration,
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink").finish_non_exhaustive()
+    }
+}
+
+impl KafkaSink {
+    pub fn new(kafka: &KafkaSettings, settings: &ProducerSettings) -> anyhow::Result<Self> {
+        let config =
+            kafka.durable_producer_config(settings.linger_ms, settings.delivery_timeout_ms);
+        Ok(Self {
+            producer: config.create()?,
+            delivery_timeout: Duration::from_millis(settings.delivery_timeout_ms),
+        })
+    }
+
+    /// Blocks until queued records are delivered or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> anyhow::Result<()> {
+        self.producer.flush(timeout)?;
+        Ok(())
+    }
+}
+
+impl EventSink for KafkaSink {
+    fn send(&self, records: Vec<Record>) -> BoxFuture<'_, Vec<Result<(), SinkError>>> {
+        Box::pin(async move {
+            let mut pending = Vec::with_capacity(records.len());
+            for record in &records {
+                let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+                for (name, value) in &record.headers {
+                    headers = headers.insert(Header {
+                        key: name,
+                        value: Some(value.as_bytes()),
+                    });
+                }
+                let future_record = FutureRecord::to(&record.topic)
+                    .key(record.key.as_bytes())
+                    .payload(record.payload.as_slice())
+                    .headers(headers);
+                match self.producer.send_result(future_record) {
+                    Ok(delivery) => pending.push(Ok(delivery)),
+                    Err((err, _)) => pending.push(Err(SinkError::classify(&err))),
+                }
+            }
+            // librdkafka enforces message.timeout.ms; the outer timeout only
+            // guards against a lost callback so a request can never hang.
+            let guard = self.delivery_timeout + Duration::from_secs(5);
+            let acks = pending.into_iter().map(|p| async move {
+                let delivery = match p {
+                    Ok(delivery) => delivery,
+                    Err(err) => return Err(err),
+                };
+                match tokio::time::timeout(guard, delivery).await {
+                    Ok(Ok(Ok(_))) => Ok(()),
+                    Ok(Ok(Err((err, _)))) => Err(SinkError::classify(&err)),
+                    Ok(Err(_canceled)) => {
+                        Err(SinkError::Unavailable("producer shut down".to_owned()))
+                    }
+                    Err(_elapsed) => Err(SinkError::Unavailable("delivery timed out".to_owned())),
+                }
+            });
+            join_all(acks).await
+        })
+    }
+
+    fn probe(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            // A clone shares the same librdkafka handle.
+            let producer = self.producer.clone();
+            // Metadata fetches block; keep them off the async workers.
+            tokio::task::spawn_blocking(move || {
+                producer
+                    .client()
+                    .fetch_metadata(None, Duration::from_secs(2))
+                    .map(|md| !md.brokers().is_empty())
+                    .unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false)
+        })
+    }
+}
+
+/// An in-memory sink for unit tests of the HTTP layer. It can be told to fail.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    records: Mutex<Vec<Record>>,
+    fail_with: std::sync::Mutex<Option<SinkError>>,
+}
+
+impl MemorySink {
+    pub async fn records(&self) -> Vec<Record> {
+        self.records.lock().await.clone()
+    }
+
+    pub fn fail_with(&self, error: Option<SinkError>) {
+        if let Ok(mut guard) = self.fail_with.lock() {
+            *guard = error;
+        }
+    }
+
+    fn failure(&self) -> Option<SinkError> {
+        self.fail_with.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+impl EventSink for MemorySink {
+    fn send(&self, records: Vec<Record>) -> BoxFuture<'_, Vec<Result<(), SinkError>>> {
+        Box::pin(async move {
+            if let Some(err) = self.failure() {
+                return records.iter().map(|_| Err(err.clone())).collect();
+            }
+            let results = records.iter().map(|_| Ok(())).collect();
+            self.records.lock().await.extend(records);
+            results
+        })
+    }
+
+    fn probe(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move { self.failure().is_none() })
+    }
+}
+
+/// Probes the sink every `period` and publishes the result for `/readyz`.
+pub async fn watch_readiness(sink: Arc<dyn EventSink>, readiness: Readiness, period: Duration) {
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        let reachable = sink.probe().await;
+        if reachable != readiness.backend_reachable() {
+            tracing::info!(reachable, "Kafka reachability changed");
+        }
+        readiness.set_backend_reachable(reachable);
+    }
+}

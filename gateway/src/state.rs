@@ -1,0 +1,101 @@
+//! What every handler shares. Cheap to clone (one `Arc`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sluice_core::clock::Clock;
+
+use crate::auth::KeyStore;
+use crate::config::{GatewayConfig, IngestConfig, ProducerSettings};
+use crate::sink::EventSink;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    ingest: IngestConfig,
+    producer: ProducerSettings,
+    keys: Arc<dyn KeyStore>,
+    sink: Arc<dyn EventSink>,
+    clock: Arc<dyn Clock>,
+    readiness: Readiness,
+}
+
+impl AppState {
+    pub fn new(
+        config: &GatewayConfig,
+        keys: Arc<dyn KeyStore>,
+        sink: Arc<dyn EventSink>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                ingest: config.ingest.clone(),
+                producer: config.producer.clone(),
+                keys,
+                sink,
+                clock,
+                readiness: Readiness::default(),
+            }),
+        }
+    }
+
+    pub fn ingest(&self) -> &IngestConfig {
+        &self.inner.ingest
+    }
+
+    pub fn producer_settings(&self) -> &ProducerSettings {
+        &self.inner.producer
+    }
+
+    pub fn keys(&self) -> &dyn KeyStore {
+        self.inner.keys.as_ref()
+    }
+
+    pub fn sink(&self) -> &dyn EventSink {
+        self.inner.sink.as_ref()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.inner.readiness.clone()
+    }
+}
+
+/// Ready = the backend answered the last probe and we are not draining.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<ReadinessFlags>);
+
+#[derive(Debug, Default)]
+struct ReadinessFlags {
+    backend_reachable: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.backend_reachable() && !self.is_draining()
+    }
+
+    pub fn backend_reachable(&self) -> bool {
+        self.0.backend_reachable.load(Ordering::Relaxed)
+    }
+
+    pub fn set_backend_reachable(&self, reachable: bool) {
+        self.0.backend_reachable.store(reachable, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn start_draining(&self) {
+        self.0.draining.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,257 @@
+//! The HTTP layer driven through `router()` with an in-memory sink: no socket,
+//! no Kafka. The same behaviour against the real broker is in `tests/`.
+
+// Test helpers unwrap: a panic is the failure report we want.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sluice_core::Timestamp;
+use sluice_core::clock::FixedClock;
+use sluice_core::kafka::headers;
+use sluice_gateway::auth::StaticKeys;
+use sluice_gateway::sink::{MemorySink, SinkError};
+use sluice_gateway::{AppState, GatewayConfig, router};
+use tower::ServiceExt;
+
+const KEY: &str = "sk_test_team_a";
+const NOW: i64 = 1_800_000_000_000;
+
+struct Harness {
+    state: AppState,
+    sink: Arc<MemorySink>,
+}
+
+fn harness() -> Harness {
+    let mut config = GatewayConfig::default();
+    config.auth.keys.insert(KEY.into(), "team-a".into());
+    config.ingest.max_events_per_batch = 3;
+    config.ingest.max_body_bytes = 64 * 1024;
+    let sink = Arc::new(MemorySink::default());
+    let state = AppState::new(
+        &config,
+        Arc::new(StaticKeys::new(&config.auth.keys)),
+        sink.clone(),
+        Arc::new(FixedClock::new(Timestamp::from_millis(NOW))),
+    );
+    Harness { state, sink }
+}
+
+async fn post(
+    h: &Harness,
+    auth: Option<&str>,
+    body: impl Into<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut request = Request::post("/v1/events").header(header::CONTENT_TYPE, "application/json");
+    if let Some(key) = auth {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+    }
+    let response = router(h.state.clone())
+        .oneshot(request.body(body.into()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+fn batch(events: Value) -> String {
+    json!({ "events": events }).to_string()
+}
+
+#[tokio::test]
+async fn accepted_events_are_produced_keyed_by_team_and_user() {
+    let h = harness();
+    let id = "0190d6a8-0000-7000-8000-000000000001";
+    let (status, _, body) = post(
+        &h,
+        Some(KEY),
+        batch(json!([{ "event_id": id, "event": "Clicked", "user_id": "u1", "properties": { "b": 1 } }])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({ "accepted": 1, "rejected": 0, "failed": 0,
+        "results": [{ "status": "accepted", "event_id": id }] })
+    );
+
+    let records = h.sink.records().await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].topic, "events.raw");
+    assert_eq!(records[0].key, "team-a:u1");
+    let value: Value = serde_json::from_slice(&records[0].payload).unwrap();
+    assert_eq!(value["team_id"], "team-a");
+    assert_eq!(
+        value["received_at"],
+        Timestamp::from_millis(NOW).to_rfc3339()
+    );
+    assert_eq!(value["properties"], json!({ "b": 1 }));
+    assert!(
+        records[0]
+            .headers
+            .contains(&(headers::TEAM, "team-a".to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn each_event_gets_its_own_outcome_and_rejects_go_to_the_dlq() {
+    let h = harness();
+    let id = "0190d6a8-0000-7000-8000-000000000002";
+    let (status, _, body) = post(
+        &h,
+        Some(KEY),
+        batch(json!([
+            { "event_id": id, "event": "A", "user_id": "u1" },
+            { "event": "B" },
+            { "event_id": id, "event": "C", "user_id": "u1" },
+        ])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["accepted"], 1);
+    assert_eq!(body["rejected"], 2);
+    assert_eq!(body["results"][1]["code"], "missing_field");
+    assert_eq!(body["results"][2]["code"], "duplicate_event_id");
+    assert_eq!(body["results"][2]["event_id"], id);
+
+    let records = h.sink.records().await;
+    let dlq: Vec<_> = records
+        .iter()
+        .filter(|r| r.topic == "events.rejected")
+        .collect();
+    assert_eq!(dlq.len(), 2);
+    assert_eq!(dlq[0].payload, br#"{"event":"B"}"#);
+    assert!(
+        dlq[0]
+            .headers
+            .contains(&(headers::REJECT_CODE, "missing_field".to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn kafka_failure_is_a_503_naming_the_events_to_retry() {
+    let h = harness();
+    h.sink
+        .fail_with(Some(SinkError::Unavailable("broker down".into())));
+    let (status, headers, body) = post(
+        &h,
+        Some(KEY),
+        batch(json!([{ "event": "A", "user_id": "u1" }])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::RETRY_AFTER], "5");
+    assert_eq!(body["failed"], 1);
+    assert_eq!(body["accepted"], 0);
+    assert_eq!(body["results"][0]["status"], "failed");
+    assert_eq!(body["results"][0]["code"], "kafka_unavailable");
+}
+
+#[tokio::test]
+async fn request_level_errors_have_specific_codes() {
+    let h = harness();
+    let too_many = batch(
+        json!([{ "event": "a", "user_id": "u" }, { "event": "a", "user_id": "u" },
+        { "event": "a", "user_id": "u" }, { "event": "a", "user_id": "u" }]),
+    );
+    let cases: Vec<(Option<&str>, Body, StatusCode, &str)> = vec![
+        (
+            None,
+            Body::from(batch(json!([]))),
+            StatusCode::UNAUTHORIZED,
+            "missing_api_key",
+        ),
+        (
+            Some("sk_wrong_key"),
+            Body::from(batch(json!([]))),
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+        ),
+        (
+            Some(KEY),
+            Body::from("{\"events\": ["),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            Some(KEY),
+            Body::from("{\"events\": 5}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_batch",
+        ),
+        (
+            Some(KEY),
+            Body::from(vec![b'{', 0xff, b'}']),
+            StatusCode::BAD_REQUEST,
+            "invalid_utf8",
+        ),
+        (
+            Some(KEY),
+            Body::from(batch(json!([]))),
+            StatusCode::BAD_REQUEST,
+            "empty_batch",
+        ),
+        (
+            Some(KEY),
+            Body::from(too_many),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+        ),
+        (
+            Some(KEY),
+            Body::from(vec![b' '; 65 * 1024]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+    ];
+    for (key, body, want_status, want_code) in cases {
+        let (status, _, body) = post(&h, key, body).await;
+        assert_eq!(status, want_status, "{want_code}: {body}");
+        assert_eq!(body["error"]["code"], want_code, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    assert!(h.sink.records().await.is_empty());
+}
+
+#[tokio::test]
+async fn unsupported_content_type_is_415() {
+    let h = harness();
+    let request = Request::post("/v1/events")
+        .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
+        .header(header::CONTENT_TYPE, "application/xml")
+        .body(Body::from("<events/>"))
+        .unwrap();
+    let response = router(h.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn readiness_follows_the_backend_and_draining() {
+    let h = harness();
+    let get = |path: &'static str| {
+        let app = router(h.state.clone());
+        async move {
+            app.oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(get("/healthz").await, StatusCode::OK);
+    assert_eq!(get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
+    h.state.readiness().set_backend_reachable(true);
+    assert_eq!(get("/readyz").await, StatusCode::OK);
+    h.state.readiness().start_draining();
+    assert_eq!(get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -1,0 +1,1 @@
+//! The loader: `events.raw` to ClickHouse and the lake (issue: Loader). Not built yet.

@@ -1,0 +1,141 @@
+//! Shared harness for the suites in `tests/tests/`, which run against the real
+//! local stack (`scripts/stack up`): real Kafka, real ClickHouse.
+//!
+//! Each test gets fresh topics (deleted when dropped) and its own in-process
+//! gateway on an ephemeral port, so suites run in parallel without sharing
+//! state. If the stack is not running, tests fail with a message saying so;
+//! they never skip silently.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use sluice_core::kafka::KafkaSettings;
+use sluice_gateway::GatewayConfig;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Kafka of the local stack (`SLUICE_KAFKA_BROKERS`, default the stack's port).
+pub fn kafka() -> KafkaSettings {
+    KafkaSettings {
+        brokers: std::env::var("SLUICE_KAFKA_BROKERS")
+            .unwrap_or_else(|_| "127.0.0.1:19092".to_owned()),
+        ..KafkaSettings::default()
+    }
+}
+
+/// A pair of fresh topics standing in for `events.raw` and `events.rejected`.
+#[derive(Debug)]
+pub struct TestTopics {
+    pub raw: String,
+    pub rejected: String,
+    kafka: KafkaSettings,
+}
+
+impl TestTopics {
+    pub async fn create(partitions: i32) -> anyhow::Result<Self> {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let topics = Self {
+            raw: format!("test.raw.{suffix}"),
+            rejected: format!("test.rejected.{suffix}"),
+            kafka: kafka(),
+        };
+        let admin = admin(&topics.kafka)?;
+        let new = [
+            NewTopic::new(&topics.raw, partitions, TopicReplication::Fixed(1)),
+            NewTopic::new(&topics.rejected, 1, TopicReplication::Fixed(1)),
+        ];
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin.create_topics(&new, &options).await.with_context(|| {
+            format!(
+                "creating test topics on {} — is the local stack up? run `scripts/stack up`",
+                topics.kafka.brokers
+            )
+        })?;
+        for result in results {
+            result.map_err(|(topic, code)| anyhow::anyhow!("creating {topic}: {code}"))?;
+        }
+        Ok(topics)
+    }
+
+    /// A gateway config producing to these topics, with one team key.
+    pub fn gateway_config(&self, api_key: &str, team: &str) -> GatewayConfig {
+        let mut config = GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kafka: self.kafka.clone(),
+            ..GatewayConfig::default()
+        };
+        config.producer.topic = self.raw.clone();
+        config.producer.rejected_topic = self.rejected.clone();
+        config.auth.keys.insert(api_key.to_owned(), team.to_owned());
+        config
+    }
+}
+
+impl Drop for TestTopics {
+    fn drop(&mut self) {
+        // Best effort: a leftover test topic costs disk, not correctness.
+        let kafka = self.kafka.clone();
+        let names = [self.raw.clone(), self.rejected.clone()];
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(admin) = admin(&kafka) {
+                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                    let _ = admin.delete_topics(&refs, &AdminOptions::new()).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn admin(kafka: &KafkaSettings) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    Ok(kafka.client_config().create()?)
+}
+
+/// A gateway running in this process on an ephemeral port.
+#[derive(Debug)]
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningGateway {
+    pub async fn start(config: GatewayConfig) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(sluice_gateway::serve(config, listener, async move {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Graceful shutdown: drains in-flight requests and flushes the producer.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The native ingest endpoint against the real broker: what the gateway
+//! acknowledges is exactly what lands in Kafka.
+
+// Test helpers unwrap: a panic is the failure report we want.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sluice_cli::readback;
+use sluice_core::kafka::headers;
+use sluice_tests::{RunningGateway, TestTopics, kafka};
+use uuid::Uuid;
+
+const KEY: &str = "sk_test_kafka_roundtrip";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_are_in_kafka_exactly_once_in_user_order() {
+    let topics = TestTopics::create(6).await.unwrap();
+    let gateway = RunningGateway::start(topics.gateway_config(KEY, "team-rt"))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+
+    // Three requests, five users, a sequence number per user; plus rejects.
+    let mut sent: Vec<(Uuid, String, u64)> = Vec::new();
+    let mut rejected_ids = Vec::new();
+    for request in 0..3u64 {
+        let mut events = Vec::new();
+        for i in 0..40u64 {
+            let id = Uuid::new_v4();
+            let user = format!("user-{}", i % 5);
+            let seq = request * 40 + i;
+            events.push(json!({ "event_id": id, "event": "Seq", "user_id": user,
+                                "properties": { "seq": seq } }));
+            sent.push((id, user, seq));
+        }
+        let bad = Uuid::new_v4();
+        events.push(json!({ "event_id": bad, "event": "Bad", "user_id": "" }));
+        rejected_ids.push(bad);
+        let response = client
+            .post(gateway.url("/v1/events"))
+            .bearer_auth(KEY)
+            .json(&json!({ "events": events }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["accepted"], 40, "{body}");
+        assert_eq!(body["rejected"], 1, "{body}");
+        assert_eq!(body["results"][40]["code"], "invalid_user_id");
+    }
+
+    let settings = kafka();
+    let start: BTreeMap<i32, i64> = (0..6).map(|p| (p, 0)).collect();
+    let (raw_topic, total) = (topics.raw.clone(), sent.len());
+    let raw = tokio::task::spawn_blocking(move || {
+        readback::read_from(
+            &settings,
+            &raw_topic,
+            &start,
+            Duration::from_secs(30),
+            |r| r.len() >= total,
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        raw.len(),
+        sent.len(),
+        "every acknowledged event is in the topic"
+    );
+    // The end offsets count every record ever written, so a duplicate produced
+    // after the read stopped would still show here.
+    let (settings, raw_topic) = (kafka(), topics.raw.clone());
+    let ends = tokio::task::spawn_blocking(move || readback::end_offsets(&settings, &raw_topic))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ends.values().sum::<i64>(),
+        sent.len() as i64,
+        "no record beyond the acknowledged ones"
+    );
+
+    let mut by_id: HashMap<Uuid, &readback::ReadRecord> = HashMap::new();
+    let mut per_user: BTreeMap<String, Vec<(i32, i64, u64)>> = BTreeMap::new();
+    for record in &raw {
+        let value: Value = serde_json::from_slice(&record.payload).unwrap();
+        let id: Uuid = value["event_id"].as_str().unwrap().parse().unwrap();
+        assert!(by_id.insert(id, record).is_none(), "duplicate {id}");
+        let user = value["user_id"].as_str().unwrap().to_owned();
+        assert_eq!(record.key, format!("team-rt:{user}"));
+        assert_eq!(record.headers[headers::TEAM], "team-rt");
+        assert_eq!(value["team_id"], "team-rt");
+        per_user.entry(user).or_default().push((
+            record.partition,
+            record.offset,
+            value["properties"]["seq"].as_u64().unwrap(),
+        ));
+    }
+    for (id, _, _) in &sent {
+        assert!(
+            by_id.contains_key(id),
+            "acknowledged event {id} missing from Kafka"
+        );
+    }
+    for (user, mut events) in per_user {
+        let partitions: Vec<i32> = events.iter().map(|e| e.0).collect();
+        assert!(
+            partitions.windows(2).all(|w| w[0] == w[1]),
+            "{user} spans partitions"
+        );
+        events.sort_by_key(|e| e.1);
+        let seqs: Vec<u64> = events.iter().map(|e| e.2).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{user} out of order: {seqs:?}"
+        );
+    }
+
+    let settings = kafka();
+    let rejected_topic = topics.rejected.clone();
+    let dlq = tokio::task::spawn_blocking(move || {
+        readback::read_from(
+            &settings,
+            &rejected_topic,
+            &BTreeMap::from([(0, 0)]),
+            Duration::from_secs(30),
+            |r| r.len() >= 3,
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(dlq.len(), 3);
+    for (record, id) in dlq.iter().zip(&rejected_ids) {
+        assert_eq!(record.headers[headers::REJECT_CODE], "invalid_user_id");
+        let value: Value = serde_json::from_slice(&record.payload).unwrap();
+        assert_eq!(
+            value["event_id"],
+            id.to_string(),
+            "the DLQ keeps the event as sent"
+        );
+    }
+
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_command_round_trips_through_the_broker() {
+    let topics = TestTopics::create(3).await.unwrap();
+    let gateway = RunningGateway::start(topics.gateway_config(KEY, "team-demo"))
+        .await
+        .unwrap();
+    let options = sluice_cli::sample::SampleOptions {
+        gateway: gateway.url(""),
+        api_key: KEY.to_owned(),
+        kafka: kafka(),
+        topic: topics.raw.clone(),
+        events: 12,
+        timeout: Duration::from_secs(30),
+    };
+    let report = sluice_cli::sample::run(&options).await.unwrap();
+    assert_eq!(report.accepted.len(), 12);
+    assert_eq!(report.rejected, 1);
+    assert_eq!(report.found.len(), 12);
+    gateway.stop().await.unwrap();
+}
