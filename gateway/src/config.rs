@@ -65,8 +65,12 @@ impl Default for ProducerSettings {
 pub struct IngestConfig {
     /// Most events accepted in one batch request.
     pub max_events_per_batch: usize,
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body as sent (compressed), in bytes.
     pub max_body_bytes: usize,
+    /// Largest accepted request body after decompression, in bytes.
+    pub max_decompressed_bytes: usize,
+    /// A client must finish uploading its body within this time.
+    pub body_timeout_ms: u64,
     /// Per-event rules (sizes, clock skew).
     pub event: Limits,
 }
@@ -76,6 +80,8 @@ impl Default for IngestConfig {
         Self {
             max_events_per_batch: 1000,
             max_body_bytes: 5 * 1024 * 1024,
+            max_decompressed_bytes: 20 * 1024 * 1024,
+            body_timeout_ms: 10_000,
             event: Limits::default(),
         }
     }
@@ -99,7 +105,9 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   producer.topic                  topic for accepted events [events.raw]
   producer.rejected_topic         dead-letter topic for rejected events [events.rejected]
   ingest.max_events_per_batch     events per request [1000]
-  ingest.max_body_bytes           request body size [5242880]
+  ingest.max_body_bytes           request body size as sent [5242880]
+  ingest.max_decompressed_bytes   request body size after gzip/zstd decoding [20971520]
+  ingest.body_timeout_ms          time allowed to upload the body, else 408 [10000]
   ingest.event.max_event_bytes    JSON size of one event [32768]
   ingest.event.max_user_id_bytes  user_id length [256]
   ingest.event.max_event_name_bytes  event name length [200]

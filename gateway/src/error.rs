@@ -23,6 +23,14 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("request body is not a batch: {0}; expected {{\"events\": [...]}}")]
     InvalidBatch(String),
+    #[error("unsupported Content-Encoding `{0}`: send gzip, zstd or no encoding")]
+    UnsupportedEncoding(String),
+    #[error("request body could not be decompressed: {0}")]
+    InvalidCompression(String),
+    #[error("decompressed request body exceeds {limit} bytes")]
+    DecompressedTooLarge { limit: usize },
+    #[error("request body not received within {secs} s")]
+    BodyTimeout { secs: u64 },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
     #[error("the batch contains no events")]
@@ -49,6 +57,10 @@ impl ApiError {
             Self::InvalidUtf8 => "invalid_utf8",
             Self::MalformedJson(_) => "malformed_json",
             Self::InvalidBatch(_) => "invalid_batch",
+            Self::UnsupportedEncoding(_) => "unsupported_encoding",
+            Self::InvalidCompression(_) => "invalid_compression",
+            Self::DecompressedTooLarge { .. } => "decompressed_too_large",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::BodyRead(_) => "body_read_error",
             Self::EmptyBatch => "empty_batch",
             Self::TooManyEvents { .. } => "too_many_events",
@@ -67,12 +79,16 @@ impl ApiError {
             Self::InvalidUtf8
             | Self::MalformedJson(_)
             | Self::InvalidBatch(_)
+            | Self::InvalidCompression(_)
             | Self::BodyRead(_)
             | Self::EmptyBatch => StatusCode::BAD_REQUEST,
-            Self::TooManyEvents { .. } | Self::PayloadTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
+            Self::TooManyEvents { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::KafkaUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -5,6 +5,7 @@
 //! - [`routes`]: `router(state) -> Router`, the whole HTTP surface.
 //! - [`ingest`]: the native batch endpoint, from body bytes to per-event outcomes.
 //! - [`auth`]: API key lookup.
+//! - [`body`]: reading request bodies under size, decompression and time limits.
 //! - [`sink`]: where accepted and rejected events go (Kafka, or memory in tests).
 //! - [`error`]: the one error type of the HTTP boundary and its status mapping.
 //! - [`state`]: what handlers share.
@@ -13,6 +14,7 @@
 //! requests and flushes the producer, so no acknowledged-to-be event is lost.
 
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod ingest;

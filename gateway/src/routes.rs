@@ -1,19 +1,18 @@
 //! The HTTP surface. [`router`] takes the state and returns the whole app, so
 //! tests drive it with `tower::ServiceExt::oneshot` and no socket.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
-use crate::auth;
 use crate::error::ApiError;
 use crate::ingest;
 use crate::state::AppState;
+use crate::{auth, body};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -32,7 +31,8 @@ async fn post_events(
     // make us buffer megabytes.
     let team = auth::authenticate(state.keys(), &headers)?;
     check_content_type(&headers)?;
-    let bytes = read_body(body, state.ingest().max_body_bytes).await?;
+    let encoding = body::Encoding::from_headers(&headers)?;
+    let bytes = body::read(body, encoding, state.ingest()).await?;
     let response = ingest::ingest_batch(&state, &team, &bytes).await?;
     Ok(response.into_response())
 }
@@ -49,18 +49,6 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType(text.to_owned()))
-    }
-}
-
-/// Reads at most `limit` bytes; a larger body is refused as soon as the limit
-/// is crossed, without buffering the rest.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::PayloadTooLarge { limit })
-        }
-        Err(err) => Err(ApiError::BodyRead(err.to_string())),
     }
 }
 

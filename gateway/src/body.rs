@@ -1,0 +1,154 @@
+//! Reading a request body under limits: wire size, decompressed size, time.
+//!
+//! A compression bomb costs no more memory than `max_decompressed_bytes`: the
+//! decoder's output is read through `take(limit + 1)`, so the first byte past
+//! the limit ends decoding with an error instead of a larger buffer. A client
+//! that stalls mid-upload is cut off after `body_timeout_ms`.
+
+use std::io::Read;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::config::IngestConfig;
+use crate::error::ApiError;
+
+/// Bodies larger than this are decompressed on the blocking pool so a big
+/// upload does not stall the async workers serving other requests.
+const INLINE_DECOMPRESS_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+impl Encoding {
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+            return Ok(Self::Identity);
+        };
+        let text = value.to_str().unwrap_or("").trim();
+        Self::from_name(text).ok_or_else(|| ApiError::UnsupportedEncoding(text.to_owned()))
+    }
+
+    /// Parses an encoding name (`gzip`, `zstd`, `identity`), as used in
+    /// `Content-Encoding` and in SDKs' `compression` query parameters.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "" | "identity" => Some(Self::Identity),
+            "gzip" | "x-gzip" | "gzip-js" => Some(Self::Gzip),
+            "zstd" => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Reads and decodes a request body within `config`'s limits.
+pub async fn read(
+    body: Body,
+    encoding: Encoding,
+    config: &IngestConfig,
+) -> Result<Bytes, ApiError> {
+    let timeout = Duration::from_millis(config.body_timeout_ms);
+    let raw = tokio::time::timeout(timeout, read_limited(body, config.max_body_bytes))
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            secs: timeout.as_secs(),
+        })??;
+    if encoding == Encoding::Identity {
+        return Ok(raw);
+    }
+    let limit = config.max_decompressed_bytes;
+    if raw.len() <= INLINE_DECOMPRESS_BYTES {
+        decompress(&raw, encoding, limit).map(Bytes::from)
+    } else {
+        tokio::task::spawn_blocking(move || decompress(&raw, encoding, limit))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .map(Bytes::from)
+    }
+}
+
+/// Reads at most `limit` bytes; a larger body is refused as soon as the limit
+/// is crossed, without buffering the rest.
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::PayloadTooLarge { limit })
+        }
+        Err(err) => Err(ApiError::BodyRead(err.to_string())),
+    }
+}
+
+/// Decodes `raw`, failing as soon as the output would exceed `limit` bytes.
+pub fn decompress(raw: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let reader: Box<dyn Read + '_> = match encoding {
+        Encoding::Identity => return Ok(raw.to_vec()),
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        Encoding::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(raw)
+                .map_err(|e| ApiError::InvalidCompression(e.to_string()))?,
+        ),
+    };
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
+    let read = reader.take(limit as u64 + 1).read_to_end(&mut out);
+    match read {
+        Ok(_) if out.len() > limit => Err(ApiError::DecompressedTooLarge { limit }),
+        Ok(_) => Ok(out),
+        Err(e) => Err(ApiError::InvalidCompression(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn round_trips_gzip_and_zstd() {
+        let data = br#"{"events":[{"event":"e","user_id":"u"}]}"#;
+        assert_eq!(decompress(&gzip(data), Encoding::Gzip, 1024).unwrap(), data);
+        let z = zstd::encode_all(&data[..], 3).unwrap();
+        assert_eq!(decompress(&z, Encoding::Zstd, 1024).unwrap(), data);
+    }
+
+    #[test]
+    fn bombs_stop_at_the_limit() {
+        // 64 MiB of zeros compresses to ~64 KiB; decoding must stop at 1 MiB.
+        let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
+        assert!(bomb.len() < 128 * 1024);
+        let err = decompress(&bomb, Encoding::Gzip, 1024 * 1024).unwrap_err();
+        assert!(matches!(err, ApiError::DecompressedTooLarge { limit } if limit == 1024 * 1024));
+        let zbomb = zstd::encode_all(&vec![0u8; 64 * 1024 * 1024][..], 3).unwrap();
+        assert!(matches!(
+            decompress(&zbomb, Encoding::Zstd, 1024 * 1024).unwrap_err(),
+            ApiError::DecompressedTooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn corrupt_input_is_invalid_compression() {
+        let err = decompress(b"not gzip at all", Encoding::Gzip, 1024).unwrap_err();
+        assert!(matches!(err, ApiError::InvalidCompression(_)));
+        let err = decompress(b"not zstd at all", Encoding::Zstd, 1024).unwrap_err();
+        assert!(matches!(err, ApiError::InvalidCompression(_)));
+    }
+
+    #[test]
+    fn encodings_parse_case_insensitively() {
+        assert_eq!(Encoding::from_name("GZIP"), Some(Encoding::Gzip));
+        assert_eq!(Encoding::from_name("br"), None);
+    }
+}
