@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use sluice_cli::admin::{AdminClient, key_line};
 use sluice_cli::sample::{self, SampleOptions};
 use sluice_core::kafka::{KafkaSettings, TOPIC_RAW};
 
@@ -16,6 +17,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create, list and revoke API keys through a gateway's admin API.
+    Keys {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Send a sample batch through a gateway and read it back from Kafka.
     ///
     /// Exits non-zero unless every event the gateway acknowledged is found in
@@ -46,9 +54,79 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct AdminArgs {
+    /// Gateway base URL (the admin API is served under /admin/v1).
+    #[arg(
+        long,
+        env = "SLUICE_ADMIN_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    admin_url: String,
+    /// Operator token (`admin.token`) or a team admin key.
+    #[arg(
+        long,
+        env = "SLUICE_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Create a key and print it (shown once; only its hash is stored).
+    Create {
+        /// Team the key sends events for.
+        #[arg(long)]
+        team: String,
+        /// `ingest` (send events) or `admin` (also manage the team's keys, plugins, schemas).
+        #[arg(long, default_value = "ingest", value_parser = ["ingest", "admin"])]
+        role: String,
+        /// Free text to recognise the key by (e.g. "ios app").
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List keys (a team admin sees only its own team).
+    List {
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Revoke a key by id; every gateway refuses it within a second.
+    Revoke { key_id: String },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Keys { admin, action } => {
+            let Some(token) = admin.token else {
+                anyhow::bail!("an admin token is required: --token or SLUICE_ADMIN_TOKEN");
+            };
+            let client = AdminClient::new(&admin.admin_url, &token);
+            match action {
+                KeysAction::Create { team, role, label } => {
+                    let created = client.create_key(&team, &role, &label).await?;
+                    println!("{}", created["key"].as_str().unwrap_or("?"));
+                    eprintln!(
+                        "created key {} for team {} (role {}); it is not shown again",
+                        created["key_id"].as_str().unwrap_or("?"),
+                        team,
+                        role
+                    );
+                }
+                KeysAction::List { team } => {
+                    for key in client.list_keys(team.as_deref()).await? {
+                        println!("{}", key_line(&key));
+                    }
+                }
+                KeysAction::Revoke { key_id } => {
+                    let revoked = client.revoke_key(&key_id).await?;
+                    println!("{}", key_line(&revoked));
+                }
+            }
+        }
         Command::SendSample {
             gateway,
             api_key,

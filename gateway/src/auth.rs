@@ -1,62 +1,90 @@
-//! API key lookup. The gateway asks a [`KeyStore`] which team a key belongs to.
-
-use std::collections::BTreeMap;
-use std::collections::HashMap;
-use std::sync::Arc;
+//! Who is calling: API keys for ingest and team admins, an operator token for
+//! cross-team administration.
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
 use crate::error::ApiError;
+use crate::keys::{KeyStatus, KeyStore, Principal, Role};
 
-/// What a key lookup found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyStatus {
-    Team(Arc<str>),
-    Revoked,
-    Unknown,
-}
-
-pub trait KeyStore: Send + Sync + std::fmt::Debug {
-    fn lookup(&self, key: &str) -> KeyStatus;
-}
-
-/// Keys from configuration: fixed for the life of the process.
-#[derive(Debug, Default)]
-pub struct StaticKeys(HashMap<String, Arc<str>>);
-
-impl StaticKeys {
-    pub fn new(keys: &BTreeMap<String, String>) -> Self {
-        Self(
-            keys.iter()
-                .map(|(key, team)| (key.clone(), Arc::from(team.as_str())))
-                .collect(),
-        )
-    }
-}
-
-impl KeyStore for StaticKeys {
-    fn lookup(&self, key: &str) -> KeyStatus {
-        match self.0.get(key) {
-            Some(team) => KeyStatus::Team(team.clone()),
-            None => KeyStatus::Unknown,
-        }
-    }
-}
-
-/// Resolves the `Authorization: Bearer <key>` header to a team.
-pub fn authenticate(keys: &dyn KeyStore, headers: &HeaderMap) -> Result<Arc<str>, ApiError> {
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers.get(AUTHORIZATION).ok_or(ApiError::MissingApiKey)?;
     let value = value.to_str().map_err(|_| ApiError::InvalidApiKey)?;
-    let key = value
+    value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|key| !key.is_empty())
-        .ok_or(ApiError::MissingApiKey)?;
+        .ok_or(ApiError::MissingApiKey)
+}
+
+/// Resolves a key to the team and role it acts for.
+pub fn principal(keys: &dyn KeyStore, key: &str) -> Result<Principal, ApiError> {
     match keys.lookup(key) {
-        KeyStatus::Team(team) => Ok(team),
+        KeyStatus::Valid(principal) => Ok(principal),
         KeyStatus::Revoked => Err(ApiError::RevokedApiKey),
         KeyStatus::Unknown => Err(ApiError::InvalidApiKey),
+    }
+}
+
+/// Resolves the `Authorization: Bearer <key>` header to a team.
+pub fn authenticate(keys: &dyn KeyStore, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    principal(keys, bearer(headers)?)
+}
+
+/// Who may use the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    /// The operator token: every team.
+    Operator,
+    /// A team's admin key: that team only.
+    Team(std::sync::Arc<str>),
+}
+
+impl Admin {
+    /// Refuses access to another team's resources.
+    pub fn check_team(&self, team: &str) -> Result<(), ApiError> {
+        match self {
+            Self::Operator => Ok(()),
+            Self::Team(own) if &**own == team => Ok(()),
+            Self::Team(_) => Err(ApiError::Forbidden(format!(
+                "this key cannot manage team `{team}`"
+            ))),
+        }
+    }
+
+    /// The team this caller is limited to, if any.
+    pub fn team(&self) -> Option<&str> {
+        match self {
+            Self::Operator => None,
+            Self::Team(team) => Some(team),
+        }
+    }
+}
+
+/// Authenticates an admin API call: the operator token, or an admin-role key.
+pub fn authenticate_admin(
+    keys: &dyn KeyStore,
+    operator_token: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Admin, ApiError> {
+    let token = bearer(headers)?;
+    if let Some(expected) = operator_token
+        && token.len() == expected.len()
+        && token
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    {
+        return Ok(Admin::Operator);
+    }
+    let principal = principal(keys, token)?;
+    match principal.role {
+        Role::Admin => Ok(Admin::Team(principal.team)),
+        Role::Ingest => Err(ApiError::Forbidden(
+            "this key has the `ingest` role; admin calls need an `admin` key".to_owned(),
+        )),
     }
 }

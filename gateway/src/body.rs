@@ -12,6 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use crate::admission::Ticket;
 use crate::config::IngestConfig;
 use crate::error::ApiError;
 
@@ -48,28 +49,44 @@ impl Encoding {
 }
 
 /// Reads and decodes a request body within `config`'s limits.
+///
+/// `ticket` holds the request's memory reservation: it must cover the wire
+/// bytes, then grows with the decompressed output; decoding stops with 503
+/// (`overloaded`) when the gateway-wide budget is spent. The ticket is handed
+/// back with the body so the reservation lives as long as the request.
 pub async fn read(
     body: Body,
     encoding: Encoding,
     config: &IngestConfig,
-) -> Result<Bytes, ApiError> {
+    mut ticket: Ticket,
+) -> Result<(Bytes, Ticket), ApiError> {
     let timeout = Duration::from_millis(config.body_timeout_ms);
     let raw = tokio::time::timeout(timeout, read_limited(body, config.max_body_bytes))
         .await
         .map_err(|_| ApiError::BodyTimeout {
             secs: timeout.as_secs(),
         })??;
+    if !ticket.reserve(raw.len()) {
+        return Err(overloaded());
+    }
     if encoding == Encoding::Identity {
-        return Ok(raw);
+        return Ok((raw, ticket));
     }
     let limit = config.max_decompressed_bytes;
-    if raw.len() <= INLINE_DECOMPRESS_BYTES {
-        decompress(&raw, encoding, limit).map(Bytes::from)
+    let inline = raw.len() <= INLINE_DECOMPRESS_BYTES;
+    let decode = move || {
+        let wire = raw.len();
+        let out = decompress(&raw, encoding, limit, &mut |decoded| {
+            ticket.reserve(wire + decoded)
+        })?;
+        Ok((Bytes::from(out), ticket))
+    };
+    if inline {
+        decode()
     } else {
-        tokio::task::spawn_blocking(move || decompress(&raw, encoding, limit))
+        tokio::task::spawn_blocking(decode)
             .await
             .map_err(|e| ApiError::Internal(e.into()))?
-            .map(Bytes::from)
     }
 }
 
@@ -85,8 +102,23 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
-/// Decodes `raw`, failing as soon as the output would exceed `limit` bytes.
-pub fn decompress(raw: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8>, ApiError> {
+fn overloaded() -> ApiError {
+    ApiError::Overloaded {
+        retry_after_secs: 1,
+    }
+}
+
+/// Output is produced in steps of this size; the budget is asked before each.
+const DECODE_STEP: usize = 256 * 1024;
+
+/// Decodes `raw`, failing as soon as the output would exceed `limit` bytes,
+/// or when `budget(bytes_so_far + step)` refuses to cover the next step.
+pub fn decompress(
+    raw: &[u8],
+    encoding: Encoding,
+    limit: usize,
+    budget: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, ApiError> {
     let reader: Box<dyn Read + '_> = match encoding {
         Encoding::Identity => return Ok(raw.to_vec()),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
@@ -95,12 +127,24 @@ pub fn decompress(raw: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8
                 .map_err(|e| ApiError::InvalidCompression(e.to_string()))?,
         ),
     };
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
-    let read = reader.take(limit as u64 + 1).read_to_end(&mut out);
-    match read {
-        Ok(_) if out.len() > limit => Err(ApiError::DecompressedTooLarge { limit }),
-        Ok(_) => Ok(out),
-        Err(e) => Err(ApiError::InvalidCompression(e.to_string())),
+    let mut reader = reader.take(limit as u64 + 1);
+    let mut out = Vec::new();
+    loop {
+        let step = DECODE_STEP.min(limit + 1 - out.len().min(limit));
+        if !budget(out.len() + step) {
+            return Err(overloaded());
+        }
+        let before = out.len();
+        (&mut reader)
+            .take(step as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| ApiError::InvalidCompression(e.to_string()))?;
+        if out.len() > limit {
+            return Err(ApiError::DecompressedTooLarge { limit });
+        }
+        if out.len() - before < step {
+            return Ok(out);
+        }
     }
 }
 
@@ -119,9 +163,15 @@ mod tests {
     #[test]
     fn round_trips_gzip_and_zstd() {
         let data = br#"{"events":[{"event":"e","user_id":"u"}]}"#;
-        assert_eq!(decompress(&gzip(data), Encoding::Gzip, 1024).unwrap(), data);
+        assert_eq!(
+            decompress(&gzip(data), Encoding::Gzip, 1024, &mut |_| true).unwrap(),
+            data
+        );
         let z = zstd::encode_all(&data[..], 3).unwrap();
-        assert_eq!(decompress(&z, Encoding::Zstd, 1024).unwrap(), data);
+        assert_eq!(
+            decompress(&z, Encoding::Zstd, 1024, &mut |_| true).unwrap(),
+            data
+        );
     }
 
     #[test]
@@ -129,20 +179,37 @@ mod tests {
         // 64 MiB of zeros compresses to ~64 KiB; decoding must stop at 1 MiB.
         let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
         assert!(bomb.len() < 128 * 1024);
-        let err = decompress(&bomb, Encoding::Gzip, 1024 * 1024).unwrap_err();
+        let err = decompress(&bomb, Encoding::Gzip, 1024 * 1024, &mut |_| true).unwrap_err();
         assert!(matches!(err, ApiError::DecompressedTooLarge { limit } if limit == 1024 * 1024));
         let zbomb = zstd::encode_all(&vec![0u8; 64 * 1024 * 1024][..], 3).unwrap();
         assert!(matches!(
-            decompress(&zbomb, Encoding::Zstd, 1024 * 1024).unwrap_err(),
+            decompress(&zbomb, Encoding::Zstd, 1024 * 1024, &mut |_| true).unwrap_err(),
             ApiError::DecompressedTooLarge { .. }
         ));
     }
 
     #[test]
+    fn decoding_stops_when_the_memory_budget_is_spent() {
+        let data = gzip(&vec![b'x'; 4 * 1024 * 1024]);
+        let mut asked = Vec::new();
+        let err = decompress(&data, Encoding::Gzip, 8 * 1024 * 1024, &mut |total| {
+            asked.push(total);
+            total <= 1024 * 1024
+        })
+        .unwrap_err();
+        assert!(matches!(err, ApiError::Overloaded { .. }));
+        assert!(
+            asked.windows(2).all(|w| w[0] < w[1]),
+            "reservations only grow: {asked:?}"
+        );
+        assert!(*asked.last().unwrap() <= 1024 * 1024 + DECODE_STEP);
+    }
+
+    #[test]
     fn corrupt_input_is_invalid_compression() {
-        let err = decompress(b"not gzip at all", Encoding::Gzip, 1024).unwrap_err();
+        let err = decompress(b"not gzip at all", Encoding::Gzip, 1024, &mut |_| true).unwrap_err();
         assert!(matches!(err, ApiError::InvalidCompression(_)));
-        let err = decompress(b"not zstd at all", Encoding::Zstd, 1024).unwrap_err();
+        let err = decompress(b"not zstd at all", Encoding::Zstd, 1024, &mut |_| true).unwrap_err();
         assert!(matches!(err, ApiError::InvalidCompression(_)));
     }
 

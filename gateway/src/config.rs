@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use sluice_core::Limits;
+
+use crate::admission::AdmissionConfig;
 use sluice_core::kafka::KafkaSettings;
 
 /// Environment variable prefix; nesting uses `__` (`SLUICE_GATEWAY_KAFKA__BROKERS`).
@@ -20,6 +22,8 @@ pub struct GatewayConfig {
     pub producer: ProducerSettings,
     pub ingest: IngestConfig,
     pub auth: AuthConfig,
+    pub admin: AdminConfig,
+    pub admission: AdmissionConfig,
 }
 
 impl Default for GatewayConfig {
@@ -30,6 +34,8 @@ impl Default for GatewayConfig {
             producer: ProducerSettings::default(),
             ingest: IngestConfig::default(),
             auth: AuthConfig::default(),
+            admin: AdminConfig::default(),
+            admission: AdmissionConfig::default(),
         }
     }
 }
@@ -43,6 +49,9 @@ pub struct ProducerSettings {
     /// Upper bound on waiting for Kafka's acknowledgement of an event; past it
     /// the client gets 503 with `Retry-After` instead of a hanging request.
     pub delivery_timeout_ms: u64,
+    /// Memory librdkafka may hold for records not yet acknowledged; when full,
+    /// new events fail fast as `overloaded` instead of queueing without bound.
+    pub queue_max_kbytes: u64,
     /// Topic for accepted events.
     pub topic: String,
     /// Topic for rejected events (dead-letter queue).
@@ -54,6 +63,7 @@ impl Default for ProducerSettings {
         Self {
             linger_ms: 50,
             delivery_timeout_ms: 10_000,
+            queue_max_kbytes: 256 * 1024,
             topic: sluice_core::kafka::TOPIC_RAW.to_owned(),
             rejected_topic: sluice_core::kafka::TOPIC_REJECTED.to_owned(),
         }
@@ -87,11 +97,31 @@ impl Default for IngestConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// API key → team id. Keys configured here suit development and tests.
+    /// API key → team id, role `ingest`. For development and tests; production
+    /// keys are created through the admin API and stored hashed in Kafka.
     pub keys: BTreeMap<String, String>,
+    /// Compacted topic holding API key records, shared by all replicas.
+    pub keys_topic: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            keys: BTreeMap::new(),
+            keys_topic: "sluice.keys".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Operator token for the admin API (all teams). Empty disables it; team
+    /// admin keys still work.
+    pub token: String,
 }
 
 /// The options reference printed by `--help`. A test checks it names every key.
@@ -102,6 +132,7 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   kafka.extra                     table of extra librdkafka properties (TLS, SASL, ...)
   producer.linger_ms              producer batching delay [50]
   producer.delivery_timeout_ms    longest wait for Kafka's ack before answering 503 [10000]
+  producer.queue_max_kbytes       producer memory for unacknowledged records [262144]
   producer.topic                  topic for accepted events [events.raw]
   producer.rejected_topic         dead-letter topic for rejected events [events.rejected]
   ingest.max_events_per_batch     events per request [1000]
@@ -114,6 +145,12 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   ingest.event.max_future_skew_ms how far a timestamp may be ahead of the gateway [3600000]
   ingest.event.max_past_age_ms    how far a timestamp may be behind the gateway [2592000000]
   auth.keys                       table of API key = team id (development keys)
+  auth.keys_topic                 compacted topic of API key records [sluice.keys]
+  admin.token                     operator token for /admin/v1 (all teams); empty disables []
+  admission.events_per_second_per_key  sustained events/s per API key, 0 = unlimited [50000]
+  admission.burst_events_per_key  events a key may send at once above the rate [100000]
+  admission.max_in_flight_requests  ingest requests processed at once, else 503 [1024]
+  admission.memory_budget_bytes   bytes all in-flight bodies may hold, else 503 [536870912]
 
 Example: SLUICE_GATEWAY_KAFKA__BROKERS=kafka-1:9092,kafka-2:9092 sluice-gateway --config gateway.toml";
 
@@ -139,6 +176,23 @@ impl GatewayConfig {
         // accepted here and then fail to produce.
         if self.ingest.event.max_event_bytes > 900 * 1024 {
             return Err("ingest.event.max_event_bytes must be at most 921600 (Kafka's 1 MiB record limit with headroom)".to_owned());
+        }
+        let admission = &self.admission;
+        if admission.events_per_second_per_key > 0
+            && (admission.burst_events_per_key as usize) < self.ingest.max_events_per_batch
+        {
+            return Err("admission.burst_events_per_key must be at least ingest.max_events_per_batch, or a full batch could never pass".to_owned());
+        }
+        if admission.max_in_flight_requests == 0 {
+            return Err("admission.max_in_flight_requests must be at least 1".to_owned());
+        }
+        if admission.memory_budget_bytes < 2 * self.ingest.max_decompressed_bytes {
+            return Err("admission.memory_budget_bytes must be at least twice ingest.max_decompressed_bytes".to_owned());
+        }
+        if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
+            return Err(
+                "admin.token must be at least 16 characters (or empty to disable)".to_owned(),
+            );
         }
         for (key, team) in &self.auth.keys {
             if key.len() < 8 {

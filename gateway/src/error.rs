@@ -17,6 +17,18 @@ pub enum ApiError {
     InvalidApiKey,
     #[error("this API key was revoked")]
     RevokedApiKey,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("too many requests for this API key; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the gateway is at capacity; retry in {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
+    #[error("the gateway is starting or stopping; retry in {retry_after_secs} s")]
+    NotReady { retry_after_secs: u64 },
     #[error("request body is not valid UTF-8")]
     InvalidUtf8,
     #[error("request body is not valid JSON: {0}")]
@@ -41,8 +53,6 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("unsupported Content-Type `{0}`: send application/json")]
     UnsupportedMediaType(String),
-    #[error("Kafka did not acknowledge the events in time; retry later")]
-    KafkaUnavailable { retry_after_secs: u64 },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -54,6 +64,12 @@ impl ApiError {
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::RevokedApiKey => "revoked_api_key",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded { .. } => "overloaded",
+            Self::NotReady { .. } => "not_ready",
             Self::InvalidUtf8 => "invalid_utf8",
             Self::MalformedJson(_) => "malformed_json",
             Self::InvalidBatch(_) => "invalid_batch",
@@ -66,7 +82,6 @@ impl ApiError {
             Self::TooManyEvents { .. } => "too_many_events",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::KafkaUnavailable { .. } => "kafka_unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -76,7 +91,12 @@ impl ApiError {
             Self::MissingApiKey | Self::InvalidApiKey | Self::RevokedApiKey => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::InvalidUtf8
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InvalidRequest(_)
+            | Self::InvalidUtf8
             | Self::MalformedJson(_)
             | Self::InvalidBatch(_)
             | Self::InvalidCompression(_)
@@ -89,14 +109,15 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::KafkaUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::KafkaUnavailable { retry_after_secs } => Some(*retry_after_secs),
+            Self::RateLimited { retry_after_secs }
+            | Self::Overloaded { retry_after_secs }
+            | Self::NotReady { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }

@@ -18,6 +18,7 @@ use sluice_core::{Event, IncomingEvent, Reject, RejectCode};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::keys::Principal;
 use crate::sink::{Record, SinkError};
 use crate::state::AppState;
 
@@ -80,9 +81,10 @@ impl IntoResponse for BatchResponse {
 /// every record.
 pub async fn ingest_batch(
     state: &AppState,
-    team: &str,
+    principal: &Principal,
     body: &[u8],
 ) -> Result<BatchResponse, ApiError> {
+    let team: &str = &principal.team;
     let text = std::str::from_utf8(body).map_err(|_| ApiError::InvalidUtf8)?;
     let batch: BatchBody<'_> = serde_json::from_str(text).map_err(|err| {
         if err.is_data() {
@@ -101,6 +103,9 @@ pub async fn ingest_batch(
             max: config.max_events_per_batch,
         });
     }
+    state
+        .admission()
+        .charge(&principal.key_id, batch.events.len())?;
 
     let received_at = state.clock().now();
     let mut seen = HashSet::with_capacity(batch.events.len());

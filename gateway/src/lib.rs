@@ -4,7 +4,11 @@
 //! - [`config`]: the typed, validated configuration (file + environment).
 //! - [`routes`]: `router(state) -> Router`, the whole HTTP surface.
 //! - [`ingest`]: the native batch endpoint, from body bytes to per-event outcomes.
-//! - [`auth`]: API key lookup.
+//! - [`auth`]: who is calling (ingest keys, team admins, the operator).
+//! - [`keys`]: API key generation, hashed records, key stores.
+//! - [`table`]: a key-value table replicated through a compacted Kafka topic.
+//! - [`admin`]: the admin API (`/admin/v1`).
+//! - [`admission`]: per-key rate limits, in-flight and memory bounds.
 //! - [`body`]: reading request bodies under size, decompression and time limits.
 //! - [`sink`]: where accepted and rejected events go (Kafka, or memory in tests).
 //! - [`error`]: the one error type of the HTTP boundary and its status mapping.
@@ -13,14 +17,18 @@
 //! [`serve`] runs the gateway until `shutdown` resolves, then drains in-flight
 //! requests and flushes the producer, so no acknowledged-to-be event is lost.
 
+pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod keys;
 pub mod routes;
 pub mod sink;
 pub mod state;
+pub mod table;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,7 +49,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let sink = Arc::new(sink::KafkaSink::new(&config.kafka, &config.producer)?);
-    let keys = Arc::new(auth::StaticKeys::new(&config.auth.keys));
+    let keys = Arc::new(keys::KafkaKeys::start(
+        keys::ConfiguredKeys::new(&config.auth.keys),
+        &config.kafka,
+        &config.auth.keys_topic,
+    )?);
     let state = AppState::new(&config, keys, sink.clone(), Arc::new(SystemClock));
     let readiness = tokio::spawn(sink::watch_readiness(
         sink.clone(),

@@ -12,13 +12,14 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::ingest;
 use crate::state::AppState;
-use crate::{auth, body};
+use crate::{admin, auth, body};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(post_events))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(admin::routes())
         .with_state(state)
 }
 
@@ -29,12 +30,38 @@ async fn post_events(
 ) -> Result<Response, ApiError> {
     // Authenticate before reading the body: an unauthenticated client must not
     // make us buffer megabytes.
-    let team = auth::authenticate(state.keys(), &headers)?;
+    let principal = auth::authenticate(state.keys(), &headers)?;
     check_content_type(&headers)?;
     let encoding = body::Encoding::from_headers(&headers)?;
-    let bytes = body::read(body, encoding, state.ingest()).await?;
-    let response = ingest::ingest_batch(&state, &team, &bytes).await?;
+    let config = state.ingest();
+    // Reserve the declared size up front (the maximum when undeclared), so
+    // the bytes we are about to buffer are accounted before we buffer them.
+    let declared = content_length(&headers).unwrap_or(config.max_body_bytes);
+    if declared > config.max_body_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            limit: config.max_body_bytes,
+        });
+    }
+    let ticket = state.admission().admit(declared)?;
+    let (bytes, mut ticket) = body::read(body, encoding, config, ticket).await?;
+    // The produced records hold roughly one more copy of the events.
+    if !ticket.reserve(bytes.len().saturating_mul(2)) {
+        return Err(ApiError::Overloaded {
+            retry_after_secs: 1,
+        });
+    }
+    let response = ingest::ingest_batch(&state, &principal, &bytes).await?;
+    drop(ticket);
     Ok(response.into_response())
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -58,7 +85,7 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let readiness = state.readiness();
-    if readiness.is_ready() {
+    if readiness.is_ready() && state.keys().is_loaded() {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     } else {
         let reason = if readiness.is_draining() {

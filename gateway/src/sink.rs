@@ -76,8 +76,12 @@ impl std::fmt::Debug for KafkaSink {
 
 impl KafkaSink {
     pub fn new(kafka: &KafkaSettings, settings: &ProducerSettings) -> anyhow::Result<Self> {
-        let config =
+        let mut config =
             kafka.durable_producer_config(settings.linger_ms, settings.delivery_timeout_ms);
+        config.set(
+            "queue.buffering.max.kbytes",
+            settings.queue_max_kbytes.to_string(),
+        );
         Ok(Self {
             producer: config.create()?,
             delivery_timeout: Duration::from_millis(settings.delivery_timeout_ms),

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sluice_core::clock::Clock;
 
-use crate::auth::KeyStore;
+use crate::admission::Admission;
 use crate::config::{GatewayConfig, IngestConfig, ProducerSettings};
+use crate::keys::KeyStore;
 use crate::sink::EventSink;
 
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct AppState {
 struct Inner {
     ingest: IngestConfig,
     producer: ProducerSettings,
+    operator_token: Option<String>,
+    admission: Admission,
     keys: Arc<dyn KeyStore>,
     sink: Arc<dyn EventSink>,
     clock: Arc<dyn Clock>,
@@ -35,6 +38,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 ingest: config.ingest.clone(),
                 producer: config.producer.clone(),
+                operator_token: Some(config.admin.token.clone()).filter(|t| !t.is_empty()),
+                admission: Admission::new(&config.admission),
                 keys,
                 sink,
                 clock,
@@ -49,6 +54,14 @@ impl AppState {
 
     pub fn producer_settings(&self) -> &ProducerSettings {
         &self.inner.producer
+    }
+
+    pub fn operator_token(&self) -> Option<&str> {
+        self.inner.operator_token.as_deref()
+    }
+
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
     }
 
     pub fn keys(&self) -> &dyn KeyStore {

@@ -13,13 +13,14 @@ use serde_json::{Value, json};
 use sluice_core::Timestamp;
 use sluice_core::clock::FixedClock;
 use sluice_core::kafka::headers;
-use sluice_gateway::auth::StaticKeys;
+use sluice_gateway::keys::{ConfiguredKeys, MemoryKeys};
 use sluice_gateway::sink::{MemorySink, SinkError};
 use sluice_gateway::{AppState, GatewayConfig, router};
 use tower::ServiceExt;
 
 const KEY: &str = "sk_test_team_a";
 const NOW: i64 = 1_800_000_000_000;
+const OPERATOR: &str = "operator-token-0123456789";
 
 struct Harness {
     state: AppState,
@@ -29,12 +30,13 @@ struct Harness {
 fn harness() -> Harness {
     let mut config = GatewayConfig::default();
     config.auth.keys.insert(KEY.into(), "team-a".into());
+    config.admin.token = OPERATOR.into();
     config.ingest.max_events_per_batch = 3;
     config.ingest.max_body_bytes = 64 * 1024;
     let sink = Arc::new(MemorySink::default());
     let state = AppState::new(
         &config,
-        Arc::new(StaticKeys::new(&config.auth.keys)),
+        Arc::new(MemoryKeys::new(ConfiguredKeys::new(&config.auth.keys))),
         sink.clone(),
         Arc::new(FixedClock::new(Timestamp::from_millis(NOW))),
     );
@@ -254,4 +256,156 @@ async fn readiness_follows_the_backend_and_draining() {
     assert_eq!(get("/readyz").await, StatusCode::OK);
     h.state.readiness().start_draining();
     assert_eq!(get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+async fn call(
+    h: &Harness,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let response = router(h.state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn keys_are_created_used_and_revoked_through_the_admin_api() {
+    let h = harness();
+    let (status, created) = call(
+        &h,
+        "POST",
+        "/admin/v1/keys",
+        OPERATOR,
+        Some(json!({ "team_id": "team-b", "label": "web" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("sk_"));
+    assert_eq!(created["role"], "ingest");
+    assert!(created.get("hash").is_none(), "the hash is never shown");
+
+    let event = batch(json!([{ "event": "e", "user_id": "u" }]));
+    let (status, _, _) = post(&h, Some(&key), event.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let records = h.sink.records().await;
+    assert_eq!(records[0].key, "team-b:u", "events go to the key's team");
+
+    let (status, listed) = call(&h, "GET", "/admin/v1/keys?team_id=team-b", OPERATOR, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+
+    let key_id = created["key_id"].as_str().unwrap();
+    let (status, revoked) = call(
+        &h,
+        "DELETE",
+        &format!("/admin/v1/keys/{key_id}"),
+        OPERATOR,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(revoked["revoked_at"].is_string());
+    let (status, _, body) = post(&h, Some(&key), event).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "revoked_api_key");
+}
+
+#[tokio::test]
+async fn team_admins_are_confined_to_their_team() {
+    let h = harness();
+    let (_, admin_a) = call(
+        &h,
+        "POST",
+        "/admin/v1/keys",
+        OPERATOR,
+        Some(json!({ "team_id": "team-a", "role": "admin" })),
+    )
+    .await;
+    let admin_a = admin_a["key"].as_str().unwrap().to_owned();
+    let (_, key_b) = call(
+        &h,
+        "POST",
+        "/admin/v1/keys",
+        OPERATOR,
+        Some(json!({ "team_id": "team-b" })),
+    )
+    .await;
+
+    let (status, body) = call(
+        &h,
+        "POST",
+        "/admin/v1/keys",
+        &admin_a,
+        Some(json!({ "team_id": "team-b" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    let (status, _) = call(&h, "GET", "/admin/v1/keys?team_id=team-b", &admin_a, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, own) = call(&h, "GET", "/admin/v1/keys", &admin_a, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        own["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["team_id"] == "team-a")
+    );
+    let other = key_b["key_id"].as_str().unwrap();
+    let (status, _) = call(
+        &h,
+        "DELETE",
+        &format!("/admin/v1/keys/{other}"),
+        &admin_a,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another team's key does not exist for this caller"
+    );
+
+    // Ingest keys cannot administer at all; a wrong token is unauthorised.
+    let (status, body) = call(&h, "GET", "/admin/v1/keys", KEY, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (status, _) = call(
+        &h,
+        "GET",
+        "/admin/v1/keys",
+        "operator-token-wrong-value",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = call(
+        &h,
+        "POST",
+        "/admin/v1/keys",
+        OPERATOR,
+        Some(json!({ "team_id": "a:b" })),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
 }

@@ -31,8 +31,13 @@ pub fn kafka() -> KafkaSettings {
 pub struct TestTopics {
     pub raw: String,
     pub rejected: String,
+    /// Compacted, like `sluice.keys`.
+    pub keys: String,
     kafka: KafkaSettings,
 }
+
+/// The operator token test gateways accept.
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
 impl TestTopics {
     pub async fn create(partitions: i32) -> anyhow::Result<Self> {
@@ -40,12 +45,15 @@ impl TestTopics {
         let topics = Self {
             raw: format!("test.raw.{suffix}"),
             rejected: format!("test.rejected.{suffix}"),
+            keys: format!("test.keys.{suffix}"),
             kafka: kafka(),
         };
         let admin = admin(&topics.kafka)?;
         let new = [
             NewTopic::new(&topics.raw, partitions, TopicReplication::Fixed(1)),
             NewTopic::new(&topics.rejected, 1, TopicReplication::Fixed(1)),
+            NewTopic::new(&topics.keys, 1, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "compact"),
         ];
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = admin.create_topics(&new, &options).await.with_context(|| {
@@ -70,6 +78,8 @@ impl TestTopics {
         config.producer.topic = self.raw.clone();
         config.producer.rejected_topic = self.rejected.clone();
         config.auth.keys.insert(api_key.to_owned(), team.to_owned());
+        config.auth.keys_topic = self.keys.clone();
+        config.admin.token = OPERATOR_TOKEN.to_owned();
         config
     }
 }
@@ -78,7 +88,7 @@ impl Drop for TestTopics {
     fn drop(&mut self) {
         // Best effort: a leftover test topic costs disk, not correctness.
         let kafka = self.kafka.clone();
-        let names = [self.raw.clone(), self.rejected.clone()];
+        let names = [self.raw.clone(), self.rejected.clone(), self.keys.clone()];
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -126,6 +136,23 @@ impl RunningGateway {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits until `/readyz` answers 200 (Kafka reachable, keys loaded).
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let ready = reqwest::get(self.url("/readyz"))
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ready {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("gateway at {} not ready after {timeout:?}", self.addr);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Graceful shutdown: drains in-flight requests and flushes the producer.

@@ -1,0 +1,215 @@
+//! Admission control: who may use how much of the gateway right now.
+//!
+//! Three bounds, each answered with `Retry-After` rather than a queue:
+//! - **rate per API key** (events/s with a burst, GCRA via `governor`) → 429;
+//! - **requests in flight** (a semaphore; waiting for Kafka counts) → 503;
+//! - **memory**: every request reserves its body bytes from a byte budget
+//!   before reading, and grows the reservation while decompressing, so the
+//!   bytes held by all in-flight requests never exceed
+//!   `admission.memory_budget_bytes` → 503.
+//!
+//! Together with the producer's bounded queue this keeps resident memory flat
+//! under any offered load: excess load is refused early and cheaply.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+
+/// Budget accounting unit: permits are KiB so a `u32` covers terabytes.
+const UNIT: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// Sustained events per second allowed per API key.
+    pub events_per_second_per_key: u32,
+    /// Events a key may send at once above the sustained rate.
+    pub burst_events_per_key: u32,
+    /// Ingest requests processed at once (including those waiting for Kafka).
+    pub max_in_flight_requests: usize,
+    /// Bytes all in-flight request bodies may hold together.
+    pub memory_budget_bytes: usize,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            events_per_second_per_key: 50_000,
+            burst_events_per_key: 100_000,
+            max_in_flight_requests: 1024,
+            memory_budget_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Admission {
+    per_key: Option<DefaultKeyedRateLimiter<Arc<str>>>,
+    in_flight: Arc<Semaphore>,
+    memory: Arc<Semaphore>,
+}
+
+/// What an admitted request holds until its response is sent.
+#[derive(Debug)]
+pub struct Ticket {
+    _in_flight: OwnedSemaphorePermit,
+    memory: OwnedSemaphorePermit,
+    budget: Arc<Semaphore>,
+}
+
+impl Ticket {
+    /// Bytes currently reserved.
+    pub fn reserved(&self) -> usize {
+        self.memory.num_permits() * UNIT
+    }
+
+    /// Grows the reservation to at least `bytes`; false if the budget is spent.
+    pub fn reserve(&mut self, bytes: usize) -> bool {
+        let have = self.memory.num_permits();
+        let want = bytes.div_ceil(UNIT);
+        if want <= have {
+            return true;
+        }
+        let Ok(extra) = u32::try_from(want - have) else {
+            return false;
+        };
+        match self.budget.clone().try_acquire_many_owned(extra) {
+            Ok(permit) => {
+                self.memory.merge(permit);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// How long to tell clients to wait when the gateway itself is saturated.
+const OVERLOADED_RETRY_SECS: u64 = 1;
+
+impl Admission {
+    pub fn new(config: &AdmissionConfig) -> Self {
+        let per_key = NonZeroU32::new(config.events_per_second_per_key).map(|rate| {
+            let burst = NonZeroU32::new(config.burst_events_per_key).unwrap_or(rate);
+            DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        let budget_units = (config.memory_budget_bytes / UNIT).min(Semaphore::MAX_PERMITS);
+        Self {
+            per_key,
+            in_flight: Arc::new(Semaphore::new(
+                config.max_in_flight_requests.min(Semaphore::MAX_PERMITS),
+            )),
+            memory: Arc::new(Semaphore::new(budget_units)),
+        }
+    }
+
+    /// Admits a request expected to carry `body_bytes`, or refuses it now.
+    pub fn admit(&self, body_bytes: usize) -> Result<Ticket, ApiError> {
+        let overloaded = || ApiError::Overloaded {
+            retry_after_secs: OVERLOADED_RETRY_SECS,
+        };
+        let in_flight = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| overloaded())?;
+        let units = u32::try_from(body_bytes.div_ceil(UNIT).max(1)).map_err(|_| overloaded())?;
+        let memory = self
+            .memory
+            .clone()
+            .try_acquire_many_owned(units)
+            .map_err(|_| overloaded())?;
+        Ok(Ticket {
+            _in_flight: in_flight,
+            memory,
+            budget: self.memory.clone(),
+        })
+    }
+
+    /// Charges `events` against `key`'s rate; refuses with the wait time.
+    pub fn charge(&self, key: &Arc<str>, events: usize) -> Result<(), ApiError> {
+        let Some(limiter) = &self.per_key else {
+            return Ok(());
+        };
+        let n =
+            NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        match limiter.check_key_n(key, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(ApiError::RateLimited {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                })
+            }
+            // More events than the burst: can never pass as one request.
+            Err(_) => Err(ApiError::RateLimited {
+                retry_after_secs: 1,
+            }),
+        }
+    }
+
+    /// Bytes of the memory budget not reserved by any request.
+    pub fn memory_available(&self) -> usize {
+        self.memory.available_permits() * UNIT
+    }
+
+    pub fn in_flight_available(&self) -> usize {
+        self.in_flight.available_permits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AdmissionConfig {
+        AdmissionConfig {
+            events_per_second_per_key: 10,
+            burst_events_per_key: 20,
+            max_in_flight_requests: 2,
+            memory_budget_bytes: 64 * 1024,
+        }
+    }
+
+    #[test]
+    fn in_flight_and_memory_are_bounded_and_released() {
+        let admission = Admission::new(&config());
+        let a = admission.admit(1024).unwrap();
+        let mut b = admission.admit(1024).unwrap();
+        assert!(
+            matches!(admission.admit(1), Err(ApiError::Overloaded { .. })),
+            "third request refused"
+        );
+        assert!(b.reserve(32 * 1024));
+        assert!(!b.reserve(128 * 1024), "cannot grow past the budget");
+        drop(a);
+        drop(b);
+        assert_eq!(admission.memory_available(), 64 * 1024);
+        assert_eq!(admission.in_flight_available(), 2);
+        assert!(matches!(
+            admission.admit(65 * 1024),
+            Err(ApiError::Overloaded { .. })
+        ));
+    }
+
+    #[test]
+    fn keys_are_rate_limited_independently_with_a_retry_hint() {
+        let admission = Admission::new(&config());
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        admission.charge(&a, 20).unwrap();
+        match admission.charge(&a, 5) {
+            Err(ApiError::RateLimited { retry_after_secs }) => assert!(retry_after_secs >= 1),
+            other => panic!("expected 429, got {other:?}"),
+        }
+        admission.charge(&b, 20).unwrap();
+        assert!(matches!(
+            admission.charge(&b, 21),
+            Err(ApiError::RateLimited { .. })
+        ));
+    }
+}
