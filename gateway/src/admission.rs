@@ -52,7 +52,9 @@ impl Default for AdmissionConfig {
 pub struct Admission {
     per_key: Option<DefaultKeyedRateLimiter<Arc<str>>>,
     in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
     memory: Arc<Semaphore>,
+    memory_units: usize,
 }
 
 /// What an admitted request holds until its response is sent.
@@ -98,13 +100,14 @@ impl Admission {
             let burst = NonZeroU32::new(config.burst_events_per_key).unwrap_or(rate);
             DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
-        let budget_units = (config.memory_budget_bytes / UNIT).min(Semaphore::MAX_PERMITS);
+        let memory_units = (config.memory_budget_bytes / UNIT).min(Semaphore::MAX_PERMITS);
+        let max_in_flight = config.max_in_flight_requests.min(Semaphore::MAX_PERMITS);
         Self {
             per_key,
-            in_flight: Arc::new(Semaphore::new(
-                config.max_in_flight_requests.min(Semaphore::MAX_PERMITS),
-            )),
-            memory: Arc::new(Semaphore::new(budget_units)),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            memory: Arc::new(Semaphore::new(memory_units)),
+            memory_units,
         }
     }
 
@@ -158,8 +161,17 @@ impl Admission {
         self.memory.available_permits() * UNIT
     }
 
+    /// Bytes reserved by in-flight requests.
+    pub fn memory_used(&self) -> usize {
+        (self.memory_units - self.memory.available_permits()) * UNIT
+    }
+
     pub fn in_flight_available(&self) -> usize {
         self.in_flight.available_permits()
+    }
+
+    pub fn in_flight_used(&self) -> usize {
+        self.max_in_flight - self.in_flight.available_permits()
     }
 }
 

@@ -7,6 +7,9 @@
 //! not acknowledge it in time; retry with the same `event_id`).
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use ::metrics::{counter, histogram};
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,6 +22,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::keys::Principal;
+use crate::metrics;
 use crate::sink::{Record, SinkError};
 use crate::state::AppState;
 
@@ -60,6 +64,9 @@ pub struct BatchResponse {
     pub rejected: usize,
     pub failed: usize,
     pub results: Vec<Outcome>,
+    /// Time spent waiting for Kafka; not part of the body.
+    #[serde(skip)]
+    pub produce_wait: Duration,
 }
 
 impl IntoResponse for BatchResponse {
@@ -144,13 +151,17 @@ pub async fn ingest_batch(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::Internal(e.into()))?;
 
+    let produce_started = Instant::now();
     let acks = state.sink().send(records).await;
+    let produce_wait = produce_started.elapsed();
+    histogram!(metrics::PRODUCE_DURATION).record(produce_wait);
 
     let mut response = BatchResponse {
         accepted: 0,
         rejected: 0,
         failed: 0,
         results: Vec::with_capacity(decisions.len()),
+        produce_wait,
     };
     for (decision, ack) in decisions.into_iter().zip(acks) {
         let outcome = match (decision, ack) {
@@ -162,6 +173,8 @@ pub async fn ingest_batch(
             }
             (Ok(event), Err(err)) => {
                 response.failed += 1;
+                counter!(metrics::EVENTS, "outcome" => "failed", "reason" => failure_code(&err))
+                    .increment(1);
                 Outcome::Failed {
                     event_id: event.event_id,
                     code: failure_code(&err).to_owned(),
@@ -173,8 +186,11 @@ pub async fn ingest_batch(
                     // The client still learns the rejection; only the DLQ copy
                     // is missing, and an operator must know.
                     tracing::warn!(team, code = %reject.code, error = %err, "rejected event not written to the dead-letter topic");
+                    counter!(metrics::DLQ_WRITE_FAILURES).increment(1);
                 }
                 response.rejected += 1;
+                counter!(metrics::EVENTS, "outcome" => "rejected", "reason" => reject.code.as_str())
+                    .increment(1);
                 Outcome::Rejected {
                     event_id,
                     code: reject.code,
@@ -184,6 +200,8 @@ pub async fn ingest_batch(
         };
         response.results.push(outcome);
     }
+    counter!(metrics::EVENTS, "outcome" => "accepted", "reason" => "")
+        .increment(response.accepted as u64);
     Ok(response)
 }
 

@@ -11,6 +11,7 @@
 //! - [`admission`]: per-key rate limits, in-flight and memory bounds.
 //! - [`body`]: reading request bodies under size, decompression and time limits.
 //! - [`sink`]: where accepted and rejected events go (Kafka, or memory in tests).
+//! - [`metrics`]: Prometheus metric names and gauge sampling (`/metrics`).
 //! - [`error`]: the one error type of the HTTP boundary and its status mapping.
 //! - [`state`]: what handlers share.
 //!
@@ -25,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod keys;
+pub mod metrics;
 pub mod routes;
 pub mod sink;
 pub mod state;
@@ -61,6 +63,12 @@ pub async fn serve(
         Duration::from_secs(2),
     ));
 
+    let upkeep = tokio::spawn(metrics::upkeep(
+        state.clone(),
+        sink.clone(),
+        Duration::from_secs(1),
+    ));
+
     let draining = state.readiness();
     let app = router(state);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
@@ -74,6 +82,7 @@ pub async fn serve(
         })
         .await?;
     readiness.abort();
+    upkeep.abort();
 
     let flush_timeout = Duration::from_millis(config.producer.delivery_timeout_ms);
     tokio::task::spawn_blocking(move || sink.flush(flush_timeout)).await??;

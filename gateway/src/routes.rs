@@ -12,31 +12,48 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::ingest;
 use crate::state::AppState;
-use crate::{admin, auth, body};
+use std::time::Instant;
+
+use ::metrics::{counter, histogram};
+
+use crate::{admin, auth, body, metrics};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(post_events))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .merge(admin::routes())
         .with_state(state)
 }
 
-async fn post_events(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+async fn post_events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let response = match ingest_request(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    counter!(metrics::REQUESTS, "route" => "events", "status" => response.status().as_str().to_owned())
+        .increment(1);
+    histogram!(metrics::REQUEST_DURATION).record(started.elapsed());
+    response
+}
+
+async fn ingest_request(
+    state: &AppState,
+    headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     // Authenticate before reading the body: an unauthenticated client must not
     // make us buffer megabytes.
-    let principal = auth::authenticate(state.keys(), &headers)?;
-    check_content_type(&headers)?;
-    let encoding = body::Encoding::from_headers(&headers)?;
+    let principal = auth::authenticate(state.keys(), headers)?;
+    check_content_type(headers)?;
+    let encoding = body::Encoding::from_headers(headers)?;
     let config = state.ingest();
     // Reserve the declared size up front (the maximum when undeclared), so
     // the bytes we are about to buffer are accounted before we buffer them.
-    let declared = content_length(&headers).unwrap_or(config.max_body_bytes);
+    let declared = content_length(headers).unwrap_or(config.max_body_bytes);
     if declared > config.max_body_bytes {
         return Err(ApiError::PayloadTooLarge {
             limit: config.max_body_bytes,
@@ -44,13 +61,18 @@ async fn post_events(
     }
     let ticket = state.admission().admit(declared)?;
     let (bytes, mut ticket) = body::read(body, encoding, config, ticket).await?;
+    counter!(metrics::REQUEST_BYTES)
+        .increment(content_length(headers).unwrap_or(bytes.len()) as u64);
+    let body_read = Instant::now();
     // The produced records hold roughly one more copy of the events.
     if !ticket.reserve(bytes.len().saturating_mul(2)) {
         return Err(ApiError::Overloaded {
             retry_after_secs: 1,
         });
     }
-    let response = ingest::ingest_batch(&state, &principal, &bytes).await?;
+    let response = ingest::ingest_batch(state, &principal, &bytes).await?;
+    histogram!(metrics::PROCESSING_DURATION)
+        .record(body_read.elapsed().saturating_sub(response.produce_wait));
     drop(ticket);
     Ok(response.into_response())
 }
@@ -79,13 +101,20 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+async fn metrics_text() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        sluice_core::telemetry::metrics().render(),
+    )
+}
+
 async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let readiness = state.readiness();
-    if readiness.is_ready() && state.keys().is_loaded() {
+    if state.is_ready() {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     } else {
         let reason = if readiness.is_draining() {

@@ -60,6 +60,11 @@ pub trait EventSink: Send + Sync + std::fmt::Debug {
 
     /// Can the sink reach its backend right now? Used by `/readyz`.
     fn probe(&self) -> BoxFuture<'_, bool>;
+
+    /// Records handed over and not yet acknowledged.
+    fn queue_depth(&self) -> usize {
+        0
+    }
 }
 
 /// The production sink: an idempotent, acks=all, zstd producer.
@@ -135,6 +140,10 @@ impl EventSink for KafkaSink {
             });
             join_all(acks).await
         })
+    }
+
+    fn queue_depth(&self) -> usize {
+        usize::try_from(self.producer.in_flight_count()).unwrap_or(0)
     }
 
     fn probe(&self) -> BoxFuture<'_, bool> {

@@ -34,6 +34,10 @@ impl AppState {
         sink: Arc<dyn EventSink>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        // Metrics recorded before the recorder exists are lost; install it
+        // with the first state so every gateway, in tests too, is measured.
+        sluice_core::telemetry::metrics();
+        crate::metrics::describe();
         Self {
             inner: Arc::new(Inner {
                 ingest: config.ingest.clone(),
@@ -74,6 +78,11 @@ impl AppState {
 
     pub fn clock(&self) -> &dyn Clock {
         self.inner.clock.as_ref()
+    }
+
+    /// What `/readyz` reports: Kafka reachable, keys loaded, not draining.
+    pub fn is_ready(&self) -> bool {
+        self.inner.readiness.is_ready() && self.inner.keys.is_loaded()
     }
 
     pub fn readiness(&self) -> Readiness {
