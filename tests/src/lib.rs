@@ -6,6 +6,8 @@
 //! state. If the stack is not running, tests fail with a message saying so;
 //! they never skip silently.
 
+pub mod stack;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use sluice_gateway::GatewayConfig;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Kafka of the local stack (`SLUICE_KAFKA_BROKERS`, default the stack's port).
+/// Kafka of the shared local stack (`SLUICE_KAFKA_BROKERS`, default the stack's port).
 pub fn kafka() -> KafkaSettings {
     KafkaSettings {
         brokers: std::env::var("SLUICE_KAFKA_BROKERS")
@@ -41,18 +43,31 @@ pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
 impl TestTopics {
     pub async fn create(partitions: i32) -> anyhow::Result<Self> {
+        Self::create_on(kafka(), partitions, 1).await
+    }
+
+    /// Creates the topics on `kafka` with the given replication factor.
+    pub async fn create_on(
+        kafka: KafkaSettings,
+        partitions: i32,
+        replication: i32,
+    ) -> anyhow::Result<Self> {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let topics = Self {
             raw: format!("test.raw.{suffix}"),
             rejected: format!("test.rejected.{suffix}"),
             keys: format!("test.keys.{suffix}"),
-            kafka: kafka(),
+            kafka,
         };
         let admin = admin(&topics.kafka)?;
         let new = [
-            NewTopic::new(&topics.raw, partitions, TopicReplication::Fixed(1)),
-            NewTopic::new(&topics.rejected, 1, TopicReplication::Fixed(1)),
-            NewTopic::new(&topics.keys, 1, TopicReplication::Fixed(1))
+            NewTopic::new(
+                &topics.raw,
+                partitions,
+                TopicReplication::Fixed(replication),
+            ),
+            NewTopic::new(&topics.rejected, 1, TopicReplication::Fixed(replication)),
+            NewTopic::new(&topics.keys, 1, TopicReplication::Fixed(replication))
                 .set("cleanup.policy", "compact"),
         ];
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

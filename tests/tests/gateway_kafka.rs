@@ -170,3 +170,57 @@ async fn the_sample_command_round_trips_through_the_broker() {
     assert_eq!(report.found.len(), 12);
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_batches() {
+    let topics = TestTopics::create(3).await.unwrap();
+    let mut config = topics.gateway_config(KEY, "team-drain");
+    // A long linger keeps requests waiting on Kafka while shutdown begins.
+    config.producer.linger_ms = 800;
+    let gateway = RunningGateway::start(config).await.unwrap();
+    gateway.wait_ready(Duration::from_secs(20)).await.unwrap();
+
+    let client = reqwest::Client::new();
+    let mut requests = Vec::new();
+    for r in 0..10 {
+        let events: Vec<Value> = (0..10)
+            .map(|i| json!({ "event": "Drain", "user_id": format!("u{r}-{i}") }))
+            .collect();
+        let request = client
+            .post(gateway.url("/v1/events"))
+            .bearer_auth(KEY)
+            .json(&json!({ "events": events }))
+            .send();
+        requests.push(tokio::spawn(request));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    gateway.stop().await.unwrap();
+    let shutdown_took = started.elapsed();
+
+    let mut accepted = 0;
+    for request in requests {
+        let response = request
+            .await
+            .unwrap()
+            .expect("in-flight requests are answered, not dropped");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        accepted += body["accepted"].as_u64().unwrap();
+    }
+    assert_eq!(accepted, 100);
+    assert!(
+        shutdown_took >= Duration::from_millis(300),
+        "shutdown waited for Kafka ({shutdown_took:?})"
+    );
+    let (settings, raw) = (kafka(), topics.raw.clone());
+    let ends = tokio::task::spawn_blocking(move || readback::end_offsets(&settings, &raw))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ends.values().sum::<i64>(),
+        100,
+        "every answered event is in Kafka"
+    );
+}

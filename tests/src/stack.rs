@@ -1,0 +1,154 @@
+//! A stack of its own for tests that break things (stop a broker, restart
+//! ClickHouse): started through `scripts/stack` with a private state dir and
+//! free ports, so the shared stack other tests use is never disturbed, and
+//! torn down (`down --purge`) when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use sluice_core::kafka::KafkaSettings;
+
+/// Which services a dedicated stack runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Services {
+    Kafka { brokers: u8 },
+    ClickHouse,
+}
+
+#[derive(Debug)]
+pub struct DedicatedStack {
+    state: PathBuf,
+    env: Vec<(&'static str, String)>,
+    pub kafka_port: u16,
+    pub brokers: u8,
+    pub clickhouse_http_port: u16,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// True if every port is free right now (bind test on loopback).
+fn ports_free(ports: &[u16]) -> bool {
+    ports
+        .iter()
+        .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+}
+
+/// A base port whose whole block (brokers at +0/+100/+200 with controllers
+/// at +1, ClickHouse at +500/+501) is free.
+fn free_block() -> anyhow::Result<u16> {
+    let seed = u64::from(std::process::id()) ^ u64::from(uuid::Uuid::new_v4().as_fields().1);
+    for attempt in 0..50u64 {
+        let base = 30_000 + ((seed + attempt * 7) % 30) as u16 * 1000;
+        let block = [
+            base,
+            base + 1,
+            base + 100,
+            base + 101,
+            base + 200,
+            base + 201,
+            base + 500,
+            base + 501,
+        ];
+        if ports_free(&block) {
+            return Ok(base);
+        }
+    }
+    bail!("no free port block found for a dedicated stack")
+}
+
+impl DedicatedStack {
+    pub fn start(services: Services) -> anyhow::Result<Self> {
+        let base = free_block()?;
+        let state = std::env::temp_dir().join(format!(
+            "sluice-stack-{base}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let (only, brokers) = match services {
+            Services::Kafka { brokers } => ("kafka", brokers),
+            Services::ClickHouse => ("clickhouse", 1),
+        };
+        let env = vec![
+            ("SLUICE_STATE", state.display().to_string()),
+            ("SLUICE_KAFKA_PORT", base.to_string()),
+            ("SLUICE_CLICKHOUSE_HTTP_PORT", (base + 500).to_string()),
+            ("SLUICE_CLICKHOUSE_TCP_PORT", (base + 501).to_string()),
+            ("SLUICE_STACK_BROKERS", brokers.to_string()),
+            ("SLUICE_STACK_ONLY", only.to_owned()),
+            ("SLUICE_KAFKA_HEAP", "512m".to_owned()),
+        ];
+        let stack = Self {
+            state,
+            env,
+            kafka_port: base,
+            brokers,
+            clickhouse_http_port: base + 500,
+        };
+        stack.run(&["up"])?;
+        Ok(stack)
+    }
+
+    /// Runs `scripts/stack ARGS` against this stack.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<()> {
+        let output = Command::new(repo_root().join("scripts/stack"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .with_context(|| format!("running scripts/stack {args:?}"))?;
+        if !output.status.success() {
+            bail!(
+                "scripts/stack {args:?} failed: {}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    pub fn kafka(&self) -> KafkaSettings {
+        let brokers = (0..u16::from(self.brokers))
+            .map(|i| format!("127.0.0.1:{}", self.kafka_port + 100 * i))
+            .collect::<Vec<_>>()
+            .join(",");
+        KafkaSettings {
+            brokers,
+            ..KafkaSettings::default()
+        }
+    }
+
+    pub fn clickhouse_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.clickhouse_http_port)
+    }
+
+    /// Stops a service gracefully, keeping its data (`kafka`, `kafka-N`, `clickhouse`).
+    pub fn stop(&self, service: &str) -> anyhow::Result<()> {
+        self.run(&["stop", service])
+    }
+
+    /// Kills a service with SIGKILL, keeping its data.
+    pub fn kill(&self, service: &str) -> anyhow::Result<()> {
+        self.run(&["kill", service])
+    }
+
+    /// Starts a stopped service from its data and waits until it answers.
+    pub fn start_service(&self, service: &str) -> anyhow::Result<()> {
+        self.run(&["start", service])
+    }
+}
+
+impl Drop for DedicatedStack {
+    fn drop(&mut self) {
+        if let Err(err) = self.run(&["down", "--purge"]) {
+            eprintln!(
+                "tearing down dedicated stack {}: {err}",
+                self.state.display()
+            );
+        }
+    }
+}
