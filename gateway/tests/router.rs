@@ -413,10 +413,14 @@ async fn team_admins_are_confined_to_their_team() {
 #[tokio::test]
 async fn metrics_count_outcomes_by_reason() {
     let h = harness();
-    let (status, _, _) = post(&h, Some(KEY), batch(json!([
-        { "event": "A", "user_id": "u1" },
-        { "event": "B", "user_id": "" },
-    ])))
+    let (status, _, _) = post(
+        &h,
+        Some(KEY),
+        batch(json!([
+            { "event": "A", "user_id": "u1" },
+            { "event": "B", "user_id": "" },
+        ])),
+    )
     .await;
     assert_eq!(status, StatusCode::OK);
     let response = router(h.state.clone())
@@ -424,10 +428,31 @@ async fn metrics_count_outcomes_by_reason() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
     let has = |needle: &str| text.lines().any(|l| l.starts_with(needle));
-    assert!(has("sluice_gateway_events_total{outcome=\"rejected\",reason=\"invalid_user_id\"}"), "{text}");
-    assert!(has("sluice_gateway_events_total{outcome=\"accepted\""), "{text}");
-    assert!(has("sluice_gateway_requests_total{route=\"events\",status=\"200\"}"), "{text}");
-    assert!(has("sluice_gateway_processing_duration_seconds_bucket"), "{text}");
+    assert!(
+        has("sluice_gateway_events_total{outcome=\"rejected\",reason=\"invalid_user_id\"}"),
+        "{text}"
+    );
+    assert!(
+        has("sluice_gateway_events_total{outcome=\"accepted\""),
+        "{text}"
+    );
+    assert!(
+        has("sluice_gateway_requests_total{route=\"events\",status=\"200\"}"),
+        "{text}"
+    );
+    assert!(
+        has("sluice_gateway_processing_duration_seconds_bucket"),
+        "{text}"
+    );
 }

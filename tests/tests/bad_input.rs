@@ -84,7 +84,9 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 fn generated(name: &str) -> Vec<u8> {
     match name {
-        "too_many_events" => json!({ "events": (0..101).map(event).collect::<Vec<_>>() }).to_string().into_bytes(),
+        "too_many_events" => json!({ "events": (0..101).map(event).collect::<Vec<_>>() })
+            .to_string()
+            .into_bytes(),
         "oversized_body" => {
             let pad = "x".repeat(2000);
             let events: Vec<Value> = (0..150)
@@ -147,7 +149,13 @@ async fn send(gateway: &RunningGateway, keys: &Keys, request: &CaseRequest) -> (
     }
     let mut builder = reqwest::Client::new()
         .post(gateway.url("/v1/events"))
-        .header("content-type", request.content_type.as_deref().unwrap_or("application/json"))
+        .header(
+            "content-type",
+            request
+                .content_type
+                .as_deref()
+                .unwrap_or("application/json"),
+        )
         .timeout(Duration::from_secs(20))
         .body(body);
     if let Some(token) = token {
@@ -164,7 +172,9 @@ async fn send(gateway: &RunningGateway, keys: &Keys, request: &CaseRequest) -> (
 /// Declares a body, sends part of it, and waits for the gateway to give up.
 async fn stalled(gateway: &RunningGateway, token: Option<&str>, stall: &Stall) -> (u16, Value) {
     let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let head = format!(
         "POST /v1/events HTTP/1.1\r\nHost: sluice\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         stall.declared_length
@@ -189,7 +199,11 @@ async fn stalled(gateway: &RunningGateway, token: Option<&str>, stall: &Stall) -
     .await
     .expect("the gateway must answer a stalled upload within its body timeout");
     let text = String::from_utf8_lossy(&raw);
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, serde_json::from_slice(&read).unwrap_or(Value::Null))
 }
 
@@ -199,7 +213,11 @@ fn complete_body(raw: &[u8]) -> Option<Vec<u8>> {
     let (head, body) = text.split_once("\r\n\r\n")?;
     let length: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))?
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })?
         .parse()
         .ok()?;
     (body.len() >= length).then(|| body.as_bytes()[..length].to_vec())
@@ -208,7 +226,11 @@ fn complete_body(raw: &[u8]) -> Option<Vec<u8>> {
 fn check(name: &str, case: &Case, status: u16, body: &Value) -> Result<(usize, usize), String> {
     let context = || format!("case `{name}` ({}): got {status} {body}", case.description);
     if status != case.expect.status {
-        return Err(format!("expected status {}; {}", case.expect.status, context()));
+        return Err(format!(
+            "expected status {}; {}",
+            case.expect.status,
+            context()
+        ));
     }
     if let Some(code) = &case.expect.code {
         if body["error"]["code"] != code.as_str() {
@@ -220,13 +242,23 @@ fn check(name: &str, case: &Case, status: u16, body: &Value) -> Result<(usize, u
     }
     let mut counts = (0, 0);
     if let Some(expected) = &case.expect.results {
-        let results = body["results"].as_array().ok_or_else(|| format!("no results; {}", context()))?;
+        let results = body["results"]
+            .as_array()
+            .ok_or_else(|| format!("no results; {}", context()))?;
         if results.len() != expected.len() {
-            return Err(format!("expected {} results; {}", expected.len(), context()));
+            return Err(format!(
+                "expected {} results; {}",
+                expected.len(),
+                context()
+            ));
         }
         for (i, (got, want)) in results.iter().zip(expected).enumerate() {
             if got["status"] != want.status.as_str() {
-                return Err(format!("event {i}: expected {}; {}", want.status, context()));
+                return Err(format!(
+                    "event {i}: expected {}; {}",
+                    want.status,
+                    context()
+                ));
             }
             if let Some(code) = &want.code
                 && got["code"] != code.as_str()
@@ -234,9 +266,15 @@ fn check(name: &str, case: &Case, status: u16, body: &Value) -> Result<(usize, u
                 return Err(format!("event {i}: expected code `{code}`; {}", context()));
             }
             if let Some(fragment) = &want.message_contains
-                && !got["message"].as_str().unwrap_or("").contains(fragment.as_str())
+                && !got["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(fragment.as_str())
             {
-                return Err(format!("event {i}: message should mention `{fragment}`; {}", context()));
+                return Err(format!(
+                    "event {i}: message should mention `{fragment}`; {}",
+                    context()
+                ));
             }
             match want.status.as_str() {
                 "accepted" => counts.0 += 1,
@@ -262,8 +300,14 @@ async fn every_bad_input_case_gets_its_specific_answer_and_the_gateway_keeps_ser
     gateway.wait_ready(Duration::from_secs(20)).await.unwrap();
 
     let admin = AdminClient::new(&gateway.url(""), OPERATOR_TOKEN);
-    let revoked = admin.create_key("team-bad", "ingest", "to revoke").await.unwrap();
-    admin.revoke_key(revoked["key_id"].as_str().unwrap()).await.unwrap();
+    let revoked = admin
+        .create_key("team-bad", "ingest", "to revoke")
+        .await
+        .unwrap();
+    admin
+        .revoke_key(revoked["key_id"].as_str().unwrap())
+        .await
+        .unwrap();
     let keys = Keys {
         revoked: revoked["key"].as_str().unwrap().to_owned(),
     };
@@ -273,7 +317,10 @@ async fn every_bad_input_case_gets_its_specific_answer_and_the_gateway_keeps_ser
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(names.len() >= 20, "expected the full case list, found {names:?}");
+    assert!(
+        names.len() >= 20,
+        "expected the full case list, found {names:?}"
+    );
 
     let (mut accepted, mut rejected) = (0usize, 0usize);
     let mut failures = Vec::new();
@@ -283,7 +330,8 @@ async fn every_bad_input_case_gets_its_specific_answer_and_the_gateway_keeps_ser
     };
     for name in &names {
         let text = std::fs::read_to_string(cases_dir().join(name).join("case.json")).unwrap();
-        let case: Case = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}/case.json: {e}"));
+        let case: Case =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}/case.json: {e}"));
         let (status, body) = send(&gateway, &keys, &case.request).await;
         match check(name, &case, status, &body) {
             Ok((a, r)) => {
@@ -294,10 +342,18 @@ async fn every_bad_input_case_gets_its_specific_answer_and_the_gateway_keeps_ser
         }
         // The gateway keeps serving after every case.
         let (status, body) = send(&gateway, &keys, &probe).await;
-        assert_eq!(status, 200, "gateway stopped serving after `{name}`: {body}");
+        assert_eq!(
+            status, 200,
+            "gateway stopped serving after `{name}`: {body}"
+        );
         accepted += 1;
     }
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 
     // Exactly what was reported: accepted events in the raw topic, rejected
     // ones in the dead-letter topic, nothing from refused requests.
