@@ -48,6 +48,9 @@ pub enum RejectCode {
     DuplicateEventId,
     /// A team plugin rejected the event.
     PluginRejected,
+    /// A team plugin failed (trap, CPU or memory limit, broken contract) and
+    /// its failure policy refuses the event. Retrying later may succeed.
+    PluginFailed,
     /// No schema matches, or the event does not conform to it.
     SchemaViolation,
 }
@@ -68,6 +71,7 @@ impl RejectCode {
             Self::TimestampTooOld => "timestamp_too_old",
             Self::DuplicateEventId => "duplicate_event_id",
             Self::PluginRejected => "plugin_rejected",
+            Self::PluginFailed => "plugin_failed",
             Self::SchemaViolation => "schema_violation",
         }
     }

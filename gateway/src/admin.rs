@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/keys", get(list_keys).post(create_key))
         .route("/admin/v1/keys/{key_id}", delete(revoke_key))
+        .merge(crate::plugins::admin::routes())
 }
 
 fn admin(state: &AppState, headers: &HeaderMap) -> Result<Admin, ApiError> {

@@ -92,7 +92,7 @@ pub async fn read(
 
 /// Reads at most `limit` bytes; a larger body is refused as soon as the limit
 /// is crossed, without buffering the rest.
-async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {

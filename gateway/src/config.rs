@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sluice_core::Limits;
 
 use crate::admission::AdmissionConfig;
+use crate::plugins::PluginsConfig;
 use sluice_core::kafka::KafkaSettings;
 
 /// Environment variable prefix; nesting uses `__` (`SLUICE_GATEWAY_KAFKA__BROKERS`).
@@ -24,6 +25,7 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     pub admin: AdminConfig,
     pub admission: AdmissionConfig,
+    pub plugins: PluginsConfig,
 }
 
 impl Default for GatewayConfig {
@@ -36,6 +38,7 @@ impl Default for GatewayConfig {
             auth: AuthConfig::default(),
             admin: AdminConfig::default(),
             admission: AdmissionConfig::default(),
+            plugins: PluginsConfig::default(),
         }
     }
 }
@@ -151,6 +154,14 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   admission.burst_events_per_key  events a key may send at once above the rate [100000]
   admission.max_in_flight_requests  ingest requests processed at once, else 503 [1024]
   admission.memory_budget_bytes   bytes all in-flight bodies may hold, else 503 [536870912]
+  plugins.topic                   compacted topic of plugin records [sluice.plugins]
+  plugins.blobs_topic             compacted topic of component bytes [sluice.plugin-blobs]
+  plugins.disable_after_failures  consecutive failed calls before a plugin is disabled [5]
+  plugins.runtime.cpu_budget_ms   CPU time of one plugin call on one batch [100]
+  plugins.runtime.max_memory_bytes  linear memory of one plugin instance [67108864]
+  plugins.runtime.max_component_bytes  largest accepted upload [33554432]
+  plugins.runtime.max_instances   plugin instances alive at once [64]
+  plugins.runtime.max_log_lines_per_call  log lines a plugin may write per call [100]
 
 Example: SLUICE_GATEWAY_KAFKA__BROKERS=kafka-1:9092,kafka-2:9092 sluice-gateway --config gateway.toml";
 

@@ -17,6 +17,14 @@ pub enum ApiError {
     InvalidApiKey,
     #[error("this API key was revoked")]
     RevokedApiKey,
+    #[error("{message}")]
+    PluginRejected {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("not found: {0}")]
@@ -64,6 +72,8 @@ impl ApiError {
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::RevokedApiKey => "revoked_api_key",
+            Self::PluginRejected { code, .. } => code,
+            Self::Conflict(_) => "conflict",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::InvalidRequest(_) => "invalid_request",
@@ -91,6 +101,8 @@ impl ApiError {
             Self::MissingApiKey | Self::InvalidApiKey | Self::RevokedApiKey => {
                 StatusCode::UNAUTHORIZED
             }
+            Self::PluginRejected { status, .. } => *status,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -2,15 +2,22 @@
 //!
 //! A request is refused as a whole (an [`ApiError`]) only when the batch itself
 //! is unusable: not JSON, empty, too large. Otherwise every event gets its own
-//! outcome: `accepted` (Kafka acknowledged it), `rejected` (it broke a rule and
-//! went to the dead-letter topic; retrying cannot help) or `failed` (Kafka did
-//! not acknowledge it in time; retry with the same `event_id`).
+//! outcome:
+//! - `accepted`: Kafka acknowledged it in `events.raw`;
+//! - `rejected`: it broke a rule (contract, or a team validator); a copy went
+//!   to the dead-letter topic; retrying the same event cannot help;
+//! - `dead_lettered`: a team plugin failed on it and the plugin's policy sent it
+//!   to the dead-letter topic, where Kafka acknowledged it; do not retry;
+//! - `failed`: Kafka did not acknowledge it in time; retry with the same `event_id`.
+//!
+//! Steps: decode and check each event against the contract, run the team's
+//! plugin chain over the survivors, then produce everything in one batch and
+//! answer once Kafka has answered for every record.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use ::metrics::{counter, histogram};
-
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +30,8 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::keys::Principal;
 use crate::metrics;
+use crate::plugins::chain::Fate;
+use crate::plugins::convert::{OwnedEvent, to_wit};
 use crate::sink::{Record, SinkError};
 use crate::state::AppState;
 
@@ -50,6 +59,11 @@ pub enum Outcome {
         code: RejectCode,
         message: String,
     },
+    DeadLettered {
+        event_id: Uuid,
+        code: RejectCode,
+        message: String,
+    },
     Failed {
         event_id: Uuid,
         code: String,
@@ -62,6 +76,8 @@ pub enum Outcome {
 pub struct BatchResponse {
     pub accepted: usize,
     pub rejected: usize,
+    #[serde(default)]
+    pub dead_lettered: usize,
     pub failed: usize,
     pub results: Vec<Outcome>,
     /// Time spent waiting for Kafka; not part of the body.
@@ -84,8 +100,17 @@ impl IntoResponse for BatchResponse {
     }
 }
 
-/// Decides and produces a batch for `team`. Resolves after Kafka answered for
-/// every record.
+/// What will be produced for one event, and what to tell the client once
+/// Kafka answered for it.
+#[derive(Debug)]
+enum Planned {
+    Accept(Uuid),
+    Reject(Option<Uuid>, Reject),
+    DeadLetter(Uuid, Reject),
+}
+
+/// Decides and produces a batch for the caller's team. Resolves after Kafka
+/// answered for every record.
 pub async fn ingest_batch(
     state: &AppState,
     principal: &Principal,
@@ -140,16 +165,7 @@ pub async fn ingest_batch(
         })
         .collect();
 
-    let producer = state.producer_settings();
-    let records = decisions
-        .iter()
-        .zip(&batch.events)
-        .map(|(decision, raw)| match decision {
-            Ok(event) => accepted_record(&producer.topic, event),
-            Err((_, reject)) => rejected_record(&producer.rejected_topic, team, raw, reject),
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let (records, plans) = plan(state, team, &batch.events, decisions).await?;
 
     let produce_started = Instant::now();
     let acks = state.sink().send(records).await;
@@ -159,29 +175,14 @@ pub async fn ingest_batch(
     let mut response = BatchResponse {
         accepted: 0,
         rejected: 0,
+        dead_lettered: 0,
         failed: 0,
-        results: Vec::with_capacity(decisions.len()),
+        results: Vec::with_capacity(plans.len()),
         produce_wait,
     };
-    for (decision, ack) in decisions.into_iter().zip(acks) {
-        let outcome = match (decision, ack) {
-            (Ok(event), Ok(())) => {
-                response.accepted += 1;
-                Outcome::Accepted {
-                    event_id: event.event_id,
-                }
-            }
-            (Ok(event), Err(err)) => {
-                response.failed += 1;
-                counter!(metrics::EVENTS, "outcome" => "failed", "reason" => failure_code(&err))
-                    .increment(1);
-                Outcome::Failed {
-                    event_id: event.event_id,
-                    code: failure_code(&err).to_owned(),
-                    message: err.to_string(),
-                }
-            }
-            (Err((event_id, reject)), dlq) => {
+    for (plan, ack) in plans.into_iter().zip(acks) {
+        let outcome = match (plan, ack) {
+            (Planned::Reject(event_id, reject), dlq) => {
                 if let Err(err) = dlq {
                     // The client still learns the rejection; only the DLQ copy
                     // is missing, and an operator must know.
@@ -197,12 +198,156 @@ pub async fn ingest_batch(
                     message: reject.message,
                 }
             }
+            (Planned::Accept(event_id), Ok(())) => {
+                response.accepted += 1;
+                Outcome::Accepted { event_id }
+            }
+            (Planned::DeadLetter(event_id, reject), Ok(())) => {
+                response.dead_lettered += 1;
+                counter!(metrics::EVENTS, "outcome" => "dead_lettered", "reason" => reject.code.as_str())
+                    .increment(1);
+                Outcome::DeadLettered {
+                    event_id,
+                    code: reject.code,
+                    message: reject.message,
+                }
+            }
+            (Planned::Accept(event_id) | Planned::DeadLetter(event_id, _), Err(err)) => {
+                response.failed += 1;
+                counter!(metrics::EVENTS, "outcome" => "failed", "reason" => failure_code(&err))
+                    .increment(1);
+                Outcome::Failed {
+                    event_id,
+                    code: failure_code(&err).to_owned(),
+                    message: err.to_string(),
+                }
+            }
         };
         response.results.push(outcome);
     }
     counter!(metrics::EVENTS, "outcome" => "accepted", "reason" => "")
         .increment(response.accepted as u64);
     Ok(response)
+}
+
+/// Runs the team's plugin chain (if any) and builds one record per event.
+async fn plan(
+    state: &AppState,
+    team: &str,
+    raws: &[&RawValue],
+    decisions: Vec<Result<Event<'_>, (Option<Uuid>, Reject)>>,
+) -> Result<(Vec<Record>, Vec<Planned>), ApiError> {
+    let topics = state.producer_settings();
+    let internal = |e: serde_json::Error| ApiError::Internal(e.into());
+    let mut records = Vec::with_capacity(decisions.len());
+    let mut plans = Vec::with_capacity(decisions.len());
+
+    let chain = state
+        .plugins()
+        .and_then(|host| host.chain(team).map(|chain| (host, chain)));
+    let Some((host, chain)) = chain.filter(|_| decisions.iter().any(Result::is_ok)) else {
+        for (decision, raw) in decisions.into_iter().zip(raws) {
+            match decision {
+                Ok(event) => {
+                    records.push(accepted_record(&topics.topic, &event).map_err(internal)?);
+                    plans.push(Planned::Accept(event.event_id));
+                }
+                Err((event_id, reject)) => {
+                    records.push(rejected_record(
+                        &topics.rejected_topic,
+                        team,
+                        raw.get(),
+                        &reject,
+                    ));
+                    plans.push(Planned::Reject(event_id, reject));
+                }
+            }
+        }
+        return Ok((records, plans));
+    };
+
+    let alive: Vec<_> = decisions
+        .iter()
+        .filter_map(|d| d.as_ref().ok())
+        .map(to_wit)
+        .collect();
+    let mut fates = host
+        .run(chain, alive)
+        .await
+        .map_err(ApiError::Internal)?
+        .into_iter();
+    let limits = &state.ingest().event;
+    for (decision, raw) in decisions.into_iter().zip(raws) {
+        let event = match decision {
+            Ok(event) => event,
+            Err((event_id, reject)) => {
+                records.push(rejected_record(
+                    &topics.rejected_topic,
+                    team,
+                    raw.get(),
+                    &reject,
+                ));
+                plans.push(Planned::Reject(event_id, reject));
+                continue;
+            }
+        };
+        let event_id = event.event_id;
+        let fate = fates
+            .next()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plugin chain lost an event")))?;
+        match fate {
+            Fate::Keep(changed) => {
+                let record = OwnedEvent::from_wit(changed, limits).and_then(|owned| {
+                    let record =
+                        accepted_record(&topics.topic, &owned.as_event()).map_err(|e| {
+                            Reject::new(
+                                RejectCode::PluginFailed,
+                                format!("enriched event cannot be serialised: {e}"),
+                            )
+                        })?;
+                    limits.check_size(record.payload.len())?;
+                    Ok(record)
+                });
+                match record {
+                    Ok(record) => {
+                        records.push(record);
+                        plans.push(Planned::Accept(event_id));
+                    }
+                    Err(reject) => {
+                        records.push(rejected_record(
+                            &topics.rejected_topic,
+                            team,
+                            raw.get(),
+                            &reject,
+                        ));
+                        plans.push(Planned::Reject(Some(event_id), reject));
+                    }
+                }
+            }
+            Fate::Reject(reject) => {
+                records.push(rejected_record(
+                    &topics.rejected_topic,
+                    team,
+                    raw.get(),
+                    &reject,
+                ));
+                plans.push(Planned::Reject(Some(event_id), reject));
+            }
+            Fate::DeadLetter(_, reject) => {
+                // The admitted event (ids and times stamped), ready to be
+                // replayed into `events.raw` once the plugin is fixed.
+                let payload = serde_json::to_string(&event).map_err(internal)?;
+                records.push(rejected_record(
+                    &topics.rejected_topic,
+                    team,
+                    &payload,
+                    &reject,
+                ));
+                plans.push(Planned::DeadLetter(event_id, reject));
+            }
+        }
+    }
+    Ok((records, plans))
 }
 
 fn failure_code(err: &SinkError) -> &'static str {
@@ -225,21 +370,16 @@ fn accepted_record(topic: &str, event: &Event<'_>) -> Result<Record, serde_json:
     })
 }
 
-fn rejected_record(
-    topic: &str,
-    team: &str,
-    raw: &RawValue,
-    reject: &Reject,
-) -> Result<Record, serde_json::Error> {
-    Ok(Record {
+/// A dead-letter record: the event's JSON text and the reason in headers.
+fn rejected_record(topic: &str, team: &str, payload: &str, reject: &Reject) -> Record {
+    Record {
         topic: topic.to_owned(),
         key: team.to_owned(),
-        // The event exactly as sent, so it can be fixed and replayed.
-        payload: raw.get().as_bytes().to_vec(),
+        payload: payload.as_bytes().to_vec(),
         headers: vec![
             (headers::TEAM, team.to_owned()),
             (headers::REJECT_CODE, reject.code.as_str().to_owned()),
             (headers::REJECT_MESSAGE, reject.message.clone()),
         ],
-    })
+    }
 }

@@ -11,6 +11,7 @@
 //! - [`admission`]: per-key rate limits, in-flight and memory bounds.
 //! - [`body`]: reading request bodies under size, decompression and time limits.
 //! - [`sink`]: where accepted and rejected events go (Kafka, or memory in tests).
+//! - [`plugins`]: the Wasm plugin host (validators and enrichers per team).
 //! - [`metrics`]: Prometheus metric names and gauge sampling (`/metrics`).
 //! - [`error`]: the one error type of the HTTP boundary and its status mapping.
 //! - [`state`]: what handlers share.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod plugins;
 pub mod routes;
 pub mod sink;
 pub mod state;
@@ -56,7 +58,15 @@ pub async fn serve(
         &config.kafka,
         &config.auth.keys_topic,
     )?);
-    let state = AppState::new(&config, keys, sink.clone(), Arc::new(SystemClock));
+    let registry = Arc::new(plugins::registry::Registry::start(
+        &config.kafka,
+        &config.plugins.topic,
+        &config.plugins.blobs_topic,
+    )?);
+    let plugin_host = plugins::PluginHost::new(&config.plugins, Some(registry))?;
+    let plugin_sync = tokio::spawn(plugin_host.clone().sync());
+    let state =
+        AppState::new(&config, keys, sink.clone(), Arc::new(SystemClock)).with_plugins(plugin_host);
     let readiness = tokio::spawn(sink::watch_readiness(
         sink.clone(),
         state.readiness(),
@@ -83,6 +93,7 @@ pub async fn serve(
         .await?;
     readiness.abort();
     upkeep.abort();
+    plugin_sync.abort();
 
     let flush_timeout = Duration::from_millis(config.producer.delivery_timeout_ms);
     tokio::task::spawn_blocking(move || sink.flush(flush_timeout)).await??;

@@ -8,6 +8,7 @@ use sluice_core::clock::Clock;
 use crate::admission::Admission;
 use crate::config::{GatewayConfig, IngestConfig, ProducerSettings};
 use crate::keys::KeyStore;
+use crate::plugins::PluginHost;
 use crate::sink::EventSink;
 
 #[derive(Debug, Clone)]
@@ -25,6 +26,7 @@ struct Inner {
     sink: Arc<dyn EventSink>,
     clock: Arc<dyn Clock>,
     readiness: Readiness,
+    plugins: Option<Arc<PluginHost>>,
 }
 
 impl AppState {
@@ -48,8 +50,21 @@ impl AppState {
                 sink,
                 clock,
                 readiness: Readiness::default(),
+                plugins: None,
             }),
         }
+    }
+
+    /// Adds the plugin host. Call before the state is shared.
+    pub fn with_plugins(mut self, plugins: Arc<PluginHost>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.plugins = Some(plugins);
+        }
+        self
+    }
+
+    pub fn plugins(&self) -> Option<&Arc<PluginHost>> {
+        self.inner.plugins.as_ref()
     }
 
     pub fn ingest(&self) -> &IngestConfig {
@@ -82,7 +97,9 @@ impl AppState {
 
     /// What `/readyz` reports: Kafka reachable, keys loaded, not draining.
     pub fn is_ready(&self) -> bool {
-        self.inner.readiness.is_ready() && self.inner.keys.is_loaded()
+        self.inner.readiness.is_ready()
+            && self.inner.keys.is_loaded()
+            && self.inner.plugins.as_ref().is_none_or(|p| p.is_loaded())
     }
 
     pub fn readiness(&self) -> Readiness {

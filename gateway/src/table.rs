@@ -109,6 +109,11 @@ where
         }
     }
 
+    /// A receiver that changes whenever the reader applies a record.
+    pub fn changes(&self) -> watch::Receiver<BTreeMap<i32, i64>> {
+        self.applied.clone()
+    }
+
     /// True once the reader has applied everything that was in the topic when
     /// it started: before that, lookups may miss existing entries.
     pub fn is_caught_up(&self) -> bool {

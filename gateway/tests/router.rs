@@ -80,7 +80,7 @@ async fn accepted_events_are_produced_keyed_by_team_and_user() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({ "accepted": 1, "rejected": 0, "failed": 0,
+        json!({ "accepted": 1, "rejected": 0, "dead_lettered": 0, "failed": 0,
         "results": [{ "status": "accepted", "event_id": id }] })
     );
 

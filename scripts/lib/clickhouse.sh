@@ -163,7 +163,7 @@ clickhouse_wait() {
 	log "waiting for clickhouse to answer on $(ch_url)"
 	if ! wait_for clickhouse "${SLUICE_STACK_TIMEOUT:-120}" "$pid" "$CH_ERRLOG" ch_ready; then
 		show_log_tail "$CH_STDOUT" 20
-		clickhouse_stop
+		clickhouse_stop stop || true
 		die "clickhouse did not answer within ${SLUICE_STACK_TIMEOUT:-120}s (stopped it again)"
 	fi
 	info "clickhouse $(ch_query 'SELECT version()') answers on $(ch_url) (native port $CH_TCP_PORT)"
@@ -182,15 +182,21 @@ clickhouse_running_items() {
 	done
 }
 
+# clickhouse_stop [stop|quiet|kill]: stop clickhouse gracefully (SIGTERM,
+# SIGKILL after SLUICE_STOP_TIMEOUT) or kill it with SIGKILL at once. Data
+# is kept. quiet = stop, but say nothing if it is not running.
 clickhouse_stop() {
-	local items
+	local items rc=0 mode=${1:-stop}
 	mapfile -t items < <(clickhouse_running_items)
 	if ((${#items[@]} == 0)); then
-		log "clickhouse is not running"
+		[[ $mode == quiet ]] || log "clickhouse is not running"
+	elif [[ $mode == kill ]]; then
+		kill_pids "${items[@]}" || rc=1
 	else
-		stop_pids "${SLUICE_STOP_TIMEOUT:-20}" "${items[@]}"
+		stop_pids "${SLUICE_STOP_TIMEOUT:-20}" "${items[@]}" || rc=1
 	fi
 	rm -f "$(pid_file clickhouse)"
+	return "$rc"
 }
 
 clickhouse_status() {

@@ -78,29 +78,83 @@ recorded() {
 	done <"$STATE_FILE"
 }
 
+# record_settings: save the resolved settings. The stack counts as brought
+# up (active=1) until `down` clears it with `record_key active 0`.
 record_settings() {
 	ensure_state_dirs
 	cat >"$STATE_FILE.tmp" <<EOF
 brokers=$BROKERS
+services=$SERVICES
 kafka_version=$KAFKA_VERSION
 kafka_port=$KAFKA_PORT
 clickhouse_http_port=$CH_HTTP_PORT
 clickhouse_tcp_port=$CH_TCP_PORT
+active=1
 EOF
 	mv "$STATE_FILE.tmp" "$STATE_FILE"
 }
 
-# resolve_settings COMMAND [EXPLICIT_BROKERS]
-# Sets BROKERS KAFKA_VERSION KAFKA_PORT CH_HTTP_PORT CH_TCP_PORT.
+# record_key KEY VALUE: change one recorded value (no-op without a state file).
+record_key() {
+	[[ -f $STATE_FILE ]] || return 0
+	local k v found=0
+	while IFS='=' read -r k v; do
+		[[ -n $k ]] || continue
+		if [[ $k == "$1" ]]; then
+			v=$2 found=1
+		fi
+		printf '%s=%s\n' "$k" "$v"
+	done <"$STATE_FILE" >"$STATE_FILE.tmp"
+	((found)) || printf '%s=%s\n' "$1" "$2" >>"$STATE_FILE.tmp"
+	mv "$STATE_FILE.tmp" "$STATE_FILE"
+}
+
+# stack_active: `up` ran in this state dir and no `down` since; some of its
+# services may be stopped, killed or crashed.
+stack_active() { [[ "$(recorded active)" == 1 ]]; }
+
+ALL_SERVICES=kafka,clickhouse
+
+# normalize_services LIST: "kafka", "clickhouse" or "kafka,clickhouse" (in
+# this order) from a comma separated list; "all" means both. Fails on
+# anything else.
+normalize_services() {
+	local item kafka=0 ch=0 out=()
+	for item in ${1//,/ }; do
+		case $item in
+		kafka) kafka=1 ;;
+		clickhouse | ch) ch=1 ;;
+		all) kafka=1 ch=1 ;;
+		*) return 1 ;;
+		esac
+	done
+	((kafka)) && out+=(kafka)
+	((ch)) && out+=(clickhouse)
+	((${#out[@]})) || return 1
+	local IFS=,
+	printf '%s\n' "${out[*]}"
+}
+
+# has_service NAME: NAME (kafka or clickhouse) belongs to this stack.
+has_service() { [[ ,$SERVICES, == *",$1,"* ]]; }
+full_stack() { [[ $SERVICES == "$ALL_SERVICES" ]]; }
+
+# resolve_settings COMMAND [EXPLICIT_BROKERS] [EXPLICIT_ONLY]
+# Sets BROKERS SERVICES KAFKA_VERSION KAFKA_PORT CH_HTTP_PORT CH_TCP_PORT.
 #  - While something of this stack runs, the recorded settings win (status/
 #    down/env must describe what actually runs); `up` refuses an explicit
-#    request that contradicts them instead of silently ignoring it.
-#  - Otherwise explicit values (flag/env) win, then for the read-only commands
-#    the recorded ones (so `logs` finds the last run's files), then defaults.
+#    request that contradicts them instead of silently ignoring it. While
+#    the stack is active (up ran, no down since) but everything is stopped,
+#    the recorded settings win too, except for up/install: start/stop/kill
+#    must find the data of the nodes that were stopped.
+#  - Otherwise explicit values (flag/env) win, then the recorded ones (for
+#    `up` of an active stack, so that it resumes as it was; for the
+#    read-only commands, so that `logs` finds the last run's files), then
+#    the defaults.
 resolve_settings() {
-	local cmd=$1 flag_brokers=${2:-}
+	local cmd=$1 flag_brokers=${2:-} flag_only=${3:-}
 	local -A explicit=() rec=()
-	local key
+	local key only
 
 	if [[ -n $flag_brokers ]]; then
 		explicit[brokers]=$flag_brokers
@@ -110,24 +164,48 @@ resolve_settings() {
 		fi
 		explicit[brokers]=$SLUICE_STACK_BROKERS
 	fi
+	if [[ -n $flag_only ]]; then
+		only=$(normalize_services "$flag_only") ||
+			die "--only needs kafka, clickhouse or all (got '$flag_only')"
+		explicit[services]=$only
+	elif [[ -n ${SLUICE_STACK_ONLY:-} ]]; then
+		only=$(normalize_services "$SLUICE_STACK_ONLY") ||
+			die "SLUICE_STACK_ONLY must be kafka, clickhouse or all (got '$SLUICE_STACK_ONLY')"
+		explicit[services]=$only
+	fi
 	[[ -n ${SLUICE_KAFKA_VERSION:-} ]] && explicit[kafka_version]=$SLUICE_KAFKA_VERSION
 	[[ -n ${SLUICE_KAFKA_PORT:-} ]] && explicit[kafka_port]=$SLUICE_KAFKA_PORT
 	[[ -n ${SLUICE_CLICKHOUSE_HTTP_PORT:-} ]] && explicit[clickhouse_http_port]=$SLUICE_CLICKHOUSE_HTTP_PORT
 	[[ -n ${SLUICE_CLICKHOUSE_TCP_PORT:-} ]] && explicit[clickhouse_tcp_port]=$SLUICE_CLICKHOUSE_TCP_PORT
 
-	for key in brokers kafka_version kafka_port clickhouse_http_port clickhouse_tcp_port; do
+	for key in brokers services kafka_version kafka_port clickhouse_http_port clickhouse_tcp_port; do
 		rec[$key]=$(recorded "$key")
 	done
+	# State files written before --only existed have no services key: they
+	# describe a full stack, which is the default below.
+	if [[ -n ${rec[services]} ]]; then
+		rec[services]=$(normalize_services "${rec[services]}") || rec[services]=""
+	fi
 
 	local -A value=(
 		[brokers]=1
+		[services]=$ALL_SERVICES
 		[kafka_version]=$DEFAULT_KAFKA_VERSION
 		[kafka_port]=$DEFAULT_KAFKA_PORT
 		[clickhouse_http_port]=$DEFAULT_CH_HTTP_PORT
 		[clickhouse_tcp_port]=$DEFAULT_CH_TCP_PORT
 	)
 
-	if [[ -f $STATE_FILE ]] && any_service_running; then
+	local running=0 active=0 pinned=0
+	if [[ -f $STATE_FILE ]]; then
+		any_service_running && running=1
+		stack_active && active=1
+	fi
+	if ((running)) || { ((active)) && [[ $cmd != up && $cmd != install ]]; }; then
+		pinned=1
+	fi
+
+	if ((pinned)); then
 		for key in "${!value[@]}"; do
 			[[ -n ${rec[$key]} ]] && value[$key]=${rec[$key]}
 			if [[ -n ${explicit[$key]:-} && ${explicit[$key]} != "${value[$key]}" ]]; then
@@ -135,20 +213,21 @@ resolve_settings() {
 					die "the stack in $STATE is running with $key=${value[$key]}, but $key=${explicit[$key]} was requested" \
 						"run 'scripts/stack down' first, then 'scripts/stack up' again"
 				fi
-				warn "ignoring requested $key=${explicit[$key]}: the running stack uses ${value[$key]}"
+				warn "ignoring requested $key=${explicit[$key]}: the stack in $STATE was brought up with ${value[$key]}"
 			fi
 		done
 	else
 		for key in "${!value[@]}"; do
 			if [[ -n ${explicit[$key]:-} ]]; then
 				value[$key]=${explicit[$key]}
-			elif [[ $cmd != up && $cmd != install && $cmd != env && -n ${rec[$key]} ]]; then
+			elif [[ -n ${rec[$key]} ]] && { ((active)) || [[ $cmd != up && $cmd != install && $cmd != env ]]; }; then
 				value[$key]=${rec[$key]}
 			fi
 		done
 	fi
 
 	BROKERS=${value[brokers]}
+	SERVICES=${value[services]}
 	KAFKA_VERSION=${value[kafka_version]}
 	KAFKA_PORT=${value[kafka_port]}
 	CH_HTTP_PORT=${value[clickhouse_http_port]}
@@ -168,13 +247,30 @@ resolve_settings() {
 # -------------------------------------------------------------- processes --
 pid_file() { printf '%s/%s.pid\n' "$PID_DIR" "$1"; }
 
+# pid_alive PID: the process exists and is not a zombie (a dead child that
+# nobody reaped yet still answers kill -0).
+pid_alive() {
+	local stat
+	kill -0 "$1" 2>/dev/null || return 1
+	{ stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+	stat=${stat##*) }
+	[[ ${stat:0:1} != Z ]]
+}
+
+# elapsed T0: seconds since T0 (an $EPOCHREALTIME value), e.g. "2.4".
+elapsed() {
+	local now=${EPOCHREALTIME/[.,]/} t0=${1/[.,]/} ms
+	ms=$(((10#$now - 10#$t0) / 1000))
+	printf '%d.%d\n' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
 # proc_matches PID MARKER: PID is alive and its command line contains MARKER.
 # The marker (a config path under $STATE) guards against a recycled pid.
 proc_matches() {
 	local pid=$1 marker=$2 cmdline
 	[[ -n $pid ]] && is_uint "$pid" || return 1
 	kill -0 "$pid" 2>/dev/null || return 1
-	cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
 	[[ $cmdline == *"$marker"* ]]
 }
 
@@ -211,7 +307,7 @@ pids_matching() {
 	for dir in /proc/[0-9]*; do
 		pid=${dir#/proc/}
 		[[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-		cmdline=$(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null) || continue
+		cmdline=$(tr '\0' ' ' 2>/dev/null <"$dir/cmdline") || continue
 		ok=1
 		for s; do [[ $cmdline == *"$s"* ]] || ok=0; done
 		((ok)) && printf '%s\n' "$pid"
@@ -259,7 +355,7 @@ stop_pids() {
 		alive=()
 		for item; do
 			pid=${item#*=}
-			kill -0 "$pid" 2>/dev/null && alive+=("$item")
+			pid_alive "$pid" && alive+=("$item")
 		done
 		((${#alive[@]})) || return 0
 		((SECONDS < deadline)) || break
@@ -270,7 +366,36 @@ stop_pids() {
 		warn "$name (pid $pid) ignored SIGTERM for ${timeout}s; sending SIGKILL"
 		kill -KILL "$pid" 2>/dev/null || true
 	done
-	sleep 0.5
+	wait_gone 10 "${alive[@]}"
+}
+
+# kill_pids NAME=PID...: SIGKILL right away (a simulated crash), then wait
+# until the processes are gone so that their ports are free again.
+kill_pids() {
+	local item
+	for item; do
+		log "killing ${item%%=*} (pid ${item#*=}) with SIGKILL"
+		kill -KILL "${item#*=}" 2>/dev/null || true
+	done
+	wait_gone 10 "$@"
+}
+
+# wait_gone TIMEOUT NAME=PID...: wait until no process is left; fail if one
+# survives (SIGKILL cannot be ignored, so only an uninterruptible sleep in
+# the kernel can do that).
+wait_gone() {
+	local deadline=$((SECONDS + $1)) item left
+	shift
+	while :; do
+		left=()
+		for item; do pid_alive "${item#*=}" && left+=("$item"); done
+		((${#left[@]})) || return 0
+		if ((SECONDS >= deadline)); then
+			warn "still alive after SIGKILL: ${left[*]}"
+			return 1
+		fi
+		sleep 0.1
+	done
 }
 
 # ------------------------------------------------------------------ ports --
@@ -305,7 +430,7 @@ wait_for() {
 	shift 4
 	local deadline=$((SECONDS + timeout))
 	while ! "$@" >/dev/null 2>&1; do
-		if ! kill -0 "$pid" 2>/dev/null; then
+		if ! pid_alive "$pid"; then
 			show_log_tail "$logfile"
 			die "$what exited during startup (pid $pid); see $logfile"
 		fi

@@ -26,6 +26,7 @@ kafka_topic_specs() {
 		events.rejected "$p" - \
 		sluice.keys 1 cleanup.policy=compact \
 		sluice.plugins 1 cleanup.policy=compact \
+		sluice.plugin-blobs 1 cleanup.policy=compact \
 		sluice.schemas 1 cleanup.policy=compact
 }
 
@@ -207,6 +208,18 @@ share.coordinator.state.topic.replication.factor=$rf
 share.coordinator.state.topic.min.isr=$min_isr
 group.initial.rebalance.delay.ms=0
 EOF
+	# How long the controller waits for heartbeats before it fences a
+	# broker. It also delays the restart of a broker that crashed (kill):
+	# the new incarnation cannot register until the old session expired.
+	local session=${SLUICE_KAFKA_SESSION_TIMEOUT_MS:-}
+	if [[ -n $session ]]; then
+		if ! is_uint "$session" || ((session < 1000)); then
+			die "SLUICE_KAFKA_SESSION_TIMEOUT_MS must be a number of milliseconds >= 1000 (got '$session')"
+		fi
+		local heartbeat=$((session / 3 < 2000 ? session / 3 : 2000))
+		printf 'broker.session.timeout.ms=%s\nbroker.heartbeat.interval.ms=%s\n' \
+			"$session" "$heartbeat" >>"$dir/server.properties"
+	fi
 }
 
 # Run one of Kafka's CLI classes. Short-lived JVM tuned for start-up time.
@@ -252,11 +265,22 @@ kafka_cluster_ready() {
 	[[ $count == "$BROKERS" ]]
 }
 
-# Start the nodes that are not running (does not wait; see kafka_wait).
+# kafka_start [--no-format] [NODE...]: start the given nodes (default: all)
+# that are not running; does not wait (see kafka_wait, kafka_wait_node).
+# --no-format (for `start`): a node must restart from existing data, never
+# from a freshly formatted log.
 kafka_start() {
-	local n pid todo=() pids=() rc=0 logfile cluster_id item
+	local n pid todo=() pids=() rc=0 logfile cluster_id item format=1 nodes=()
+	if [[ ${1:-} == --no-format ]]; then
+		format=0
+		shift
+	fi
+	nodes=("$@")
+	if ((${#nodes[@]} == 0)); then
+		for ((n = 1; n <= BROKERS; n++)); do nodes+=("$n"); done
+	fi
 	kafka_write_log_configs
-	for ((n = 1; n <= BROKERS; n++)); do
+	for n in "${nodes[@]}"; do
 		if pid=$(kafka_node_pid "$n"); then
 			log "$(kafka_node_name "$n") already running (pid $pid)"
 			continue
@@ -274,9 +298,11 @@ kafka_start() {
 	done
 
 	# Format new data dirs; one JVM per node, side by side.
-	cluster_id=$(kafka_cluster_id)
 	for n in "${todo[@]}"; do
 		[[ -f $(kafka_node_dir "$n")/data/meta.properties ]] && continue
+		((format)) || die "$(kafka_node_name "$n") has no data in $(kafka_node_dir "$n")/data" \
+			"start only restarts a node that 'scripts/stack up' created; run: scripts/stack up"
+		[[ -n ${cluster_id:-} ]] || cluster_id=$(kafka_cluster_id)
 		log "formatting KRaft storage of kafka node $n (cluster id $cluster_id)"
 		kafka_format_node "$n" "$cluster_id" &
 		pids+=("$n=$!")
@@ -314,16 +340,43 @@ kafka_wait() {
 		((timeout > 0)) || timeout=1
 		if ! wait_for "kafka node $n" "$timeout" "$pid" "$(kafka_node_log "$n")" \
 			kafka_probe "127.0.0.1:$(kafka_client_port "$n")" brokers; then
-			kafka_stop
+			kafka_stop stop || true
 			die "kafka node $n did not answer within ${SLUICE_STACK_TIMEOUT:-120}s (stopped it again)"
 		fi
 	done
 	if ! wait_for "kafka cluster" $((deadline - SECONDS > 0 ? deadline - SECONDS : 1)) "$pid" \
 		"$(kafka_node_log 1)" kafka_cluster_ready; then
-		kafka_stop
+		kafka_stop stop || true
 		die "kafka did not report $BROKERS registered broker(s) in time (stopped it again)"
 	fi
 	info "kafka answers on $(kafka_bootstrap)"
+}
+
+# kafka_wait_node N: wait until node N answers a Metadata request that
+# lists itself (it is registered and unfenced). On timeout, stop that node
+# only and fail.
+kafka_wait_node() {
+	local n=$1 name pid port timeout=${SLUICE_STACK_TIMEOUT:-120}
+	name=$(kafka_node_name "$n") port=$(kafka_client_port "$n")
+	pid=$(kafka_node_pid "$n") || {
+		show_log_tail "$(kafka_node_log "$n")"
+		die "$name is not running; see $(kafka_node_log "$n")"
+	}
+	log "waiting for $name to answer metadata requests on 127.0.0.1:$port"
+	if ! wait_for "$name" "$timeout" "$pid" "$(kafka_node_log "$n")" kafka_node_lists_itself "$n"; then
+		kafka_stop_nodes stop "$n" || true
+		local hint
+		hint="see $(kafka_node_log "$n")"
+		((BROKERS == 1)) || hint="a majority of the $BROKERS controllers must run for a node to join; $hint"
+		die "$name did not answer within ${timeout}s (stopped it again)" "$hint"
+	fi
+	info "$name answers on 127.0.0.1:$port"
+}
+
+kafka_node_lists_itself() {
+	local ids
+	ids=$(kafka_probe "127.0.0.1:$(kafka_client_port "$1")" ids 2>/dev/null) || return 1
+	grep -qx "$1" <<<"$ids"
 }
 
 kafka_ensure_topics() {
@@ -378,15 +431,78 @@ kafka_running_items() {
 	done
 }
 
+# kafka_stop_timeout: seconds to wait after SIGTERM before SIGKILL. A
+# broker's graceful shutdown waits (up to 5 minutes) for the controller
+# quorum to acknowledge it; with only a minority of the 3 nodes running
+# there is no quorum, so waiting longer than a moment is pointless.
+kafka_stop_timeout() {
+	local timeout=${SLUICE_STOP_TIMEOUT:-20} running=0 n
+	if ((BROKERS > 1)); then
+		for ((n = 1; n <= BROKERS; n++)); do
+			kafka_node_pid "$n" >/dev/null && running=$((running + 1))
+		done
+		if ((running > 0 && running <= BROKERS / 2 && timeout > 3)); then
+			warn "only $running of $BROKERS kafka nodes run: no controller quorum, so a graceful shutdown cannot complete; SIGKILL after 3 s"
+			timeout=3
+		fi
+	fi
+	printf '%s\n' "$timeout"
+}
+
+# kafka_stop [stop|quiet|kill]: stop every kafka node of this state dir
+# (SIGTERM, SIGKILL after SLUICE_STOP_TIMEOUT), or kill them with SIGKILL at
+# once. Data is kept. quiet = stop, but say nothing if none runs.
 kafka_stop() {
-	local items
+	local items rc=0 mode=${1:-stop}
 	mapfile -t items < <(kafka_running_items)
 	if ((${#items[@]} == 0)); then
-		log "kafka is not running"
+		[[ $mode == quiet ]] || log "kafka is not running"
+	elif [[ $mode == kill ]]; then
+		kill_pids "${items[@]}" || rc=1
 	else
-		stop_pids "${SLUICE_STOP_TIMEOUT:-20}" "${items[@]}"
+		stop_pids "$(kafka_stop_timeout)" "${items[@]}" || rc=1
 	fi
 	rm -f "$PID_DIR"/kafka-*.pid
+	return "$rc"
+}
+
+# name=pid items of the given running nodes of the current mode, including
+# a node whose pid file got lost.
+kafka_node_items() {
+	local n pid seen
+	for n; do
+		seen=" "
+		if pid=$(kafka_node_pid "$n"); then
+			printf '%s=%s\n' "$(kafka_node_name "$n")" "$pid"
+			seen+="$pid "
+		fi
+		for pid in $(pids_matching "$KAFKA_MAIN_CLASS" "$(kafka_node_props "$n")"); do
+			[[ $seen == *" $pid "* ]] && continue
+			warn "found $(kafka_node_name "$n") running without pid file (pid $pid)"
+			printf '%s=%s\n' "$(kafka_node_name "$n")" "$pid"
+		done
+	done
+}
+
+# kafka_stop_nodes stop|kill NODE...: stop (SIGTERM, then SIGKILL after
+# SLUICE_STOP_TIMEOUT) or kill (SIGKILL) the given nodes; data is kept.
+kafka_stop_nodes() {
+	local mode=$1 items rc=0 n
+	shift
+	mapfile -t items < <(kafka_node_items "$@")
+	if ((${#items[@]} == 0)); then
+		for n; do log "$(kafka_node_name "$n") is not running"; done
+		return 0
+	fi
+	if [[ $mode == kill ]]; then
+		kill_pids "${items[@]}" || rc=1
+	else
+		stop_pids "$(kafka_stop_timeout)" "${items[@]}" || rc=1
+	fi
+	for n; do
+		kafka_node_pid "$n" >/dev/null || rm -f "$(pid_file "kafka-$n")"
+	done
+	return "$rc"
 }
 
 # Status lines; returns non-zero if any node is down or not answering.

@@ -8,6 +8,7 @@ that its port is open).
 
 Usage:
   kafka_probe.py HOST:PORT brokers   -> prints the number of registered brokers
+  kafka_probe.py HOST:PORT ids       -> prints their node ids, one per line
   kafka_probe.py HOST:PORT topics    -> prints "name partitions replicas" lines
 Exit status 0 on success, 1 if the broker does not answer properly.
 """
@@ -134,7 +135,7 @@ def metadata(addr):
 
 
 def main(argv):
-    if len(argv) != 3 or argv[2] not in ("brokers", "topics"):
+    if len(argv) != 3 or argv[2] not in ("brokers", "ids", "topics"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     try:
@@ -144,6 +145,9 @@ def main(argv):
         return 1
     if argv[2] == "brokers":
         print(len(brokers))
+    elif argv[2] == "ids":
+        for node_id in sorted(b[0] for b in brokers):
+            print(node_id)
     else:
         for name, nparts, rf in sorted(topics):
             print(name, nparts, rf)

@@ -35,6 +35,9 @@ pub struct TestTopics {
     pub rejected: String,
     /// Compacted, like `sluice.keys`.
     pub keys: String,
+    /// Compacted, like `sluice.plugins` and `sluice.plugin-blobs`.
+    pub plugins: String,
+    pub plugin_blobs: String,
     kafka: KafkaSettings,
 }
 
@@ -57,6 +60,8 @@ impl TestTopics {
             raw: format!("test.raw.{suffix}"),
             rejected: format!("test.rejected.{suffix}"),
             keys: format!("test.keys.{suffix}"),
+            plugins: format!("test.plugins.{suffix}"),
+            plugin_blobs: format!("test.plugin-blobs.{suffix}"),
             kafka,
         };
         let admin = admin(&topics.kafka)?;
@@ -69,6 +74,14 @@ impl TestTopics {
             NewTopic::new(&topics.rejected, 1, TopicReplication::Fixed(replication)),
             NewTopic::new(&topics.keys, 1, TopicReplication::Fixed(replication))
                 .set("cleanup.policy", "compact"),
+            NewTopic::new(&topics.plugins, 1, TopicReplication::Fixed(replication))
+                .set("cleanup.policy", "compact"),
+            NewTopic::new(
+                &topics.plugin_blobs,
+                1,
+                TopicReplication::Fixed(replication),
+            )
+            .set("cleanup.policy", "compact"),
         ];
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = admin.create_topics(&new, &options).await.with_context(|| {
@@ -94,6 +107,8 @@ impl TestTopics {
         config.producer.rejected_topic = self.rejected.clone();
         config.auth.keys.insert(api_key.to_owned(), team.to_owned());
         config.auth.keys_topic = self.keys.clone();
+        config.plugins.topic = self.plugins.clone();
+        config.plugins.blobs_topic = self.plugin_blobs.clone();
         config.admin.token = OPERATOR_TOKEN.to_owned();
         config
     }
@@ -103,7 +118,13 @@ impl Drop for TestTopics {
     fn drop(&mut self) {
         // Best effort: a leftover test topic costs disk, not correctness.
         let kafka = self.kafka.clone();
-        let names = [self.raw.clone(), self.rejected.clone(), self.keys.clone()];
+        let names = [
+            self.raw.clone(),
+            self.rejected.clone(),
+            self.keys.clone(),
+            self.plugins.clone(),
+            self.plugin_blobs.clone(),
+        ];
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -1,0 +1,184 @@
+//! Running a team's chain over a batch: validators in order, then enrichers,
+//! each plugin seeing only the events still alive. Every failure is contained
+//! and resolved by the failing plugin's [`FailurePolicy`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sluice_core::{Reject, RejectCode};
+
+use super::bindings::{Enriched, Event, Verdict};
+use super::registry::FailurePolicy;
+use super::runtime::{CallError, CompiledPlugin, PluginTag, Runtime};
+use super::stats::PluginStats;
+
+/// One plugin in a chain, ready to call.
+#[derive(Debug, Clone)]
+pub struct ChainPlugin {
+    pub tag: PluginTag,
+    pub compiled: CompiledPlugin,
+    pub config: Arc<str>,
+    pub policy: FailurePolicy,
+    pub stats: Arc<PluginStats>,
+}
+
+/// A team's plugins in execution order. Immutable: a new upload builds a new
+/// chain and swaps it in, so a batch runs against one consistent chain.
+#[derive(Debug, Clone, Default)]
+pub struct TeamChain {
+    pub plugins: Vec<ChainPlugin>,
+}
+
+/// What the chain decided for one event.
+#[derive(Debug)]
+pub enum Fate {
+    /// Continue to `events.raw`, possibly changed by enrichers.
+    Keep(Event),
+    /// Refused; the client sees the reason.
+    Reject(Reject),
+    /// Accepted but diverted to `events.rejected` (plugin failure, policy
+    /// `dead_letter`).
+    DeadLetter(Event, Reject),
+}
+
+/// Called when a plugin fails; decides whether it should be disabled.
+pub type OnFailure<'a> = &'a dyn Fn(&ChainPlugin, u64, &CallError);
+
+enum Slot {
+    Alive(Event),
+    Done(Fate),
+    Taken,
+}
+
+impl TeamChain {
+    pub fn run(
+        &self,
+        runtime: &Runtime,
+        events: Vec<Event>,
+        on_failure: OnFailure<'_>,
+    ) -> Vec<Fate> {
+        let mut slots: Vec<Slot> = events.into_iter().map(Slot::Alive).collect();
+        for plugin in &self.plugins {
+            let alive: Vec<usize> = (0..slots.len())
+                .filter(|i| matches!(slots[*i], Slot::Alive(_)))
+                .collect();
+            if alive.is_empty() {
+                break;
+            }
+            let batch: Vec<Event> = alive
+                .iter()
+                .map(|&i| match std::mem::replace(&mut slots[i], Slot::Taken) {
+                    Slot::Alive(event) => event,
+                    _ => unreachable!("filtered to alive slots"),
+                })
+                .collect();
+            let started = Instant::now();
+            let outcome = call(runtime, plugin, &batch);
+            let took = started.elapsed();
+            match outcome {
+                Ok(results) => {
+                    let mut rejects = 0;
+                    for ((&i, event), result) in alive.iter().zip(batch).zip(results) {
+                        slots[i] = match result {
+                            Ok(kept) => Slot::Alive(kept.unwrap_or(event)),
+                            Err(PerEvent::Rejected(reject)) => {
+                                rejects += 1;
+                                Slot::Done(Fate::Reject(reject))
+                            }
+                            Err(PerEvent::Failed(reason)) => apply_policy(plugin, event, &reason),
+                        };
+                    }
+                    plugin.stats.success(alive.len(), rejects, took);
+                }
+                Err(err) => {
+                    let consecutive = plugin.stats.failure(alive.len(), &err.to_string(), took);
+                    tracing::warn!(
+                        team = %plugin.tag.team, plugin = %plugin.tag.name, version = %plugin.tag.version,
+                        error = %err, consecutive, policy = ?plugin.policy, "plugin call failed"
+                    );
+                    on_failure(plugin, consecutive, &err);
+                    let reason = err.to_string();
+                    for (&i, event) in alive.iter().zip(batch) {
+                        slots[i] = apply_policy(plugin, event, &reason);
+                    }
+                }
+            }
+        }
+        slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Alive(event) => Fate::Keep(event),
+                Slot::Done(fate) => fate,
+                Slot::Taken => unreachable!("every taken slot is put back"),
+            })
+            .collect()
+    }
+}
+
+enum PerEvent {
+    Rejected(Reject),
+    Failed(String),
+}
+
+/// `Ok(Some(e))` = replace with `e`; `Ok(None)` = keep as is.
+type PerEventResult = Result<Option<Event>, PerEvent>;
+
+fn call(
+    runtime: &Runtime,
+    plugin: &ChainPlugin,
+    batch: &[Event],
+) -> Result<Vec<PerEventResult>, CallError> {
+    let tag = &plugin.tag;
+    match &plugin.compiled {
+        CompiledPlugin::Validator(pre) => {
+            let verdicts = runtime.validate(pre, tag, &plugin.config, batch)?;
+            Ok(verdicts
+                .into_iter()
+                .map(|verdict| match verdict {
+                    Verdict::Accept => Ok(None),
+                    Verdict::Reject(r) => Err(PerEvent::Rejected(Reject::new(
+                        RejectCode::PluginRejected,
+                        format!("{} {}: {}: {}", tag.name, tag.version, r.code, r.message),
+                    ))),
+                })
+                .collect())
+        }
+        CompiledPlugin::Enricher(pre) => {
+            let results = runtime.enrich(pre, tag, &plugin.config, batch)?;
+            Ok(results
+                .into_iter()
+                .zip(batch)
+                .map(|(result, original)| match result {
+                    Enriched::Unchanged => Ok(None),
+                    Enriched::Changed(changed) => {
+                        if changed.event_id != original.event_id
+                            || changed.team_id != original.team_id
+                        {
+                            Err(PerEvent::Failed("changed event_id or team_id".to_owned()))
+                        } else {
+                            Ok(Some(changed))
+                        }
+                    }
+                    Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),
+                })
+                .collect())
+        }
+    }
+}
+
+fn apply_policy(plugin: &ChainPlugin, event: Event, reason: &str) -> Slot {
+    let reject = || {
+        Reject::new(
+            RejectCode::PluginFailed,
+            format!(
+                "plugin {} {} failed: {reason}",
+                plugin.tag.name, plugin.tag.version
+            ),
+        )
+    };
+    match plugin.policy {
+        FailurePolicy::Pass => Slot::Alive(event),
+        FailurePolicy::Reject => Slot::Done(Fate::Reject(reject())),
+        FailurePolicy::DeadLetter => Slot::Done(Fate::DeadLetter(event, reject())),
+    }
+}

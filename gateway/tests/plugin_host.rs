@@ -1,0 +1,458 @@
+//! The plugin host against real components built from `plugins/`: the
+//! example plugins do their jobs, and every adversarial fixture is contained
+//! (bounded time, bounded memory, a specific error) while good plugins keep
+//! working on the same runtime.
+//!
+//! Components come from `plugins/build.sh` (run by `scripts/test`); the
+//! directory is `SLUICE_PLUGINS_DIR`, default `plugins/dist`.
+
+// Test helpers unwrap: a panic is the failure report we want.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sluice_core::RejectCode;
+use sluice_gateway::plugins::bindings::{Enriched, Event, Verdict};
+use sluice_gateway::plugins::chain::{ChainPlugin, Fate, TeamChain};
+use sluice_gateway::plugins::registry::FailurePolicy;
+use sluice_gateway::plugins::runtime::{
+    CallError, CompileError, CompiledPlugin, PluginKind, PluginTag, Runtime, RuntimeConfig,
+};
+
+fn plugins_dir() -> PathBuf {
+    std::env::var_os("SLUICE_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"))
+}
+
+fn component(name: &str) -> Vec<u8> {
+    let path = plugins_dir().join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the plugins first: plugins/build.sh",
+            path.display()
+        )
+    })
+}
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeConfig {
+        cpu_budget_ms: 100,
+        max_memory_bytes: 32 * 1024 * 1024,
+        max_instances: 8,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+fn tag(name: &str) -> PluginTag {
+    PluginTag {
+        team: Arc::from("team-a"),
+        name: Arc::from(name),
+        version: Arc::from("1.0.0"),
+    }
+}
+
+fn event(i: usize, name: &str, properties: &str, context: Option<&str>) -> Event {
+    Event {
+        event_id: format!("0190d6a8-0000-7000-8000-{i:012}"),
+        team_id: "team-a".into(),
+        name: name.into(),
+        user_id: format!("u{i}"),
+        timestamp_ms: 1_800_000_000_000,
+        received_at_ms: 1_800_000_000_000,
+        schema_version: 1,
+        properties: properties.into(),
+        context: context.map(str::to_owned),
+    }
+}
+
+fn validate(
+    rt: &Runtime,
+    name: &str,
+    config: &str,
+    events: &[Event],
+) -> Result<Vec<Verdict>, CallError> {
+    match rt.compile(&component(name), PluginKind::Validator).unwrap() {
+        CompiledPlugin::Validator(pre) => rt.validate(&pre, &tag(name), config, events),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn enrich(
+    rt: &Runtime,
+    name: &str,
+    config: &str,
+    events: &[Event],
+) -> Result<Vec<Enriched>, CallError> {
+    match rt.compile(&component(name), PluginKind::Enricher).unwrap() {
+        CompiledPlugin::Enricher(pre) => rt.enrich(&pre, &tag(name), config, events),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A good plugin still works on this runtime (after an adversarial one ran).
+fn still_serving(rt: &Runtime) {
+    let verdicts = validate(
+        rt,
+        "required_properties",
+        r#"{"required": {"*": ["plan"]}}"#,
+        &[event(1, "e", r#"{"plan": "pro"}"#, None)],
+    )
+    .unwrap();
+    assert!(matches!(verdicts[..], [Verdict::Accept]));
+}
+
+#[test]
+fn required_properties_rejects_what_is_missing_with_its_reason() {
+    let rt = runtime();
+    let config = r#"{"required": {"Signed Up": ["plan", "email"]}}"#;
+    let events = [
+        event(1, "Signed Up", r#"{"plan": "pro", "email": "a@b.c"}"#, None),
+        event(2, "Signed Up", r#"{"plan": "pro"}"#, None),
+        event(3, "Page Viewed", "{}", None),
+    ];
+    let verdicts = validate(&rt, "required_properties", config, &events).unwrap();
+    assert!(matches!(verdicts[0], Verdict::Accept));
+    match &verdicts[1] {
+        Verdict::Reject(r) => {
+            assert_eq!(r.code, "missing_property");
+            assert!(r.message.contains("email"), "{}", r.message);
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert!(matches!(verdicts[2], Verdict::Accept));
+}
+
+#[test]
+fn pii_scrubber_hashes_emails_and_leaves_clean_events_unchanged() {
+    let rt = runtime();
+    let events = [
+        event(
+            1,
+            "e",
+            r#"{"note": "mail me at jane@example.com", "n": 1}"#,
+            Some(r#"{"ip": "203.0.113.9"}"#),
+        ),
+        event(2, "e", r#"{"n": 2}"#, None),
+    ];
+    let results = enrich(
+        &rt,
+        "pii_scrubber",
+        r#"{"mode": "hash", "salt": "s3cret"}"#,
+        &events,
+    )
+    .unwrap();
+    match &results[0] {
+        Enriched::Changed(changed) => {
+            assert!(
+                !changed.properties.contains("jane@example.com"),
+                "{}",
+                changed.properties
+            );
+            assert!(
+                changed.properties.contains("sha256:"),
+                "{}",
+                changed.properties
+            );
+            assert!(
+                !changed
+                    .context
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("203.0.113.9")
+            );
+            assert_eq!(changed.event_id, events[0].event_id);
+        }
+        other => panic!("expected a change, got {other:?}"),
+    }
+    assert!(matches!(results[1], Enriched::Unchanged));
+}
+
+#[test]
+fn bot_filter_rejects_crawlers_by_user_agent() {
+    let rt = runtime();
+    let events = [
+        event(
+            1,
+            "e",
+            "{}",
+            Some(r#"{"user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}"#),
+        ),
+        event(
+            2,
+            "e",
+            "{}",
+            Some(r#"{"user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"}"#),
+        ),
+    ];
+    let verdicts = validate(&rt, "bot_filter", "{}", &events).unwrap();
+    assert!(matches!(&verdicts[0], Verdict::Reject(r) if r.code == "bot_traffic"));
+    assert!(matches!(verdicts[1], Verdict::Accept));
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_by_the_cpu_budget() {
+    let rt = runtime();
+    let started = Instant::now();
+    let err = validate(
+        &rt,
+        "fixture_infinite_loop",
+        "{}",
+        &[event(1, "e", "{}", None)],
+    )
+    .unwrap_err();
+    assert_eq!(err, CallError::CpuBudget(100));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    still_serving(&rt);
+}
+
+#[test]
+fn a_memory_bomb_is_contained_by_the_memory_limit() {
+    let rt = runtime();
+    let err = validate(
+        &rt,
+        "fixture_memory_bomb",
+        "{}",
+        &[event(1, "e", "{}", None)],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, CallError::Trap(_) | CallError::Memory(_)),
+        "{err:?}"
+    );
+    still_serving(&rt);
+}
+
+#[test]
+fn a_trap_is_contained() {
+    let rt = runtime();
+    let err = validate(&rt, "fixture_trap", "{}", &[event(1, "e", "{}", None)]).unwrap_err();
+    assert!(matches!(err, CallError::Trap(_)), "{err:?}");
+    still_serving(&rt);
+}
+
+#[test]
+fn a_verdict_list_of_the_wrong_length_is_a_contract_error() {
+    let rt = runtime();
+    let events = [event(1, "e", "{}", None), event(2, "e", "{}", None)];
+    let err = validate(&rt, "fixture_wrong_length", "{}", &events).unwrap_err();
+    assert_eq!(
+        err,
+        CallError::WrongLength {
+            expected: 2,
+            got: 1
+        }
+    );
+}
+
+#[test]
+fn huge_outputs_are_bounded_by_the_instance_memory() {
+    let rt = runtime();
+    let err = enrich(
+        &rt,
+        "fixture_huge_output",
+        "{}",
+        &[event(1, "e", "{}", None)],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, CallError::Trap(_) | CallError::Memory(_)),
+        "{err:?}"
+    );
+    let err = enrich(
+        &rt,
+        "fixture_huge_output",
+        r#"{"mode": "list", "count": 10000000}"#,
+        &[event(1, "e", "{}", None)],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Trap(_) | CallError::Memory(_) | CallError::WrongLength { .. }
+        ),
+        "{err:?}"
+    );
+    still_serving(&rt);
+}
+
+#[test]
+fn a_rejected_configuration_is_reported() {
+    let rt = runtime();
+    let err = validate(
+        &rt,
+        "fixture_bad_config",
+        "{}",
+        &[event(1, "e", "{}", None)],
+    )
+    .unwrap_err();
+    assert!(matches!(err, CallError::InvalidConfig(_)), "{err:?}");
+}
+
+#[test]
+fn uploads_of_the_wrong_shape_are_refused_at_compile_time() {
+    let rt = runtime();
+    assert!(matches!(
+        rt.compile(&component("not-a-component"), PluginKind::Validator),
+        Err(CompileError::NotAComponent)
+    ));
+    assert!(matches!(
+        rt.compile(b"definitely not wasm", PluginKind::Validator),
+        Err(CompileError::NotAComponent)
+    ));
+    assert!(matches!(
+        rt.compile(&component("fixture_other_world"), PluginKind::Validator),
+        Err(CompileError::WrongWorld { .. })
+    ));
+    assert!(matches!(
+        rt.compile(&component("required_properties"), PluginKind::Enricher),
+        Err(CompileError::WrongWorld { .. })
+    ));
+    let small = Runtime::new(RuntimeConfig {
+        max_component_bytes: 1024,
+        max_instances: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    assert!(matches!(
+        small.compile(&component("required_properties"), PluginKind::Validator),
+        Err(CompileError::TooLarge { .. })
+    ));
+}
+
+fn chain_of(
+    rt: &Runtime,
+    name: &str,
+    kind: PluginKind,
+    policy: FailurePolicy,
+    config: &str,
+) -> ChainPlugin {
+    ChainPlugin {
+        tag: tag(name),
+        compiled: rt.compile(&component(name), kind).unwrap(),
+        config: Arc::from(config),
+        policy,
+        stats: Arc::default(),
+    }
+}
+
+#[test]
+fn failure_policies_decide_the_fate_of_a_failing_plugins_events() {
+    let rt = runtime();
+    let events = || vec![event(1, "e", "{}", None), event(2, "e", "{}", None)];
+    let failures = AtomicU64::new(0);
+    let on_failure = |_: &ChainPlugin, consecutive: u64, _: &CallError| {
+        failures.store(consecutive, Ordering::SeqCst);
+    };
+
+    for (policy, check) in [
+        (
+            FailurePolicy::Reject,
+            (|f: &Fate| matches!(f, Fate::Reject(r) if r.code == RejectCode::PluginFailed))
+                as fn(&Fate) -> bool,
+        ),
+        (FailurePolicy::Pass, |f: &Fate| matches!(f, Fate::Keep(_))),
+        (
+            FailurePolicy::DeadLetter,
+            |f: &Fate| matches!(f, Fate::DeadLetter(_, r) if r.code == RejectCode::PluginFailed),
+        ),
+    ] {
+        let chain = TeamChain {
+            plugins: vec![chain_of(
+                &rt,
+                "fixture_trap",
+                PluginKind::Validator,
+                policy,
+                "{}",
+            )],
+        };
+        let fates = chain.run(&rt, events(), &on_failure);
+        assert_eq!(fates.len(), 2);
+        assert!(fates.iter().all(check), "{policy:?}: {fates:?}");
+    }
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        1,
+        "each chain has its own stats, so each count starts at 1"
+    );
+}
+
+#[test]
+fn a_chain_runs_validators_then_enrichers_on_the_survivors() {
+    let rt = runtime();
+    let chain = TeamChain {
+        plugins: vec![
+            chain_of(
+                &rt,
+                "required_properties",
+                PluginKind::Validator,
+                FailurePolicy::Reject,
+                r#"{"required": {"*": ["plan"]}}"#,
+            ),
+            chain_of(
+                &rt,
+                "pii_scrubber",
+                PluginKind::Enricher,
+                FailurePolicy::Reject,
+                r#"{"salt": "s"}"#,
+            ),
+        ],
+    };
+    let stats = chain.plugins[0].stats.clone();
+    let fates = chain.run(
+        &rt,
+        vec![
+            event(1, "e", r#"{"plan": "pro", "email": "x@y.io"}"#, None),
+            event(2, "e", r#"{"email": "x@y.io"}"#, None),
+        ],
+        &|_: &ChainPlugin, _: u64, _: &CallError| {},
+    );
+    match &fates[0] {
+        Fate::Keep(e) => {
+            assert!(e.properties.contains("sha256:") && !e.properties.contains("x@y.io"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&fates[1], Fate::Reject(r) if r.code == RejectCode::PluginRejected && r.message.contains("plan"))
+    );
+    let view = stats.view();
+    assert_eq!(
+        (view.calls, view.events, view.rejects, view.failures),
+        (1, 2, 1, 0)
+    );
+}
+
+#[test]
+fn repeated_failures_are_counted_for_auto_disable() {
+    let rt = runtime();
+    let chain = TeamChain {
+        plugins: vec![chain_of(
+            &rt,
+            "fixture_trap",
+            PluginKind::Validator,
+            FailurePolicy::Pass,
+            "{}",
+        )],
+    };
+    let last = AtomicU64::new(0);
+    for _ in 0..3 {
+        chain.run(
+            &rt,
+            vec![event(1, "e", "{}", None)],
+            &|_: &ChainPlugin, n: u64, _: &CallError| {
+                last.store(n, Ordering::SeqCst);
+            },
+        );
+    }
+    assert_eq!(last.load(Ordering::SeqCst), 3);
+    assert_eq!(chain.plugins[0].stats.view().consecutive_failures, 3);
+}
