@@ -24,6 +24,9 @@ pub const MEMORY_RESERVED: &str = "sluice_gateway_memory_reserved_bytes";
 pub const PRODUCER_QUEUE: &str = "sluice_gateway_producer_queue_messages";
 pub const KAFKA_REACHABLE: &str = "sluice_gateway_kafka_reachable";
 pub const READY: &str = "sluice_gateway_ready";
+pub const PLUGIN_DISABLED: &str = "sluice_gateway_plugin_disabled";
+pub const PLUGIN_CALLS: &str = "sluice_gateway_plugin_calls_total";
+pub const PLUGIN_DURATION: &str = "sluice_gateway_plugin_duration_seconds";
 
 /// Registers help texts. Idempotent.
 pub fn describe() {
@@ -68,6 +71,19 @@ pub fn describe() {
     );
     describe_gauge!(KAFKA_REACHABLE, "1 when the last Kafka probe succeeded.");
     describe_gauge!(READY, "1 when /readyz answers 200.");
+    describe_gauge!(
+        PLUGIN_DISABLED,
+        "1 when a team's plugin is disabled (automatically or by an operator)."
+    );
+    describe_counter!(
+        PLUGIN_CALLS,
+        "Plugin calls by kind and result (ok, failed)."
+    );
+    describe_histogram!(
+        PLUGIN_DURATION,
+        Unit::Seconds,
+        "Time of one plugin call on one batch, instantiation included."
+    );
 }
 
 /// Samples gauges and lets the exporter age its histograms, every `period`.

@@ -75,6 +75,11 @@ impl TeamChain {
             let started = Instant::now();
             let outcome = call(runtime, plugin, &batch);
             let took = started.elapsed();
+            let kind = plugin.compiled.kind().as_str();
+            let result = if outcome.is_ok() { "ok" } else { "failed" };
+            ::metrics::histogram!(crate::metrics::PLUGIN_DURATION, "kind" => kind).record(took);
+            ::metrics::counter!(crate::metrics::PLUGIN_CALLS, "kind" => kind, "result" => result)
+                .increment(1);
             match outcome {
                 Ok(results) => {
                     let mut rejects = 0;

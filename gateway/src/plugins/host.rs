@@ -145,6 +145,8 @@ impl PluginHost {
     pub fn rebuild(&self, records: &[PluginRecord]) {
         let mut teams: HashMap<String, Vec<(bool, i32, String, ChainPlugin)>> = HashMap::new();
         for record in records {
+            metrics::gauge!(crate::metrics::PLUGIN_DISABLED, "team" => record.team_id.clone(), "plugin" => record.name.clone())
+                .set(f64::from(u8::from(record.disabled.is_some())));
             if record.disabled.is_some() {
                 continue;
             }

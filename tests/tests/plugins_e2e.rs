@@ -1,0 +1,503 @@
+//! Plugins end to end: uploaded through the admin API of one gateway replica,
+//! stored in Kafka, compiled by every replica, and enforced on real traffic
+//! whose results are read back from the real topics.
+
+// Test helpers unwrap: a panic is the failure report we want.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sluice_cli::readback;
+use sluice_tests::{OPERATOR_TOKEN, RunningGateway, TestTopics, kafka};
+use uuid::Uuid;
+
+const KEY_A: &str = "sk_test_plugins_team_a";
+const KEY_B: &str = "sk_test_plugins_team_b";
+
+fn component(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("SLUICE_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"));
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the plugins first: plugins/build.sh",
+            path.display()
+        )
+    })
+}
+
+struct Admin {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    fn new(gateway: &RunningGateway) -> Self {
+        Self {
+            base: gateway.url("/admin/v1/teams"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn upload(
+        &self,
+        team: &str,
+        name: &str,
+        version: &str,
+        kind: &str,
+        bytes: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .put(format!(
+                "{}/{team}/plugins/{name}/versions/{version}?kind={kind}",
+                self.base
+            ))
+            .bearer_auth(OPERATOR_TOKEN)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn patch(&self, team: &str, name: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .patch(format!("{}/{team}/plugins/{name}", self.base))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn show(&self, team: &str, name: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/{team}/plugins/{name}", self.base))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// Waits until this replica runs `version` of the plugin.
+    async fn wait_active(&self, team: &str, name: &str, version: &str) {
+        for _ in 0..200 {
+            let shown = self.show(team, name).await;
+            if shown["state"] == "active" && shown["active_version"] == version {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{team}/{name} {version} never became active: {}",
+            self.show(team, name).await
+        );
+    }
+}
+
+async fn send(gateway: &RunningGateway, key: &str, events: Value) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(gateway.url("/v1/events"))
+        .bearer_auth(key)
+        .json(&json!({ "events": events }))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn read_all(topic: &str, partitions: i32) -> Vec<Value> {
+    let (settings, topic) = (kafka(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let ends = readback::end_offsets(&settings, &topic).unwrap();
+        let total: i64 = ends.values().sum();
+        let start: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+        readback::read_from(&settings, &topic, &start, Duration::from_secs(30), |r| {
+            r.len() as i64 >= total
+        })
+        .unwrap()
+        .into_iter()
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect()
+    })
+    .await
+    .unwrap()
+}
+
+async fn two_replicas(topics: &TestTopics) -> (RunningGateway, RunningGateway) {
+    let mut config = topics.gateway_config(KEY_A, "team-a");
+    config.auth.keys.insert(KEY_B.into(), "team-b".into());
+    config.plugins.disable_after_failures = 3;
+    let a = RunningGateway::start(config.clone()).await.unwrap();
+    let b = RunningGateway::start(config).await.unwrap();
+    a.wait_ready(Duration::from_secs(30)).await.unwrap();
+    b.wait_ready(Duration::from_secs(30)).await.unwrap();
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_validator_and_enricher_shape_what_reaches_kafka_on_every_replica() {
+    let topics = TestTopics::create(2).await.unwrap();
+    let (a, b) = two_replicas(&topics).await;
+    let admin = Admin::new(&a);
+
+    let (status, body) = admin
+        .upload(
+            "team-a",
+            "required",
+            "1.0.0",
+            "validator",
+            component("required_properties"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    admin
+        .patch(
+            "team-a",
+            "required",
+            json!({ "config": { "required": { "Signed Up": ["plan"] } } }),
+        )
+        .await;
+    let (status, body) = admin
+        .upload(
+            "team-a",
+            "scrub",
+            "1.0.0",
+            "enricher",
+            component("pii_scrubber"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    admin
+        .patch("team-a", "scrub", json!({ "config": { "salt": "e2e" } }))
+        .await;
+    // Uploaded through replica A, enforced by replica B.
+    Admin::new(&b)
+        .wait_active("team-a", "required", "1.0.0")
+        .await;
+    Admin::new(&b).wait_active("team-a", "scrub", "1.0.0").await;
+
+    let ok = Uuid::new_v4();
+    let (status, body) = send(&b, KEY_A, json!([
+        { "event_id": ok, "event": "Signed Up", "user_id": "u1", "properties": { "plan": "pro", "email": "ann@example.com" } },
+        { "event": "Signed Up", "user_id": "u2", "properties": { "email": "bob@example.com" } },
+    ]))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "accepted", "{body}");
+    assert_eq!(body["results"][1]["status"], "rejected");
+    assert_eq!(body["results"][1]["code"], "plugin_rejected");
+    let message = body["results"][1]["message"].as_str().unwrap();
+    assert!(
+        message.contains("required")
+            && message.contains("missing_property")
+            && message.contains("plan"),
+        "{message}"
+    );
+
+    // Team B has no plugins: its events pass untouched.
+    let (status, body) = send(&b, KEY_B, json!([{ "event": "Signed Up", "user_id": "u9", "properties": { "email": "eve@example.com" } }])).await;
+    assert_eq!((status.as_u16(), body["accepted"].as_u64()), (200, Some(1)));
+
+    let raw = read_all(&topics.raw, 2).await;
+    let enriched = raw
+        .iter()
+        .find(|e| e["event_id"] == ok.to_string())
+        .unwrap();
+    let email = enriched["properties"]["email"].as_str().unwrap();
+    assert!(
+        email.starts_with("sha256:"),
+        "the enricher's change arrived in events.raw: {enriched}"
+    );
+    assert_eq!(enriched["properties"]["plan"], "pro");
+    let untouched = raw.iter().find(|e| e["team_id"] == "team-b").unwrap();
+    assert_eq!(untouched["properties"]["email"], "eve@example.com");
+    let dlq = read_all(&topics.rejected, 1).await;
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0]["user_id"], "u2");
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_validated_before_anything_changes() {
+    let topics = TestTopics::create(1).await.unwrap();
+    let gateway = RunningGateway::start(topics.gateway_config(KEY_A, "team-a"))
+        .await
+        .unwrap();
+    gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let admin = Admin::new(&gateway);
+    let cases = [
+        (
+            "core",
+            "validator",
+            component("not-a-component"),
+            422,
+            "not_a_component",
+        ),
+        (
+            "junk",
+            "validator",
+            b"hello".to_vec(),
+            422,
+            "not_a_component",
+        ),
+        (
+            "other",
+            "validator",
+            component("fixture_other_world"),
+            422,
+            "wrong_world",
+        ),
+        (
+            "swapped",
+            "enricher",
+            component("required_properties"),
+            422,
+            "wrong_world",
+        ),
+    ];
+    for (name, kind, bytes, status, code) in cases {
+        let (got, body) = admin.upload("team-a", name, "1.0.0", kind, bytes).await;
+        assert_eq!(
+            (got.as_u16(), body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{name}: {body}"
+        );
+        assert_eq!(
+            admin.show("team-a", name).await["error"]["code"],
+            "not_found",
+            "nothing stored for {name}"
+        );
+    }
+    // A team admin key cannot touch another team's plugins.
+    let created = sluice_cli::admin::AdminClient::new(&gateway.url(""), OPERATOR_TOKEN)
+        .create_key("team-b", "admin", "")
+        .await
+        .unwrap();
+    let response = reqwest::Client::new()
+        .put(gateway.url("/admin/v1/teams/team-a/plugins/x/versions/1.0.0?kind=validator"))
+        .bearer_auth(created["key"].as_str().unwrap())
+        .body(component("required_properties"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_plugin_is_contained_disabled_and_re_enabled_while_other_teams_are_served() {
+    let topics = TestTopics::create(1).await.unwrap();
+    let (a, b) = two_replicas(&topics).await;
+    let admin = Admin::new(&a);
+    admin
+        .upload(
+            "team-a",
+            "spin",
+            "1.0.0",
+            "validator",
+            component("fixture_infinite_loop"),
+        )
+        .await;
+    admin
+        .patch("team-a", "spin", json!({ "policy": "dead_letter" }))
+        .await;
+    admin.wait_active("team-a", "spin", "1.0.0").await;
+
+    for i in 0..3 {
+        let (status, body) = send(
+            &a,
+            KEY_A,
+            json!([{ "event": "e", "user_id": format!("u{i}") }]),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"][0]["status"], "dead_lettered", "{body}");
+        assert_eq!(body["results"][0]["code"], "plugin_failed");
+        // Other teams are served normally meanwhile.
+        let (status, other) = send(&a, KEY_B, json!([{ "event": "e", "user_id": "u" }])).await;
+        assert_eq!(
+            (status.as_u16(), other["accepted"].as_u64()),
+            (200, Some(1))
+        );
+    }
+    // Three consecutive failures disable it, on every replica.
+    let mut shown = Value::Null;
+    for _ in 0..100 {
+        shown = Admin::new(&b).show("team-a", "spin").await;
+        if shown["state"] == "disabled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shown["state"], "disabled", "{shown}");
+    assert!(
+        shown["disabled"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("CPU budget"),
+        "{shown}"
+    );
+    let (_, body) = send(&b, KEY_A, json!([{ "event": "e", "user_id": "u" }])).await;
+    assert_eq!(
+        body["results"][0]["status"], "accepted",
+        "a disabled plugin no longer runs"
+    );
+
+    let metrics = reqwest::get(a.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sluice_gateway_plugin_disabled{")
+                && l.contains("spin")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+
+    let enabled = admin
+        .patch("team-a", "spin", json!({ "enabled": true }))
+        .await;
+    assert!(enabled["disabled"].is_null());
+    admin.wait_active("team-a", "spin", "1.0.0").await;
+    let dead = read_all(&topics.rejected, 1).await;
+    assert_eq!(
+        dead.len(),
+        3,
+        "the dead-lettered events are in events.rejected, ready for replay"
+    );
+    assert!(
+        dead.iter()
+            .all(|e| e["team_id"] == "team-a" && e["event_id"].is_string())
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapping_versions_under_load_loses_no_request() {
+    let topics = TestTopics::create(2).await.unwrap();
+    let gateway = RunningGateway::start(topics.gateway_config(KEY_A, "team-a"))
+        .await
+        .unwrap();
+    gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let admin = Admin::new(&gateway);
+    admin
+        .upload(
+            "team-a",
+            "bots",
+            "1.0.0",
+            "validator",
+            component("bot_filter"),
+        )
+        .await;
+    admin.wait_active("team-a", "bots", "1.0.0").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let url = gateway.url("/v1/events");
+    let load = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut sent, mut accepted, mut errors) = (HashSet::new(), HashSet::new(), 0);
+            while !stop.load(Ordering::Relaxed) {
+                let events: Vec<Value> = (0..10)
+                    .map(|i| {
+                        let id = Uuid::new_v4();
+                        sent.insert(id);
+                        json!({ "event_id": id, "event": "e", "user_id": format!("u{i}"),
+                                "context": { "user_agent": "Mozilla/5.0 Firefox/130.0" } })
+                    })
+                    .collect();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(KEY_A)
+                    .json(&json!({ "events": events }))
+                    .send()
+                    .await
+                    .unwrap();
+                if response.status() != 200 {
+                    errors += 1;
+                }
+                let body: Value = response.json().await.unwrap();
+                for r in body["results"].as_array().unwrap() {
+                    if r["status"] == "accepted" {
+                        accepted.insert(r["event_id"].as_str().unwrap().parse::<Uuid>().unwrap());
+                    }
+                }
+            }
+            (sent, accepted, errors)
+        })
+    };
+    // Swap versions back and forth while requests flow.
+    for (i, version) in ["1.0.1", "1.0.2", "1.0.3"].iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let config = json!({ "user_agent_patterns": [format!("never-matches-{i}")] });
+        let (status, _) = admin
+            .upload(
+                "team-a",
+                "bots",
+                version,
+                "validator",
+                component("bot_filter"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        admin
+            .patch("team-a", "bots", json!({ "config": config }))
+            .await;
+    }
+    let rolled = reqwest::Client::new()
+        .post(gateway.url("/admin/v1/teams/team-a/plugins/bots/rollback"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rolled.status(), 200);
+    let rolled: Value = rolled.json().await.unwrap();
+    assert_eq!(rolled["active_version"], "1.0.2");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (sent, accepted, errors) = load.await.unwrap();
+    assert_eq!(errors, 0, "no request failed during the swaps");
+    assert_eq!(
+        accepted, sent,
+        "every event sent during the swaps was accepted"
+    );
+    let in_topic: HashSet<Uuid> = read_all(&topics.raw, 2)
+        .await
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        sent.is_subset(&in_topic),
+        "every accepted event is in Kafka"
+    );
+    gateway.stop().await.unwrap();
+}
