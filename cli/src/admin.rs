@@ -47,6 +47,42 @@ impl AdminClient {
         Ok((status, value))
     }
 
+    /// Uploads a component; activates it unless `activate` is false.
+    pub async fn upload_plugin(
+        &self,
+        team: &str,
+        name: &str,
+        version: &str,
+        kind: &str,
+        activate: bool,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Value> {
+        let url = format!(
+            "{}/admin/v1/teams/{team}/plugins/{name}/versions/{version}?kind={kind}&activate={activate}",
+            self.url
+        );
+        let response = self
+            .http
+            .put(&url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .with_context(|| format!("calling {url} (is the gateway running?)"))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!(
+                "HTTP {}: {}: {}",
+                status.as_u16(),
+                value["error"]["code"].as_str().unwrap_or("?"),
+                value["error"]["message"].as_str().unwrap_or("")
+            );
+        }
+        Ok(value)
+    }
+
     pub async fn create_key(&self, team: &str, role: &str, label: &str) -> anyhow::Result<Value> {
         let body = json!({ "team_id": team, "role": role, "label": label });
         Ok(self

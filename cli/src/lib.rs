@@ -4,8 +4,10 @@
 //! - [`sample`]: `sluice send-sample`, sends a demo batch through a gateway and
 //!   proves every accepted event reached Kafka.
 //! - [`admin`]: `sluice keys`, a client of the gateway's admin API.
+//! - [`plugin`]: `sluice plugin new|build|run|upload`.
 //! - [`readback`]: reading a topic from known offsets (also used by tests).
 
 pub mod admin;
+pub mod plugin;
 pub mod readback;
 pub mod sample;

@@ -1,9 +1,11 @@
 //! `sluice`: parse the command line and dispatch to the library.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use sluice_cli::admin::{AdminClient, key_line};
+use sluice_cli::plugin;
 use sluice_cli::sample::{self, SampleOptions};
 use sluice_core::kafka::{KafkaSettings, TOPIC_RAW};
 
@@ -17,6 +19,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Develop, try and ship WebAssembly plugins.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+    },
     /// Create, list and revoke API keys through a gateway's admin API.
     Keys {
         #[command(flatten)]
@@ -75,6 +82,60 @@ struct AdminArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum PluginAction {
+    /// Scaffold a plugin crate on the guest SDK.
+    New {
+        /// Crate name, e.g. `block-test-events`.
+        name: String,
+        #[arg(long, value_parser = ["validator", "enricher"])]
+        kind: String,
+        /// Directory to create the crate in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Path of the `sluice-plugin-sdk` crate (default: this repository's plugins/sdk).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a plugin crate into a component (wasm32-wasip2, release).
+    Build {
+        /// The plugin crate's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run a component over a JSON file of sample events and print each result.
+    ///
+    /// Uses the gateway's runtime and limits; needs no Kafka. Exits 1 if any
+    /// event was rejected or failed, so it can gate a pull request.
+    Run {
+        component: PathBuf,
+        #[arg(long, value_parser = ["validator", "enricher"])]
+        kind: String,
+        /// The team's plugin configuration (a JSON object).
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// A JSON array of events in the ingest API's shape, or {"events": [...]}.
+        #[arg(long)]
+        events: PathBuf,
+    },
+    /// Upload a component to a gateway (activated unless --no-activate).
+    Upload {
+        component: PathBuf,
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long, value_parser = ["validator", "enricher"])]
+        kind: String,
+        #[arg(long)]
+        no_activate: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum KeysAction {
     /// Create a key and print it (shown once; only its hash is stored).
     Create {
@@ -100,6 +161,7 @@ enum KeysAction {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Plugin { action } => return plugin_command(action).await,
         Command::Keys { admin, action } => {
             let Some(token) = admin.token else {
                 anyhow::bail!("an admin token is required: --token or SLUICE_ADMIN_TOKEN");
@@ -147,6 +209,62 @@ async fn main() -> anyhow::Result<()> {
                 timeout: Duration::from_secs(timeout_secs),
             };
             sample::run(&options).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
+    match action {
+        PluginAction::New {
+            name,
+            kind,
+            dir,
+            sdk,
+        } => {
+            let kind = plugin::parse_kind(&kind)?;
+            let sdk = sdk.unwrap_or_else(plugin::default_sdk_path);
+            let root = plugin::scaffold(&dir, &name, kind, &sdk)?;
+            println!("created {}", root.display());
+            println!("next: sluice plugin build {}", root.display());
+        }
+        PluginAction::Build { dir } => {
+            let path = plugin::build(&dir)?;
+            let size = std::fs::metadata(&path)?.len();
+            println!("{} ({} KiB)", path.display(), size / 1024);
+        }
+        PluginAction::Run {
+            component,
+            kind,
+            config,
+            events,
+        } => {
+            let refused = plugin::run(&component, plugin::parse_kind(&kind)?, &config, &events)?;
+            if refused > 0 {
+                std::process::exit(1);
+            }
+        }
+        PluginAction::Upload {
+            component,
+            team,
+            name,
+            version,
+            kind,
+            no_activate,
+            admin,
+        } => {
+            let token = admin.token.ok_or_else(|| {
+                anyhow::anyhow!("an admin token is required: --token or SLUICE_ADMIN_TOKEN")
+            })?;
+            let bytes = std::fs::read(&component)?;
+            let uploaded = AdminClient::new(&admin.admin_url, &token)
+                .upload_plugin(&team, &name, &version, &kind, !no_activate, bytes)
+                .await?;
+            println!(
+                "uploaded {team}/{name} {version}: state {}, active version {}",
+                uploaded["state"].as_str().unwrap_or("?"),
+                uploaded["active_version"].as_str().unwrap_or("none")
+            );
         }
     }
     Ok(())

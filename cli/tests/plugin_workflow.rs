@@ -1,0 +1,95 @@
+//! The plugin developer's loop through the real `sluice` binary: scaffold a
+//! validator, build it into a component, run it over sample events.
+
+// Test helpers unwrap: a panic is the failure report we want.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn sluice() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    // Plugin builds share one cache outside the clone (see plugins/build.sh).
+    let cache = std::env::var("SLUICE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sluice"));
+    command.env("CARGO_TARGET_DIR", cache.join("plugins-target"));
+    command
+}
+
+#[test]
+fn scaffold_build_and_run_a_validator() {
+    let dir =
+        std::env::temp_dir().join(format!("sluice-scaffold-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("block-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+
+    let out = sluice()
+        .args(["plugin", "new", &name, "--kind", "validator", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = sluice()
+        .args(["plugin", "build"])
+        .arg(dir.join(&name))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let component = PathBuf::from(stdout.split(" (").next().unwrap().trim());
+    assert!(component.is_file(), "{stdout}");
+
+    let events = dir.join("events.json");
+    std::fs::write(
+        &events,
+        r#"[{"event": "Test Event", "user_id": "u1"}, {"event": "Signed Up", "user_id": "u2"}]"#,
+    )
+    .unwrap();
+    let run = |config: &str| {
+        sluice()
+            .args(["plugin", "run"])
+            .arg(&component)
+            .args(["--kind", "validator", "--config", config, "--events"])
+            .arg(&events)
+            .output()
+            .unwrap()
+    };
+    let out = run(r#"{"blocked_events": ["Test Event"]}"#);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a rejection fails the run: {stdout}"
+    );
+    assert!(stdout.contains("reject  blocked_event"), "{stdout}");
+    assert!(
+        stdout.lines().nth(1).unwrap().ends_with("accept"),
+        "{stdout}"
+    );
+
+    let out = run("{}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let out = run(r#"{"unknown_key": 1}"#);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("configuration"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
