@@ -83,6 +83,58 @@ impl AdminClient {
         Ok(value)
     }
 
+    pub async fn plugin(&self, team: &str, name: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .call(
+                Method::GET,
+                &format!("/admin/v1/teams/{team}/plugins/{name}"),
+                None,
+            )
+            .await?
+            .1)
+    }
+
+    /// Changes a plugin's settings (`config`, `policy`, `order`, `enabled`, `active_version`).
+    pub async fn update_plugin(
+        &self,
+        team: &str,
+        name: &str,
+        change: Value,
+    ) -> anyhow::Result<Value> {
+        Ok(self
+            .call(
+                Method::PATCH,
+                &format!("/admin/v1/teams/{team}/plugins/{name}"),
+                Some(change),
+            )
+            .await?
+            .1)
+    }
+
+    /// Polls until this gateway runs `version` of the plugin (or `timeout`).
+    pub async fn wait_active(
+        &self,
+        team: &str,
+        name: &str,
+        version: &str,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let shown = self.plugin(team, name).await?;
+            if shown["state"] == "active" && shown["active_version"] == version {
+                return Ok(shown);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "{team}/{name} {version} is `{}` after {timeout:?}",
+                    shown["state"].as_str().unwrap_or("?")
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn create_key(&self, team: &str, role: &str, label: &str) -> anyhow::Result<Value> {
         let body = json!({ "team_id": team, "role": role, "label": label });
         Ok(self

@@ -11,7 +11,7 @@ use sluice_core::kafka::{KafkaSettings, TOPIC_RAW};
 
 /// Sluice: a WebAssembly-extensible analytics ingest pipeline.
 #[derive(Debug, Parser)]
-#[command(version, propagate_version = true)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,6 +19,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print the last records of a topic (key, headers, value).
+    Tail {
+        /// Topic to read, e.g. events.raw or events.rejected.
+        topic: String,
+        /// Records per partition.
+        #[arg(long, default_value_t = 5)]
+        last: i64,
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "SLUICE_KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
+        brokers: String,
+    },
     /// Develop, try and ship WebAssembly plugins.
     Plugin {
         #[command(subcommand)]
@@ -117,7 +128,28 @@ enum PluginAction {
         #[arg(long)]
         events: PathBuf,
     },
-    /// Upload a component to a gateway (activated unless --no-activate).
+    /// Change a plugin's configuration, failure policy, order or enabled state.
+    Configure {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        name: String,
+        /// The team's configuration for the plugin (a JSON object).
+        #[arg(long)]
+        config: Option<String>,
+        /// What happens to events when the plugin fails.
+        #[arg(long, value_parser = ["reject", "pass", "dead_letter"])]
+        policy: Option<String>,
+        /// Position in the chain (validators always run before enrichers).
+        #[arg(long)]
+        order: Option<i32>,
+        /// Re-enable (true) or disable (false) the plugin.
+        #[arg(long)]
+        enabled: Option<bool>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Upload a component to a gateway and wait until it runs (unless --no-activate).
     Upload {
         component: PathBuf,
         #[arg(long)]
@@ -162,6 +194,35 @@ enum KeysAction {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Plugin { action } => return plugin_command(action).await,
+        Command::Tail {
+            topic,
+            last,
+            brokers,
+        } => {
+            let kafka = KafkaSettings {
+                brokers,
+                ..KafkaSettings::default()
+            };
+            let records = tokio::task::spawn_blocking(move || {
+                sluice_cli::readback::tail(&kafka, &topic, last, Duration::from_secs(10))
+            })
+            .await??;
+            for record in records {
+                let headers: Vec<String> = record
+                    .headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                println!(
+                    "p{} @{} key={} {}\n    {}",
+                    record.partition,
+                    record.offset,
+                    record.key,
+                    headers.join(" "),
+                    String::from_utf8_lossy(&record.payload)
+                );
+            }
+        }
         Command::Keys { admin, action } => {
             let Some(token) = admin.token else {
                 anyhow::bail!("an admin token is required: --token or SLUICE_ADMIN_TOKEN");
@@ -214,6 +275,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+fn admin_client(admin: AdminArgs) -> anyhow::Result<AdminClient> {
+    let token = admin.token.ok_or_else(|| {
+        anyhow::anyhow!("an admin token is required: --token or SLUICE_ADMIN_TOKEN")
+    })?;
+    Ok(AdminClient::new(&admin.admin_url, &token))
+}
+
 async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
     match action {
         PluginAction::New {
@@ -244,6 +312,39 @@ async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        PluginAction::Configure {
+            team,
+            name,
+            config,
+            policy,
+            order,
+            enabled,
+            admin,
+        } => {
+            let client = admin_client(admin)?;
+            let mut change = serde_json::Map::new();
+            if let Some(config) = config {
+                let value: serde_json::Value = serde_json::from_str(&config)
+                    .map_err(|e| anyhow::anyhow!("--config is not JSON: {e}"))?;
+                change.insert("config".into(), value);
+            }
+            if let Some(policy) = policy {
+                change.insert("policy".into(), policy.into());
+            }
+            if let Some(order) = order {
+                change.insert("order".into(), order.into());
+            }
+            if let Some(enabled) = enabled {
+                change.insert("enabled".into(), enabled.into());
+            }
+            let updated = client.update_plugin(&team, &name, change.into()).await?;
+            println!(
+                "{team}/{name}: state {}, policy {}, config {}",
+                updated["state"].as_str().unwrap_or("?"),
+                updated["policy"].as_str().unwrap_or("?"),
+                updated["config"].as_str().unwrap_or("?")
+            );
+        }
         PluginAction::Upload {
             component,
             team,
@@ -253,13 +354,16 @@ async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
             no_activate,
             admin,
         } => {
-            let token = admin.token.ok_or_else(|| {
-                anyhow::anyhow!("an admin token is required: --token or SLUICE_ADMIN_TOKEN")
-            })?;
+            let client = admin_client(admin)?;
             let bytes = std::fs::read(&component)?;
-            let uploaded = AdminClient::new(&admin.admin_url, &token)
+            let mut uploaded = client
                 .upload_plugin(&team, &name, &version, &kind, !no_activate, bytes)
                 .await?;
+            if !no_activate {
+                uploaded = client
+                    .wait_active(&team, &name, &version, Duration::from_secs(30))
+                    .await?;
+            }
             println!(
                 "uploaded {team}/{name} {version}: state {}, active version {}",
                 uploaded["state"].as_str().unwrap_or("?"),
@@ -268,4 +372,16 @@ async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -89,6 +89,21 @@ pub fn read_from(
     Ok(records)
 }
 
+/// The last `n` records of each partition of `topic`.
+pub fn tail(
+    kafka: &KafkaSettings,
+    topic: &str,
+    n: i64,
+    timeout: Duration,
+) -> anyhow::Result<Vec<ReadRecord>> {
+    let ends = end_offsets(kafka, topic)?;
+    let start: BTreeMap<i32, i64> = ends.iter().map(|(p, end)| (*p, (end - n).max(0))).collect();
+    let want: i64 = ends.iter().map(|(p, end)| end - start[p]).sum();
+    let mut records = read_from(kafka, topic, &start, timeout, |r| r.len() as i64 >= want)?;
+    records.sort_by_key(|r| (r.partition, r.offset));
+    Ok(records)
+}
+
 fn consumer(kafka: &KafkaSettings) -> anyhow::Result<BaseConsumer> {
     let mut config = kafka.client_config();
     config
