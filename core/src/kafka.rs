@@ -55,9 +55,6 @@ impl KafkaSettings {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
-        // Java clients hash keys with murmur2; matching them keeps a user on the
-        // same partition whichever client produced the event.
-        config.set("partitioner", "murmur2_random");
         for (key, value) in &self.extra {
             config.set(key, value);
         }
@@ -75,6 +72,9 @@ impl KafkaSettings {
     ) -> ClientConfig {
         let mut config = self.client_config();
         config
+            // Java clients hash keys with murmur2; matching them keeps a user
+            // on the same partition whichever client produced the event.
+            .set("partitioner", "murmur2_random")
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("compression.type", "zstd")

@@ -8,13 +8,15 @@
 //! - [`kafka`]: topic and header names, partition keys, and client settings
 //!   shared by the gateway, the loader, the aggregator and the CLI.
 //! - [`config`]: typed configuration from defaults, a TOML file and environment.
-//! - [`telemetry`]: structured logging set-up.
+//! - [`telemetry`]: structured logging and the Prometheus recorder.
+//! - [`shutdown`]: SIGINT/SIGTERM for graceful shutdown.
 //! - [`clock`]: an injectable clock so time-dependent code is testable.
 
 pub mod clock;
 pub mod config;
 pub mod event;
 pub mod kafka;
+pub mod shutdown;
 pub mod telemetry;
 pub mod timestamp;
 pub mod validate;

@@ -1,0 +1,183 @@
+//! Loader configuration: defaults < `--config` TOML file < `SLUICE_LOADER_*`
+//! environment variables (nesting with `__`). Validated before connecting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sluice_core::kafka::KafkaSettings;
+
+pub const ENV_PREFIX: &str = "SLUICE_LOADER_";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoaderConfig {
+    /// Address for `/healthz`, `/readyz` and `/metrics`.
+    pub listen: SocketAddr,
+    pub kafka: KafkaSettings,
+    /// Consumer group; every loader instance of one deployment shares it.
+    pub group_id: String,
+    /// Topic to load.
+    pub topic: String,
+    /// How long the group waits for a silent instance before giving its
+    /// partitions to another (the broker allows 6000 to 1800000).
+    pub session_timeout_ms: u64,
+    /// Dead-letter topic for records that can never be inserted.
+    pub rejected_topic: String,
+    pub clickhouse: ClickHouseSettings,
+    pub batch: BatchSettings,
+    pub lake: LakeSettings,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            kafka: KafkaSettings::default(),
+            group_id: "sluice-loader".to_owned(),
+            topic: sluice_core::kafka::TOPIC_RAW.to_owned(),
+            session_timeout_ms: 10_000,
+            rejected_topic: sluice_core::kafka::TOPIC_REJECTED.to_owned(),
+            clickhouse: ClickHouseSettings::default(),
+            batch: BatchSettings::default(),
+            lake: LakeSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseSettings {
+    /// HTTP endpoint, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    /// Table for raw events.
+    pub table: String,
+    /// Days to keep raw events (TTL on servers that have it); 0 = forever.
+    pub retention_days: u32,
+}
+
+impl Default for ClickHouseSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:18123".to_owned(),
+            database: "sluice".to_owned(),
+            user: "default".to_owned(),
+            password: String::new(),
+            table: "events".to_owned(),
+            retention_days: 0,
+        }
+    }
+}
+
+/// When a partition's batch is inserted: whichever limit is reached first.
+/// ClickHouse wants few, large inserts (about one per second per table,
+/// 10k–100k rows each); these defaults follow that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchSettings {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_wait_ms: u64,
+    /// First retry delay after a failed insert; doubles up to `max_backoff_ms`.
+    pub min_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_rows: 50_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_wait_ms: 1000,
+            min_backoff_ms: 200,
+            max_backoff_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeSettings {
+    /// Directory of the immutable lake copy; empty disables the lake.
+    pub dir: Option<PathBuf>,
+}
+
+pub const OPTIONS_HELP: &str = "\
+CONFIGURATION (file keys; environment: SLUICE_LOADER_<KEY>, `.` becomes `__`)
+  listen                      address for /healthz, /readyz, /metrics [127.0.0.1:8081]
+  kafka.brokers               bootstrap servers [127.0.0.1:19092]
+  kafka.extra                 table of extra librdkafka properties
+  group_id                    consumer group [sluice-loader]
+  topic                       topic to load [events.raw]
+  session_timeout_ms          time before a silent instance's partitions move [10000]
+  rejected_topic              dead-letter topic for records that cannot be inserted [events.rejected]
+  clickhouse.url              ClickHouse HTTP endpoint [http://127.0.0.1:18123]
+  clickhouse.database         database (created if missing) [sluice]
+  clickhouse.user / clickhouse.password   credentials [default / empty]
+  clickhouse.table            raw events table [events]
+  clickhouse.retention_days   days to keep raw events, 0 = forever [0]
+  batch.max_rows              rows per insert [50000]
+  batch.max_bytes             bytes per insert [67108864]
+  batch.max_wait_ms           longest a record waits before its batch is inserted [1000]
+  batch.min_backoff_ms / batch.max_backoff_ms  retry delays after a failed insert [200 / 10000]
+  lake.dir                    directory for the immutable lake copy; unset = no lake";
+
+impl LoaderConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.kafka.validate()?;
+        if self.batch.max_rows == 0 || self.batch.max_rows > 1_000_000 {
+            return Err("batch.max_rows must be 1 to 1000000 (one insert block)".to_owned());
+        }
+        if self.batch.max_wait_ms == 0 {
+            return Err("batch.max_wait_ms must be positive".to_owned());
+        }
+        if self.batch.min_backoff_ms == 0 || self.batch.min_backoff_ms > self.batch.max_backoff_ms {
+            return Err(
+                "batch.min_backoff_ms must be positive and at most batch.max_backoff_ms".to_owned(),
+            );
+        }
+        if !self.clickhouse.url.starts_with("http://")
+            && !self.clickhouse.url.starts_with("https://")
+        {
+            return Err(format!(
+                "clickhouse.url `{}` must start with http:// or https://",
+                self.clickhouse.url
+            ));
+        }
+        let ident =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ident(&self.clickhouse.database) || !ident(&self.clickhouse.table) {
+            return Err(
+                "clickhouse.database and clickhouse.table must be identifiers (A-Z, a-z, 0-9, _)"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        LoaderConfig::default().validate().unwrap();
+        for key in sluice_core::config::keys(&LoaderConfig::default()) {
+            assert!(
+                OPTIONS_HELP.contains(&key),
+                "--help does not document `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_explained() {
+        let mut config = LoaderConfig::default();
+        config.clickhouse.table = "events; DROP".into();
+        assert!(config.validate().unwrap_err().contains("identifiers"));
+    }
+}

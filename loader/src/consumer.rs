@@ -1,0 +1,406 @@
+//! The load loop: Kafka → batches per partition → lake → ClickHouse → commit.
+//!
+//! ## Guarantee
+//! Every record of `events.raw` is stored in ClickHouse exactly once, through
+//! crashes (`kill -9` at any point), ClickHouse outages and rebalances:
+//!
+//! 1. A batch is a contiguous offset range of one partition, inserted as ONE
+//!    insert (one block, atomic in MergeTree: all rows or none).
+//! 2. The Kafka offset is committed only after ClickHouse acknowledged the
+//!    insert. A crash before the commit re-reads the range.
+//! 3. Every insert also records its highest offset per partition in
+//!    `loader_progress` (a materialised view, same insert). On assignment the
+//!    loader reads those offsets and skips records at or below them, so a
+//!    re-read range is not inserted twice, on every server version.
+//! 4. After an ambiguous insert failure (timeout: the server may have applied
+//!    it), the loader re-reads the partition's progress before retrying.
+//! 5. Where the server supports it, the insert also carries
+//!    `insert_deduplication_token = topic:partition:first-last`, so even a
+//!    duplicate insert by a revoked instance is dropped by ClickHouse.
+//! 6. Rebalancing is eager (all partitions revoked before any is assigned),
+//!    and this loop never polls while an insert is in flight, so a revoked
+//!    partition's insert has finished before its new owner starts.
+//!
+//! Records that can never be inserted (not the event contract, or rejected
+//! by ClickHouse as bad data) go to the dead-letter topic with a reason, so
+//! one bad record cannot block its partition.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sluice_core::Event;
+use sluice_core::kafka::headers;
+
+use crate::batch::{PartitionBatch, SourceRecord, dedup_token};
+use crate::config::LoaderConfig;
+use crate::lake::Lake;
+use crate::sink::{ClickHouseSink, InsertOutcome};
+use crate::status::Status;
+
+/// Partitions assigned or revoked since the loop last looked.
+#[derive(Debug, Default)]
+struct RebalanceLog {
+    assigned: Vec<i32>,
+    revoked: Vec<i32>,
+}
+
+struct LoaderContext {
+    topic: String,
+    log: Arc<Mutex<RebalanceLog>>,
+}
+
+impl ClientContext for LoaderContext {}
+
+impl ConsumerContext for LoaderContext {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance
+            && let Ok(mut log) = self.log.lock()
+        {
+            log.revoked.extend(partitions_of(tpl, &self.topic));
+        }
+    }
+
+    fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance
+            && let Ok(mut log) = self.log.lock()
+        {
+            log.assigned.extend(partitions_of(tpl, &self.topic));
+        }
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
+    tpl.elements()
+        .iter()
+        .filter(|e| e.topic() == topic)
+        .map(|e| e.partition())
+        .collect()
+}
+
+pub struct Loader {
+    config: LoaderConfig,
+    consumer: StreamConsumer<LoaderContext>,
+    rebalances: Arc<Mutex<RebalanceLog>>,
+    dlq: FutureProducer,
+    sink: ClickHouseSink,
+    lake: Option<Lake>,
+    status: Arc<Status>,
+    batches: BTreeMap<i32, PartitionBatch>,
+    /// Highest offset already in ClickHouse, per assigned partition.
+    loaded: HashMap<i32, i64>,
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("topic", &self.config.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loader {
+    pub async fn new(config: LoaderConfig, status: Arc<Status>) -> anyhow::Result<Self> {
+        let sink = ClickHouseSink::connect(&config.clickhouse).await?;
+        status.set_clickhouse_up(true);
+        let rebalances = Arc::new(Mutex::new(RebalanceLog::default()));
+        let context = LoaderContext {
+            topic: config.topic.clone(),
+            log: rebalances.clone(),
+        };
+        let mut client = config.kafka.client_config();
+        client
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", config.session_timeout_ms.to_string())
+            // Eager assignment: every member gives up its partitions before any
+            // is handed out again, which the exactly-once argument relies on.
+            .set("partition.assignment.strategy", "range")
+            .set("enable.partition.eof", "false");
+        let consumer: StreamConsumer<LoaderContext> = client.create_with_context(context)?;
+        consumer
+            .subscribe(&[config.topic.as_str()])
+            .with_context(|| format!("subscribing to `{}`", config.topic))?;
+        let dlq: FutureProducer = config.kafka.durable_producer_config(5, 30_000).create()?;
+        let lake = config.lake.dir.as_ref().map(|dir| Lake::new(dir.clone()));
+        Ok(Self {
+            config,
+            consumer,
+            rebalances,
+            dlq,
+            sink,
+            lake,
+            status,
+            batches: BTreeMap::new(),
+            loaded: HashMap::new(),
+        })
+    }
+
+    /// Runs until `shutdown` resolves; then inserts and commits what it holds.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let max_wait = Duration::from_millis(self.config.batch.max_wait_ms);
+        loop {
+            let wait = self
+                .batches
+                .values()
+                .filter_map(|b| b.due_in(max_wait))
+                .min()
+                .unwrap_or(max_wait);
+            tokio::select! {
+                () = &mut shutdown => break,
+                received = tokio::time::timeout(wait, self.consumer.recv()) => {
+                    match received {
+                        Ok(Ok(message)) => {
+                            let record = SourceRecord {
+                                partition: message.partition(),
+                                offset: message.offset(),
+                                payload: message.payload().unwrap_or_default().to_vec(),
+                            };
+                            self.apply_rebalances().await?;
+                            self.accept(record);
+                        }
+                        Ok(Err(err)) => tracing::warn!(error = %err, "Kafka consumer error"),
+                        Err(_) => {}
+                    }
+                }
+            }
+            self.apply_rebalances().await?;
+            self.flush_due(false).await?;
+        }
+        tracing::info!("shutting down: inserting what is batched");
+        self.apply_rebalances().await?;
+        self.flush_due(true).await?;
+        Ok(())
+    }
+
+    fn accept(&mut self, record: SourceRecord) {
+        if self
+            .loaded
+            .get(&record.partition)
+            .is_some_and(|loaded| record.offset <= *loaded)
+        {
+            // Already in ClickHouse (inserted before a crash, not committed).
+            return;
+        }
+        self.batches
+            .entry(record.partition)
+            .or_insert_with(|| PartitionBatch::new(record.partition))
+            .push(record);
+    }
+
+    async fn apply_rebalances(&mut self) -> anyhow::Result<()> {
+        let log = match self.rebalances.lock() {
+            Ok(mut log) => std::mem::take(&mut *log),
+            Err(_) => return Ok(()),
+        };
+        for partition in &log.revoked {
+            // Not inserted yet: the new owner re-reads them from the commit.
+            self.batches.remove(partition);
+            self.loaded.remove(partition);
+        }
+        if !log.assigned.is_empty() {
+            let progress = self.sink.loaded_offsets(&self.config.topic).await?;
+            for partition in &log.assigned {
+                let loaded = progress.get(partition).copied().unwrap_or(-1);
+                self.loaded.insert(*partition, loaded);
+            }
+            tracing::info!(partitions = ?log.assigned, ?progress, "partitions assigned");
+        }
+        self.status
+            .set_assigned(self.loaded.keys().copied().collect());
+        Ok(())
+    }
+
+    async fn flush_due(&mut self, all: bool) -> anyhow::Result<()> {
+        let settings = &self.config.batch;
+        let max_wait = Duration::from_millis(settings.max_wait_ms);
+        let due: Vec<i32> = self
+            .batches
+            .values()
+            .filter(|b| {
+                !b.is_empty() && (all || b.is_due(settings.max_rows, settings.max_bytes, max_wait))
+            })
+            .map(|b| b.partition)
+            .collect();
+        for partition in due {
+            if let Some(batch) = self.batches.remove(&partition) {
+                self.flush(batch).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lake, ClickHouse, then the offset commit. Retries until it succeeds.
+    async fn flush(&mut self, batch: PartitionBatch) -> anyhow::Result<()> {
+        let Some((first, last)) = batch.range() else {
+            return Ok(());
+        };
+        let topic = self.config.topic.clone();
+        let partition = batch.partition;
+        let mut events = Vec::with_capacity(batch.records.len());
+        for record in &batch.records {
+            match serde_json::from_slice::<Event<'_>>(&record.payload) {
+                Ok(event) => events.push((record.offset, event)),
+                Err(err) => {
+                    self.dead_letter(
+                        record,
+                        "undecodable_event",
+                        &format!("not the event contract: {err}"),
+                    )
+                    .await?;
+                }
+            }
+        }
+        if let Some(lake) = &self.lake {
+            lake.write_range(&topic, partition, first, last, &events)
+                .with_context(|| {
+                    format!("writing the lake copy of {topic}/{partition} {first}-{last}")
+                })?;
+        }
+        let token = dedup_token(&topic, partition, first, last);
+        let mut backoff = Duration::from_millis(self.config.batch.min_backoff_ms);
+        loop {
+            match self.sink.insert(&topic, partition, &events, &token).await {
+                InsertOutcome::Inserted { rows, took } => {
+                    self.status.record_insert(rows, took);
+                    break;
+                }
+                InsertOutcome::Retryable(reason) => {
+                    self.status.set_clickhouse_up(false);
+                    tracing::warn!(%topic, partition, first, last, %reason, backoff_ms = backoff.as_millis() as u64, "insert failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff =
+                        (backoff * 2).min(Duration::from_millis(self.config.batch.max_backoff_ms));
+                    // The failed insert may have been applied (e.g. a timeout
+                    // after the server wrote it): check before inserting again.
+                    if let Ok(progress) = self.sink.loaded_offsets(&topic).await {
+                        self.status.set_clickhouse_up(true);
+                        if progress
+                            .get(&partition)
+                            .is_some_and(|loaded| *loaded >= last)
+                        {
+                            tracing::info!(%topic, partition, first, last, "batch was applied before the failure; not inserting again");
+                            break;
+                        }
+                    }
+                }
+                InsertOutcome::Permanent(reason) => {
+                    tracing::warn!(%topic, partition, first, last, %reason, "batch refused as bad data; inserting row by row");
+                    self.insert_one_by_one(&topic, partition, &batch, &events)
+                        .await?;
+                    break;
+                }
+            }
+        }
+        self.status.set_clickhouse_up(true);
+        self.loaded.insert(partition, last);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, partition, Offset::Offset(last + 1))?;
+        // Async is enough: if the commit is lost, `loader_progress` still
+        // tells the next owner where ClickHouse is.
+        if let Err(err) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::warn!(%topic, partition, error = %err, "offset commit failed; progress is safe in ClickHouse");
+        }
+        Ok(())
+    }
+
+    /// Isolates the bad rows of a refused batch: each row is its own insert;
+    /// rows refused as bad data go to the dead-letter topic.
+    async fn insert_one_by_one(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: &PartitionBatch,
+        events: &[(i64, Event<'_>)],
+    ) -> anyhow::Result<()> {
+        for (offset, event) in events {
+            let token = dedup_token(topic, partition, *offset, *offset);
+            let mut backoff = Duration::from_millis(self.config.batch.min_backoff_ms);
+            loop {
+                match self
+                    .sink
+                    .insert(
+                        topic,
+                        partition,
+                        std::slice::from_ref(&(*offset, event.clone())),
+                        &token,
+                    )
+                    .await
+                {
+                    InsertOutcome::Inserted { rows, took } => {
+                        self.status.record_insert(rows, took);
+                        break;
+                    }
+                    InsertOutcome::Permanent(reason) => {
+                        if let Some(record) = batch.records.iter().find(|r| r.offset == *offset) {
+                            self.dead_letter(record, "clickhouse_rejected", &reason)
+                                .await?;
+                        }
+                        break;
+                    }
+                    InsertOutcome::Retryable(reason) => {
+                        tracing::warn!(topic, partition, offset, %reason, "row insert failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2)
+                            .min(Duration::from_millis(self.config.batch.max_backoff_ms));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        record: &SourceRecord,
+        code: &str,
+        message: &str,
+    ) -> anyhow::Result<()> {
+        self.status.record_dead_letter();
+        let offset = record.offset.to_string();
+        let partition = record.partition.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: headers::REJECT_CODE,
+                value: Some(code),
+            })
+            .insert(Header {
+                key: headers::REJECT_MESSAGE,
+                value: Some(message),
+            })
+            .insert(Header {
+                key: "sluice-source-partition",
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: "sluice-source-offset",
+                value: Some(&offset),
+            });
+        let key = format!("{}:{partition}:{offset}", self.config.topic);
+        let future = FutureRecord::to(&self.config.rejected_topic)
+            .key(key.as_bytes())
+            .payload(record.payload.as_slice())
+            .headers(headers);
+        self.dlq
+            .send(future, Duration::from_secs(30))
+            .await
+            .map_err(|(err, _)| anyhow::anyhow!("writing to the dead-letter topic: {err}"))?;
+        tracing::warn!(
+            partition = record.partition,
+            offset = record.offset,
+            code,
+            message,
+            "record sent to the dead-letter topic"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! `sluice-loader`: parse configuration, start logging, bind, load.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use sluice_loader::config::{ENV_PREFIX, LoaderConfig, OPTIONS_HELP};
+
+/// The Sluice loader: consumes `events.raw` and inserts every event into
+/// ClickHouse exactly once (and into the lake, when configured).
+#[derive(Debug, Parser)]
+#[command(version, after_long_help = OPTIONS_HELP)]
+struct Args {
+    /// TOML configuration file (see the key list in --help).
+    #[arg(long, short, env = "SLUICE_LOADER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Validate the configuration and exit without connecting anywhere.
+    #[arg(long)]
+    check_config: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config: LoaderConfig = sluice_core::config::load(args.config.as_deref(), ENV_PREFIX)?;
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if args.print_config {
+        print!("{}", sluice_core::config::to_toml(&config));
+        return Ok(());
+    }
+    if args.check_config {
+        println!("configuration OK");
+        return Ok(());
+    }
+    sluice_core::telemetry::init_logging();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    sluice_loader::serve(config, listener, sluice_core::shutdown::signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Args;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+}

@@ -1,0 +1,100 @@
+//! The load loop's view of ClickHouse: connect (probe + migrate), insert one
+//! batch, read the progress table. Wraps [`crate::clickhouse`] and turns its
+//! errors into what the loop decides on: done, retry later, or bad data.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sluice_core::{Event, Timestamp};
+
+use crate::clickhouse::{self as ch, Capabilities, InsertError, SchemaSettings};
+use crate::config::ClickHouseSettings;
+
+#[derive(Debug)]
+pub enum InsertOutcome {
+    Inserted {
+        rows: usize,
+        took: Duration,
+    },
+    /// Network, timeout, overload: the same batch may succeed later.
+    Retryable(String),
+    /// ClickHouse refused the data itself.
+    Permanent(String),
+}
+
+pub struct ClickHouseSink {
+    client: clickhouse::Client,
+    caps: Capabilities,
+    table: String,
+}
+
+impl std::fmt::Debug for ClickHouseSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseSink")
+            .field("table", &self.table)
+            .field("caps", &self.caps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClickHouseSink {
+    /// Probes the server and applies the schema migrations it needs.
+    pub async fn connect(settings: &ClickHouseSettings) -> anyhow::Result<Self> {
+        let client = clickhouse::Client::default()
+            .with_url(&settings.url)
+            .with_user(&settings.user)
+            .with_password(&settings.password)
+            .with_validation(false);
+        let caps = ch::probe(&client)
+            .await
+            .with_context(|| format!("probing ClickHouse at {}", settings.url))?;
+        let schema = SchemaSettings {
+            database: settings.database.clone(),
+            events_table: settings.table.clone(),
+            retention_days: (settings.retention_days > 0).then_some(settings.retention_days),
+        };
+        let report = ch::migrate(&client, &caps, &schema)
+            .await
+            .context("applying ClickHouse migrations")?;
+        tracing::info!(url = %settings.url, ?caps, ?report, "ClickHouse ready");
+        Ok(Self {
+            client: client.with_database(&settings.database),
+            caps,
+            table: settings.table.clone(),
+        })
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    pub async fn loaded_offsets(&self, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+        Ok(ch::loaded_offsets(&self.client, topic).await?)
+    }
+
+    /// Inserts `events` (read from `topic`/`partition` at their offsets) as one block.
+    pub async fn insert(
+        &self,
+        topic: &str,
+        partition: i32,
+        events: &[(i64, Event<'_>)],
+        token: &str,
+    ) -> InsertOutcome {
+        let loaded_at = Timestamp::now();
+        let layout = self.caps.layout();
+        let rows: Vec<_> = events
+            .iter()
+            .map(|(offset, event)| ch::row(layout, event, topic, partition, *offset, loaded_at))
+            .collect();
+        let started = Instant::now();
+        match ch::insert_batch(&self.client, &self.caps, &self.table, &rows, Some(token)).await {
+            Ok(()) => InsertOutcome::Inserted {
+                rows: rows.len(),
+                took: started.elapsed(),
+            },
+            Err(err @ InsertError::Retryable { .. }) => InsertOutcome::Retryable(err.to_string()),
+            Err(err) => InsertOutcome::Permanent(err.to_string()),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The loader's guarantee, tested with the real binary against real Kafka and
+//! the real ClickHouse server: every event id exactly once in ClickHouse (and
+//! in the lake) after `kill -9` mid-batch (repeated), a ClickHouse restart
+//! during load, and two instances rebalancing.
+
+// Test helpers unwrap: a panic is the failure report we want.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
+use sluice_core::kafka::KafkaSettings;
+use sluice_tests::stack::{DedicatedStack, Services};
+use sluice_tests::{TestTopics, kafka};
+
+fn clickhouse_url() -> String {
+    std::env::var("SLUICE_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".to_owned())
+}
+
+/// Runs one SQL statement over HTTP and returns the text answer.
+async fn sql(url: &str, query: &str) -> anyhow::Result<String> {
+    let response = reqwest::Client::new()
+        .post(url)
+        .body(query.to_owned())
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    anyhow::ensure!(status.is_success(), "{query}: {status} {text}");
+    Ok(text)
+}
+
+/// Produces `n` contract events with ids 1..=n to `topic`.
+async fn produce(kafka: &KafkaSettings, topic: &str, range: std::ops::Range<u64>) {
+    let producer: FutureProducer = kafka.durable_producer_config(5, 30_000).create().unwrap();
+    let mut pending = Vec::new();
+    const NAMES: [&str; 3] = ["Opened", "Clicked", "Bought"];
+    for i in range {
+        let name = NAMES[(i % 3) as usize];
+        let event = json!({
+            "event_id": uuid::Uuid::from_u128(u128::from(i)),
+            "team_id": format!("team-{}", i % 3),
+            "event": name,
+            "user_id": format!("user-{}", i % 97),
+            "timestamp": "2026-11-26T01:00:00.123Z",
+            "received_at": "2026-11-26T01:00:01.456Z",
+            "schema_version": 1,
+            "properties": { "i": i, "pad": "x".repeat(200) },
+        })
+        .to_string();
+        let key = format!("team-{}:user-{}", i % 3, i % 97);
+        let producer = producer.clone();
+        let topic = topic.to_owned();
+        pending.push(async move {
+            producer
+                .send(
+                    FutureRecord::to(&topic).key(&key).payload(&event),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+        });
+        if pending.len() >= 1000 {
+            futures::future::join_all(pending.drain(..)).await;
+        }
+    }
+    futures::future::join_all(pending).await;
+}
+
+struct LoaderProcess {
+    child: Child,
+}
+
+impl LoaderProcess {
+    fn start(
+        kafka: &KafkaSettings,
+        topic: &str,
+        group: &str,
+        ch: &str,
+        database: &str,
+        lake: &std::path::Path,
+    ) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice-loader"))
+            .env("SLUICE_LOADER_LISTEN", "127.0.0.1:0")
+            .env("SLUICE_LOADER_KAFKA__BROKERS", &kafka.brokers)
+            .env("SLUICE_LOADER_TOPIC", topic)
+            .env("SLUICE_LOADER_GROUP_ID", group)
+            .env("SLUICE_LOADER_SESSION_TIMEOUT_MS", "6000")
+            .env("SLUICE_LOADER_CLICKHOUSE__URL", ch)
+            .env("SLUICE_LOADER_CLICKHOUSE__DATABASE", database)
+            .env("SLUICE_LOADER_BATCH__MAX_ROWS", "700")
+            .env("SLUICE_LOADER_BATCH__MAX_WAIT_MS", "150")
+            .env("SLUICE_LOADER_BATCH__MAX_BACKOFF_MS", "1000")
+            .env("SLUICE_LOADER_LAKE__DIR", lake)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Self { child }
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    fn stop(mut self) {
+        // SIGTERM: the graceful path.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for LoaderProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `(rows, distinct ids)` in the events table.
+async fn counts(ch: &str, database: &str) -> (u64, u64) {
+    match sql(
+        ch,
+        &format!("SELECT count(), uniqExact(event_id) FROM {database}.events FORMAT TSV"),
+    )
+    .await
+    {
+        Ok(text) => {
+            let mut parts = text
+                .split_whitespace()
+                .map(|v| v.parse::<u64>().unwrap_or(0));
+            (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+        }
+        Err(_) => (0, 0),
+    }
+}
+
+async fn wait_for_rows(ch: &str, database: &str, n: u64, timeout: Duration) -> (u64, u64) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = counts(ch, database).await;
+        if seen.0 >= n || Instant::now() > deadline {
+            // Linger: a late duplicate must have the chance to show up.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return counts(ch, database).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn lake_rows(lake: &std::path::Path) -> BTreeMap<i32, (usize, Vec<(i64, i64)>)> {
+    let mut out: BTreeMap<i32, (usize, Vec<(i64, i64)>)> = BTreeMap::new();
+    for manifest in sluice_loader::lake::Lake::new(lake.to_path_buf())
+        .manifests()
+        .unwrap()
+    {
+        let entry = out.entry(manifest.partition).or_default();
+        entry.0 += manifest.files.iter().map(|f| f.rows).sum::<usize>();
+        entry.1.push((manifest.first_offset, manifest.last_offset));
+    }
+    out
+}
+
+fn fresh_db() -> String {
+    format!("sluice_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("sluice-{tag}-{}", uuid::Uuid::new_v4().simple()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_batch_repeatedly_loses_and_duplicates_nothing() {
+    let topics = TestTopics::create(4).await.unwrap();
+    let (ch, db, lake) = (clickhouse_url(), fresh_db(), temp_dir("lake"));
+    let n = 12_000;
+    let producing = tokio::spawn({
+        let (kafka, topic) = (kafka(), topics.raw.clone());
+        async move { produce(&kafka, &topic, 1..n + 1).await }
+    });
+    for round in 0..3 {
+        let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-kill", &ch, &db, &lake);
+        tokio::time::sleep(Duration::from_millis(1500 + 400 * round)).await;
+        loader.kill_9();
+    }
+    producing.await.unwrap();
+    let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-kill", &ch, &db, &lake);
+    let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
+    loader.stop();
+    assert_eq!(
+        (rows, distinct),
+        (n, n),
+        "every event exactly once after three kill -9"
+    );
+
+    let lake = lake_rows(&lake);
+    let total: usize = lake.values().map(|(rows, _)| rows).sum();
+    assert_eq!(total as u64, n, "the lake holds every event once");
+    for (partition, (_, mut ranges)) in lake {
+        ranges.sort();
+        assert!(
+            ranges.windows(2).all(|w| w[0].1 < w[1].0),
+            "partition {partition}: overlapping lake ranges {ranges:?}"
+        );
+    }
+    sql(&ch, &format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clickhouse_restart_during_load_is_ridden_out() {
+    let stack = tokio::task::spawn_blocking(|| DedicatedStack::start(Services::ClickHouse))
+        .await
+        .unwrap()
+        .unwrap();
+    let topics = TestTopics::create(3).await.unwrap();
+    let (ch, db, lake) = (stack.clickhouse_url(), fresh_db(), temp_dir("lake"));
+    let n = 6_000;
+    produce(&kafka(), &topics.raw, 1..n / 2 + 1).await;
+    let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-ch", &ch, &db, &lake);
+    wait_for_rows(&ch, &db, 1, Duration::from_secs(30)).await;
+
+    tokio::task::block_in_place(|| stack.stop("clickhouse")).unwrap();
+    produce(&kafka(), &topics.raw, n / 2 + 1..n + 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::task::block_in_place(|| stack.start_service("clickhouse")).unwrap();
+
+    let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
+    loader.stop();
+    assert_eq!((rows, distinct), (n, n));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_rebalancing_load_everything_once() {
+    let topics = TestTopics::create(6).await.unwrap();
+    let (ch, db, lake) = (clickhouse_url(), fresh_db(), temp_dir("lake"));
+    let n = 12_000;
+    let producing = tokio::spawn({
+        let (kafka, topic) = (kafka(), topics.raw.clone());
+        async move { produce(&kafka, &topic, 1..n + 1).await }
+    });
+    let a = LoaderProcess::start(&kafka(), &topics.raw, "loader-rebalance", &ch, &db, &lake);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let b = LoaderProcess::start(&kafka(), &topics.raw, "loader-rebalance", &ch, &db, &lake);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    a.kill_9();
+    producing.await.unwrap();
+    let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(120)).await;
+    b.stop();
+    assert_eq!(
+        (rows, distinct),
+        (n, n),
+        "exactly once across two instances and a crash"
+    );
+    sql(&ch, &format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+}
