@@ -44,6 +44,9 @@ use crate::lake::Lake;
 use crate::sink::{ClickHouseSink, InsertOutcome};
 use crate::status::Status;
 
+/// How often consumer lag is measured.
+const LAG_PERIOD: Duration = Duration::from_secs(5);
+
 /// Partitions assigned or revoked since the loop last looked.
 #[derive(Debug, Default)]
 struct RebalanceLog {
@@ -148,6 +151,7 @@ impl Loader {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
         let max_wait = Duration::from_millis(self.config.batch.max_wait_ms);
+        let mut last_lag = std::time::Instant::now();
         loop {
             let wait = self
                 .batches
@@ -175,11 +179,34 @@ impl Loader {
             }
             self.apply_rebalances().await?;
             self.flush_due(false).await?;
+            if last_lag.elapsed() >= LAG_PERIOD {
+                self.report_lag();
+                last_lag = std::time::Instant::now();
+            }
         }
         tracing::info!("shutting down: inserting what is batched");
         self.apply_rebalances().await?;
         self.flush_due(true).await?;
         Ok(())
+    }
+
+    /// Publishes, per assigned partition, how many records are not loaded yet
+    /// (high watermark minus the next offset to load).
+    fn report_lag(&self) {
+        let topic = &self.config.topic;
+        for (partition, loaded) in &self.loaded {
+            // A metadata round trip on the local network; block_in_place keeps
+            // the runtime's other tasks (the HTTP endpoints) running meanwhile.
+            let watermarks = tokio::task::block_in_place(|| {
+                self.consumer
+                    .fetch_watermarks(topic, *partition, Duration::from_secs(1))
+            });
+            if let Ok((_, high)) = watermarks {
+                let lag = (high - loaded - 1).max(0);
+                metrics::gauge!(crate::status::CONSUMER_LAG, "partition" => partition.to_string())
+                    .set(lag as f64);
+            }
+        }
     }
 
     fn accept(&mut self, record: SourceRecord) {
