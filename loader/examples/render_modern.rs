@@ -22,7 +22,6 @@ use sluice_loader::clickhouse::{
 };
 
 const TOPIC: &str = "events.raw";
-const LOADED_AT: Timestamp = Timestamp::from_millis(1_764_200_000_789);
 
 fn main() -> anyhow::Result<()> {
     let out = PathBuf::from(
@@ -40,12 +39,13 @@ fn main() -> anyhow::Result<()> {
     };
     let migrations = migrations(&caps, &settings);
 
-    let wire = sample_events();
+    let wire = sample_events(Timestamp::now());
     let events: Vec<Event<'_>> = wire
         .iter()
         .map(|w| serde_json::from_str(w))
         .collect::<Result<_, _>>()
         .context("sample events are contract JSON")?;
+    let loaded_at = Timestamp::now();
     // Offsets per partition, already in the order the suite reads them back
     // (kafka_partition, kafka_offset), so the stored bytes must equal the file.
     let mut rows: Vec<EventRow<'_>> = events
@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<()> {
         .map(|(i, e)| {
             let partition = i32::try_from(i % 3).unwrap_or(0);
             let offset = 500 + i64::try_from(i).unwrap_or(0);
-            row(RowLayout::Modern, e, TOPIC, partition, offset, LOADED_AT)
+            row(RowLayout::Modern, e, TOPIC, partition, offset, loaded_at)
         })
         .collect();
     rows.sort_by_key(|r| (r.kafka_partition(), r.kafka_offset()));
@@ -118,24 +118,32 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Contract events with the awkward cases: quotes, backslashes, non-ASCII,
-/// long JSON (multi-byte string lengths), no context, millisecond edges and
-/// the ends of the storable range, several days (partitions).
-fn sample_events() -> Vec<String> {
+/// long JSON (multi-byte string lengths), no context, millisecond edges,
+/// several days (partitions) and the last storable instant.
+///
+/// Times are relative to `now` because the table keeps 90 days (TTL): a
+/// current server drops already-expired rows at insert, so fixed past
+/// instants would vanish as the calendar moves on. The 1970 edge is covered
+/// by the 18.16 suite, whose tables have no TTL.
+fn sample_events(now: Timestamp) -> Vec<String> {
+    const DAY: i64 = 86_400_000;
+    // A whole second, so the offsets below land on chosen milliseconds.
+    let base = now.as_millis() / 1000 * 1000;
     let long = "y".repeat(400);
     let cases: [(i64, i64, String, Option<&str>); 7] = [
         (
-            1_764_125_907_123,
-            1_764_125_907_999,
+            base + 123,
+            base + 999,
             r#"{"plan":"pro","seats":3}"#.to_owned(),
             Some(r#"{"ip":"203.0.113.9"}"#),
         ),
         (
-            1_764_125_907_000,
-            1_764_125_908_001,
+            base - DAY,
+            base + 1,
             r#"{"quote":"it's \"x\"","path":"C:\\dir","emoji":"é🚀"}"#.to_owned(),
             None,
         ),
-        (0, 1, "{}".to_owned(), Some("{}")),
+        (base - 2 * DAY + 999, base, "{}".to_owned(), Some("{}")),
         (
             4_291_660_800_000,
             4_291_660_799_999,
@@ -143,20 +151,20 @@ fn sample_events() -> Vec<String> {
             None,
         ),
         (
-            1_764_039_507_001,
-            1_764_125_907_500,
+            base - 30 * DAY + 1,
+            base + 500,
             r#"{"nested":{"a":[1,2,{"b":null}]}}"#.to_owned(),
             Some(r#"{"library":{"name":"sdk","version":"1.2.3"}}"#),
         ),
         (
-            1_764_125_999_999,
-            1_764_126_000_000,
+            base - 3 * DAY - 1,
+            base - 3 * DAY,
             r#"{"n":-1.5e3}"#.to_owned(),
             None,
         ),
         (
-            1_700_000_000_010,
-            1_700_000_000_020,
+            base - 80 * DAY + 10,
+            base + 20,
             r#"{"tab":"a\tb","nl":"a\nb"}"#.to_owned(),
             Some(r#"{"os":"linux"}"#),
         ),

@@ -4,8 +4,10 @@
 //! Every record of `events.raw` is stored in ClickHouse exactly once, through
 //! crashes (`kill -9` at any point), ClickHouse outages and rebalances:
 //!
-//! 1. A batch is a contiguous offset range of one partition, inserted as ONE
-//!    insert (one block, atomic in MergeTree: all rows or none).
+//! 1. A batch is a contiguous offset range of one partition. It is inserted
+//!    as one INSERT per run of events with the same UTC day (the table's
+//!    partition key), in offset order: within one partition an INSERT is
+//!    atomic (all rows or none), across partitions it is not.
 //! 2. The Kafka offset is committed only after ClickHouse acknowledged the
 //!    insert. A crash before the commit re-reads the range.
 //! 3. Every insert also records its highest offset per partition in
@@ -43,6 +45,17 @@ use crate::config::LoaderConfig;
 use crate::lake::Lake;
 use crate::sink::{ClickHouseSink, InsertOutcome};
 use crate::status::Status;
+
+/// Splits offset-ordered events into maximal runs of the same UTC day of
+/// `timestamp` (the table's partition key).
+fn day_runs<'e, 'a>(
+    events: &'e [(i64, Event<'a>)],
+) -> impl Iterator<Item = &'e [(i64, Event<'a>)]> {
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    events.chunk_by(|(_, a), (_, b)| {
+        a.timestamp.as_millis().div_euclid(DAY_MS) == b.timestamp.as_millis().div_euclid(DAY_MS)
+    })
+}
 
 /// How often consumer lag is measured.
 const LAG_PERIOD: Duration = Duration::from_secs(5);
@@ -293,40 +306,12 @@ impl Loader {
                     format!("writing the lake copy of {topic}/{partition} {first}-{last}")
                 })?;
         }
-        let token = dedup_token(&topic, partition, first, last);
-        let mut backoff = Duration::from_millis(self.config.batch.min_backoff_ms);
-        loop {
-            match self.sink.insert(&topic, partition, &events, &token).await {
-                InsertOutcome::Inserted { rows, took } => {
-                    self.status.record_insert(rows, took);
-                    break;
-                }
-                InsertOutcome::Retryable(reason) => {
-                    self.status.set_clickhouse_up(false);
-                    tracing::warn!(%topic, partition, first, last, %reason, backoff_ms = backoff.as_millis() as u64, "insert failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff =
-                        (backoff * 2).min(Duration::from_millis(self.config.batch.max_backoff_ms));
-                    // The failed insert may have been applied (e.g. a timeout
-                    // after the server wrote it): check before inserting again.
-                    if let Ok(progress) = self.sink.loaded_offsets(&topic).await {
-                        self.status.set_clickhouse_up(true);
-                        if progress
-                            .get(&partition)
-                            .is_some_and(|loaded| *loaded >= last)
-                        {
-                            tracing::info!(%topic, partition, first, last, "batch was applied before the failure; not inserting again");
-                            break;
-                        }
-                    }
-                }
-                InsertOutcome::Permanent(reason) => {
-                    tracing::warn!(%topic, partition, first, last, %reason, "batch refused as bad data; inserting row by row");
-                    self.insert_one_by_one(&topic, partition, &batch, &events)
-                        .await?;
-                    break;
-                }
-            }
+        // One INSERT is atomic only within one table partition (a UTC day of
+        // `timestamp`): insert day runs, each a contiguous stretch of offsets,
+        // in offset order, so `loader_progress` only ever moves forward over
+        // fully stored stretches.
+        for run in day_runs(&events) {
+            self.insert_run(&topic, partition, &batch, run).await?;
         }
         self.status.set_clickhouse_up(true);
         self.loaded.insert(partition, last);
@@ -338,6 +323,59 @@ impl Loader {
             tracing::warn!(%topic, partition, error = %err, "offset commit failed; progress is safe in ClickHouse");
         }
         Ok(())
+    }
+
+    /// Inserts one day run, retrying until ClickHouse has it.
+    async fn insert_run(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: &PartitionBatch,
+        run: &[(i64, Event<'_>)],
+    ) -> anyhow::Result<()> {
+        let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) else {
+            return Ok(());
+        };
+        let (first, last) = (*first, *last);
+        let token = dedup_token(topic, partition, first, last);
+        let mut backoff = Duration::from_millis(self.config.batch.min_backoff_ms);
+        loop {
+            match self.sink.insert(topic, partition, run, &token).await? {
+                InsertOutcome::Inserted { rows, took } => {
+                    self.status.record_insert(rows, took);
+                    return Ok(());
+                }
+                InsertOutcome::Retryable(reason) => {
+                    self.status.set_clickhouse_up(false);
+                    tracing::warn!(topic, partition, first, last, %reason, backoff_ms = backoff.as_millis() as u64, "insert failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff =
+                        (backoff * 2).min(Duration::from_millis(self.config.batch.max_backoff_ms));
+                    // The failed insert may have been applied (e.g. a timeout
+                    // after the server wrote it): check before inserting again.
+                    if let Ok(progress) = self.sink.loaded_offsets(topic).await {
+                        self.status.set_clickhouse_up(true);
+                        if progress
+                            .get(&partition)
+                            .is_some_and(|loaded| *loaded >= last)
+                        {
+                            tracing::info!(
+                                topic,
+                                partition,
+                                first,
+                                last,
+                                "run was applied before the failure; not inserting again"
+                            );
+                            return Ok(());
+                        }
+                    }
+                }
+                InsertOutcome::Permanent(reason) => {
+                    tracing::warn!(topic, partition, first, last, %reason, "run refused as bad data; inserting row by row");
+                    return self.insert_one_by_one(topic, partition, batch, run).await;
+                }
+            }
+        }
     }
 
     /// Isolates the bad rows of a refused batch: each row is its own insert;
@@ -361,7 +399,7 @@ impl Loader {
                         std::slice::from_ref(&(*offset, event.clone())),
                         &token,
                     )
-                    .await
+                    .await?
                 {
                     InsertOutcome::Inserted { rows, took } => {
                         self.status.record_insert(rows, took);
@@ -429,5 +467,35 @@ impl Loader {
             "record sent to the dead-letter topic"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> (i64, Event<'static>) {
+        (
+            ms,
+            Event {
+                event_id: uuid::Uuid::from_u128(ms as u128 + 1),
+                team_id: "t".into(),
+                event: "e".into(),
+                user_id: "u".into(),
+                timestamp: sluice_core::Timestamp::from_millis(ms),
+                received_at: sluice_core::Timestamp::from_millis(ms),
+                schema_version: 1,
+                properties: sluice_core::event::empty_object(),
+                context: None,
+            },
+        )
+    }
+
+    #[test]
+    fn runs_break_at_every_change_of_utc_day() {
+        let day = 86_400_000;
+        let events = [at(day - 1), at(day - 2), at(day), at(day + 5), at(day - 3)];
+        let runs: Vec<usize> = day_runs(&events).map(<[_]>::len).collect();
+        assert_eq!(runs, [2, 2, 1]);
     }
 }

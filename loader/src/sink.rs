@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sluice_core::{Event, Timestamp};
 
-use crate::clickhouse::{self as ch, Capabilities, InsertError, SchemaSettings};
+use crate::clickhouse::{self as ch, Capabilities, InsertError, RowLayout, SchemaSettings};
 use crate::config::ClickHouseSettings;
 
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub enum InsertOutcome {
 pub struct ClickHouseSink {
     client: clickhouse::Client,
     caps: Capabilities,
+    /// The existing table's layout, which may predate a server upgrade.
+    layout: RowLayout,
     table: String,
 }
 
@@ -60,6 +62,7 @@ impl ClickHouseSink {
         tracing::info!(url = %settings.url, ?caps, ?report, "ClickHouse ready");
         Ok(Self {
             client: client.with_database(&settings.database),
+            layout: report.layout,
             caps,
             table: settings.table.clone(),
         })
@@ -74,27 +77,38 @@ impl ClickHouseSink {
     }
 
     /// Inserts `events` (read from `topic`/`partition` at their offsets) as one block.
+    ///
+    /// `Err` means a bug on our side (an invalid call), not a data or server
+    /// problem: the loader stops rather than dead-letter good events.
     pub async fn insert(
         &self,
         topic: &str,
         partition: i32,
         events: &[(i64, Event<'_>)],
         token: &str,
-    ) -> InsertOutcome {
+    ) -> anyhow::Result<InsertOutcome> {
         let loaded_at = Timestamp::now();
-        let layout = self.caps.layout();
+        let layout = self.layout;
         let rows: Vec<_> = events
             .iter()
             .map(|(offset, event)| ch::row(layout, event, topic, partition, *offset, loaded_at))
             .collect();
         let started = Instant::now();
-        match ch::insert_batch(&self.client, &self.caps, &self.table, &rows, Some(token)).await {
-            Ok(()) => InsertOutcome::Inserted {
-                rows: rows.len(),
-                took: started.elapsed(),
+        Ok(
+            match ch::insert_batch(&self.client, &self.caps, &self.table, &rows, Some(token)).await
+            {
+                Ok(()) => InsertOutcome::Inserted {
+                    rows: rows.len(),
+                    took: started.elapsed(),
+                },
+                Err(err @ InsertError::Retryable { .. }) => {
+                    InsertOutcome::Retryable(err.to_string())
+                }
+                Err(err @ InsertError::Permanent { .. }) => {
+                    InsertOutcome::Permanent(err.to_string())
+                }
+                Err(err @ InsertError::InvalidBatch(_)) => return Err(err.into()),
             },
-            Err(err @ InsertError::Retryable { .. }) => InsertOutcome::Retryable(err.to_string()),
-            Err(err) => InsertOutcome::Permanent(err.to_string()),
-        }
+        )
     }
 }

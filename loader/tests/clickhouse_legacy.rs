@@ -275,14 +275,16 @@ async fn inserted_rows_read_back_exactly() {
             "toUnixTimestamp64Milli(timestamp), toUnixTimestamp64Milli(received_at)"
         }
     };
-    let seen: Vec<(String, i64, i64, u32, String, String, u32)> = client
+    // event_id, timestamp ms, received_at ms, day, properties, context, loaded_at
+    type Seen = (String, i64, i64, u32, String, String, u32);
+    let seen: Vec<Seen> = client
         .query(&format!(
             "SELECT toString(event_id), {instant}, toYYYYMMDD(timestamp), properties, context, loaded_at FROM events {order}"
         ))
         .fetch_all()
         .await
         .unwrap();
-    let mut expected: Vec<(i32, i64, (String, i64, i64, u32, String, String, u32))> = events
+    let mut expected: Vec<(i32, i64, Seen)> = events
         .iter()
         .enumerate()
         .map(|(i, e)| {
@@ -311,6 +313,59 @@ async fn inserted_rows_read_back_exactly() {
     expected.sort_by_key(|(p, o, _)| (*p, *o));
     let expected: Vec<_> = expected.into_iter().map(|(_, _, v)| v).collect();
     assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_multi_megabyte_batch_streams_in_chunks_and_stores_exactly() {
+    let caps = caps().await;
+    let db = TestDb::new();
+    let report = migrate(&server(), &caps, &db.settings()).await.unwrap();
+    let client = db.client();
+    // ~5 MB of RowBinary: several 1 MiB chunks (each its own LZ4 frame).
+    let n = 20_000_u32;
+    let pad = "p".repeat(200);
+    let wire: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"event_id":"0190d6a8-0000-7000-8000-{i:012x}","team_id":"t{}","event":"e","user_id":"u{i}","timestamp":{},"received_at":1764125907000,"schema_version":1,"properties":{{"i":{i},"pad":"{pad}"}}}}"#,
+                i % 7,
+                1_764_125_907_000_i64 + i64::from(i),
+            )
+        })
+        .collect();
+    let events = parse(&wire);
+    let batch: Vec<EventRow<'_>> = events
+        .iter()
+        .zip(0_i64..)
+        .map(|(e, offset)| row(report.layout, e, TOPIC, 3, offset, LOADED_AT))
+        .collect();
+    assert!(encode_rows(&batch).len() > 4 << 20);
+    insert_batch(&client, &caps, "events", &batch, None)
+        .await
+        .unwrap();
+
+    let (count, distinct, last): (u64, u64, i64) = client
+        .query("SELECT count(), uniqExact(event_id), max(kafka_offset) FROM events")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        (count, distinct, last),
+        (u64::from(n), u64::from(n), i64::from(n) - 1)
+    );
+    assert_eq!(
+        loaded_offsets(&client, TOPIC).await.unwrap(),
+        BTreeMap::from([(3, i64::from(n) - 1)])
+    );
+    let stored = rowbinary(
+        &client,
+        &format!(
+            "SELECT {} FROM events ORDER BY kafka_offset",
+            report.layout.column_list()
+        ),
+    )
+    .await;
+    assert!(stored == encode_rows(&batch), "stored bytes differ");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The loader's ClickHouse layer: what the server can do, the schema it gets,
 //! and how rows reach it.
 //!
-//! - [`probe`]: server version and capability flags ([`Capabilities`]).
+//! - [`probe`](mod@probe): server version and capability flags ([`Capabilities`]).
 //! - [`schema`]: versioned migrations rendered for those capabilities
 //!   ([`migrations`]), and the table layouts ([`RowLayout`]).
 //! - [`migrate`](mod@migrate): applies them idempotently at start-up ([`migrate()`]).

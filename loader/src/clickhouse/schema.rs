@@ -40,7 +40,8 @@
 //! materialised view on every insert into `events`: per insert block and
 //! partition, `maxState(kafka_offset)`, `countState()` and
 //! `maxState(loaded_at)`. Merges fold it to one row per partition, so reading
-//! it never touches `events`.
+//! it never touches `events`. `rows` is informational: on servers without
+//! dedup it also counts rows of a batch inserted twice (see above).
 
 use super::probe::Capabilities;
 use super::rows::RowLayout;
@@ -137,7 +138,7 @@ pub fn migrations(caps: &Capabilities, settings: &SchemaSettings) -> Vec<Migrati
         Migration {
             version: 3,
             name: "loader_progress",
-            statements: vec![progress_table(settings), progress_view(settings)],
+            statements: vec![progress_table(caps, settings), progress_view(settings)],
         },
     ]
 }
@@ -212,8 +213,8 @@ fn events_table(caps: &Capabilities, settings: &SchemaSettings) -> String {
     sql
 }
 
-fn progress_table(settings: &SchemaSettings) -> String {
-    format!(
+fn progress_table(caps: &Capabilities, settings: &SchemaSettings) -> String {
+    let mut sql = format!(
         "CREATE TABLE IF NOT EXISTS {}
 (
     kafka_topic String,
@@ -225,7 +226,14 @@ fn progress_table(settings: &SchemaSettings) -> String {
 ENGINE = AggregatingMergeTree
 ORDER BY (kafka_topic, kafka_partition)",
         settings.qualified(PROGRESS_TABLE)
-    )
+    );
+    // A retried insert that `events` drops by its dedup token still reaches
+    // the view; with a window here the view's block is dropped too, so
+    // `rows` does not count it twice. (`max_offset` is idempotent anyway.)
+    if caps.non_replicated_deduplication_window {
+        sql.push_str("\nSETTINGS non_replicated_deduplication_window = 1000");
+    }
+    sql
 }
 
 fn progress_view(settings: &SchemaSettings) -> String {
@@ -308,6 +316,29 @@ mod tests {
         assert!(sql.contains("ORDER BY (team_id, event, timestamp, event_id)"));
         assert!(!sql.contains("timestamp_ms"));
         assert!(!events_sql(&caps(26, 9), &settings(None)).contains("TTL"));
+    }
+
+    #[test]
+    fn progress_table_dedups_where_the_server_can() {
+        let all = |c: &Capabilities| {
+            migrations(c, &settings(Some(5)))
+                .into_iter()
+                .flat_map(|m| m.statements)
+                .collect::<Vec<_>>()
+                .join(";\n")
+        };
+        let legacy = all(&caps(18, 16));
+        for absent in ["DateTime64", "LowCardinality", "CODEC", "TTL", "SETTINGS"] {
+            assert!(!legacy.contains(absent), "{absent} in {legacy}");
+        }
+        let modern = all(&caps(26, 9));
+        assert_eq!(
+            modern
+                .matches("SETTINGS non_replicated_deduplication_window = 1000")
+                .count(),
+            2
+        );
+        assert!(modern.contains("TO sluice.loader_progress\nAS SELECT"));
     }
 
     #[test]
