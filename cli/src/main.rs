@@ -191,7 +191,19 @@ enum KeysAction {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    // One readable line per failure (with its causes), whatever
+    // RUST_BACKTRACE says: these are operator-facing errors, not panics.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Plugin { action } => return plugin_command(action).await,
         Command::Tail {

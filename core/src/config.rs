@@ -50,6 +50,41 @@ where
     })
 }
 
+/// What a service's `main` should do after reading its configuration.
+#[derive(Debug)]
+pub enum Next<T> {
+    /// Start the service with this configuration.
+    Run(T),
+    /// `--print-config` or `--check-config` did their job: exit successfully.
+    Exit,
+}
+
+/// The start-up steps every service shares: load the configuration (defaults,
+/// `file`, `env_prefix` variables), validate it before anything connects, and
+/// honour `--print-config` / `--check-config`.
+pub fn startup<T>(
+    file: Option<&Path>,
+    env_prefix: &str,
+    print_config: bool,
+    check_config: bool,
+    validate: impl FnOnce(&T) -> Result<(), String>,
+) -> Result<Next<T>, ConfigError>
+where
+    T: Default + Serialize + DeserializeOwned,
+{
+    let config: T = load(file, env_prefix)?;
+    validate(&config).map_err(ConfigError::Invalid)?;
+    if print_config {
+        print!("{}", to_toml(&config));
+        return Ok(Next::Exit);
+    }
+    if check_config {
+        println!("configuration OK");
+        return Ok(Next::Exit);
+    }
+    Ok(Next::Run(config))
+}
+
 /// Renders a config as TOML, e.g. for `--print-config`.
 pub fn to_toml<T: Serialize>(config: &T) -> String {
     // figment can re-serialise any provider's data; walking its value model

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use sluice_core::config::Next;
 use sluice_gateway::config::{ENV_PREFIX, GatewayConfig, OPTIONS_HELP};
 
 /// The Sluice ingest gateway: accepts analytics event batches over HTTP and
@@ -23,20 +24,30 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    // One readable line per failure (with its causes), whatever
+    // RUST_BACKTRACE says: these are operator-facing errors, not panics.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config: GatewayConfig = sluice_core::config::load(args.config.as_deref(), ENV_PREFIX)?;
-    config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-    if args.print_config {
-        print!("{}", sluice_core::config::to_toml(&config));
-        return Ok(());
-    }
-    if args.check_config {
-        println!("configuration OK");
-        return Ok(());
-    }
+    let config: GatewayConfig = match sluice_core::config::startup(
+        args.config.as_deref(),
+        ENV_PREFIX,
+        args.print_config,
+        args.check_config,
+        GatewayConfig::validate,
+    )? {
+        Next::Run(config) => config,
+        Next::Exit => return Ok(()),
+    };
     sluice_core::telemetry::init_logging();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
