@@ -1,0 +1,274 @@
+//! `sluice-bench`: parse the command line and dispatch to the library.
+//! `scripts/bench` runs the subcommands in order; each can also be run alone.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sluice_bench::baseline::ProducerSetup;
+use sluice_bench::results::{OverloadConfig, OverloadResults, ThroughputResults};
+use sluice_bench::suite::{self, BatchPlan, OverloadOptions, Subject, ThroughputOptions};
+use sluice_bench::{read_json, topics, write_json};
+
+/// Load generator and benchmark for the Sluice gateway (see docs/benchmarks.md).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Delete and recreate the benchmark topics (or only delete them).
+    Topics {
+        #[arg(long, default_value = "127.0.0.1:19092")]
+        brokers: String,
+        #[arg(long, default_value_t = 6)]
+        partitions: i32,
+        /// Only delete.
+        #[arg(long)]
+        delete: bool,
+        #[arg(required = true)]
+        topics: Vec<String>,
+    },
+    /// Raw-producer baseline and gateway at each batch size, then latency at
+    /// half load; writes JSON results.
+    Throughput {
+        #[command(flatten)]
+        common: Common,
+        /// Topic both the baseline and the gateway write to.
+        #[arg(long, default_value = "bench.raw")]
+        topic: String,
+        /// Partitions of that topic (for the report).
+        #[arg(long, default_value_t = 6)]
+        partitions: i32,
+        /// Must equal the gateway's producer.linger_ms.
+        #[arg(long, default_value_t = 50)]
+        linger_ms: u64,
+        /// Must equal the gateway's producer.delivery_timeout_ms.
+        #[arg(long, default_value_t = 10_000)]
+        delivery_timeout_ms: u64,
+        /// Must equal the gateway's producer.queue_max_kbytes.
+        #[arg(long, default_value_t = 256 * 1024)]
+        queue_max_kbytes: u64,
+        /// Batch sizes and concurrency, SIZE:CLIENTS,...
+        #[arg(long, value_delimiter = ',', default_value = "1:1024,100:64,1000:8")]
+        batches: Vec<BatchPlan>,
+        /// Times every batch size is run (interleaved rounds).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Measured seconds per scenario.
+        #[arg(long, default_value_t = 12)]
+        duration_secs: u64,
+        /// Unmeasured seconds before each gateway scenario.
+        #[arg(long, default_value_t = 3)]
+        warmup_secs: u64,
+        #[arg(long, default_value_t = 100)]
+        half_load_batch: usize,
+        #[arg(long, default_value_t = 20)]
+        half_load_secs: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Offer a multiple of the measured capacity to a gateway configured with
+    /// small limits; watch its memory; check it recovers. Writes JSON results.
+    Overload {
+        #[command(flatten)]
+        common: Common,
+        /// Throughput results to take the capacity from.
+        #[arg(long, required_unless_present = "capacity")]
+        capacity_from: Option<PathBuf>,
+        /// Capacity in events/s (instead of --capacity-from).
+        #[arg(long)]
+        capacity: Option<f64>,
+        #[arg(long, default_value_t = 10.0)]
+        factor: f64,
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        #[arg(long, default_value_t = 15)]
+        duration_secs: u64,
+        /// Most requests the generator keeps open at once.
+        #[arg(long, default_value_t = 2000)]
+        client_max_in_flight: usize,
+        /// The overload gateway's settings, recorded in the report.
+        #[arg(long)]
+        max_in_flight_requests: u64,
+        #[arg(long)]
+        memory_budget_bytes: u64,
+        #[arg(long)]
+        queue_max_kbytes: u64,
+        #[arg(long)]
+        max_body_bytes: u64,
+        /// Resident memory the gateway must stay under.
+        #[arg(long)]
+        rss_budget_bytes: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Render results into the marked section of the benchmarks document.
+    Report {
+        #[arg(long)]
+        throughput: Option<PathBuf>,
+        #[arg(long)]
+        overload: Option<PathBuf>,
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        doc: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    #[arg(long, default_value = "http://127.0.0.1:18090")]
+    gateway_url: String,
+    #[arg(long, default_value = "sk_bench_0123456789")]
+    api_key: String,
+    /// The gateway's pid, for its CPU time and memory.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// The Kafka broker's pid, for its CPU time.
+    #[arg(long)]
+    kafka_pid: Option<u32>,
+    #[arg(long, default_value = "127.0.0.1:19092")]
+    brokers: String,
+    /// Commit being measured (for the report).
+    #[arg(long)]
+    commit: Option<String>,
+    /// Distinct events generated before timing.
+    #[arg(long, default_value_t = 4096)]
+    distinct_events: usize,
+    #[arg(long, default_value_t = 5000)]
+    users: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl Common {
+    fn subject(&self) -> Subject {
+        Subject {
+            gateway_url: self.gateway_url.clone(),
+            api_key: self.api_key.clone(),
+            gateway_pid: self.gateway_pid,
+            kafka_pid: self.kafka_pid,
+            commit: self.commit.clone(),
+            brokers: self.brokers.clone(),
+        }
+    }
+
+    fn workload(&self) -> suite::WorkloadOptions {
+        suite::WorkloadOptions {
+            distinct_events: self.distinct_events,
+            users: self.users,
+            seed: self.seed,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Topics {
+            brokers,
+            partitions,
+            delete,
+            topics: names,
+        } => {
+            if delete {
+                topics::delete(&brokers, &names).await
+            } else {
+                topics::recreate(&brokers, &names, partitions).await
+            }
+        }
+        Command::Throughput {
+            common,
+            topic,
+            partitions,
+            linger_ms,
+            delivery_timeout_ms,
+            queue_max_kbytes,
+            batches,
+            rounds,
+            duration_secs,
+            warmup_secs,
+            half_load_batch,
+            half_load_secs,
+            out,
+        } => {
+            let options = ThroughputOptions {
+                producer: ProducerSetup {
+                    brokers: common.brokers.clone(),
+                    topic,
+                    linger_ms,
+                    delivery_timeout_ms,
+                    queue_max_kbytes,
+                },
+                partitions,
+                plans: batches,
+                rounds,
+                duration: Duration::from_secs(duration_secs),
+                warmup: Duration::from_secs(warmup_secs),
+                half_load_batch,
+                half_load_duration: Duration::from_secs(half_load_secs),
+            };
+            let brokers = topics::broker_count(&common.brokers)?;
+            let results =
+                suite::throughput(&common.subject(), &common.workload(), &options, brokers).await?;
+            write_json(&out, &results)
+        }
+        Command::Overload {
+            common,
+            capacity_from,
+            capacity,
+            factor,
+            batch,
+            duration_secs,
+            client_max_in_flight,
+            max_in_flight_requests,
+            memory_budget_bytes,
+            queue_max_kbytes,
+            max_body_bytes,
+            rss_budget_bytes,
+            out,
+        } => {
+            let capacity = match (capacity, capacity_from) {
+                (Some(capacity), _) => capacity,
+                (None, Some(path)) => {
+                    let results: ThroughputResults = read_json(&path)?;
+                    sluice_bench::capacity(&results, batch)
+                        .with_context(|| format!("no gateway throughput in {}", path.display()))?
+                }
+                (None, None) => anyhow::bail!("give --capacity or --capacity-from"),
+            };
+            let options = OverloadOptions {
+                capacity_events_per_second: capacity,
+                factor,
+                batch,
+                duration: Duration::from_secs(duration_secs),
+                client_max_in_flight,
+                config: OverloadConfig {
+                    max_in_flight_requests,
+                    memory_budget_bytes,
+                    queue_max_kbytes,
+                    max_body_bytes,
+                    rss_budget_bytes,
+                },
+            };
+            let brokers = topics::broker_count(&common.brokers)?;
+            let results =
+                suite::overload(&common.subject(), &common.workload(), &options, brokers).await?;
+            write_json(&out, &results)
+        }
+        Command::Report {
+            throughput,
+            overload,
+            doc,
+        } => {
+            let throughput: Option<ThroughputResults> =
+                throughput.as_deref().map(read_json).transpose()?;
+            let overload: Option<OverloadResults> =
+                overload.as_deref().map(read_json).transpose()?;
+            sluice_bench::update_doc(&doc, throughput.as_ref(), overload.as_ref())
+        }
+    }
+}

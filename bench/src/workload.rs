@@ -1,0 +1,297 @@
+//! The events the benchmark sends, all generated before any timing starts.
+//!
+//! Each event is a realistic ~1.2 KB e-commerce/app event (properties and
+//! device context), varied per event so zstd in the producer sees ordinary
+//! redundancy rather than one record repeated (which would compress to
+//! almost nothing and flatter both sides).
+//!
+//! The same pool feeds both paths: HTTP bodies for the gateway, and for the
+//! raw-producer baseline the exact record values the gateway would write,
+//! built with `sluice_core`'s own decode/admit/serialise so their size and
+//! shape match byte for byte.
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use sluice_core::kafka::partition_key;
+use sluice_core::{IncomingEvent, Limits, Timestamp};
+use uuid::Uuid;
+
+/// Team id the bench API key maps to (the script configures the gateway so).
+pub const TEAM: &str = "bench";
+
+/// A small, deterministic PRNG (SplitMix64): reproducible workloads without
+/// another dependency, and fast enough that generation is not a cost.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0); the modulo bias is irrelevant here.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    fn hex(&mut self, len: usize) -> String {
+        let mut out = String::with_capacity(len);
+        while out.len() < len {
+            out.push_str(&format!("{:016x}", self.next_u64()));
+        }
+        out.truncate(len);
+        out
+    }
+}
+
+/// One Kafka record as the gateway would produce it for an accepted event.
+#[derive(Debug, Clone)]
+pub struct RecordPayload {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub schema_version: String,
+}
+
+/// The pre-generated workload.
+#[derive(Debug)]
+pub struct Workload {
+    /// Each event's JSON text as a client sends it.
+    events: Vec<String>,
+    /// The matching `events.raw` record values (for the baseline).
+    pub records: Vec<RecordPayload>,
+}
+
+const EVENT_NAMES: &[&str] = &[
+    "Product Viewed",
+    "Product Added",
+    "Checkout Started",
+    "Button Clicked",
+    "Search Performed",
+    "Screen Viewed",
+];
+const PRODUCTS: &[&str] = &[
+    "Merino Wool Crew Sweater",
+    "Waterproof Trail Running Shoe",
+    "Stainless Steel Insulated Bottle 750 ml",
+    "Organic Cotton Relaxed Fit T-Shirt",
+    "Noise Cancelling Over-Ear Headphones",
+    "Cast Iron Skillet 28 cm",
+];
+const CATEGORIES: &[&str] = &[
+    "apparel/knitwear",
+    "footwear/running",
+    "outdoor/hydration",
+    "apparel/tops",
+    "electronics/audio",
+    "home/kitchen",
+];
+const LOCALES: &[(&str, &str)] = &[
+    ("de-DE", "Europe/Berlin"),
+    ("en-US", "America/New_York"),
+    ("fr-FR", "Europe/Paris"),
+    ("en-GB", "Europe/London"),
+    ("ja-JP", "Asia/Tokyo"),
+    ("pt-BR", "America/Sao_Paulo"),
+];
+const DEVICES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "mobile",
+        "Apple",
+        "iPhone15,2",
+        "iOS",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    ),
+    (
+        "mobile",
+        "Google",
+        "Pixel 8",
+        "Android",
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.113 Mobile Safari/537.36",
+    ),
+    (
+        "desktop",
+        "Apple",
+        "MacBookPro18,3",
+        "macOS",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15",
+    ),
+    (
+        "desktop",
+        "Dell",
+        "XPS 15 9530",
+        "Windows",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    ),
+];
+
+/// One client-side event, as an SDK would send it.
+fn event_json(rng: &mut Rng, users: u64, now_ms: i64) -> Value {
+    let user = rng.below(users);
+    let product = rng.below(PRODUCTS.len() as u64) as usize;
+    let name = PRODUCTS[product];
+    let slug: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let product_id = rng.hex(6);
+    let (locale, timezone) = LOCALES[rng.below(LOCALES.len() as u64) as usize];
+    let (device_type, manufacturer, model, os, user_agent) =
+        DEVICES[rng.below(DEVICES.len() as u64) as usize];
+    // Client clocks lag a little behind the gateway; well inside the skew rule.
+    let timestamp = Timestamp::from_millis(now_ms - rng.below(120_000) as i64);
+    let price_cents = 499 + rng.below(30_000);
+    json!({
+        "event_id": Uuid::now_v7(),
+        "event": rng.pick(EVENT_NAMES),
+        "user_id": format!("u-{user:07}"),
+        "timestamp": timestamp.to_rfc3339(),
+        "properties": {
+            "product_id": format!("p-{product_id}"),
+            "sku": format!("SKU-{:05}-{}", rng.below(100_000), rng.pick(&["S", "M", "L", "XL"])),
+            "name": name,
+            "category": CATEGORIES[product],
+            "brand": rng.pick(&["Northfield", "Alder & Co", "Kestrel", "Baywater"]),
+            "variant": rng.pick(&["navy / XL", "black / M", "olive / L", "grey / S"]),
+            "price": price_cents as f64 / 100.0,
+            "currency": rng.pick(&["EUR", "USD", "GBP", "JPY"]),
+            "quantity": 1 + rng.below(3),
+            "position": rng.below(48),
+            "list_id": rng.pick(&["search-results", "category-grid", "recommended-for-you"]),
+            "in_stock": rng.below(10) > 0,
+            "rating": (30 + rng.below(21)) as f64 / 10.0,
+            "review_count": rng.below(2_000),
+            "url": format!("https://shop.example.com/p/{slug}-{product_id}?ref=search"),
+            "path": format!("/p/{slug}-{product_id}"),
+            "referrer": format!("https://shop.example.com/search?q={}", rng.pick(&["wool+sweater", "running+shoes", "bottle", "headphones"])),
+            "session_id": format!("s-{}", rng.hex(16)),
+            "experiment": {"id": "pdp-gallery-v3", "variant": rng.pick(&["A", "B"])},
+        },
+        "context": {
+            "library": {"name": "sluice-js", "version": "2.4.1"},
+            "app": {"name": "Shop", "version": "5.12.0", "build": "5120"},
+            "device": {"type": device_type, "manufacturer": manufacturer, "model": model, "id": rng.hex(32)},
+            "os": {"name": os, "version": format!("{}.{}.{}", 10 + rng.below(8), rng.below(6), rng.below(4))},
+            "screen": {"width": 1179, "height": 2556, "density": 3},
+            "locale": locale,
+            "timezone": timezone,
+            "ip": format!("203.0.113.{}", rng.below(255)),
+            "user_agent": user_agent,
+            "campaign": {"source": rng.pick(&["newsletter", "google", "instagram"]), "medium": rng.pick(&["email", "cpc", "social"]), "name": "spring-sale"},
+        },
+    })
+}
+
+impl Workload {
+    /// Generates `pool` distinct events over `users` users.
+    pub fn generate(pool: usize, users: u64, seed: u64) -> anyhow::Result<Self> {
+        let mut rng = Rng::new(seed);
+        let now = Timestamp::now();
+        let limits = Limits::default();
+        let mut events = Vec::with_capacity(pool);
+        let mut records = Vec::with_capacity(pool);
+        for _ in 0..pool {
+            let text = serde_json::to_string(&event_json(&mut rng, users, now.as_millis()))?;
+            // The record value exactly as the gateway builds it: decode,
+            // admit (stamps team and received_at), serialise.
+            let raw: &serde_json::value::RawValue = serde_json::from_str(&text)?;
+            let event = IncomingEvent::decode(raw, &limits)
+                .map_err(|r| anyhow::anyhow!("generated event does not decode: {r:?}"))?
+                .admit(TEAM, now, &limits, Uuid::now_v7)
+                .map_err(|r| anyhow::anyhow!("generated event is not admitted: {r:?}"))?;
+            records.push(RecordPayload {
+                key: partition_key(TEAM, &event.user_id),
+                value: serde_json::to_vec(&event).context("serialising a record")?,
+                schema_version: event.schema_version.to_string(),
+            });
+            events.push(text);
+        }
+        Ok(Self { events, records })
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Mean size of one event as sent, in bytes.
+    pub fn mean_event_bytes(&self) -> f64 {
+        mean(self.events.iter().map(String::len))
+    }
+
+    /// Mean size of one record value as produced, in bytes.
+    pub fn mean_record_bytes(&self) -> f64 {
+        mean(self.records.iter().map(|r| r.value.len()))
+    }
+
+    /// `count` request bodies of `batch` events each, consecutive windows of
+    /// the pool so ids never repeat inside one body.
+    pub fn bodies(&self, batch: usize, count: usize) -> Vec<Bytes> {
+        let n = self.events.len();
+        (0..count)
+            .map(|i| {
+                let mut body = String::with_capacity(batch * 1300 + 16);
+                body.push_str("{\"events\":[");
+                for j in 0..batch {
+                    if j > 0 {
+                        body.push(',');
+                    }
+                    body.push_str(&self.events[(i * batch + j) % n]);
+                }
+                body.push_str("]}");
+                Bytes::from(body)
+            })
+            .collect()
+    }
+}
+
+fn mean(sizes: impl ExactSizeIterator<Item = usize>) -> f64 {
+    let n = sizes.len().max(1);
+    sizes.sum::<usize>() as f64 / n as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_realistic_sized_and_admitted() {
+        let workload = Workload::generate(200, 50, 7).unwrap();
+        let mean = workload.mean_event_bytes();
+        assert!((1000.0..1500.0).contains(&mean), "mean event size {mean}");
+        assert!(
+            workload.mean_record_bytes() > mean,
+            "record adds gateway fields"
+        );
+        assert!(workload.records[0].key.starts_with("bench:u-"));
+    }
+
+    #[test]
+    fn bodies_are_batches_without_repeated_ids() {
+        let workload = Workload::generate(300, 50, 7).unwrap();
+        for body in workload.bodies(100, 5) {
+            let value: Value = serde_json::from_slice(&body).unwrap();
+            let events = value["events"].as_array().unwrap();
+            assert_eq!(events.len(), 100);
+            let ids: std::collections::HashSet<_> =
+                events.iter().map(|e| e["event_id"].to_string()).collect();
+            assert_eq!(ids.len(), 100);
+        }
+    }
+}
