@@ -138,7 +138,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if matches!(self, Self::Overloaded { .. } | Self::NotReady { .. }) {
+            // Load shedding is expected under overload and counted in
+            // sluice_gateway_requests_total; an ERROR line per refused
+            // request would itself cost CPU we are short of.
+            tracing::debug!(code = self.code(), "request shed");
+            self.to_string()
+        } else if status.is_server_error() {
             tracing::error!(code = self.code(), error = ?self, "request failed");
             match &self {
                 Self::Internal(_) => "internal error; see gateway logs".to_owned(),

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::{BoxFuture, join_all};
+use futures::future::BoxFuture;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -123,22 +123,43 @@ impl EventSink for KafkaSink {
             }
             // librdkafka enforces message.timeout.ms; the outer timeout only
             // guards against a lost callback so a request can never hang.
+            // librdkafka enforces message.timeout.ms; this one deadline for the
+            // whole batch only guards against a lost callback, so a request
+            // can never hang. Acks arrive together, so awaiting them in order
+            // costs nothing, and one timer per batch (not per record) keeps
+            // the hot path cheap.
             let guard = self.delivery_timeout + Duration::from_secs(5);
-            let acks = pending.into_iter().map(|p| async move {
-                let delivery = match p {
-                    Ok(delivery) => delivery,
-                    Err(err) => return Err(err),
-                };
-                match tokio::time::timeout(guard, delivery).await {
-                    Ok(Ok(Ok(_))) => Ok(()),
-                    Ok(Ok(Err((err, _)))) => Err(SinkError::classify(&err)),
-                    Ok(Err(_canceled)) => {
-                        Err(SinkError::Unavailable("producer shut down".to_owned()))
+            let mut results: Vec<Option<Result<(), SinkError>>> = Vec::with_capacity(pending.len());
+            let mut deliveries = Vec::with_capacity(pending.len());
+            for (i, p) in pending.into_iter().enumerate() {
+                match p {
+                    Ok(delivery) => {
+                        results.push(None);
+                        deliveries.push((i, delivery));
                     }
-                    Err(_elapsed) => Err(SinkError::Unavailable("delivery timed out".to_owned())),
+                    Err(err) => results.push(Some(Err(err))),
                 }
-            });
-            join_all(acks).await
+            }
+            let collect = async {
+                for (i, delivery) in deliveries {
+                    results[i] = Some(match delivery.await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err((err, _))) => Err(SinkError::classify(&err)),
+                        Err(_canceled) => {
+                            Err(SinkError::Unavailable("producer shut down".to_owned()))
+                        }
+                    });
+                }
+            };
+            let _ = tokio::time::timeout(guard, collect).await;
+            results
+                .into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| {
+                        Err(SinkError::Unavailable("delivery timed out".to_owned()))
+                    })
+                })
+                .collect()
         })
     }
 
