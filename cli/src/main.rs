@@ -19,6 +19,34 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Re-load a time range from the lake into ClickHouse, idempotently.
+    ///
+    /// Only events ClickHouse does not already hold are inserted, so
+    /// replaying a range twice, or a range the loader loaded, adds nothing.
+    Replay {
+        /// The lake directory (the loader's `lake.dir`).
+        #[arg(long)]
+        lake: PathBuf,
+        /// Start of the range (event time, RFC 3339, inclusive).
+        #[arg(long)]
+        from: String,
+        /// End of the range (event time, RFC 3339, exclusive).
+        #[arg(long)]
+        to: String,
+        /// Only this team.
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(
+            long,
+            env = "SLUICE_CLICKHOUSE_URL",
+            default_value = "http://127.0.0.1:18123"
+        )]
+        clickhouse_url: String,
+        #[arg(long, default_value = "sluice")]
+        database: String,
+        #[arg(long, default_value = "events")]
+        table: String,
+    },
     /// Print the last records of a topic (key, headers, value).
     Tail {
         /// Topic to read, e.g. events.raw or events.rejected.
@@ -206,6 +234,51 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Plugin { action } => return plugin_command(action).await,
+        Command::Replay {
+            lake,
+            from,
+            to,
+            team,
+            clickhouse_url,
+            database,
+            table,
+        } => {
+            let parse = |text: &str| {
+                sluice_core::Timestamp::parse_rfc3339(text)
+                    .map_err(|e| anyhow::anyhow!("`{text}`: {e}"))
+            };
+            let range = sluice_loader::replay::ReplayRange {
+                from: parse(&from)?,
+                to: parse(&to)?,
+                team,
+            };
+            let settings = sluice_loader::config::ClickHouseSettings {
+                url: clickhouse_url,
+                database,
+                table,
+                ..Default::default()
+            };
+            let sink = sluice_loader::sink::ClickHouseSink::connect(&settings).await?;
+            let lake = sluice_loader::lake::Lake::new(lake);
+            let files = sluice_loader::replay::files_in_range(&lake, &range)?.len();
+            let bar = indicatif::ProgressBar::new(files as u64).with_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let report = sluice_loader::replay::replay(&lake, &sink, &range, |r| {
+                bar.inc(1);
+                bar.set_message(format!(
+                    "{} inserted, {} already present",
+                    r.inserted, r.already_present
+                ));
+            })
+            .await?;
+            bar.finish();
+            println!(
+                "replayed {} files: {} events in range, {} inserted, {} already present",
+                report.files, report.events_in_range, report.inserted, report.already_present
+            );
+        }
         Command::Tail {
             topic,
             last,

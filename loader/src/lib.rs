@@ -7,6 +7,7 @@
 //! - [`sink`]: the loop's view of ClickHouse (insert, progress, errors).
 //! - [`clickhouse`]: server probing, versioned migrations, RowBinary inserts.
 //! - [`lake`]: the immutable JSON-lines copy with per-range manifests.
+//! - [`replay`]: re-loading a time range from the lake, idempotently.
 //! - [`status`]: readiness and Prometheus metrics.
 
 pub mod batch;
@@ -14,6 +15,7 @@ pub mod clickhouse;
 pub mod config;
 pub mod consumer;
 pub mod lake;
+pub mod replay;
 pub mod sink;
 pub mod status;
 

@@ -2,7 +2,7 @@
 //! batch, read the progress table. Wraps [`crate::clickhouse`] and turns its
 //! errors into what the loop decides on: done, retry later, or bad data.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -70,6 +70,32 @@ impl ClickHouseSink {
 
     pub fn capabilities(&self) -> &Capabilities {
         &self.caps
+    }
+
+    /// Event ids already stored for `team` with a timestamp in `[from_ms, to_ms)`.
+    pub async fn existing_ids(
+        &self,
+        team: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> anyhow::Result<HashSet<uuid::Uuid>> {
+        // Whole seconds bound both layouts' `timestamp` column (DateTime on
+        // 18.16, DateTime64 elsewhere); the events are filtered exactly by
+        // the caller.
+        let sql = format!(
+            "SELECT toString(event_id) FROM {} WHERE team_id = {} AND timestamp >= toDateTime({}) AND timestamp < toDateTime({})",
+            self.table,
+            ch::quote_literal(team),
+            from_ms.div_euclid(1000),
+            to_ms.div_euclid(1000) + 1,
+        );
+        let ids: Vec<String> = self
+            .client
+            .query(&sql)
+            .fetch_all()
+            .await
+            .with_context(|| format!("reading existing ids of team {team}"))?;
+        Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
     }
 
     pub async fn loaded_offsets(&self, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {

@@ -110,6 +110,12 @@ pub(crate) fn is_table_name(name: &str) -> bool {
     }
 }
 
+/// A single-quoted SQL string literal (see [`quote`]), for callers outside
+/// this module.
+pub fn quote_literal(text: &str) -> String {
+    quote(text)
+}
+
 /// A single-quoted SQL string literal; the escaping works on 18.16 and on
 /// current servers alike.
 pub(crate) fn quote(text: &str) -> String {
