@@ -39,8 +39,14 @@ fn component(name: &str) -> Vec<u8> {
 }
 
 fn runtime() -> Runtime {
+    runtime_with_cpu(100)
+}
+
+/// Tests about memory give the guest ample CPU, so on a loaded machine the
+/// memory limit, not the CPU budget, is what stops it.
+fn runtime_with_cpu(cpu_budget_ms: u64) -> Runtime {
     Runtime::new(RuntimeConfig {
-        cpu_budget_ms: 100,
+        cpu_budget_ms,
         max_memory_bytes: 32 * 1024 * 1024,
         max_instances: 8,
         ..RuntimeConfig::default()
@@ -216,7 +222,7 @@ fn an_infinite_loop_is_stopped_by_the_cpu_budget() {
 
 #[test]
 fn a_memory_bomb_is_contained_by_the_memory_limit() {
-    let rt = runtime();
+    let rt = runtime_with_cpu(10_000);
     let err = validate(
         &rt,
         "fixture_memory_bomb",
@@ -255,7 +261,7 @@ fn a_verdict_list_of_the_wrong_length_is_a_contract_error() {
 
 #[test]
 fn huge_outputs_are_bounded_by_the_instance_memory() {
-    let rt = runtime();
+    let rt = runtime_with_cpu(10_000);
     let err = enrich(
         &rt,
         "fixture_huge_output",
