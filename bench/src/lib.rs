@@ -14,12 +14,14 @@
 //! - [`topics`]: the benchmark's own topics, recreated per run.
 //! - [`results`]: what a run measured, as JSON-serialisable data.
 //! - [`report`]: Markdown and goal verdicts for `docs/benchmarks.md`.
+//! - [`plugins`]: the plugin host's costs, in-process (`scripts/bench-plugins`).
 //!
 //! All traffic stays on this machine (the gateway and broker addresses come
 //! from the script, on 127.0.0.1), and every loop ends by a deadline.
 
 pub mod baseline;
 pub mod load;
+pub mod plugins;
 pub mod procfs;
 pub mod promtext;
 pub mod report;

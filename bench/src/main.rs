@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use sluice_bench::baseline::ProducerSetup;
 use sluice_bench::results::{OverloadConfig, OverloadResults, ThroughputResults};
 use sluice_bench::suite::{self, BatchPlan, OverloadOptions, Subject, ThroughputOptions};
-use sluice_bench::{read_json, topics, write_json};
+use sluice_bench::{plugins, read_json, topics, write_json};
 
 /// Load generator and benchmark for the Sluice gateway (see docs/benchmarks.md).
 #[derive(Debug, Parser)]
@@ -106,6 +106,49 @@ enum Command {
         rss_budget_bytes: u64,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// The plugin host's costs, in this process with the gateway's own
+    /// runtime: ingest-stage throughput with 0, 1 and 3 plugins, latency per
+    /// plugin, instantiation and call overhead, memory. Writes JSON and,
+    /// with --doc, the `## Plugins` section of the benchmarks document.
+    Plugins {
+        /// Directory of compiled components (plugins/build.sh OUT).
+        #[arg(long)]
+        components: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        batches: Vec<usize>,
+        /// Interleaved rounds of the throughput comparison.
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
+        /// Measured seconds per throughput cell (setup x batch x round).
+        #[arg(long, default_value_t = 2.0)]
+        slice_secs: f64,
+        /// Measured seconds per plugin and batch size in the latency phase.
+        #[arg(long, default_value_t = 3.0)]
+        latency_secs: f64,
+        /// Iterations of the instantiation probe per plugin.
+        #[arg(long, default_value_t = 5000)]
+        probe_iterations: usize,
+        /// Live instances of each plugin held at once for memory.
+        #[arg(long, default_value_t = 16)]
+        instances: usize,
+        #[arg(long, default_value_t = 4096)]
+        distinct_events: usize,
+        #[arg(long, default_value_t = 5000)]
+        users: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Commit being measured (for the report).
+        #[arg(long)]
+        commit: Option<String>,
+        /// Render these results instead of measuring.
+        #[arg(long, conflicts_with = "out")]
+        from: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Document whose plugin section to rewrite.
+        #[arg(long)]
+        doc: Option<PathBuf>,
     },
     /// Render results into the marked section of the benchmarks document.
     Report {
@@ -258,6 +301,54 @@ async fn main() -> anyhow::Result<()> {
             let results =
                 suite::overload(&common.subject(), &common.workload(), &options, brokers).await?;
             write_json(&out, &results)
+        }
+        Command::Plugins {
+            components,
+            batches,
+            rounds,
+            slice_secs,
+            latency_secs,
+            probe_iterations,
+            instances,
+            distinct_events,
+            users,
+            seed,
+            commit,
+            from,
+            out,
+            doc,
+        } => {
+            let results = match from {
+                Some(path) => read_json(&path)?,
+                None => {
+                    let options = plugins::Options {
+                        components,
+                        batches,
+                        rounds,
+                        slice: Duration::from_secs_f64(slice_secs),
+                        latency_time: Duration::from_secs_f64(latency_secs),
+                        probe_iterations,
+                        instances,
+                        workload: suite::WorkloadOptions {
+                            distinct_events,
+                            users,
+                            seed,
+                        },
+                        commit,
+                    };
+                    // CPU-bound and synchronous: keep it off the async workers.
+                    let results =
+                        tokio::task::spawn_blocking(move || plugins::run(&options)).await??;
+                    if let Some(out) = &out {
+                        write_json(out, &results)?;
+                    }
+                    results
+                }
+            };
+            if let Some(doc) = doc {
+                plugins::update_doc(&doc, &results)?;
+            }
+            Ok(())
         }
         Command::Report {
             throughput,

@@ -1,0 +1,1114 @@
+//! `sluice-bench plugins`: what a team's WebAssembly plugins cost the
+//! gateway, measured in one process with the gateway's own plugin runtime.
+//!
+//! Phases, in this order, on one thread (memory last but sampled throughout):
+//! 1. **Load**: `Runtime::new` with the gateway's default limits, then
+//!    `Runtime::compile` of the three example plugins; resident memory after
+//!    each step, and after compiling a second copy of each (the steady cost
+//!    of one more loaded plugin, once the compiler's one-off allocations
+//!    are behind us).
+//! 2. **Throughput** of the ingest stage ([`pipeline`]) per batch size, with
+//!    no plugins, conversion only (an empty chain), one plugin and three,
+//!    interleaved over several rounds; wall clock and this thread's CPU time.
+//! 3. **Per-plugin latency** of one call per batch through the runtime (a
+//!    fresh instance per call, as the gateway does), alternating with the
+//!    same call on a reused instance.
+//! 4. **Instantiation and call overhead** with the [`probe`]: store
+//!    creation, instantiation, `init`, the first call and the drop, timed
+//!    separately; a bare call on a live instance; and `Runtime::validate` /
+//!    `Runtime::enrich` on an empty batch as the end-to-end cross-check.
+//! 5. **Memory of live instances**: N instances of each plugin held at once,
+//!    after `init` and after a batch, then dropped.
+//!
+//! [`report`] renders the results into the `## Plugins` section of
+//! `docs/benchmarks.md`.
+
+pub mod pipeline;
+pub mod probe;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sluice_core::Timestamp;
+use sluice_gateway::plugins::bindings::{Enriched, Event};
+use sluice_gateway::plugins::chain::{ChainPlugin, TeamChain};
+use sluice_gateway::plugins::convert::to_wit;
+use sluice_gateway::plugins::registry::FailurePolicy;
+use sluice_gateway::plugins::runtime::{
+    CompiledPlugin, PluginKind, PluginTag, Runtime, RuntimeConfig,
+};
+
+use crate::procfs;
+use crate::results::{Environment, WorkloadInfo};
+use crate::suite::{self, Subject, WorkloadOptions};
+use crate::workload::{TEAM, Workload};
+
+use self::pipeline::{BatchTally, Ingest};
+use self::probe::{Live, Probe, ProbePre};
+
+/// One example plugin: file stem, world, configuration used.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginSpec {
+    pub name: &'static str,
+    pub kind: PluginKind,
+    pub config: &'static str,
+}
+
+/// The chain of three, in the gateway's order (validators, then enrichers).
+/// The configurations are realistic for the workload: every event has the
+/// required properties and a browser user agent, so all are accepted, and
+/// every event carries `context.ip`, so the scrubber changes every event.
+pub const PLUGINS: [PluginSpec; 3] = [
+    PluginSpec {
+        name: "required_properties",
+        kind: PluginKind::Validator,
+        config: r#"{"required": {"*": ["product_id", "session_id"], "Checkout Started": ["price", "currency", "quantity"], "Product Added": ["sku", "price"]}}"#,
+    },
+    PluginSpec {
+        name: "bot_filter",
+        kind: PluginKind::Validator,
+        config: "{}",
+    },
+    PluginSpec {
+        name: "pii_scrubber",
+        kind: PluginKind::Enricher,
+        config: r#"{"mode": "hash", "salt": "bench-salt"}"#,
+    },
+];
+
+/// The plugin setups the throughput phase compares.
+pub const SETUPS: [(&str, &str); 4] = [
+    ("none", "no plugins: the team has no chain"),
+    (
+        "convert",
+        "empty chain: to_wit + from_wit + re-serialise, no plugin called",
+    ),
+    ("1", "required_properties"),
+    ("3", "required_properties, bot_filter, pii_scrubber"),
+];
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory with `required_properties.wasm`, `bot_filter.wasm`,
+    /// `pii_scrubber.wasm` (from `plugins/build.sh`).
+    pub components: PathBuf,
+    pub batches: Vec<usize>,
+    pub rounds: usize,
+    /// Measured time per throughput cell (setup × batch × round).
+    pub slice: Duration,
+    /// Measured time per plugin × batch in the latency phase.
+    pub latency_time: Duration,
+    /// Iterations of the instantiation probe per plugin.
+    pub probe_iterations: usize,
+    /// Instances of each plugin held at once in the memory phase.
+    pub instances: usize,
+    pub workload: WorkloadOptions,
+    pub commit: Option<String>,
+}
+
+/// Mean and percentiles of a set of timings, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub samples: usize,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub min_us: f64,
+    pub max_us: f64,
+}
+
+impl Summary {
+    /// From nanosecond samples.
+    pub fn from_ns(mut values: Vec<f64>) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let at = |p: f64| values[((n as f64 - 1.0) * p).round() as usize] / 1000.0;
+        Self {
+            samples: n,
+            mean_us: values.iter().sum::<f64>() / n as f64 / 1000.0,
+            p50_us: at(0.50),
+            p99_us: at(0.99),
+            min_us: values[0] / 1000.0,
+            max_us: values[n - 1] / 1000.0,
+        }
+    }
+}
+
+/// A loaded plugin.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub kind: String,
+    pub config: String,
+    /// The component as uploaded.
+    pub component_bytes: u64,
+    /// Its compiled code image in memory.
+    pub image_bytes: u64,
+    pub compile_ms: f64,
+    /// RSS growth when it was compiled first (includes compiler warm-up).
+    pub rss_first_compile_bytes: i64,
+    /// RSS growth when a second copy was compiled and kept.
+    pub rss_second_copy_bytes: i64,
+}
+
+/// One throughput measurement.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThroughputCell {
+    pub round: usize,
+    pub batch: usize,
+    pub setup: String,
+    pub batches: u64,
+    pub events: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Plugin calls that failed (their events were rejected by policy).
+    #[serde(default)]
+    pub failed_calls: u64,
+    pub wall_seconds: f64,
+    /// CPU time of the measuring thread (`/proc/thread-self/schedstat`).
+    pub cpu_seconds: f64,
+}
+
+impl ThroughputCell {
+    pub fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.wall_seconds.max(1e-9)
+    }
+
+    pub fn cpu_us_per_event(&self) -> f64 {
+        self.cpu_seconds * 1e6 / (self.events.max(1) as f64)
+    }
+}
+
+/// One plugin's call at one batch size.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyRow {
+    pub plugin: String,
+    pub batch: usize,
+    /// `Runtime::validate` / `enrich`: fresh store and instance, `init`,
+    /// the call, drop (what the chain times per plugin).
+    pub fresh: Summary,
+    /// The same call on one reused, initialised instance (probe).
+    pub reused: Summary,
+    /// Mean wall time of the fresh calls during which the thread was never
+    /// descheduled, and how many of all calls those were.
+    #[serde(deserialize_with = "null_as_nan")]
+    pub fresh_undisturbed_us: f64,
+    pub fresh_kept: usize,
+    /// The same for the reused calls.
+    #[serde(deserialize_with = "null_as_nan")]
+    pub reused_undisturbed_us: f64,
+    pub reused_kept: usize,
+    /// Minor page faults per fresh call and per reused call.
+    #[serde(default)]
+    pub fresh_faults: f64,
+    #[serde(default)]
+    pub reused_faults: f64,
+    /// Events the plugin changed (enrichers) or rejected (validators) in one
+    /// batch.
+    pub changed_or_rejected: usize,
+    /// Calls that failed (left out of the timings): fresh, reused. On a
+    /// busy machine this is the CPU budget, which is wall-clock time.
+    #[serde(default)]
+    pub failed: (usize, usize),
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// Where the fixed cost of a call goes, per plugin.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallCosts {
+    pub plugin: String,
+    /// `Store::new` with the runtime's state, limiter and deadline.
+    pub store: Summary,
+    /// `InstancePre::instantiate` into that store.
+    pub instantiate: Summary,
+    /// Store + instantiate, timed as one (the goal's "instantiation").
+    pub store_and_instantiate: Summary,
+    /// Mean wall time of store + instantiate per instance, from groups of
+    /// [`GROUP`] instances created back to back, counting only groups during
+    /// which the thread was never descheduled (so neighbours' time on this
+    /// core is left out).
+    #[serde(deserialize_with = "null_as_nan")]
+    pub create_undisturbed_us: f64,
+    /// The same for dropping them.
+    #[serde(deserialize_with = "null_as_nan")]
+    pub drop_undisturbed_us: f64,
+    /// Groups kept (undisturbed) and measured, for creation.
+    pub groups_kept: usize,
+    pub groups: usize,
+    /// The plugin's `init(config)`.
+    pub init: Summary,
+    /// The first call (0 events) on the new instance.
+    pub first_empty_call: Summary,
+    /// Dropping the store (returns the pool slot, resets its memory).
+    pub drop: Summary,
+    /// A 0-event call on a live, initialised instance: the host-to-guest
+    /// call overhead (per call, from blocks of calls).
+    pub empty_call: Summary,
+    /// A 1-event call on a live instance (per call, from blocks).
+    pub one_event_call: Summary,
+    /// Mean wall time of the 0-event and 1-event calls on a live instance,
+    /// over the blocks during which the thread was never descheduled.
+    #[serde(deserialize_with = "null_as_nan")]
+    pub empty_call_undisturbed_us: f64,
+    #[serde(deserialize_with = "null_as_nan")]
+    pub one_event_call_undisturbed_us: f64,
+    /// 0-event blocks kept and measured.
+    pub blocks_kept: usize,
+    pub blocks: usize,
+    /// `Runtime::validate`/`enrich` with 0 events: everything above, as the
+    /// gateway does it.
+    pub runtime_empty: Summary,
+    /// `Runtime::validate`/`enrich` with 1 event.
+    pub runtime_one: Summary,
+}
+
+/// Passing events into a guest that does nothing with them: the
+/// `wrong_length` fixture (a bare wit-bindgen validator that drops its input
+/// and returns one verdict fewer), on a live instance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransportRow {
+    pub batch: usize,
+    pub wall: Summary,
+    pub cpu_us: f64,
+    /// (CPU per call − CPU per 0-event call) ÷ batch.
+    pub cpu_us_per_event: f64,
+}
+
+/// Resident memory at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemorySample {
+    pub label: String,
+    pub rss_bytes: u64,
+    pub anon_bytes: u64,
+    pub file_bytes: u64,
+    pub shmem_bytes: u64,
+}
+
+/// N live instances of one plugin.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeldInstances {
+    pub plugin: String,
+    pub instances: usize,
+    pub batch: usize,
+    pub before: MemorySample,
+    pub after_init: MemorySample,
+    pub after_batch: MemorySample,
+    pub after_drop: MemorySample,
+}
+
+impl HeldInstances {
+    /// RSS growth per instance from `before` to `sample`.
+    pub fn per_instance(&self, sample: &MemorySample) -> f64 {
+        (sample.rss_bytes as f64 - self.before.rss_bytes as f64) / self.instances.max(1) as f64
+    }
+}
+
+/// Reads back what serde_json wrote for NaN (no undisturbed sample): null.
+pub fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PluginResults {
+    pub environment: Environment,
+    pub workload: WorkloadInfo,
+    pub runtime: RuntimeConfig,
+    pub rounds: usize,
+    pub slice_seconds: f64,
+    pub plugins: Vec<PluginInfo>,
+    pub throughput: Vec<ThroughputCell>,
+    pub latency: Vec<LatencyRow>,
+    pub calls: Vec<CallCosts>,
+    #[serde(default)]
+    pub transport: Vec<TransportRow>,
+    #[serde(default)]
+    pub conversion: Vec<pipeline::ConversionCosts>,
+    pub memory: Vec<MemorySample>,
+    pub held: Vec<HeldInstances>,
+}
+
+/// CPU time, context switches and page faults of the thread that opened
+/// it: `/proc/thread-self/schedstat` (nanoseconds spent on a CPU, and how
+/// many times it was scheduled in) and `/proc/thread-self/stat` (minor
+/// faults), kept open so a reading costs one `pread`.
+///
+/// The kernel updates a thread's CPU time at scheduler ticks (4 ms here), so
+/// [`ThreadCpu::ns`] is exact over long intervals and only a sample over
+/// short ones; the switch count is exact at any length.
+#[derive(Debug)]
+pub struct ThreadCpu {
+    schedstat: Option<std::fs::File>,
+    stat: Option<std::fs::File>,
+}
+
+fn pread<'b>(file: Option<&std::fs::File>, buf: &'b mut [u8]) -> Option<&'b str> {
+    use std::os::unix::fs::FileExt;
+    let n = file?.read_at(buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()
+}
+
+impl ThreadCpu {
+    pub fn open() -> Self {
+        Self {
+            schedstat: std::fs::File::open("/proc/thread-self/schedstat").ok(),
+            stat: std::fs::File::open("/proc/thread-self/stat").ok(),
+        }
+    }
+
+    /// Nanoseconds the opening thread has run so far (0 if unreadable).
+    pub fn ns(&self) -> u64 {
+        let mut buf = [0u8; 128];
+        pread(self.schedstat.as_ref(), &mut buf)
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// How many times the opening thread has been scheduled onto a CPU: if
+    /// it did not change across an interval, nothing else ran on this
+    /// thread's core in between (0 if unreadable).
+    pub fn switches(&self) -> u64 {
+        let mut buf = [0u8; 128];
+        pread(self.schedstat.as_ref(), &mut buf)
+            .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Minor page faults of the opening thread so far (0 if unreadable).
+    pub fn minor_faults(&self) -> u64 {
+        let mut buf = [0u8; 1024];
+        pread(self.stat.as_ref(), &mut buf)
+            .and_then(|s| s.rsplit_once(')'))
+            // After the command name: field 3 (state) first; minflt is field 10.
+            .and_then(|(_, rest)| rest.split_whitespace().nth(10 - 3)?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// This process's resident memory, split by kind.
+pub fn memory_sample(label: &str) -> MemorySample {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |v| v * 1024)
+    };
+    let rss_bytes =
+        procfs::memory(procfs::Pid::This).map_or_else(|_| kb("VmRSS:"), |m| m.rss_bytes);
+    MemorySample {
+        label: label.to_owned(),
+        rss_bytes,
+        anon_bytes: kb("RssAnon:"),
+        file_bytes: kb("RssFile:"),
+        shmem_bytes: kb("RssShmem:"),
+    }
+}
+
+fn step(what: &str) {
+    eprintln!("==> plugins: {what}");
+}
+
+/// A loaded plugin with what the runtime and the probe need.
+struct Loaded {
+    spec: PluginSpec,
+    chain: ChainPlugin,
+    probe: ProbePre,
+}
+
+/// Runs every phase; see the module documentation.
+pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
+    anyhow::ensure!(options.rounds > 0, "at least one round");
+    let environment = suite::environment(
+        &Subject {
+            gateway_url: String::new(),
+            api_key: String::new(),
+            gateway_pid: None,
+            kafka_pid: None,
+            commit: options.commit.clone(),
+            brokers: String::new(),
+        },
+        0,
+    );
+    step("generating the workload");
+    let w = &options.workload;
+    let workload = Workload::generate(w.distinct_events, w.users, w.seed)?;
+    let bodies: Vec<(usize, Vec<bytes::Bytes>)> = options
+        .batches
+        .iter()
+        .map(|&b| (b, workload.bodies(b, (workload.len() / b.max(1)).max(4))))
+        .collect();
+    let mut results = PluginResults {
+        environment,
+        workload: WorkloadInfo {
+            distinct_events: workload.len(),
+            users: w.users,
+            mean_event_bytes: workload.mean_event_bytes(),
+            mean_record_bytes: workload.mean_record_bytes(),
+        },
+        runtime: RuntimeConfig::default(),
+        rounds: options.rounds,
+        slice_seconds: options.slice.as_secs_f64(),
+        ..PluginResults::default()
+    };
+    let component_bytes: Vec<Vec<u8>> = PLUGINS
+        .iter()
+        .map(|spec| {
+            let path = options.components.join(format!("{}.wasm", spec.name));
+            std::fs::read(&path).with_context(|| {
+                format!(
+                    "reading {}; build the components with plugins/build.sh",
+                    path.display()
+                )
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    // 1. Load.
+    step("loading: runtime and compiled plugins");
+    results
+        .memory
+        .push(memory_sample("start (workload generated)"));
+    let runtime = Runtime::new(results.runtime.clone())?;
+    results.memory.push(memory_sample(
+        "Runtime::new (engine, instance pool reserved)",
+    ));
+    let mut compiled = Vec::new();
+    for (spec, bytes) in PLUGINS.iter().zip(&component_bytes) {
+        let before = memory_sample("");
+        let started = Instant::now();
+        let plugin = runtime
+            .compile(bytes, spec.kind)
+            .with_context(|| format!("compiling {}", spec.name))?;
+        let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let after = memory_sample(&format!("{} compiled", spec.name));
+        results.plugins.push(PluginInfo {
+            name: spec.name.to_owned(),
+            kind: spec.kind.as_str().to_owned(),
+            config: spec.config.to_owned(),
+            component_bytes: bytes.len() as u64,
+            image_bytes: probe::image_bytes(&plugin) as u64,
+            compile_ms,
+            rss_first_compile_bytes: after.rss_bytes as i64 - before.rss_bytes as i64,
+            rss_second_copy_bytes: 0,
+        });
+        results.memory.push(after);
+        compiled.push(plugin);
+    }
+    let mut copies = Vec::new();
+    for ((spec, bytes), info) in PLUGINS
+        .iter()
+        .zip(&component_bytes)
+        .zip(&mut results.plugins)
+    {
+        let before = memory_sample("");
+        copies.push(runtime.compile(bytes, spec.kind)?);
+        let after = memory_sample("");
+        info.rss_second_copy_bytes = after.rss_bytes as i64 - before.rss_bytes as i64;
+    }
+    results
+        .memory
+        .push(memory_sample("second copy of each compiled and kept"));
+    drop(copies);
+    results.memory.push(memory_sample("second copies dropped"));
+
+    let first = compiled.first().context("no plugins")?;
+    let probe = Probe::new(&results.runtime, first)?;
+    let loaded: Vec<Loaded> = PLUGINS
+        .iter()
+        .zip(&compiled)
+        .map(|(spec, compiled)| {
+            Ok(Loaded {
+                spec: *spec,
+                probe: probe.pre(compiled)?,
+                chain: ChainPlugin {
+                    tag: probe::tag(TEAM, spec.name),
+                    compiled: compiled.clone(),
+                    config: spec.config.into(),
+                    policy: FailurePolicy::Reject,
+                    stats: Default::default(),
+                },
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let chains: Vec<(&str, Option<TeamChain>)> = vec![
+        ("none", None),
+        ("convert", Some(TeamChain::default())),
+        (
+            "1",
+            Some(TeamChain {
+                plugins: vec![loaded[0].chain.clone()],
+            }),
+        ),
+        (
+            "3",
+            Some(TeamChain {
+                plugins: loaded.iter().map(|l| l.chain.clone()).collect(),
+            }),
+        ),
+    ];
+
+    // Sanity and warm-up: every setup accepts every event.
+    let ingest = Ingest::new(&runtime, TEAM);
+    for (batch, bodies) in &bodies {
+        for (name, chain) in &chains {
+            with_retries(|| {
+                let tally = ingest.process(chain.as_ref(), &bodies[0])?;
+                anyhow::ensure!(
+                    tally.accepted == *batch,
+                    "setup {name}, batch {batch}: {tally:?}; expected every event accepted"
+                );
+                Ok(())
+            })?;
+        }
+    }
+    results.memory.push(memory_sample(
+        "after one batch per size through every setup (no instance alive)",
+    ));
+
+    // 2. Throughput.
+    for round in 1..=options.rounds {
+        for (batch, bodies) in &bodies {
+            let mut order: Vec<&(&str, Option<TeamChain>)> = chains.iter().collect();
+            if round % 2 == 0 {
+                order.reverse();
+            }
+            for (name, chain) in order {
+                step(&format!(
+                    "throughput round {round}, batch {batch}, setup {name}"
+                ));
+                results.throughput.push(measure_throughput(
+                    &ingest,
+                    chain.as_ref(),
+                    bodies,
+                    options.slice,
+                    round,
+                    *batch,
+                    name,
+                )?);
+            }
+        }
+    }
+    results.memory.push(memory_sample(
+        "after the throughput runs (no instance alive)",
+    ));
+
+    // Host-side steps around the chain, per event.
+    for (batch, bodies) in &bodies {
+        step(&format!("conversion costs at batch {batch}"));
+        results.conversion.push(pipeline::conversion_costs(
+            &ingest,
+            &bodies[0],
+            options.latency_time,
+        )?);
+    }
+
+    // 3. Per-plugin latency, fresh and reused instances.
+    for (batch, bodies) in &bodies {
+        let events = wit_events(&ingest, &bodies[0])?;
+        for plugin in &loaded {
+            step(&format!("latency: {} at batch {batch}", plugin.spec.name));
+            results.latency.push(measure_latency(
+                &runtime,
+                &probe,
+                plugin,
+                &events,
+                options.latency_time,
+            )?);
+        }
+    }
+
+    // 4. Instantiation and call overhead.
+    let one_event = wit_events(&ingest, &bodies.first().context("no batch sizes")?.1[0])?;
+    let one_event = &one_event[..1];
+    for plugin in &loaded {
+        step(&format!("instantiation and calls: {}", plugin.spec.name));
+        results.calls.push(measure_calls(
+            &runtime,
+            &probe,
+            plugin,
+            one_event,
+            options.probe_iterations,
+        )?);
+    }
+    let fixture = options.components.join("fixture_wrong_length.wasm");
+    if fixture.exists() {
+        step("transport: events into a guest that ignores them (fixture_wrong_length)");
+        let bytes = std::fs::read(&fixture)?;
+        let compiled = runtime.compile(&bytes, PluginKind::Validator)?;
+        let pre = probe.pre(&compiled)?;
+        let mut live = probe.instantiate(&pre, &probe::tag(TEAM, "fixture_wrong_length"))?;
+        live.init("{}")?;
+        let empty = measure_transport(&mut live, &[], options.latency_time, None)?;
+        let base = empty.cpu_us;
+        results.transport.push(empty);
+        for (_, bodies) in &bodies {
+            let events = wit_events(&ingest, &bodies[0])?;
+            results.transport.push(measure_transport(
+                &mut live,
+                &events,
+                options.latency_time,
+                Some(base),
+            )?);
+        }
+    }
+    results.memory.push(memory_sample(
+        "after the latency and call probes (no instance alive)",
+    ));
+
+    // 5. Live instances, after a batch of each size.
+    for (batch, bodies) in &bodies {
+        let events = wit_events(&ingest, &bodies[0])?;
+        for plugin in &loaded {
+            step(&format!(
+                "memory: {} live instances of {} after a batch of {batch}",
+                options.instances, plugin.spec.name
+            ));
+            results
+                .held
+                .push(hold_instances(&probe, plugin, &events, options.instances)?);
+        }
+    }
+    results.memory.push(memory_sample("end"));
+    Ok(results)
+}
+
+fn measure_throughput(
+    ingest: &Ingest<'_>,
+    chain: Option<&TeamChain>,
+    bodies: &[bytes::Bytes],
+    slice: Duration,
+    round: usize,
+    batch: usize,
+    setup: &str,
+) -> anyhow::Result<ThroughputCell> {
+    let mut tally = BatchTally::default();
+    let mut batches = 0u64;
+    let cpu = ThreadCpu::open();
+    let cpu_started = cpu.ns();
+    let started = Instant::now();
+    let mut i = 0;
+    loop {
+        tally.add(ingest.process(chain, &bodies[i % bodies.len()])?);
+        batches += 1;
+        i += 1;
+        if started.elapsed() >= slice {
+            break;
+        }
+    }
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = cpu.ns().saturating_sub(cpu_started) as f64 / 1e9;
+    Ok(ThroughputCell {
+        round,
+        batch,
+        setup: setup.to_owned(),
+        batches,
+        events: batches * batch as u64,
+        accepted: tally.accepted as u64,
+        rejected: (tally.rejected + tally.dead_lettered) as u64,
+        failed_calls: tally.failed_calls as u64,
+        wall_seconds,
+        cpu_seconds,
+    })
+}
+
+/// A body's events as a chain receives them.
+fn wit_events(ingest: &Ingest<'_>, body: &[u8]) -> anyhow::Result<Vec<Event>> {
+    let (_, decisions) = ingest.admit(body, Timestamp::now())?;
+    Ok(decisions
+        .iter()
+        .filter_map(|d| d.as_ref().ok())
+        .map(to_wit)
+        .collect())
+}
+
+/// One call through the runtime, as the chain makes it; returns how many
+/// events were rejected (validator) or changed (enricher).
+fn runtime_call(
+    runtime: &Runtime,
+    plugin: &ChainPlugin,
+    events: &[Event],
+) -> anyhow::Result<usize> {
+    let (tag, config): (&PluginTag, &str) = (&plugin.tag, &plugin.config);
+    Ok(match &plugin.compiled {
+        CompiledPlugin::Validator(pre) => runtime
+            .validate(pre, tag, config, events)?
+            .iter()
+            .filter(|v| !matches!(v, sluice_gateway::plugins::bindings::Verdict::Accept))
+            .count(),
+        CompiledPlugin::Enricher(pre) => runtime
+            .enrich(pre, tag, config, events)?
+            .iter()
+            .filter(|e| !matches!(e, Enriched::Unchanged))
+            .count(),
+    })
+}
+
+/// Calls `f` until it succeeds, at most five times: on a busy machine a call
+/// can run out of its CPU budget, which is wall-clock time.
+fn with_retries<T>(mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let mut attempts = 0;
+    loop {
+        match f() {
+            Ok(value) => return Ok(value),
+            Err(err) if attempts >= 4 => return Err(err),
+            Err(_) => attempts += 1,
+        }
+    }
+}
+
+/// A live, initialised instance that has run `events` once (a trapped
+/// instance is unusable, so a failed attempt starts over).
+fn ready_instance(probe: &Probe, plugin: &Loaded, events: &[Event]) -> anyhow::Result<Live> {
+    with_retries(|| {
+        let mut live = probe.instantiate(&plugin.probe, &plugin.chain.tag)?;
+        live.init(plugin.spec.config)?;
+        live.call(events)?;
+        Ok(live)
+    })
+}
+
+fn measure_latency(
+    runtime: &Runtime,
+    probe: &Probe,
+    plugin: &Loaded,
+    events: &[Event],
+    time: Duration,
+) -> anyhow::Result<LatencyRow> {
+    const MIN_CALLS: usize = 200;
+    const MAX_CALLS: usize = 50_000;
+    let mut live = ready_instance(probe, plugin, events)?;
+    let changed = with_retries(|| runtime_call(runtime, &plugin.chain, events))?;
+    let (mut fresh, mut reused) = (Vec::new(), Vec::new());
+    let (mut fresh_u, mut reused_u) = (Undisturbed::default(), Undisturbed::default());
+    let (mut fresh_faults, mut reused_faults) = (0u64, 0u64);
+    let (mut failed, mut last_error) = ((0usize, 0usize), None);
+    let cpu = ThreadCpu::open();
+    let started = Instant::now();
+    while fresh.len() < MAX_CALLS && (fresh.len() < MIN_CALLS || started.elapsed() < time) {
+        if failed.0 + failed.1 > MAX_CALLS / 10 {
+            anyhow::bail!(
+                "{}: too many failed calls: {last_error:?}",
+                plugin.spec.name
+            );
+        }
+        let f0 = cpu.minor_faults();
+        let s0 = cpu.switches();
+        let t0 = Instant::now();
+        let outcome = runtime_call(runtime, &plugin.chain, events);
+        let t1 = Instant::now();
+        let s1 = cpu.switches();
+        let f1 = cpu.minor_faults();
+        if let Err(err) = outcome {
+            failed.0 += 1;
+            last_error = Some(format!("{err:#}"));
+            continue;
+        }
+        let s1b = cpu.switches();
+        let t1b = Instant::now();
+        let outcome = live.call(events);
+        let t2 = Instant::now();
+        let s2 = cpu.switches();
+        let f2 = cpu.minor_faults();
+        if let Err(err) = outcome {
+            // A trapped instance is unusable: start a new one.
+            failed.1 += 1;
+            last_error = Some(format!("{err:#}"));
+            live = ready_instance(probe, plugin, events)?;
+            continue;
+        }
+        let (a, b) = ((t1 - t0).as_nanos() as f64, (t2 - t1b).as_nanos() as f64);
+        fresh.push(a);
+        reused.push(b);
+        fresh_u.add(s0 == s1, a, 1);
+        reused_u.add(s1b == s2, b, 1);
+        fresh_faults += f1.saturating_sub(f0);
+        reused_faults += f2.saturating_sub(f1);
+    }
+    let calls = fresh.len().max(1) as f64;
+    Ok(LatencyRow {
+        plugin: plugin.spec.name.to_owned(),
+        batch: events.len(),
+        fresh: Summary::from_ns(fresh),
+        reused: Summary::from_ns(reused),
+        fresh_undisturbed_us: fresh_u.mean_us(),
+        fresh_kept: fresh_u.kept,
+        reused_undisturbed_us: reused_u.mean_us(),
+        reused_kept: reused_u.kept,
+        fresh_faults: fresh_faults as f64 / calls,
+        reused_faults: reused_faults as f64 / calls,
+        failed,
+        last_error,
+        changed_or_rejected: changed,
+    })
+}
+
+fn measure_transport(
+    live: &mut Live,
+    events: &[Event],
+    time: Duration,
+    empty_cpu_us: Option<f64>,
+) -> anyhow::Result<TransportRow> {
+    const MIN_CALLS: usize = 100;
+    const MAX_CALLS: usize = 100_000;
+    live.call_unchecked(events)?;
+    let cpu = ThreadCpu::open();
+    let mut wall = Vec::new();
+    let c0 = cpu.ns();
+    let started = Instant::now();
+    while wall.len() < MAX_CALLS && (wall.len() < MIN_CALLS || started.elapsed() < time) {
+        let t = Instant::now();
+        std::hint::black_box(live.call_unchecked(events)?);
+        wall.push(ns_since(t));
+    }
+    let cpu_us = cpu.ns().saturating_sub(c0) as f64 / 1000.0 / wall.len().max(1) as f64;
+    let cpu_us_per_event = match empty_cpu_us {
+        Some(base) if !events.is_empty() => (cpu_us - base) / events.len() as f64,
+        _ => 0.0,
+    };
+    Ok(TransportRow {
+        batch: events.len(),
+        wall: Summary::from_ns(wall),
+        cpu_us,
+        cpu_us_per_event,
+    })
+}
+
+fn ns_since(t: Instant) -> f64 {
+    t.elapsed().as_nanos() as f64
+}
+
+/// Instances created back to back in the instantiation loop (well under
+/// the pool's 64 slots).
+pub const GROUP: usize = 32;
+
+/// Timed groups of operations, keeping those no context switch interrupted.
+#[derive(Debug, Default)]
+pub(crate) struct Undisturbed {
+    ns: f64,
+    operations: usize,
+    kept: usize,
+    total: usize,
+}
+
+impl Undisturbed {
+    pub(crate) fn add(&mut self, undisturbed: bool, ns: f64, operations: usize) {
+        self.total += 1;
+        if undisturbed {
+            self.kept += 1;
+            self.ns += ns;
+            self.operations += operations;
+        }
+    }
+
+    /// Mean per operation over the kept groups (NaN if none was kept).
+    pub(crate) fn mean_us(&self) -> f64 {
+        if self.operations == 0 {
+            f64::NAN
+        } else {
+            self.ns / 1000.0 / self.operations as f64
+        }
+    }
+}
+
+fn measure_calls(
+    runtime: &Runtime,
+    probe: &Probe,
+    plugin: &Loaded,
+    one_event: &[Event],
+    iterations: usize,
+) -> anyhow::Result<CallCosts> {
+    /// Calls per timed block for the per-call overhead (the clock is read
+    /// once per block, so its own cost does not count).
+    const BLOCK: usize = 100;
+    let tag = &plugin.chain.tag;
+    let config = plugin.spec.config;
+    let mut live = probe.instantiate(&plugin.probe, tag)?;
+    live.init(config)?;
+    // Warm-up of every path.
+    for _ in 0..100 {
+        let mut fresh = probe.instantiate(&plugin.probe, tag)?;
+        fresh.init(config)?;
+        fresh.call(&[])?;
+        live.call(&[])?;
+        live.call(one_event)?;
+        runtime_call(runtime, &plugin.chain, &[])?;
+    }
+    // Store + instantiate in groups: the mean the goal asks for, from the
+    // groups no other task interrupted.
+    let cpu = ThreadCpu::open();
+    let mut undisturbed = Undisturbed::default();
+    let mut dropped_undisturbed = Undisturbed::default();
+    let mut group: Vec<Live> = Vec::with_capacity(GROUP);
+    for _ in 0..iterations.div_ceil(GROUP) {
+        let s0 = cpu.switches();
+        let t0 = Instant::now();
+        for _ in 0..GROUP {
+            group.push(probe.instantiate(&plugin.probe, tag)?);
+        }
+        let t1 = Instant::now();
+        let s1 = cpu.switches();
+        group.clear();
+        let t2 = Instant::now();
+        let s2 = cpu.switches();
+        undisturbed.add(s0 == s1, (t1 - t0).as_nanos() as f64, GROUP);
+        dropped_undisturbed.add(s1 == s2, (t2 - t1).as_nanos() as f64, GROUP);
+    }
+    let (mut empty_undisturbed, mut one_undisturbed) =
+        (Undisturbed::default(), Undisturbed::default());
+    let mut series: [Vec<f64>; 10] = Default::default();
+    let [
+        store,
+        instantiate,
+        both,
+        init,
+        first,
+        dropped,
+        empty,
+        one,
+        rt_empty,
+        rt_one,
+    ] = &mut series;
+    for i in 0..iterations {
+        let t0 = Instant::now();
+        let s = probe.store(tag);
+        let t1 = Instant::now();
+        let mut fresh = probe.instantiate_in(&plugin.probe, s)?;
+        let t2 = Instant::now();
+        fresh.init(config)?;
+        let t3 = Instant::now();
+        fresh.call(&[])?;
+        let t4 = Instant::now();
+        drop(fresh);
+        let t5 = Instant::now();
+        let ns = |a: Instant, b: Instant| (b - a).as_nanos() as f64;
+        store.push(ns(t0, t1));
+        instantiate.push(ns(t1, t2));
+        both.push(ns(t0, t2));
+        init.push(ns(t2, t3));
+        first.push(ns(t3, t4));
+        dropped.push(ns(t4, t5));
+        // The whole thing as the gateway does it.
+        let t = Instant::now();
+        runtime_call(runtime, &plugin.chain, &[])?;
+        rt_empty.push(ns_since(t));
+        let t = Instant::now();
+        runtime_call(runtime, &plugin.chain, one_event)?;
+        rt_one.push(ns_since(t));
+        // Bare calls on the live instance, in blocks.
+        if i % 10 == 0 {
+            let s0 = cpu.switches();
+            let t = Instant::now();
+            for _ in 0..BLOCK {
+                live.call(&[])?;
+            }
+            let block = ns_since(t);
+            let s1 = cpu.switches();
+            empty.push(block / BLOCK as f64);
+            empty_undisturbed.add(s0 == s1, block, BLOCK);
+            let t = Instant::now();
+            for _ in 0..BLOCK {
+                live.call(one_event)?;
+            }
+            let block = ns_since(t);
+            let s2 = cpu.switches();
+            one.push(block / BLOCK as f64);
+            one_undisturbed.add(s1 == s2, block, BLOCK);
+        }
+    }
+    let [
+        store,
+        instantiate,
+        both,
+        init,
+        first,
+        dropped,
+        empty,
+        one,
+        rt_empty,
+        rt_one,
+    ] = series;
+    Ok(CallCosts {
+        plugin: plugin.spec.name.to_owned(),
+        store: Summary::from_ns(store),
+        instantiate: Summary::from_ns(instantiate),
+        store_and_instantiate: Summary::from_ns(both),
+        create_undisturbed_us: undisturbed.mean_us(),
+        drop_undisturbed_us: dropped_undisturbed.mean_us(),
+        groups_kept: undisturbed.kept,
+        groups: undisturbed.total,
+        init: Summary::from_ns(init),
+        first_empty_call: Summary::from_ns(first),
+        drop: Summary::from_ns(dropped),
+        empty_call: Summary::from_ns(empty),
+        one_event_call: Summary::from_ns(one),
+        empty_call_undisturbed_us: empty_undisturbed.mean_us(),
+        one_event_call_undisturbed_us: one_undisturbed.mean_us(),
+        blocks_kept: empty_undisturbed.kept,
+        blocks: empty_undisturbed.total,
+        runtime_empty: Summary::from_ns(rt_empty),
+        runtime_one: Summary::from_ns(rt_one),
+    })
+}
+
+fn hold_instances(
+    probe: &Probe,
+    plugin: &Loaded,
+    events: &[Event],
+    n: usize,
+) -> anyhow::Result<HeldInstances> {
+    let before = memory_sample("before");
+    let mut live: Vec<Live> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut instance = probe.instantiate(&plugin.probe, &plugin.chain.tag)?;
+        instance.init(plugin.spec.config)?;
+        live.push(instance);
+    }
+    let after_init = memory_sample("after init");
+    for instance in &mut live {
+        let mut attempts = 0;
+        while let Err(err) = instance.call(events) {
+            // Only a busy machine gets here (the CPU budget is wall-clock
+            // time): replace the trapped instance and try again.
+            attempts += 1;
+            anyhow::ensure!(attempts < 5, "{}: {err:#}", plugin.spec.name);
+            *instance = probe.instantiate(&plugin.probe, &plugin.chain.tag)?;
+            instance.init(plugin.spec.config)?;
+        }
+    }
+    let after_batch = memory_sample("after a batch");
+    drop(live);
+    let after_drop = memory_sample("after drop");
+    Ok(HeldInstances {
+        plugin: plugin.spec.name.to_owned(),
+        instances: n,
+        batch: events.len(),
+        before,
+        after_init,
+        after_batch,
+        after_drop,
+    })
+}
+
+/// Renders `results` into the `## Plugins` section of `doc`.
+pub fn update_doc(doc: &Path, results: &PluginResults) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
+    let updated = report::splice(&text, &report::render(results))
+        .with_context(|| format!("updating {}", doc.display()))?;
+    std::fs::write(doc, updated).with_context(|| format!("writing {}", doc.display()))
+}

@@ -1,0 +1,600 @@
+//! Markdown for the `## Plugins` section of `docs/benchmarks.md`: goal
+//! verdicts and tables, between this section's own markers (the gateway
+//! benchmark's markers and text are left alone).
+
+use std::fmt::Write as _;
+
+use super::{PluginResults, SETUPS, Summary, ThroughputCell};
+use crate::results::Spread;
+
+pub const BEGIN_MARKER: &str = "<!-- BEGIN GENERATED PLUGIN RESULTS (scripts/bench-plugins) -->";
+pub const END_MARKER: &str = "<!-- END GENERATED PLUGIN RESULTS -->";
+
+/// The goals, as numbers.
+pub const MIN_RATIO_THREE_AT_1000: f64 = 0.85;
+pub const MAX_INSTANTIATE_US: f64 = 25.0;
+pub const MAX_CALL_OVERHEAD_US: f64 = 0.5;
+pub const MAX_IDLE_INSTANCE_BYTES: f64 = 256.0 * 1024.0;
+const GOAL_BATCH: usize = 1000;
+
+/// Replaces the text between this section's markers.
+pub fn splice(doc: &str, generated: &str) -> anyhow::Result<String> {
+    let begin = doc
+        .find(BEGIN_MARKER)
+        .ok_or_else(|| anyhow::anyhow!("marker `{BEGIN_MARKER}` not found"))?;
+    let end = doc[begin..]
+        .find(END_MARKER)
+        .map(|i| begin + i)
+        .ok_or_else(|| anyhow::anyhow!("marker `{END_MARKER}` not found after the begin marker"))?;
+    Ok(format!(
+        "{}{BEGIN_MARKER}\n\n{}\n{}",
+        &doc[..begin],
+        generated.trim_end(),
+        &doc[end..]
+    ))
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "**met**" } else { "**not met**" }
+}
+
+/// Met when every value is at most `limit`; unclear when one is missing.
+fn verdict_all(values: impl IntoIterator<Item = f64>, limit: f64) -> String {
+    let values: Vec<f64> = values.into_iter().collect();
+    if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+        "**unclear** (no undisturbed sample)".to_owned()
+    } else {
+        verdict(values.iter().all(|v| *v <= limit)).to_owned()
+    }
+}
+
+fn us(v: f64) -> String {
+    if v.is_nan() {
+        String::from("–")
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn kib(bytes: f64) -> String {
+    format!("{:.0} KiB", bytes / 1024.0)
+}
+
+fn mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+}
+
+fn thousands(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+fn spread(s: &Spread, fmt: impl Fn(f64) -> String) -> String {
+    if s.n > 1 {
+        format!("{} ({}–{})", fmt(s.mean), fmt(s.min), fmt(s.max))
+    } else {
+        fmt(s.mean)
+    }
+}
+
+fn triple(s: &Summary) -> String {
+    format!("{} / {} / {}", us(s.mean_us), us(s.p50_us), us(s.p99_us))
+}
+
+/// Per-round ratios of `setup` to `none` at `batch`: (wall, CPU-cost).
+pub fn ratios(results: &PluginResults, batch: usize, setup: &str) -> Vec<(f64, f64)> {
+    let cell = |round: usize, name: &str| -> Option<&ThroughputCell> {
+        results
+            .throughput
+            .iter()
+            .find(|c| c.round == round && c.batch == batch && c.setup == name)
+    };
+    (1..=results.rounds)
+        .filter_map(|round| {
+            let (base, with) = (cell(round, "none")?, cell(round, setup)?);
+            Some((
+                with.events_per_second() / base.events_per_second(),
+                base.cpu_us_per_event() / with.cpu_us_per_event(),
+            ))
+        })
+        .collect()
+}
+
+fn cells<'a>(
+    results: &'a PluginResults,
+    batch: usize,
+    setup: &'a str,
+) -> impl Iterator<Item = &'a ThroughputCell> {
+    results
+        .throughput
+        .iter()
+        .filter(move |c| c.batch == batch && c.setup == setup)
+}
+
+fn batches(results: &PluginResults) -> Vec<usize> {
+    let mut sizes: Vec<usize> = results.throughput.iter().map(|c| c.batch).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
+/// The goal rows: (goal, measured, verdict).
+pub fn goals(results: &PluginResults) -> Vec<(String, String, String)> {
+    let mut rows = Vec::new();
+    let r = ratios(results, GOAL_BATCH, "3");
+    if let (Some(wall), Some(cpu)) = (
+        Spread::of(r.iter().map(|x| x.0)),
+        Spread::of(r.iter().map(|x| x.1)),
+    ) {
+        let (wall_ok, cpu_ok) = (
+            wall.mean >= MIN_RATIO_THREE_AT_1000,
+            cpu.mean >= MIN_RATIO_THREE_AT_1000,
+        );
+        let v = match (wall_ok, cpu_ok) {
+            (true, true) => verdict(true).to_owned(),
+            (false, false) => verdict(false).to_owned(),
+            _ => "**unclear** (wall clock and CPU disagree: noise)".to_owned(),
+        };
+        let f = |x: f64| format!("{x:.2}");
+        rows.push((
+            format!(
+                "batch {GOAL_BATCH}: ingest stage with 3 plugins ≥ {MIN_RATIO_THREE_AT_1000} × its throughput without plugins"
+            ),
+            format!(
+                "{} × (CPU-cost ratio {} ×), mean of {} rounds",
+                spread(&wall, f),
+                spread(&cpu, f),
+                wall.n
+            ),
+            v,
+        ));
+    }
+    if !results.calls.is_empty() {
+        let measured = results
+            .calls
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} µs (all samples: mean {}, p50 {})",
+                    c.plugin,
+                    us(c.create_undisturbed_us),
+                    us(c.store_and_instantiate.mean_us),
+                    us(c.store_and_instantiate.p50_us)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        rows.push((
+            format!(
+                "instantiation from `InstancePre`, store included ≤ {MAX_INSTANTIATE_US} µs mean (undisturbed groups)"
+            ),
+            measured,
+            verdict_all(
+                results.calls.iter().map(|c| c.create_undisturbed_us),
+                MAX_INSTANTIATE_US,
+            ),
+        ));
+        let measured = results
+            .calls
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} µs (all samples: mean {}, p50 {})",
+                    c.plugin,
+                    us(c.empty_call_undisturbed_us),
+                    us(c.empty_call.mean_us),
+                    us(c.empty_call.p50_us)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        rows.push((
+            format!(
+                "host-to-guest call overhead ≤ {MAX_CALL_OVERHEAD_US} µs (0-event call on a live instance, undisturbed blocks)"
+            ),
+            measured,
+            verdict_all(
+                results.calls.iter().map(|c| c.empty_call_undisturbed_us),
+                MAX_CALL_OVERHEAD_US,
+            ),
+        ));
+    }
+    if !results.held.is_empty() {
+        let worst = results
+            .held
+            .iter()
+            .map(|h| h.per_instance(&h.after_batch))
+            .fold(0.0, f64::max);
+        let mut sizes: Vec<usize> = results.held.iter().map(|h| h.batch).collect();
+        sizes.dedup();
+        let measured = sizes
+            .iter()
+            .map(|&batch| {
+                let plugins = results
+                    .held
+                    .iter()
+                    .filter(|h| h.batch == batch)
+                    .map(|h| format!("{} {}", h.plugin, kib(h.per_instance(&h.after_batch))))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("batch {batch}: {plugins}")
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        rows.push((
+            format!(
+                "an idle instance after a batch holds ≤ {} resident",
+                kib(MAX_IDLE_INSTANCE_BYTES)
+            ),
+            format!("{measured} (RSS growth ÷ live instances)"),
+            verdict(worst <= MAX_IDLE_INSTANCE_BYTES).to_owned(),
+        ));
+    }
+    rows
+}
+
+/// The generated section (without markers).
+pub fn render(results: &PluginResults) -> String {
+    let mut md = String::new();
+    // Writing to a String cannot fail; `let _` keeps the code free of unwraps.
+    let env = &results.environment;
+    let rt = &results.runtime;
+    let _ = writeln!(md, "### Last run\n");
+    let _ = writeln!(
+        md,
+        "{} on `{}`, {} vCPU, {:.0} GiB, Linux {}; load average at start {}; commit {}. \
+         Workload: {} distinct events, mean {:.0} bytes as sent. Runtime: the gateway's defaults \
+         (CPU budget {} ms per call, {} linear memory, {} pool slots). Throughput: {} interleaved \
+         rounds of {:.1} s per cell, one thread.\n",
+        env.started_at,
+        env.cpu_model,
+        env.cpus,
+        env.memory_gib,
+        env.kernel,
+        env.load_average,
+        env.commit.as_deref().unwrap_or("unknown"),
+        results.workload.distinct_events,
+        results.workload.mean_event_bytes,
+        rt.cpu_budget_ms,
+        mib(rt.max_memory_bytes as f64),
+        rt.max_instances,
+        results.rounds,
+        results.slice_seconds,
+    );
+
+    let _ = writeln!(md, "#### Goals\n");
+    let _ = writeln!(md, "| goal | measured | verdict |\n|---|---|---|");
+    for (goal, measured, v) in goals(results) {
+        let _ = writeln!(md, "| {goal} | {measured} | {v} |");
+    }
+
+    let _ = writeln!(md, "\n#### Throughput of the ingest stage\n");
+    let _ = writeln!(
+        md,
+        "Events/s through decode → admit → (plugins) → serialise on one thread; ratios are \
+         against `none` in the same round, then averaged (lowest–highest round). CPU µs/event is \
+         this thread's CPU time; the CPU-cost ratio (none ÷ setup) is the throughput ratio on \
+         an unshared CPU.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| batch | setup | events/s | ratio to none | CPU µs/event | CPU-cost ratio | added CPU µs/event |\n|---:|---|---:|---:|---:|---:|---:|"
+    );
+    for batch in batches(results) {
+        let base_cpu =
+            Spread::of(cells(results, batch, "none").map(ThroughputCell::cpu_us_per_event));
+        for (setup, what) in SETUPS {
+            let eps =
+                Spread::of(cells(results, batch, setup).map(ThroughputCell::events_per_second));
+            let cpu =
+                Spread::of(cells(results, batch, setup).map(ThroughputCell::cpu_us_per_event));
+            let (Some(eps), Some(cpu)) = (eps, cpu) else {
+                continue;
+            };
+            let r = ratios(results, batch, setup);
+            let wall = Spread::of(r.iter().map(|x| x.0));
+            let cpu_ratio = Spread::of(r.iter().map(|x| x.1));
+            let f2 = |x: f64| format!("{x:.2}");
+            let added = base_cpu.map_or(String::from("–"), |b| us(cpu.mean - b.mean));
+            let _ = writeln!(
+                md,
+                "| {batch} | {setup} ({what}) | {} | {} | {} | {} | {} |",
+                spread(&eps, thousands),
+                wall.map_or(String::from("–"), |s| spread(&s, f2)),
+                spread(&cpu, us),
+                cpu_ratio.map_or(String::from("–"), |s| spread(&s, f2)),
+                if setup == "none" {
+                    String::from("–")
+                } else {
+                    added
+                },
+            );
+        }
+    }
+
+    if !results.conversion.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nWhere the host's own per-event time goes (µs per event, whole batches, mean over the undisturbed steps). Without plugins an event is decoded, admitted and serialised; with a chain it is also converted to the WIT record, checked again against the contract when it comes back (`OwnedEvent::from_wit`, for every kept event, changed or not), and serialised from that owned copy.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| batch | decode + admit | serialise (no plugins) | to_wit | from_wit | serialise owned + size check |\n|---:|---:|---:|---:|---:|---:|"
+        );
+        for c in &results.conversion {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                c.batch,
+                us(c.decode_admit_us),
+                us(c.serialise_us),
+                us(c.to_wit_us),
+                us(c.from_wit_us),
+                us(c.serialise_owned_us),
+            );
+        }
+    }
+
+    let _ = writeln!(md, "\n#### Added latency per plugin call\n");
+    let _ = writeln!(
+        md,
+        "One call per batch; wall clock in µs as mean / p50 / p99 over all calls, then the mean over the *undisturbed* calls (the thread was never descheduled during the call, so no neighbour's time is in it), which also gives the per-event cost, and minor page faults per call. *Fresh* is `Runtime::validate` / \
+         `Runtime::enrich` as the chain calls it (new store and instance, `init(config)`, the \
+         call, drop); *reused* is the same call on one live, initialised instance (probe), \
+         measured alternately with it.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| plugin | batch | fresh instance: all calls | undisturbed mean | µs/event | page faults | reused instance: all calls | undisturbed mean | µs/event | page faults | fresh − reused (undisturbed) | undisturbed calls kept | events changed or rejected |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for row in &results.latency {
+        let per_event = |v: f64| us(v / row.batch.max(1) as f64);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {:.0} | {} | {} / {} of {} | {} |",
+            row.plugin,
+            row.batch,
+            triple(&row.fresh),
+            us(row.fresh_undisturbed_us),
+            per_event(row.fresh_undisturbed_us),
+            row.fresh_faults,
+            triple(&row.reused),
+            us(row.reused_undisturbed_us),
+            per_event(row.reused_undisturbed_us),
+            row.reused_faults,
+            us(row.fresh_undisturbed_us - row.reused_undisturbed_us),
+            row.fresh_kept,
+            row.reused_kept,
+            row.fresh.samples,
+            row.changed_or_rejected,
+        );
+    }
+    let failures: Vec<String> = results
+        .latency
+        .iter()
+        .filter(|r| r.failed != (0, 0))
+        .map(|r| {
+            format!(
+                "{} at batch {}: {} fresh and {} reused calls ({})",
+                r.plugin,
+                r.batch,
+                r.failed.0,
+                r.failed.1,
+                r.last_error.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nFailed calls (left out of the timings): {}.",
+            failures.join("; ")
+        );
+    }
+    let failed_calls: u64 = results.throughput.iter().map(|c| c.failed_calls).sum();
+    if failed_calls > 0 {
+        let _ = writeln!(
+            md,
+            "\nPlugin calls that failed during the throughput runs (their events were rejected by the `reject` policy and still counted): {failed_calls}."
+        );
+    }
+    if !results.transport.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nThe floor under every plugin, *transport*: the same events passed to the `wrong_length` test fixture (a bare wit-bindgen validator that drops its input and returns one verdict fewer) on a live instance. Per event = (CPU per call − CPU per 0-event call) ÷ batch.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| batch | wall mean / p50 / p99 µs | CPU µs per call | CPU µs per event |\n|---:|---:|---:|---:|"
+        );
+        for t in &results.transport {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                t.batch,
+                triple(&t.wall),
+                us(t.cpu_us),
+                if t.batch == 0 {
+                    String::from("–")
+                } else {
+                    us(t.cpu_us_per_event)
+                },
+            );
+        }
+    }
+
+    let _ = writeln!(md, "\n#### Instantiation and call overhead\n");
+    let _ = writeln!(
+        md,
+        "Wall-clock µs as mean / p50 / p99 over {} iterations per plugin; *undisturbed* means are wall time per operation over the timed groups (32 instances created, then dropped, back to back; blocks of 100 bare calls) during which the thread was never descheduled (its schedstat switch count did not move), which leaves out the time neighbours had the core; the goals are judged on them. Kept groups: {}. Probe stores are built like \
+         `Runtime::store` on the runtime's own engine and compiled component. *Bare call*: \
+         `validate`/`enrich` with 0 (or 1) events on a live instance, timed over blocks of 100 \
+         calls (lifting and lowering the lists, the guest's entry and exit, post-return, and \
+         re-arming the epoch deadline). *Runtime, 0 events*: the gateway's \
+         `Runtime::validate`/`enrich` on an empty batch, i.e. store + instantiate + init + \
+         first call + drop.\n",
+        results.calls.first().map_or(0, |c| c.store.samples),
+        results
+            .calls
+            .iter()
+            .map(|c| format!(
+                "{} {}/{} instance groups, {}/{} call blocks",
+                c.plugin, c.groups_kept, c.groups, c.blocks_kept, c.blocks
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let _ = writeln!(
+        md,
+        "| plugin | store | instantiate | store + instantiate | undisturbed mean: store + instantiate / drop | init(config) | first call | drop | bare call, 0 events | bare call, 1 event | undisturbed mean: bare call, 0 / 1 event | Runtime, 0 events | Runtime, 1 event |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for c in &results.calls {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |",
+            c.plugin,
+            triple(&c.store),
+            triple(&c.instantiate),
+            triple(&c.store_and_instantiate),
+            us(c.create_undisturbed_us),
+            us(c.drop_undisturbed_us),
+            triple(&c.init),
+            triple(&c.first_empty_call),
+            triple(&c.drop),
+            triple(&c.empty_call),
+            triple(&c.one_event_call),
+            us(c.empty_call_undisturbed_us),
+            us(c.one_event_call_undisturbed_us),
+            triple(&c.runtime_empty),
+            triple(&c.runtime_one),
+        );
+    }
+
+    let _ = writeln!(md, "\n#### Memory\n");
+    let _ = writeln!(
+        md,
+        "| plugin | kind | component | compiled code image | compile | RSS growth, first compile | RSS growth, second copy kept |\n|---|---|---:|---:|---:|---:|---:|"
+    );
+    for p in &results.plugins {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.0} ms | {} | {} |",
+            p.name,
+            p.kind,
+            kib(p.component_bytes as f64),
+            kib(p.image_bytes as f64),
+            p.compile_ms,
+            kib(p.rss_first_compile_bytes as f64),
+            kib(p.rss_second_copy_bytes as f64),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nResident memory of the benchmark process (VmRSS, and its anonymous / file / shmem parts) as the run went on:\n"
+    );
+    let _ = writeln!(
+        md,
+        "| moment | RSS | anon | file | shmem | Δ RSS |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let mut previous: Option<u64> = None;
+    for m in &results.memory {
+        let delta = previous.map_or(String::from("–"), |p| kib(m.rss_bytes as f64 - p as f64));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            m.label,
+            mib(m.rss_bytes as f64),
+            mib(m.anon_bytes as f64),
+            mib(m.file_bytes as f64),
+            mib(m.shmem_bytes as f64),
+            delta
+        );
+        previous = Some(m.rss_bytes);
+    }
+    let _ = writeln!(
+        md,
+        "\nLive instances (probe): N instances of one plugin created and initialised, then each given one batch, all held at once, then dropped. Per instance = RSS growth since *before* ÷ N.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| plugin | N | per instance after init | per instance after a batch | batch | RSS after drop − before |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for h in &results.held {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            h.plugin,
+            h.instances,
+            kib(h.per_instance(&h.after_init)),
+            kib(h.per_instance(&h.after_batch)),
+            h.batch,
+            kib(h.after_drop.rss_bytes as f64 - h.before.rss_bytes as f64),
+        );
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_only_its_own_section() {
+        let other = crate::report::BEGIN_MARKER;
+        let other_end = crate::report::END_MARKER;
+        let doc = format!(
+            "intro\n{other}\nbench\n{other_end}\n## Plugins\ntext\n{BEGIN_MARKER}\nold\n{END_MARKER}\noutro\n"
+        );
+        let out = splice(&doc, "new\n").unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "intro\n{other}\nbench\n{other_end}\n## Plugins\ntext\n{BEGIN_MARKER}\n\nnew\n{END_MARKER}\noutro\n"
+            )
+        );
+        assert!(crate::report::splice(&out, "x").is_ok());
+        assert!(splice("no markers", "x").is_err());
+    }
+
+    #[test]
+    fn ratios_pair_rounds() {
+        let cell = |round, setup: &str, events, cpu| ThroughputCell {
+            round,
+            batch: 1000,
+            setup: setup.to_owned(),
+            batches: 1,
+            events,
+            accepted: events,
+            rejected: 0,
+            failed_calls: 0,
+            wall_seconds: 1.0,
+            cpu_seconds: cpu,
+        };
+        let results = PluginResults {
+            rounds: 2,
+            throughput: vec![
+                cell(1, "none", 1000, 1.0),
+                cell(1, "3", 500, 1.0),
+                cell(2, "none", 2000, 1.0),
+                cell(2, "3", 1000, 1.0),
+            ],
+            ..PluginResults::default()
+        };
+        let r = ratios(&results, 1000, "3");
+        assert_eq!(r, vec![(0.5, 0.5), (0.5, 0.5)]);
+        assert!(goals(&results)[0].2.contains("not met"));
+        assert_eq!(thousands(1234567.0), "1,234,567");
+    }
+}
