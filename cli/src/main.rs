@@ -220,15 +220,8 @@ enum KeysAction {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // One readable line per failure (with its causes), whatever
-    // RUST_BACKTRACE says: these are operator-facing errors, not panics.
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    // `{:#}` of an anyhow error includes its causes.
+    sluice_core::shutdown::exit_code(run().await.map_err(|err| format!("{err:#}")))
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -1,4 +1,5 @@
-//! Process shutdown signals, shared by every service's `main`.
+//! Process lifecycle shared by every binary's `main`: shutdown signals and
+//! the exit code.
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
 pub async fn signal() {
@@ -20,5 +21,18 @@ pub async fn signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// Turns `main`'s result into an exit code, printing a failure as one
+/// readable line with its causes, whatever RUST_BACKTRACE says: these are
+/// operator-facing errors (bad configuration, unreachable service), not panics.
+pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

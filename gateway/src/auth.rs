@@ -5,7 +5,7 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
 use crate::error::ApiError;
-use crate::keys::{KeyStatus, KeyStore, Principal, Role};
+use crate::keys::{KeyStatus, KeyStore, Principal, Role, constant_time_eq};
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -70,14 +70,7 @@ pub fn authenticate_admin(
     headers: &HeaderMap,
 ) -> Result<Admin, ApiError> {
     let token = bearer(headers)?;
-    if let Some(expected) = operator_token
-        && token.len() == expected.len()
-        && token
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    {
+    if operator_token.is_some_and(|expected| constant_time_eq(token, expected)) {
         return Ok(Admin::Operator);
     }
     let principal = principal(keys, token)?;

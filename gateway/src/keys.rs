@@ -98,7 +98,7 @@ pub fn key_id(key: &str) -> Option<&str> {
 }
 
 /// Compares two equal-length strings without an early exit.
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

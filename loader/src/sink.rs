@@ -68,10 +68,6 @@ impl ClickHouseSink {
         })
     }
 
-    pub fn capabilities(&self) -> &Capabilities {
-        &self.caps
-    }
-
     /// Event ids already stored for `team` with a timestamp in `[from_ms, to_ms)`.
     pub async fn existing_ids(
         &self,
