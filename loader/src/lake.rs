@@ -175,7 +175,13 @@ impl Lake {
         for topic in std::fs::read_dir(&root)? {
             for partition in std::fs::read_dir(topic?.path())? {
                 for file in std::fs::read_dir(partition?.path())? {
-                    paths.push(file?.path());
+                    let path = file?.path();
+                    // A crash between writing and renaming leaves a complete
+                    // `.<id>.tmp` file: it is not a manifest, and counting it
+                    // would report its range twice.
+                    if is_manifest(&path) {
+                        paths.push(path);
+                    }
                 }
             }
         }
@@ -195,6 +201,13 @@ impl Lake {
         let compressed = std::fs::read(self.root.join(relative))?;
         Ok(zstd::decode_all(compressed.as_slice())?)
     }
+}
+
+/// A committed manifest: `<first>-<last>.json`, never a temp file.
+fn is_manifest(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| !n.starts_with('.') && n.ends_with(".json"))
 }
 
 /// Team ids are validated upstream; this keeps a path a path regardless.
@@ -259,8 +272,17 @@ mod tests {
         more.push((13, event(4, "a", 1_800_000_000_000)));
         fresh.write_range("events.raw", 0, 10, 13, &more).unwrap();
 
+        // A crash between write and rename leaves a complete temp file.
+        let dir0 = dir.join("manifests/events.raw/0");
+        let committed = std::fs::read_dir(&dir0)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::copy(&committed, dir0.join(".left-by-a-crash.tmp")).unwrap();
         let manifests = fresh.manifests().unwrap();
-        assert_eq!(manifests.len(), 2);
+        assert_eq!(manifests.len(), 2, "temp files are not manifests");
         assert_eq!(
             (manifests[1].first_offset, manifests[1].last_offset),
             (13, 13)
