@@ -2,8 +2,9 @@
 //! top events for one team, read from the rollups (never from raw events).
 //! The SQL is documented in `docs/dashboards.md`; `sluice stats` prints it.
 //!
-//! Ranges are half-open, `[from, to)`, in UTC. Day-level answers include
-//! the days whose start lies in the range.
+//! Ranges are half-open, `[from, to)`, in UTC; an answer has every bucket
+//! (5 minutes, hour or day) that overlaps the range, so "the last 7 days"
+//! includes today so far.
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,16 @@ fn date(ts: Timestamp) -> String {
     ts.to_rfc3339()[..10].to_owned()
 }
 
+/// Start of the bucket of `ts`.
+fn floor(ts: Timestamp, bucket_ms: i64) -> Timestamp {
+    Timestamp::from_millis(ts.as_millis().div_euclid(bucket_ms) * bucket_ms)
+}
+
+/// The last day overlapping `[.., to)`.
+fn last_day(to: Timestamp) -> String {
+    date(Timestamp::from_millis(to.as_millis() - 1))
+}
+
 /// `SELECT` for event counts per time bucket.
 pub fn event_counts_sql(
     database: &str,
@@ -76,20 +87,34 @@ pub fn event_counts_sql(
     event: Option<&str>,
 ) -> String {
     let (table, column, lo, hi) = match granularity {
-        Granularity::FiveMinutes => (ROLLUPS_5M, "window_start", datetime(from), datetime(to)),
-        Granularity::Hour => (ROLLUPS_HOURLY, "hour", datetime(from), datetime(to)),
-        Granularity::Day => (ROLLUPS_DAILY, "day", date(from), date(to)),
+        Granularity::FiveMinutes => (
+            ROLLUPS_5M,
+            "window_start",
+            datetime(floor(from, crate::window::WINDOW_MS)),
+            format!("< {}", quote_literal(&datetime(to))),
+        ),
+        Granularity::Hour => (
+            ROLLUPS_HOURLY,
+            "hour",
+            datetime(floor(from, 3_600_000)),
+            format!("< {}", quote_literal(&datetime(to))),
+        ),
+        Granularity::Day => (
+            ROLLUPS_DAILY,
+            "day",
+            date(from),
+            format!("<= {}", quote_literal(&last_day(to))),
+        ),
     };
     let event = event.map_or(String::new(), |e| {
         format!(" AND event = {}", quote_literal(e))
     });
     format!(
         "SELECT toString({column}) AS label, sum(events) AS value FROM {database}.{table} \
-         WHERE team_id = {} AND {column} >= {} AND {column} < {}{event} \
+         WHERE team_id = {} AND {column} >= {} AND {column} {hi}{event} \
          GROUP BY {column} ORDER BY {column}",
         quote_literal(team),
         quote_literal(&lo),
-        quote_literal(&hi),
     )
 }
 
@@ -97,10 +122,10 @@ pub fn event_counts_sql(
 pub fn dau_sql(database: &str, team: &str, from: Timestamp, to: Timestamp) -> String {
     format!(
         "SELECT toString(day) AS label, toUInt64(uniqMerge(users)) AS value FROM {database}.{DAU_DAILY} \
-         WHERE team_id = {} AND day >= {} AND day < {} GROUP BY day ORDER BY day",
+         WHERE team_id = {} AND day >= {} AND day <= {} GROUP BY day ORDER BY day",
         quote_literal(team),
         quote_literal(&date(from)),
-        quote_literal(&date(to)),
+        quote_literal(&last_day(to)),
     )
 }
 
@@ -114,11 +139,11 @@ pub fn top_events_sql(
 ) -> String {
     format!(
         "SELECT event AS label, sum(events) AS value FROM {database}.{ROLLUPS_DAILY} \
-         WHERE team_id = {} AND day >= {} AND day < {} \
+         WHERE team_id = {} AND day >= {} AND day <= {} \
          GROUP BY event ORDER BY value DESC, label LIMIT {limit}",
         quote_literal(team),
         quote_literal(&date(from)),
-        quote_literal(&date(to)),
+        quote_literal(&last_day(to)),
     )
 }
 
@@ -198,7 +223,7 @@ mod tests {
         let sql = event_counts_sql(
             "db",
             "te'am",
-            ts("2026-11-26T00:00:00Z"),
+            ts("2026-11-26T00:20:00Z"),
             ts("2026-11-26T06:30:00Z"),
             Granularity::Hour,
             Some("Signed Up"),
@@ -216,8 +241,20 @@ mod tests {
             ts("2026-11-27T00:00:00Z"),
         );
         assert!(
-            dau.contains("day >= '2026-11-01' AND day < '2026-11-27'"),
+            dau.contains("day >= '2026-11-01' AND day <= '2026-11-26'"),
             "{dau}"
+        );
+        // Partial days at both ends are included.
+        let top = top_events_sql(
+            "db",
+            "t",
+            ts("2026-11-20T10:00:00Z"),
+            ts("2026-11-26T09:00:00Z"),
+            3,
+        );
+        assert!(
+            top.contains("day >= '2026-11-20' AND day <= '2026-11-26'"),
+            "{top}"
         );
     }
 

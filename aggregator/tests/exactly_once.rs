@@ -307,6 +307,52 @@ async fn assert_views(db: &str, expected: &Counts) {
     assert_same(&got_dau, &want_dau, "daily active users");
 }
 
+/// The dashboards' read path on the real server agrees with `expected`:
+/// counts per day and per 5 minutes, daily active users, top events.
+async fn assert_dashboard(db: &str, expected: &Counts) {
+    use sluice_aggregator::query::{Dashboard, Granularity};
+    let dashboard = Dashboard::new(&clickhouse_url(), db).unwrap();
+    let (from, to) = (
+        Timestamp::from_millis(two_hours_ago() - 86_400_000),
+        Timestamp::now(),
+    );
+    let team = "team-1";
+    let mut per_window: BTreeMap<String, u64> = BTreeMap::new();
+    let mut per_event: BTreeMap<String, u64> = BTreeMap::new();
+    let mut users: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for ((t, event, user, window), n) in expected {
+        if t != team {
+            continue;
+        }
+        let at = Timestamp::from_millis(i64::from(*window) * 1000).to_rfc3339();
+        *per_window
+            .entry(at[..19].replacen('T', " ", 1))
+            .or_default() += n;
+        *per_event.entry(event.clone()).or_default() += n;
+        users.entry(at[..10].to_owned()).or_default().insert(user);
+    }
+    let as_map = |points: Vec<sluice_aggregator::query::Point>| -> BTreeMap<String, u64> {
+        points.into_iter().map(|p| (p.label, p.value)).collect()
+    };
+    let five = dashboard
+        .event_counts(team, from, to, Granularity::FiveMinutes, None)
+        .await
+        .unwrap();
+    assert_same(&as_map(five), &per_window, "5-minute counts");
+    let dau = dashboard.dau(team, from, to).await.unwrap();
+    let want_dau: BTreeMap<String, u64> = users
+        .into_iter()
+        .map(|(d, u)| (d, u.len() as u64))
+        .collect();
+    assert_same(&as_map(dau), &want_dau, "daily active users");
+    let top = dashboard.top_events(team, from, to, 2).await.unwrap();
+    let mut want_top: Vec<(String, u64)> = per_event.into_iter().collect();
+    want_top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    want_top.truncate(2);
+    let got_top: Vec<(String, u64)> = top.into_iter().map(|p| (p.label, p.value)).collect();
+    assert_eq!(got_top, want_top, "top events");
+}
+
 /// Loads the topic into `db.events` with the real loader (in-process) and
 /// returns the raw events counted per rollup key.
 async fn raw_counts_via_loader(topic: &str, db: &str, total: u64) -> Counts {
@@ -402,6 +448,7 @@ async fn crashes_in_the_middle_of_a_flush_lose_and_double_count_nothing() {
         "per key and window, exactly the produced counts",
     );
     assert_views(&db, &want).await;
+    assert_dashboard(&db, &want).await;
 
     let raw = raw_counts_via_loader(&topics.raw, &db, 20_000).await;
     assert_same(&got, &raw, "rollups equal the raw events table");

@@ -95,15 +95,7 @@ impl RollupStore {
         partition: i32,
         from_offset: i64,
     ) -> anyhow::Result<Vec<(i64, RollupKey, i64)>> {
-        let sql = format!(
-            "SELECT toUInt32(window_start) AS window_start, team_id, event, user_id, max(max_offset) AS covered \
-             FROM {} WHERE kafka_topic = {} AND kafka_partition = {} AND max_offset >= {} \
-             GROUP BY window_start, team_id, event, user_id",
-            self.table,
-            ch::quote_literal(topic),
-            partition.max(0),
-            from_offset.max(0),
-        );
+        let sql = stored_since_sql(&self.table, topic, partition, from_offset);
         let rows: Vec<StoredRow> = self
             .client
             .query(&sql)
@@ -200,6 +192,20 @@ impl RollupStore {
             .map_err(InsertError::classify)?;
         insert.end().await.map_err(InsertError::classify)
     }
+}
+
+/// The query behind [`RollupStore::stored_since`]: per (window, key) of
+/// `topic`/`partition`, the highest offset covered, for rows covering
+/// offsets at or after `from_offset`.
+pub fn stored_since_sql(table: &str, topic: &str, partition: i32, from_offset: i64) -> String {
+    format!(
+        "SELECT toUInt32(window_start) AS window_start, team_id, event, user_id, max(max_offset) AS covered \
+         FROM {table} WHERE kafka_topic = {} AND kafka_partition = {} AND max_offset >= {} \
+         GROUP BY window_start, team_id, event, user_id",
+        ch::quote_literal(topic),
+        partition.max(0),
+        from_offset.max(0),
+    )
 }
 
 /// A token that depends only on what the rows say (not when they were
