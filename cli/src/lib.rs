@@ -5,9 +5,11 @@
 //!   proves every accepted event reached Kafka.
 //! - [`admin`]: `sluice keys`, a client of the gateway's admin API.
 //! - [`plugin`]: `sluice plugin new|build|run|upload`.
+//! - [`schema`]: `sluice schema register|check`, for pull-request checks.
 //! - [`readback`]: reading a topic from known offsets (also used by tests).
 
 pub mod admin;
 pub mod plugin;
 pub mod readback;
 pub mod sample;
+pub mod schema;
