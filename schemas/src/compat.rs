@@ -265,7 +265,9 @@ impl Checker {
                 ),
             );
         }
-        let shared = w.types;
+        // Per-type keywords matter only where both accept the type; the
+        // rest was reported as a type change above.
+        let shared = w.types.intersection(r.types);
         if shared.intersects(Types::NUMBER) {
             self.bound(path, "minimum", w.minimum, r.minimum, true);
             self.bound(path, "maximum", w.maximum, r.maximum, false);
@@ -476,5 +478,62 @@ fn with_article(types: Types) -> String {
         Some(b'a' | b'e' | b'i' | b'o' | b'u') => format!("an {text}"),
         _ if text == "null" => "null".to_owned(),
         _ => format!("a {text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn backward(old: serde_json::Value, new: serde_json::Value) -> Vec<String> {
+        let (old, new) = (Schema::parse(&old).unwrap(), Schema::parse(&new).unwrap());
+        check(Compatibility::Backward, &new, &[(1, &old)])
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn exclusive_bounds_compare_exactly() {
+        let min = |m: serde_json::Value| json!({"type": "number", "minimum": m});
+        let xmin = |m: serde_json::Value| json!({"type": "number", "exclusiveMinimum": m});
+        assert!(
+            backward(xmin(json!(0)), min(json!(0))).is_empty(),
+            "x > 0 implies x >= 0"
+        );
+        assert!(
+            !backward(min(json!(0)), xmin(json!(0))).is_empty(),
+            "x >= 0 admits 0"
+        );
+        assert!(backward(min(json!(1)), xmin(json!(0))).is_empty());
+    }
+
+    #[test]
+    fn additional_properties_schemas_are_compared_like_properties() {
+        let old = json!({"type": "object", "additionalProperties": {"type": "integer"}});
+        let new = json!({"type": "object", "additionalProperties": {"type": "number"}});
+        assert!(backward(old.clone(), new.clone()).is_empty());
+        let found = backward(new, old);
+        assert!(
+            found[0].contains("#/additionalProperties: type changed from number to integer"),
+            "{found:?}"
+        );
+        // A named property in the new schema is checked against the old
+        // schema's additionalProperties.
+        let old = json!({"type": "object", "additionalProperties": {"type": "string"}});
+        let new = json!({"type": "object", "properties": {"plan": {"type": ["string", "null"]}}, "additionalProperties": {"type": "string"}});
+        assert!(backward(old, new).is_empty());
+    }
+
+    #[test]
+    fn an_unconstrained_old_schema_accepts_nothing_narrower() {
+        let found = backward(json!({}), json!({"type": "object"}));
+        assert!(
+            found[0].contains("type changed from any type to object"),
+            "{found:?}"
+        );
+        assert!(backward(json!({"type": "object"}), json!(true)).is_empty());
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! - [`model`]: the supported subset of JSON Schema, parsed into [`Schema`];
 //!   unknown keywords are refused (the module docs list the subset).
-//! - [`validate`]: one instance against a schema, first violation with its path.
+//! - [`validate`]: one instance against a schema, first violation with its path;
+//!   `stream` does the same while parsing JSON text (the gateway's hot path).
 //! - [`compat`]: writer ⊆ reader inclusion, Confluent's seven modes, and
 //!   explanations naming the schema path and the rule broken.
 //!
@@ -13,6 +14,7 @@
 
 pub mod compat;
 pub mod model;
+mod stream;
 pub mod validate;
 
 pub use compat::{Compatibility, Direction, Incompatibility};

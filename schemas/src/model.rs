@@ -160,6 +160,10 @@ impl Types {
         Self(self.0 & !other.0)
     }
 
+    pub fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }

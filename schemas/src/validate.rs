@@ -1,9 +1,14 @@
 //! Validating one instance (an event's `properties`) against a parsed schema.
 //!
-//! The walk stops at the first violation: the gateway needs one reason per
+//! Two walks share the rules below: [`Schema::validate`] over a parsed
+//! [`Value`] (the compatibility checker uses it for enum values), and
+//! [`Schema::validate_text`], which the gateway calls per event: it checks
+//! while parsing (see [`crate::stream`]), so no JSON tree is built.
+//!
+//! A walk stops at the first violation: the gateway needs one reason per
 //! rejected event, and stopping early keeps the cost of a bad event no higher
 //! than a good one's. The failing path is built only on failure, while the
-//! recursion unwinds, so a valid event allocates nothing here.
+//! recursion unwinds.
 
 use std::fmt;
 
@@ -25,28 +30,52 @@ impl fmt::Display for Violation {
     }
 }
 
-enum Segment<'a> {
-    Key(&'a str),
+#[derive(Debug)]
+pub(crate) enum Segment {
+    Key(String),
     Index(usize),
 }
 
-struct Failure<'a> {
+/// A violation on its way up: segments are added while unwinding.
+#[derive(Debug)]
+pub(crate) struct Failure {
     /// Innermost segment first.
-    segments: Vec<Segment<'a>>,
+    segments: Vec<Segment>,
     message: String,
 }
 
-impl<'a> Failure<'a> {
-    fn new(message: String) -> Self {
+impl Failure {
+    pub(crate) fn new(message: String) -> Self {
         Self {
             segments: Vec::new(),
             message,
         }
     }
 
-    fn at(mut self, segment: Segment<'a>) -> Self {
+    pub(crate) fn at(mut self, segment: Segment) -> Self {
         self.segments.push(segment);
         self
+    }
+
+    fn into_violation(self, root: &str) -> Violation {
+        let mut path = root.to_owned();
+        for segment in self.segments.iter().rev() {
+            match segment {
+                Segment::Key(key) => {
+                    path.push('.');
+                    path.push_str(key);
+                }
+                Segment::Index(i) => {
+                    path.push('[');
+                    path.push_str(&i.to_string());
+                    path.push(']');
+                }
+            }
+        }
+        Violation {
+            path,
+            message: self.message,
+        }
     }
 }
 
@@ -54,26 +83,16 @@ impl Schema {
     /// Checks `instance`; `root` names it in the violation's path (the
     /// gateway passes `properties`).
     pub fn validate(&self, instance: &Value, root: &str) -> Result<(), Violation> {
-        check(self, instance).map_err(|failure| {
-            let mut path = root.to_owned();
-            for segment in failure.segments.iter().rev() {
-                match segment {
-                    Segment::Key(key) => {
-                        path.push('.');
-                        path.push_str(key);
-                    }
-                    Segment::Index(i) => {
-                        path.push('[');
-                        path.push_str(&i.to_string());
-                        path.push(']');
-                    }
-                }
-            }
-            Violation {
-                path,
-                message: failure.message,
-            }
-        })
+        check(self, instance).map_err(|failure| failure.into_violation(root))
+    }
+
+    /// Checks JSON text (an event's raw `properties`) while parsing it: the
+    /// gateway's per-event call. Same rules and messages as
+    /// [`Schema::validate`]; when an instance breaks several rules, the one
+    /// reported may differ (this walk meets object members in text order and
+    /// checks `required` and item counts after the members).
+    pub fn validate_text(&self, text: &str, root: &str) -> Result<(), Violation> {
+        crate::stream::validate(self, text).map_err(|failure| failure.into_violation(root))
     }
 
     /// True if `instance` is valid.
@@ -82,69 +101,96 @@ impl Schema {
     }
 }
 
-fn check<'a>(schema: &Schema, value: &'a Value) -> Result<(), Failure<'a>> {
+pub(crate) fn check(schema: &Schema, value: &Value) -> Result<(), Failure> {
     match schema {
-        Schema::Never => Err(Failure::new("no value is allowed here".to_owned())),
+        Schema::Never => Err(never()),
         Schema::Node(node) => check_node(node, value),
     }
 }
 
-fn check_node<'a>(node: &Node, value: &'a Value) -> Result<(), Failure<'a>> {
-    let kind = Types::of(value);
-    if !node.types.contains(kind) {
-        // An integer where only non-integers are listed cannot happen
-        // (`number` includes integers), so naming the JSON type is enough.
-        let got = match value {
-            Value::Number(_) if kind == Types::FRACTION => "a non-integer number".to_owned(),
-            Value::Number(_) => "an integer".to_owned(),
-            Value::Null => "null".to_owned(),
-            Value::Bool(_) => "a boolean".to_owned(),
-            Value::String(_) => "a string".to_owned(),
-            Value::Array(_) => "an array".to_owned(),
-            Value::Object(_) => "an object".to_owned(),
-        };
-        return Err(Failure::new(format!("expected {}, got {got}", node.types)));
+pub(crate) fn never() -> Failure {
+    Failure::new("no value is allowed here".to_owned())
+}
+
+/// The type rule: `kind` (one type bit) must be one of the node's types.
+pub(crate) fn check_type(node: &Node, kind: Types) -> Result<(), Failure> {
+    if node.types.contains(kind) {
+        return Ok(());
     }
-    if let Some(allowed) = &node.enumeration
-        && !allowed.iter().any(|a| same(a, value))
-    {
-        return Err(Failure::new(format!(
+    let got = match kind {
+        Types::FRACTION => "a non-integer number",
+        Types::INTEGER => "an integer",
+        Types::NULL => "null",
+        Types::BOOLEAN => "a boolean",
+        Types::STRING => "a string",
+        Types::ARRAY => "an array",
+        _ => "an object",
+    };
+    Err(Failure::new(format!("expected {}, got {got}", node.types)))
+}
+
+pub(crate) fn check_enum(node: &Node, value: &Value) -> Result<(), Failure> {
+    match &node.enumeration {
+        Some(allowed) if !allowed.iter().any(|a| same(a, value)) => Err(Failure::new(format!(
             "{} is not one of {}",
             short(value),
             Value::Array(allowed.clone())
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The numeric bounds.
+pub(crate) fn check_number(node: &Node, x: f64) -> Result<(), Failure> {
+    if let Some(min) = node.minimum
+        && !above(x, min)
+    {
+        return Err(Failure::new(format!(
+            "{x} is below the minimum {}",
+            describe_bound(min)
         )));
     }
+    if let Some(max) = node.maximum
+        && !below(x, max)
+    {
+        return Err(Failure::new(format!(
+            "{x} is above the maximum {}",
+            describe_bound(max)
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_item_count(node: &Node, len: usize) -> Result<(), Failure> {
+    let len = len as u64;
+    if node.min_items.is_some_and(|min| len < min) || node.max_items.is_some_and(|max| len > max) {
+        return Err(Failure::new(format!(
+            "has {len} items; {} allowed",
+            range(node.min_items, node.max_items)
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn missing_required(name: &str) -> Failure {
+    Failure::new(format!("required property `{name}` is missing"))
+}
+
+pub(crate) fn not_allowed() -> Failure {
+    Failure::new(
+        "property not allowed: the schema is closed (additionalProperties: false) and does not name it"
+            .to_owned(),
+    )
+}
+
+pub(crate) fn check_node(node: &Node, value: &Value) -> Result<(), Failure> {
+    check_type(node, Types::of(value))?;
+    check_enum(node, value)?;
     match value {
-        Value::Number(n) => {
-            let x = n.as_f64().unwrap_or(f64::NAN);
-            if let Some(min) = node.minimum
-                && !above(x, min)
-            {
-                return Err(Failure::new(format!(
-                    "{x} is below the minimum {}",
-                    describe_bound(min)
-                )));
-            }
-            if let Some(max) = node.maximum
-                && !below(x, max)
-            {
-                return Err(Failure::new(format!(
-                    "{x} is above the maximum {}",
-                    describe_bound(max)
-                )));
-            }
-        }
+        Value::Number(n) => check_number(node, n.as_f64().unwrap_or(f64::NAN))?,
         Value::String(s) => check_string(node, s)?,
         Value::Array(elements) => {
-            let len = elements.len() as u64;
-            if node.min_items.is_some_and(|min| len < min)
-                || node.max_items.is_some_and(|max| len > max)
-            {
-                return Err(Failure::new(format!(
-                    "has {len} items; {} allowed",
-                    range(node.min_items, node.max_items)
-                )));
-            }
+            check_item_count(node, elements.len())?;
             if let Some(items) = &node.items {
                 for (i, element) in elements.iter().enumerate() {
                     check(items, element).map_err(|f| f.at(Segment::Index(i)))?;
@@ -152,25 +198,19 @@ fn check_node<'a>(node: &Node, value: &'a Value) -> Result<(), Failure<'a>> {
             }
         }
         Value::Object(map) => {
-            for name in &node.required {
-                if !map.contains_key(name) {
-                    return Err(Failure::new(format!(
-                        "required property `{name}` is missing"
-                    )));
-                }
+            if let Some(name) = node.required.iter().find(|n| !map.contains_key(*n)) {
+                return Err(missing_required(name));
             }
             for (key, element) in map {
                 match node.properties.get(key) {
                     Some(schema) => check(schema, element),
                     None => match &node.additional {
                         None => Ok(()),
-                        Some(Schema::Never) => Err(Failure::new(
-                            "property not allowed: the schema is closed (additionalProperties: false) and does not name it".to_owned(),
-                        )),
+                        Some(Schema::Never) => Err(not_allowed()),
                         Some(schema) => check(schema, element),
                     },
                 }
-                .map_err(|f| f.at(Segment::Key(key)))?;
+                .map_err(|f| f.at(Segment::Key(key.clone())))?;
             }
         }
         Value::Null | Value::Bool(_) => {}
@@ -178,8 +218,13 @@ fn check_node<'a>(node: &Node, value: &'a Value) -> Result<(), Failure<'a>> {
     Ok(())
 }
 
-fn check_string<'a>(node: &Node, s: &str) -> Result<(), Failure<'a>> {
-    if node.min_length.is_some() || node.max_length.is_some() {
+pub(crate) fn check_string(node: &Node, s: &str) -> Result<(), Failure> {
+    // A string has between len/4 and len code points: count them only when
+    // the byte length cannot settle the bounds.
+    let bytes = s.len() as u64;
+    let settled = node.max_length.is_none_or(|max| bytes <= max)
+        && node.min_length.is_none_or(|min| bytes / 4 >= min);
+    if !settled {
         let len = s.chars().count() as u64;
         if node.min_length.is_some_and(|min| len < min)
             || node.max_length.is_some_and(|max| len > max)
@@ -343,5 +388,17 @@ mod tests {
                 .starts_with("`properties.plna`: property not allowed")
         );
         assert!(error(json!({"plan": "pro", "email": "nope"})).contains("not a valid `email`"));
+    }
+
+    #[test]
+    fn lengths_count_code_points_not_bytes() {
+        let s = Schema::parse(&json!({"type": "string", "minLength": 2, "maxLength": 2})).unwrap();
+        assert!(s.accepts(&json!("éé")), "4 bytes, 2 code points");
+        assert!(!s.accepts(&json!("é")));
+        assert!(!s.accepts(&json!("ééé")));
+        assert_eq!(
+            s.validate_text("\"ééé\"", "p").unwrap_err().message,
+            "is 3 characters long; 2 to 2 allowed"
+        );
     }
 }

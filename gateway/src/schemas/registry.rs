@@ -205,11 +205,9 @@ impl View {
                 ),
             ));
         };
-        let properties: Value = serde_json::from_str(event.properties.get())
-            .map_err(|e| Reject::new(RejectCode::SchemaViolation, format!("`properties`: {e}")))?;
         compiled
             .schema
-            .validate(&properties, "properties")
+            .validate_text(event.properties.get(), "properties")
             .map_err(|violation| {
                 Reject::new(
                     RejectCode::SchemaViolation,
