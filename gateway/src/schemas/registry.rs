@@ -15,6 +15,7 @@
 //! lookup is two hash probes and no parsing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -240,6 +241,9 @@ impl std::fmt::Debug for Store {
 pub struct SchemaRegistry {
     store: Store,
     view: RwLock<Arc<View>>,
+    /// Set once a view was built from a table that had read everything
+    /// written before start-up: until then events could pass unchecked.
+    loaded: AtomicBool,
     /// Serialises registrations on this replica, so two concurrent requests
     /// cannot both take the same version number. Across replicas concurrent
     /// registrations of one subject are last-writer-wins (docs/schemas.md).
@@ -262,6 +266,7 @@ impl SchemaRegistry {
         Self {
             store,
             view: RwLock::default(),
+            loaded: AtomicBool::new(false),
             writes: tokio::sync::Mutex::new(()),
         }
     }
@@ -269,7 +274,7 @@ impl SchemaRegistry {
     /// True once every record written before start-up is in the view.
     pub fn is_loaded(&self) -> bool {
         match &self.store {
-            Store::Kafka(table) => table.is_caught_up(),
+            Store::Kafka(_) => self.loaded.load(Ordering::Relaxed),
             Store::Memory(_) => true,
         }
     }
@@ -284,6 +289,12 @@ impl SchemaRegistry {
 
     /// Rebuilds the view from the table.
     pub fn refresh(&self) {
+        // Read the flag before the entries: if the table was caught up
+        // then, the entries hold everything written before start-up.
+        let caught_up = match &self.store {
+            Store::Kafka(table) => table.is_caught_up(),
+            Store::Memory(_) => true,
+        };
         let entries = match &self.store {
             Store::Kafka(table) => table.entries(),
             Store::Memory(map) => match map.read() {
@@ -294,6 +305,9 @@ impl SchemaRegistry {
         let view = Arc::new(View::build(entries));
         if let Ok(mut current) = self.view.write() {
             *current = view;
+        }
+        if caught_up {
+            self.loaded.store(true, Ordering::Relaxed);
         }
     }
 
@@ -335,10 +349,19 @@ impl SchemaRegistry {
         let mut changes = table.changes();
         loop {
             self.refresh();
-            // Also re-check now and then, so a missed wake-up costs seconds.
-            if let Ok(Err(_)) =
-                tokio::time::timeout(Duration::from_secs(5), changes.changed()).await
-            {
+            // A watch never misses a change; records applied while a refresh
+            // runs are coalesced into one wake-up, so loading a long topic
+            // at start-up rebuilds the view a few times, not once per record.
+            // Until loaded, also poll: the table turns "caught up" without a
+            // change when the topic is empty, or just after its last record.
+            let changed = if self.is_loaded() {
+                changes.changed().await
+            } else {
+                tokio::time::timeout(Duration::from_millis(100), changes.changed())
+                    .await
+                    .unwrap_or(Ok(()))
+            };
+            if changed.is_err() {
                 return; // the reader stopped
             }
         }
