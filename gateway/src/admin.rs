@@ -169,7 +169,7 @@ async fn revoke_key(
     Ok(Json(KeyView::from(record)))
 }
 
-fn validate_team_id(team: &str) -> Result<(), ApiError> {
+pub(crate) fn validate_team_id(team: &str) -> Result<(), ApiError> {
     let ok = !team.is_empty()
         && team.len() <= 64
         && team

@@ -165,6 +165,32 @@ async fn register_read_back_and_reregister_idempotently() {
     .await;
     assert_eq!(raw, signup_v1());
 
+    // Confluent's lookup: registered under which version?
+    let lookup = format!("{BASE}/subjects/Signup");
+    let (status, found) = call(
+        &h,
+        "POST",
+        &lookup,
+        &h.ingest_a,
+        Some(schema_body(&signup_v1())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["version"], 1);
+    let (status, body) = call(
+        &h,
+        "POST",
+        &lookup,
+        &h.ingest_a,
+        Some(schema_body(&json!({"type": "object"}))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (body["error_code"].as_u64(), body["code"].as_str()),
+        (Some(40403), Some("schema_not_found"))
+    );
+
     let (status, missing) = call(
         &h,
         "GET",
@@ -386,6 +412,16 @@ async fn another_teams_subjects_are_invisible_and_ingest_keys_cannot_write() {
     let (status, body) = call(&h, "GET", &format!("{BASE}/subjects"), "sk_nope", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error_code"], 40101);
+    // A team id with a `/` (encoded) is refused, not stored.
+    let (status, body) = call(
+        &h,
+        "PUT",
+        "/schemas/v1/teams/a%2Fb/config",
+        OPERATOR,
+        Some(json!({"compatibility": "NONE"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     // The operator sees every team.
     let (status, subjects) = call(&h, "GET", &format!("{BASE}/subjects"), OPERATOR, None).await;
     assert_eq!(status, StatusCode::OK);

@@ -6,6 +6,7 @@
 //! | method and path (under the team's base) | what |
 //! |---|---|
 //! | `GET  /subjects` | the team's subjects |
+//! | `POST /subjects/{subject}` | is this schema registered? → its version, or 404 `schema_not_found` |
 //! | `GET  /subjects/{subject}/versions` | its versions, `[1, 2, ...]` |
 //! | `POST /subjects/{subject}/versions` | register `{"schema": "<JSON text>" or {...}, "schemaType": "JSON"}` → `{"id", "version"}`; 409 with the reasons if incompatible |
 //! | `GET  /subjects/{subject}/versions/{version or latest}` | `{"subject", "version", "id", "schemaType", "schema"}` |
@@ -51,6 +52,7 @@ pub fn routes() -> Router<AppState> {
             get(get_global_config).put(put_global_config),
         )
         .route(&format!("{base}/subjects"), get(list_subjects))
+        .route(&format!("{base}/subjects/{{subject}}"), post(lookup))
         .route(
             &format!("{base}/subjects/{{subject}}/versions"),
             get(list_versions).post(register),
@@ -103,6 +105,8 @@ fn registry<'a>(
     access: Access,
 ) -> Result<&'a SchemaRegistry> {
     let token = auth::bearer(headers)?;
+    // Team ids never contain `/`: the storage keys rely on it.
+    crate::admin::validate_team_id(team)?;
     let is_operator = state
         .operator_token()
         .is_some_and(|expected| crate::keys::constant_time_eq(token, expected));
@@ -267,6 +271,23 @@ async fn get_version_schema(
     let view = registry(&state, &headers, &team, Access::Read)?.view();
     let all = versions(&view, &team, &subject)?;
     Ok(Json(pick(&all, &subject, &version)?.record.schema.clone()))
+}
+
+/// Confluent's "is this schema registered under the subject?".
+async fn lookup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((team, subject)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<impl IntoResponse> {
+    let view = registry(&state, &headers, &team, Access::Read)?.view();
+    let (document, _) = candidate(&body)?;
+    let all = versions(&view, &team, &subject)?;
+    let found = all
+        .iter()
+        .find(|c| c.record.schema == document)
+        .ok_or_else(|| SchemaApiError::SchemaNotFound(subject.clone()))?;
+    Ok(Json(version_view(found)))
 }
 
 async fn register(

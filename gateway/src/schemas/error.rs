@@ -17,6 +17,8 @@ pub enum SchemaApiError {
     Auth(ApiError),
     #[error("subject `{0}` not found")]
     SubjectNotFound(String),
+    #[error("this schema is not registered under subject `{0}`")]
+    SchemaNotFound(String),
     #[error("version {1} of subject `{0}` not found")]
     VersionNotFound(String, String),
     #[error("invalid schema at {0}")]
@@ -64,6 +66,7 @@ impl SchemaApiError {
             Self::Auth(err) => err.code(),
             Self::SubjectNotFound(_) => "subject_not_found",
             Self::VersionNotFound(..) => "version_not_found",
+            Self::SchemaNotFound(_) => "schema_not_found",
             Self::InvalidSchema(err) => err.code,
             Self::InvalidVersion(_) => "invalid_version",
             Self::InvalidCompatibility(_) => "invalid_compatibility_level",
@@ -78,7 +81,9 @@ impl SchemaApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Auth(err) => err.status(),
-            Self::SubjectNotFound(_) | Self::VersionNotFound(..) => StatusCode::NOT_FOUND,
+            Self::SubjectNotFound(_) | Self::VersionNotFound(..) | Self::SchemaNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             Self::InvalidSchema(_)
             | Self::InvalidVersion(_)
             | Self::InvalidCompatibility(_)
@@ -95,6 +100,7 @@ impl SchemaApiError {
         match self {
             Self::SubjectNotFound(_) => 40401,
             Self::VersionNotFound(..) => 40402,
+            Self::SchemaNotFound(_) => 40403,
             Self::InvalidSchema(_) => 42201,
             Self::InvalidVersion(_) => 42202,
             Self::InvalidCompatibility(_) => 42203,
