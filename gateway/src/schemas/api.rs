@@ -309,11 +309,7 @@ async fn register(
         ));
     }
     let mode = view.compatibility(&team, Some(&subject));
-    let pairs: Vec<(u32, &Schema)> = earlier
-        .iter()
-        .map(|c| (c.record.version, &c.schema))
-        .collect();
-    let found = compat::check(mode, &schema, &pairs);
+    let found = check_against(mode, &schema, &earlier);
     if !found.is_empty() {
         return Err(SchemaApiError::Incompatible {
             subject,
@@ -337,6 +333,19 @@ async fn register(
     Ok(Json(json!({ "id": version, "version": version })))
 }
 
+/// `compat::check` against a subject's versions (oldest first).
+fn check_against(
+    mode: Compatibility,
+    schema: &Schema,
+    earlier: &[&Compiled],
+) -> Vec<sluice_schemas::Incompatibility> {
+    let pairs: Vec<(u32, &Schema)> = earlier
+        .iter()
+        .map(|c| (c.record.version, &c.schema))
+        .collect();
+    compat::check(mode, schema, &pairs)
+}
+
 fn verdict(found: &[sluice_schemas::Incompatibility], mode: Compatibility) -> Value {
     json!({
         "is_compatible": found.is_empty(),
@@ -358,11 +367,7 @@ async fn check_all(
     let (_, schema) = candidate(&body)?;
     let mode = view.compatibility(&team, Some(&subject));
     let earlier = versions(&view, &team, &subject).unwrap_or_default();
-    let pairs: Vec<(u32, &Schema)> = earlier
-        .iter()
-        .map(|c| (c.record.version, &c.schema))
-        .collect();
-    Ok(Json(verdict(&compat::check(mode, &schema, &pairs), mode)))
+    Ok(Json(verdict(&check_against(mode, &schema, &earlier), mode)))
 }
 
 /// Compatible with one version, in the direction(s) of the subject's mode?
