@@ -301,18 +301,28 @@ fn parse_at(document: &Value, path: &str) -> Result<Schema, SchemaError> {
         let here = format!("{path}/{}", escape(keyword));
         match keyword.as_str() {
             "type" => node.types = parse_types(value, &here)?,
-            "enum" => {
-                let values = value
-                    .as_array()
-                    .filter(|v| !v.is_empty())
-                    .ok_or_else(|| invalid(&here, "`enum` must be a non-empty array"))?;
-                node.enumeration = Some(values.clone());
+            "enum" | "const" => {
+                let values = match value {
+                    _ if keyword == "const" => vec![value.clone()],
+                    Value::Array(values) if !values.is_empty() => values.clone(),
+                    _ => return Err(invalid(&here, "`enum` must be a non-empty array")),
+                };
+                // Both present: a value must satisfy both.
+                node.enumeration = Some(match node.enumeration.take() {
+                    None => values,
+                    Some(earlier) => earlier.into_iter().filter(|v| values.contains(v)).collect(),
+                });
             }
-            "const" => node.enumeration = Some(vec![value.clone()]),
-            "minimum" => node.minimum = Some(bound(value, false, &here)?),
-            "maximum" => node.maximum = Some(bound(value, false, &here)?),
-            "exclusiveMinimum" => node.minimum = Some(bound(value, true, &here)?),
-            "exclusiveMaximum" => node.maximum = Some(bound(value, true, &here)?),
+            // `minimum` and `exclusiveMinimum` may both be present: the
+            // tighter one is the bound.
+            "minimum" | "exclusiveMinimum" => {
+                let b = bound(value, keyword.starts_with("exclusive"), &here)?;
+                node.minimum = Some(tighter(node.minimum, b, true));
+            }
+            "maximum" | "exclusiveMaximum" => {
+                let b = bound(value, keyword.starts_with("exclusive"), &here)?;
+                node.maximum = Some(tighter(node.maximum, b, false));
+            }
             "minLength" => node.min_length = Some(count(value, &here)?),
             "maxLength" => node.max_length = Some(count(value, &here)?),
             "minItems" => node.min_items = Some(count(value, &here)?),
@@ -432,6 +442,21 @@ fn bound(value: &Value, exclusive: bool, path: &str) -> Result<Bound, SchemaErro
     }
 }
 
+/// Of two lower (or upper) bounds, the one fewer numbers satisfy.
+fn tighter(current: Option<Bound>, new: Bound, lower: bool) -> Bound {
+    let Some(current) = current else { return new };
+    let new_wins = if lower {
+        new.value > current.value
+    } else {
+        new.value < current.value
+    };
+    if new_wins || (new.value == current.value && new.exclusive) {
+        new
+    } else {
+        current
+    }
+}
+
 fn count(value: &Value, path: &str) -> Result<u64, SchemaError> {
     value
         .as_u64()
@@ -466,6 +491,32 @@ mod tests {
         assert_eq!(err.path, "#/properties/a/pattern");
         let err = Schema::parse(&json!({"type": "strng"})).unwrap_err();
         assert_eq!(err.code, "invalid_schema");
+    }
+
+    #[test]
+    fn the_tighter_of_two_bounds_applies() {
+        let schema = Schema::parse(
+            &json!({"minimum": 0, "exclusiveMinimum": 5, "maximum": 10, "exclusiveMaximum": 10}),
+        )
+        .unwrap();
+        let node = schema.node().unwrap();
+        assert_eq!(
+            node.minimum,
+            Some(Bound {
+                value: 5.0,
+                exclusive: true
+            })
+        );
+        assert_eq!(
+            node.maximum,
+            Some(Bound {
+                value: 10.0,
+                exclusive: true
+            })
+        );
+        assert!(!schema.accepts(&json!(5)));
+        assert!(schema.accepts(&json!(6)));
+        assert!(!schema.accepts(&json!(10)));
     }
 
     #[test]
