@@ -7,9 +7,11 @@
 //! - [`plugin`]: `sluice plugin new|build|run|upload`.
 //! - [`schema`]: `sluice schema register|check`, for pull-request checks.
 //! - [`readback`]: reading a topic from known offsets (also used by tests).
+//! - [`stats`]: `sluice stats`, the dashboards' numbers from the rollups.
 
 pub mod admin;
 pub mod plugin;
 pub mod readback;
 pub mod sample;
 pub mod schema;
+pub mod stats;
