@@ -5,6 +5,7 @@
 //!   proves every accepted event reached Kafka.
 //! - [`admin`]: `sluice keys`, a client of the gateway's admin API.
 //! - [`plugin`]: `sluice plugin new|build|run|upload`.
+//! - [`schema`]: `sluice schema register|check`, for pull-request checks.
 //! - [`readback`]: reading a topic from known offsets (also used by tests).
 //! - [`stats`]: `sluice stats`, the dashboards' numbers from the rollups.
 
@@ -12,4 +13,5 @@ pub mod admin;
 pub mod plugin;
 pub mod readback;
 pub mod sample;
+pub mod schema;
 pub mod stats;

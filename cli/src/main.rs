@@ -99,6 +99,16 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Register event schemas and check changes against the registry.
+    ///
+    /// Exit codes: 0 compatible/registered, 1 refused (the reasons are
+    /// printed), 2 usage or connection error.
+    Schema {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
     /// Send a sample batch through a gateway and read it back from Kafka.
     ///
     /// Exits non-zero unless every event the gateway acknowledged is found in
@@ -225,6 +235,29 @@ enum PluginAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum SchemaAction {
+    /// Register a JSON Schema file as the next version of TEAM/EVENT.
+    ///
+    /// Needs the team's admin key (or the operator token).
+    Register {
+        /// TEAM/EVENT, e.g. `acme/Signup Completed`.
+        subject: String,
+        /// The JSON Schema file (it describes the event's `properties`).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Check a JSON Schema file against TEAM/EVENT's versions without
+    /// registering it (any key of the team will do).
+    Check {
+        /// TEAM/EVENT, e.g. `acme/Signup Completed`.
+        subject: String,
+        /// The JSON Schema file (it describes the event's `properties`).
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum StatsQuery {
     /// Events over time [default range: the last 24 hours].
     Events {
@@ -269,12 +302,65 @@ enum KeysAction {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Command::Schema { admin, action } = cli.command {
+        return schema_command(admin, action).await;
+    }
     // `{:#}` of an anyhow error includes its causes.
-    sluice_core::shutdown::exit_code(run().await.map_err(|err| format!("{err:#}")))
+    sluice_core::shutdown::exit_code(run(cli).await.map_err(|err| format!("{err:#}")))
 }
 
-async fn run() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// Exit codes for pull-request checks: 0 accepted, 1 refused with the
+/// reasons printed, 2 usage or connection error.
+async fn schema_command(admin: AdminArgs, action: SchemaAction) -> std::process::ExitCode {
+    let result = async {
+        let token = admin
+            .token
+            .ok_or_else(|| anyhow::anyhow!("a token is required: --token or SLUICE_ADMIN_TOKEN"))?;
+        let client = sluice_cli::schema::SchemaClient::new(&admin.admin_url, &token)?;
+        let (subject, file, register) = match &action {
+            SchemaAction::Register { subject, file } => (subject, file, true),
+            SchemaAction::Check { subject, file } => (subject, file, false),
+        };
+        let (team, event) = sluice_cli::schema::parse_subject(subject)?;
+        let text = sluice_cli::schema::read_schema(file)?;
+        let decision = if register {
+            client.register(team, event, &text).await?
+        } else {
+            client.check(team, event, &text).await?
+        };
+        anyhow::Ok((subject.clone(), file.clone(), register, decision))
+    }
+    .await;
+    match result {
+        Ok((subject, file, register, decision)) => {
+            match &decision {
+                sluice_cli::schema::Decision::Accepted { version } if register => println!(
+                    "registered {} as {subject} version {}",
+                    file.display(),
+                    version.map_or("?".to_owned(), |v| v.to_string())
+                ),
+                sluice_cli::schema::Decision::Accepted { .. } => {
+                    println!("{} is compatible with {subject}", file.display());
+                }
+                sluice_cli::schema::Decision::Refused { reasons } => {
+                    println!("{} is refused for {subject}:", file.display());
+                    for reason in reasons {
+                        println!("  - {reason}");
+                    }
+                }
+            }
+            std::process::ExitCode::from(decision.exit_code())
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Plugin { action } => return plugin_command(action).await,
         Command::Stats {
             query,
@@ -406,6 +492,8 @@ async fn run() -> anyhow::Result<()> {
                 }
             }
         }
+        // Handled in `main` (it has its own exit codes).
+        Command::Schema { .. } => {}
         Command::SendSample {
             gateway,
             api_key,

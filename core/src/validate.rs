@@ -51,8 +51,13 @@ pub enum RejectCode {
     /// A team plugin failed (trap, CPU or memory limit, broken contract) and
     /// its failure policy refuses the event. Retrying later may succeed.
     PluginFailed,
-    /// No schema matches, or the event does not conform to it.
+    /// The event's `properties` do not conform to the schema its
+    /// `schema_version` names (the message names the failing path).
     SchemaViolation,
+    /// The event name has schemas, but not the `schema_version` it names.
+    UnknownSchemaVersion,
+    /// The event name has no schema and the team rejects unregistered events.
+    UnregisteredEvent,
 }
 
 impl RejectCode {
@@ -73,6 +78,8 @@ impl RejectCode {
             Self::PluginRejected => "plugin_rejected",
             Self::PluginFailed => "plugin_failed",
             Self::SchemaViolation => "schema_violation",
+            Self::UnknownSchemaVersion => "unknown_schema_version",
+            Self::UnregisteredEvent => "unregistered_event",
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The admin API under `/admin/v1`: API keys today; plugins and schemas join
-//! it. Authenticated with the operator token (`admin.token`, every team) or a
+//! The admin API under `/admin/v1`: API keys here, plugins in
+//! [`crate::plugins::admin`] (schemas have their own Confluent-shaped API,
+//! [`crate::schemas::api`]). Authenticated with the operator token (`admin.token`, every team) or a
 //! team's `admin`-role key (that team only: one team can never see or change
 //! another's resources).
 //!
@@ -168,7 +169,7 @@ async fn revoke_key(
     Ok(Json(KeyView::from(record)))
 }
 
-fn validate_team_id(team: &str) -> Result<(), ApiError> {
+pub(crate) fn validate_team_id(team: &str) -> Result<(), ApiError> {
     let ok = !team.is_empty()
         && team.len() <= 64
         && team

@@ -9,6 +9,7 @@ use sluice_core::Limits;
 
 use crate::admission::AdmissionConfig;
 use crate::plugins::PluginsConfig;
+use crate::schemas::SchemasConfig;
 use sluice_core::kafka::KafkaSettings;
 
 /// Environment variable prefix; nesting uses `__` (`SLUICE_GATEWAY_KAFKA__BROKERS`).
@@ -26,6 +27,7 @@ pub struct GatewayConfig {
     pub admin: AdminConfig,
     pub admission: AdmissionConfig,
     pub plugins: PluginsConfig,
+    pub schemas: SchemasConfig,
 }
 
 impl Default for GatewayConfig {
@@ -39,6 +41,7 @@ impl Default for GatewayConfig {
             admin: AdminConfig::default(),
             admission: AdmissionConfig::default(),
             plugins: PluginsConfig::default(),
+            schemas: SchemasConfig::default(),
         }
     }
 }
@@ -162,6 +165,7 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   plugins.runtime.max_component_bytes  largest accepted upload [33554432]
   plugins.runtime.max_instances   plugin instances alive at once [64]
   plugins.runtime.max_log_lines_per_call  log lines a plugin may write per call [100]
+  schemas.topic                   compacted topic of schema versions and settings [sluice.schemas]
 
 Example: SLUICE_GATEWAY_KAFKA__BROKERS=kafka-1:9092,kafka-2:9092 sluice-gateway --config gateway.toml";
 

@@ -10,8 +10,9 @@
 //!   to the dead-letter topic, where Kafka acknowledged it; do not retry;
 //! - `failed`: Kafka did not acknowledge it in time; retry with the same `event_id`.
 //!
-//! Steps: decode and check each event against the contract, run the team's
-//! plugin chain over the survivors, then produce everything in one batch and
+//! Steps: decode and check each event against the contract, then against the
+//! team's registered schema for its name and `schema_version` (if any), run
+//! the team's plugin chain over the survivors, then produce everything in one batch and
 //! answer once Kafka has answered for every record.
 
 use std::collections::HashSet;
@@ -140,6 +141,9 @@ pub async fn ingest_batch(
         .charge(&principal.key_id, batch.events.len())?;
 
     let received_at = state.clock().now();
+    // One view for the whole batch: a registration landing mid-batch applies
+    // to the next batch, never to half of this one.
+    let schemas = state.schemas().map(|registry| registry.view());
     let mut seen = HashSet::with_capacity(batch.events.len());
     let decisions: Vec<Result<Event<'_>, (Option<Uuid>, Reject)>> = batch
         .events
@@ -160,6 +164,11 @@ pub async fn ingest_batch(
                         ),
                     ),
                 ));
+            }
+            if let Some(schemas) = &schemas {
+                schemas
+                    .check(team, &event)
+                    .map_err(|r| (Some(event.event_id), r))?;
             }
             Ok(event)
         })

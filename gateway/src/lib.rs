@@ -12,6 +12,7 @@
 //! - [`body`]: reading request bodies under size, decompression and time limits.
 //! - [`sink`]: where accepted and rejected events go (Kafka, or memory in tests).
 //! - [`plugins`]: the Wasm plugin host (validators and enrichers per team).
+//! - [`schemas`]: the schema registry (API, storage) and event validation.
 //! - [`metrics`]: Prometheus metric names and gauge sampling (`/metrics`).
 //! - [`error`]: the one error type of the HTTP boundary and its status mapping.
 //! - [`state`]: what handlers share.
@@ -30,6 +31,7 @@ pub mod keys;
 pub mod metrics;
 pub mod plugins;
 pub mod routes;
+pub mod schemas;
 pub mod sink;
 pub mod state;
 pub mod table;
@@ -65,8 +67,14 @@ pub async fn serve(
     )?);
     let plugin_host = plugins::PluginHost::new(&config.plugins, Some(registry))?;
     let plugin_sync = tokio::spawn(plugin_host.clone().sync());
-    let state =
-        AppState::new(&config, keys, sink.clone(), Arc::new(SystemClock)).with_plugins(plugin_host);
+    let schemas = Arc::new(schemas::SchemaRegistry::start(
+        &config.kafka,
+        &config.schemas.topic,
+    )?);
+    let schema_sync = tokio::spawn(schemas.clone().sync());
+    let state = AppState::new(&config, keys, sink.clone(), Arc::new(SystemClock))
+        .with_plugins(plugin_host)
+        .with_schemas(schemas);
     let readiness = tokio::spawn(sink::watch_readiness(
         sink.clone(),
         state.readiness(),
@@ -94,6 +102,7 @@ pub async fn serve(
     readiness.abort();
     upkeep.abort();
     plugin_sync.abort();
+    schema_sync.abort();
 
     let flush_timeout = Duration::from_millis(config.producer.delivery_timeout_ms);
     tokio::task::spawn_blocking(move || sink.flush(flush_timeout)).await??;

@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .merge(admin::routes())
+        .merge(crate::schemas::api::routes())
         .with_state(state)
 }
 

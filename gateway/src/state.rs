@@ -9,6 +9,7 @@ use crate::admission::Admission;
 use crate::config::{GatewayConfig, IngestConfig, ProducerSettings};
 use crate::keys::KeyStore;
 use crate::plugins::PluginHost;
+use crate::schemas::SchemaRegistry;
 use crate::sink::EventSink;
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     readiness: Readiness,
     plugins: Option<Arc<PluginHost>>,
+    schemas: Option<Arc<SchemaRegistry>>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
                 clock,
                 readiness: Readiness::default(),
                 plugins: None,
+                schemas: None,
             }),
         }
     }
@@ -61,6 +64,18 @@ impl AppState {
             inner.plugins = Some(plugins);
         }
         self
+    }
+
+    /// Adds the schema registry. Call before the state is shared.
+    pub fn with_schemas(mut self, schemas: Arc<SchemaRegistry>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.schemas = Some(schemas);
+        }
+        self
+    }
+
+    pub fn schemas(&self) -> Option<&Arc<SchemaRegistry>> {
+        self.inner.schemas.as_ref()
     }
 
     pub fn plugins(&self) -> Option<&Arc<PluginHost>> {
@@ -95,11 +110,13 @@ impl AppState {
         self.inner.clock.as_ref()
     }
 
-    /// What `/readyz` reports: Kafka reachable, keys loaded, not draining.
+    /// What `/readyz` reports: Kafka reachable, keys, plugins and schemas
+    /// loaded, not draining.
     pub fn is_ready(&self) -> bool {
         self.inner.readiness.is_ready()
             && self.inner.keys.is_loaded()
             && self.inner.plugins.as_ref().is_none_or(|p| p.is_loaded())
+            && self.inner.schemas.as_ref().is_none_or(|s| s.is_loaded())
     }
 
     pub fn readiness(&self) -> Readiness {

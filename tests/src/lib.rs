@@ -28,7 +28,8 @@ pub fn kafka() -> KafkaSettings {
     }
 }
 
-/// A pair of fresh topics standing in for `events.raw` and `events.rejected`.
+/// Fresh topics standing in for `events.raw`, `events.rejected` and the
+/// compacted tables (keys, plugins, schemas).
 #[derive(Debug)]
 pub struct TestTopics {
     pub raw: String,
@@ -38,6 +39,8 @@ pub struct TestTopics {
     /// Compacted, like `sluice.plugins` and `sluice.plugin-blobs`.
     pub plugins: String,
     pub plugin_blobs: String,
+    /// Compacted, like `sluice.schemas`.
+    pub schemas: String,
     kafka: KafkaSettings,
 }
 
@@ -62,6 +65,7 @@ impl TestTopics {
             keys: format!("test.keys.{suffix}"),
             plugins: format!("test.plugins.{suffix}"),
             plugin_blobs: format!("test.plugin-blobs.{suffix}"),
+            schemas: format!("test.schemas.{suffix}"),
             kafka,
         };
         let admin = admin(&topics.kafka)?;
@@ -82,6 +86,8 @@ impl TestTopics {
                 TopicReplication::Fixed(replication),
             )
             .set("cleanup.policy", "compact"),
+            NewTopic::new(&topics.schemas, 1, TopicReplication::Fixed(replication))
+                .set("cleanup.policy", "compact"),
         ];
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = admin.create_topics(&new, &options).await.with_context(|| {
@@ -109,6 +115,7 @@ impl TestTopics {
         config.auth.keys_topic = self.keys.clone();
         config.plugins.topic = self.plugins.clone();
         config.plugins.blobs_topic = self.plugin_blobs.clone();
+        config.schemas.topic = self.schemas.clone();
         config.admin.token = OPERATOR_TOKEN.to_owned();
         config
     }
@@ -124,6 +131,7 @@ impl Drop for TestTopics {
             self.keys.clone(),
             self.plugins.clone(),
             self.plugin_blobs.clone(),
+            self.schemas.clone(),
         ];
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -168,6 +176,13 @@ impl RunningGateway {
             shutdown: Some(tx),
             task: Some(task),
         })
+    }
+
+    /// Starts a gateway and waits until it is ready.
+    pub async fn start_ready(config: GatewayConfig) -> anyhow::Result<Self> {
+        let gateway = Self::start(config).await?;
+        gateway.wait_ready(Duration::from_secs(20)).await?;
+        Ok(gateway)
     }
 
     pub fn url(&self, path: &str) -> String {

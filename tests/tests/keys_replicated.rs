@@ -45,10 +45,8 @@ async fn eventually(gateway: &RunningGateway, key: &str, status: u16) -> Value {
 async fn a_key_created_on_one_replica_works_on_another_and_revocation_spreads() {
     let topics = TestTopics::create(2).await.unwrap();
     let config = topics.gateway_config("sk_unused_config_key", "unused");
-    let a = RunningGateway::start(config.clone()).await.unwrap();
-    let b = RunningGateway::start(config.clone()).await.unwrap();
-    a.wait_ready(Duration::from_secs(20)).await.unwrap();
-    b.wait_ready(Duration::from_secs(20)).await.unwrap();
+    let a = RunningGateway::start_ready(config.clone()).await.unwrap();
+    let b = RunningGateway::start_ready(config.clone()).await.unwrap();
 
     let admin_a = AdminClient::new(&a.url(""), OPERATOR_TOKEN);
     let created = admin_a

@@ -1,0 +1,529 @@
+//! The supported subset of JSON Schema, parsed into a tree both the validator
+//! and the compatibility checker walk.
+//!
+//! Supported keywords (anything else is refused at registration, see
+//! [`SchemaError`]):
+//!
+//! | keyword | notes |
+//! |---|---|
+//! | `type` | a name or an array of names (a union): `null`, `boolean`, `integer`, `number`, `string`, `array`, `object`; `number` includes `integer` |
+//! | `enum`, `const` | `const: x` is `enum: [x]` |
+//! | `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` | numbers (draft 6+ form; the draft-4 boolean form is refused) |
+//! | `minLength`, `maxLength` | in Unicode code points |
+//! | `format` | `date-time`, `date`, `uuid`, `email`, `ipv4`, `ipv6`; enforced, not just an annotation |
+//! | `properties`, `required` | nested objects to any depth |
+//! | `additionalProperties` | `true`/absent (open content model), `false` (closed), or a schema |
+//! | `items` | one schema for every element (the tuple form is refused) |
+//! | `minItems`, `maxItems` | |
+//! | `default` | kept: a required property with a default is compatible with data that lacks it |
+//! | `$schema`, `$id`, `$comment`, `title`, `description`, `examples`, `deprecated`, `readOnly`, `writeOnly` | annotations, ignored |
+//!
+//! Unknown keywords are refused rather than ignored: a keyword we do not
+//! understand may narrow or widen the set of valid events, and any
+//! compatibility verdict would then be a guess.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde_json::Value;
+
+/// A schema: either nothing is valid (`false`), or a [`Node`]'s constraints
+/// hold (`true` and `{}` are a node without constraints).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schema {
+    Never,
+    Node(Box<Node>),
+}
+
+/// The constraints of one (sub)schema. Each group applies only to instances
+/// of its JSON type, as in JSON Schema.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Node {
+    pub types: Types,
+    pub enumeration: Option<Vec<Value>>,
+    pub minimum: Option<Bound>,
+    pub maximum: Option<Bound>,
+    pub min_length: Option<u64>,
+    pub max_length: Option<u64>,
+    pub format: Option<Format>,
+    pub properties: BTreeMap<String, Schema>,
+    pub required: BTreeSet<String>,
+    /// `None` = open content model (`additionalProperties` absent or `true`).
+    pub additional: Option<Schema>,
+    pub items: Option<Schema>,
+    pub min_items: Option<u64>,
+    pub max_items: Option<u64>,
+    pub default: Option<Value>,
+}
+
+/// A numeric bound; `exclusive` for `exclusiveMinimum`/`exclusiveMaximum`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    pub value: f64,
+    pub exclusive: bool,
+}
+
+/// The string formats that are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    DateTime,
+    Date,
+    Uuid,
+    Email,
+    Ipv4,
+    Ipv6,
+}
+
+impl Format {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "date-time" => Self::DateTime,
+            "date" => Self::Date,
+            "uuid" => Self::Uuid,
+            "email" => Self::Email,
+            "ipv4" => Self::Ipv4,
+            "ipv6" => Self::Ipv6,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DateTime => "date-time",
+            Self::Date => "date",
+            Self::Uuid => "uuid",
+            Self::Email => "email",
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+        }
+    }
+}
+
+/// A set of JSON types. `integer` and non-integer numbers are separate bits,
+/// so "number" is both and integer → number is a widening.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Types(u8);
+
+impl Types {
+    pub const NULL: Self = Self(1);
+    pub const BOOLEAN: Self = Self(2);
+    pub const INTEGER: Self = Self(4);
+    /// Numbers with a fractional part (what `number` adds to `integer`).
+    pub const FRACTION: Self = Self(8);
+    pub const NUMBER: Self = Self(4 | 8);
+    pub const STRING: Self = Self(16);
+    pub const ARRAY: Self = Self(32);
+    pub const OBJECT: Self = Self(64);
+    pub const ALL: Self = Self(127);
+    pub const EMPTY: Self = Self(0);
+
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "null" => Self::NULL,
+            "boolean" => Self::BOOLEAN,
+            "integer" => Self::INTEGER,
+            "number" => Self::NUMBER,
+            "string" => Self::STRING,
+            "array" => Self::ARRAY,
+            "object" => Self::OBJECT,
+            _ => return None,
+        })
+    }
+
+    /// The type of a JSON value (1.0 counts as an integer, as in JSON Schema).
+    pub fn of(value: &Value) -> Self {
+        match value {
+            Value::Null => Self::NULL,
+            Value::Bool(_) => Self::BOOLEAN,
+            Value::Number(n) => {
+                if n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) {
+                    Self::INTEGER
+                } else {
+                    Self::FRACTION
+                }
+            }
+            Value::String(_) => Self::STRING,
+            Value::Array(_) => Self::ARRAY,
+            Value::Object(_) => Self::OBJECT,
+        }
+    }
+
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    pub fn minus(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    pub fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
+impl Default for Types {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+impl fmt::Display for Types {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == Self::ALL {
+            return f.write_str("any type");
+        }
+        if self.is_empty() {
+            return f.write_str("no type");
+        }
+        let mut names = Vec::new();
+        for (bits, name) in [
+            (Self::NULL, "null"),
+            (Self::BOOLEAN, "boolean"),
+            (Self::STRING, "string"),
+            (Self::ARRAY, "array"),
+            (Self::OBJECT, "object"),
+        ] {
+            if self.contains(bits) {
+                names.push(name);
+            }
+        }
+        if self.contains(Self::NUMBER) {
+            names.push("number");
+        } else if self.contains(Self::INTEGER) {
+            names.push("integer");
+        } else if self.contains(Self::FRACTION) {
+            names.push("non-integer number");
+        }
+        f.write_str(&names.join(" or "))
+    }
+}
+
+impl fmt::Debug for Types {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Types({self})")
+    }
+}
+
+/// Why a document is not a schema we accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaError {
+    /// Stable reason: `invalid_schema` or `unsupported_keyword`.
+    pub code: &'static str,
+    /// JSON Pointer into the schema document, e.g. `#/properties/plan`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for SchemaError {}
+
+/// Keywords that describe but never constrain.
+const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "$id",
+    "$comment",
+    "title",
+    "description",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+];
+
+impl Schema {
+    /// A schema that accepts everything.
+    pub fn any() -> Self {
+        Self::Node(Box::default())
+    }
+
+    /// Parses a schema document.
+    pub fn parse(document: &Value) -> Result<Self, SchemaError> {
+        parse_at(document, "#")
+    }
+
+    /// Parses JSON text.
+    pub fn from_text(text: &str) -> Result<Self, SchemaError> {
+        let document: Value = serde_json::from_str(text).map_err(|e| SchemaError {
+            code: "invalid_schema",
+            path: "#".to_owned(),
+            message: format!("not JSON: {e}"),
+        })?;
+        Self::parse(&document)
+    }
+
+    pub fn node(&self) -> Option<&Node> {
+        match self {
+            Self::Never => None,
+            Self::Node(node) => Some(node),
+        }
+    }
+
+    /// True for `true` / `{}`: every instance is valid.
+    pub fn is_any(&self) -> bool {
+        self.node().is_some_and(|n| *n == Node::default())
+    }
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> SchemaError {
+    SchemaError {
+        code: "invalid_schema",
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn parse_at(document: &Value, path: &str) -> Result<Schema, SchemaError> {
+    let object = match document {
+        Value::Bool(true) => return Ok(Schema::any()),
+        Value::Bool(false) => return Ok(Schema::Never),
+        Value::Object(object) => object,
+        _ => return Err(invalid(path, "a schema must be an object or a boolean")),
+    };
+    let mut node = Node::default();
+    for (keyword, value) in object {
+        let here = format!("{path}/{}", escape(keyword));
+        match keyword.as_str() {
+            "type" => node.types = parse_types(value, &here)?,
+            "enum" | "const" => {
+                let values = match value {
+                    _ if keyword == "const" => vec![value.clone()],
+                    Value::Array(values) if !values.is_empty() => values.clone(),
+                    _ => return Err(invalid(&here, "`enum` must be a non-empty array")),
+                };
+                // Both present: a value must satisfy both.
+                node.enumeration = Some(match node.enumeration.take() {
+                    None => values,
+                    Some(earlier) => earlier.into_iter().filter(|v| values.contains(v)).collect(),
+                });
+            }
+            // `minimum` and `exclusiveMinimum` may both be present: the
+            // tighter one is the bound.
+            "minimum" | "exclusiveMinimum" => {
+                let b = bound(value, keyword.starts_with("exclusive"), &here)?;
+                node.minimum = Some(tighter(node.minimum, b, true));
+            }
+            "maximum" | "exclusiveMaximum" => {
+                let b = bound(value, keyword.starts_with("exclusive"), &here)?;
+                node.maximum = Some(tighter(node.maximum, b, false));
+            }
+            "minLength" => node.min_length = Some(count(value, &here)?),
+            "maxLength" => node.max_length = Some(count(value, &here)?),
+            "minItems" => node.min_items = Some(count(value, &here)?),
+            "maxItems" => node.max_items = Some(count(value, &here)?),
+            "format" => {
+                let name = value
+                    .as_str()
+                    .ok_or_else(|| invalid(&here, "`format` must be a string"))?;
+                node.format = Some(Format::parse(name).ok_or_else(|| SchemaError {
+                    code: "unsupported_keyword",
+                    path: here.clone(),
+                    message: format!(
+                        "format `{name}` is not supported (date-time, date, uuid, email, ipv4, ipv6 are)"
+                    ),
+                })?);
+            }
+            "properties" => {
+                let properties = value
+                    .as_object()
+                    .ok_or_else(|| invalid(&here, "`properties` must be an object"))?;
+                for (name, schema) in properties {
+                    let sub = parse_at(schema, &format!("{here}/{}", escape(name)))?;
+                    node.properties.insert(name.clone(), sub);
+                }
+            }
+            "required" => {
+                let names = value
+                    .as_array()
+                    .ok_or_else(|| invalid(&here, "`required` must be an array of strings"))?;
+                for name in names {
+                    let name = name
+                        .as_str()
+                        .ok_or_else(|| invalid(&here, "`required` must be an array of strings"))?;
+                    node.required.insert(name.to_owned());
+                }
+            }
+            "additionalProperties" => {
+                node.additional = match parse_at(value, &here)? {
+                    schema if schema.is_any() => None,
+                    schema => Some(schema),
+                }
+            }
+            "items" => {
+                if value.is_array() {
+                    return Err(SchemaError {
+                        code: "unsupported_keyword",
+                        path: here,
+                        message: "the tuple form of `items` (an array) is not supported; give one schema for every element".to_owned(),
+                    });
+                }
+                node.items = Some(parse_at(value, &here)?);
+            }
+            "default" => node.default = Some(value.clone()),
+            k if ANNOTATIONS.contains(&k) => {}
+            other => {
+                return Err(SchemaError {
+                    code: "unsupported_keyword",
+                    path: here,
+                    message: format!(
+                        "keyword `{other}` is not supported; an unknown keyword could change which events are valid, so the schema is refused rather than half-understood (see docs/schemas.md)"
+                    ),
+                });
+            }
+        }
+    }
+    check_ranges(&node, path)?;
+    Ok(Schema::Node(Box::new(node)))
+}
+
+fn check_ranges(node: &Node, path: &str) -> Result<(), SchemaError> {
+    if let (Some(min), Some(max)) = (node.min_length, node.max_length)
+        && min > max
+    {
+        return Err(invalid(path, "`minLength` is greater than `maxLength`"));
+    }
+    if let (Some(min), Some(max)) = (node.min_items, node.max_items)
+        && min > max
+    {
+        return Err(invalid(path, "`minItems` is greater than `maxItems`"));
+    }
+    if let (Some(min), Some(max)) = (node.minimum, node.maximum)
+        && min.value > max.value
+    {
+        return Err(invalid(path, "the minimum is greater than the maximum"));
+    }
+    Ok(())
+}
+
+fn parse_types(value: &Value, path: &str) -> Result<Types, SchemaError> {
+    let one = |v: &Value| {
+        v.as_str().and_then(Types::from_name).ok_or_else(|| {
+            invalid(
+                path,
+                format!(
+                    "unknown type {v}: use null, boolean, integer, number, string, array or object"
+                ),
+            )
+        })
+    };
+    match value {
+        Value::Array(names) if !names.is_empty() => names
+            .iter()
+            .try_fold(Types::EMPTY, |acc, v| Ok(acc.union(one(v)?))),
+        Value::Array(_) => Err(invalid(path, "`type` must not be an empty array")),
+        other => one(other),
+    }
+}
+
+fn bound(value: &Value, exclusive: bool, path: &str) -> Result<Bound, SchemaError> {
+    match value.as_f64() {
+        Some(value) if value.is_finite() => Ok(Bound { value, exclusive }),
+        _ if value.is_boolean() => Err(invalid(
+            path,
+            "the draft-4 boolean form is not supported; give the bound as a number",
+        )),
+        _ => Err(invalid(path, "must be a number")),
+    }
+}
+
+/// Of two lower (or upper) bounds, the one fewer numbers satisfy.
+fn tighter(current: Option<Bound>, new: Bound, lower: bool) -> Bound {
+    let Some(current) = current else { return new };
+    let new_wins = if lower {
+        new.value > current.value
+    } else {
+        new.value < current.value
+    };
+    if new_wins || (new.value == current.value && new.exclusive) {
+        new
+    } else {
+        current
+    }
+}
+
+fn count(value: &Value, path: &str) -> Result<u64, SchemaError> {
+    value
+        .as_u64()
+        .ok_or_else(|| invalid(path, "must be a non-negative integer"))
+}
+
+/// JSON Pointer escaping (RFC 6901).
+pub fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unions_and_number_include_integer() {
+        let schema = Schema::parse(&json!({"type": ["number", "null"]})).unwrap();
+        let node = schema.node().unwrap();
+        assert!(node.types.contains(Types::INTEGER));
+        assert!(node.types.contains(Types::NULL));
+        assert!(!node.types.contains(Types::STRING));
+        assert_eq!(node.types.to_string(), "null or number");
+    }
+
+    #[test]
+    fn unknown_keywords_are_refused_with_their_path() {
+        let err = Schema::parse(&json!({"properties": {"a": {"pattern": "^x"}}})).unwrap_err();
+        assert_eq!(err.code, "unsupported_keyword");
+        assert_eq!(err.path, "#/properties/a/pattern");
+        let err = Schema::parse(&json!({"type": "strng"})).unwrap_err();
+        assert_eq!(err.code, "invalid_schema");
+    }
+
+    #[test]
+    fn the_tighter_of_two_bounds_applies() {
+        let schema = Schema::parse(
+            &json!({"minimum": 0, "exclusiveMinimum": 5, "maximum": 10, "exclusiveMaximum": 10}),
+        )
+        .unwrap();
+        let node = schema.node().unwrap();
+        assert_eq!(
+            node.minimum,
+            Some(Bound {
+                value: 5.0,
+                exclusive: true
+            })
+        );
+        assert_eq!(
+            node.maximum,
+            Some(Bound {
+                value: 10.0,
+                exclusive: true
+            })
+        );
+        assert!(!schema.accepts(&json!(5)));
+        assert!(schema.accepts(&json!(6)));
+        assert!(!schema.accepts(&json!(10)));
+    }
+
+    #[test]
+    fn open_is_none_and_closed_is_never() {
+        let open = Schema::parse(&json!({"additionalProperties": true})).unwrap();
+        assert!(open.is_any());
+        let closed = Schema::parse(&json!({"additionalProperties": false})).unwrap();
+        assert_eq!(closed.node().unwrap().additional, Some(Schema::Never));
+    }
+}
