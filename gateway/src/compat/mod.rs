@@ -247,28 +247,10 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// The Sluice event id for an SDK message id: a UUID is kept as it is
-    /// (PostHog's `uuid`, analytics.js's `messageId`s that are UUIDs); any
-    /// other id (analytics-node's `node-next-<ms>-<uuid>`) becomes a UUIDv8
-    /// derived from SHA-256 of the team and the id. Both are deterministic, so
-    /// a retried message gets the same event id and dedupes downstream.
+    /// The Sluice event id of an SDK message id (see [`event_id_for`]);
     /// `None` when the message has no usable id: the pipeline assigns one.
     pub fn event_id(&self, id: Option<&Value>) -> Option<Uuid> {
-        let text = text_of(id?)?;
-        if let Ok(uuid) = Uuid::parse_str(&text)
-            && !uuid.is_nil()
-        {
-            return Some(uuid);
-        }
-        let digest = Sha256::new()
-            .chain_update(b"sluice-sdk-message-id\0")
-            .chain_update(self.team.as_bytes())
-            .chain_update(b"\0")
-            .chain_update(text.as_bytes())
-            .finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        Some(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+        Some(event_id_for(self.team, &text_of(id?)?))
     }
 
     /// The event time after clock-skew correction. SDKs stamp each message
@@ -301,6 +283,29 @@ impl Context<'_> {
         };
         Some(Value::from(millis))
     }
+}
+
+/// The Sluice event id for an SDK message id: a UUID is kept as it is
+/// (PostHog's `uuid`, analytics.js's `messageId`s that are UUIDs); any other
+/// id (analytics-node's `node-next-<ms>-<uuid>`) becomes a UUIDv8 made of the
+/// first 16 bytes of SHA-256 over the team and the id. Both are
+/// deterministic, so a retried message gets the same event id and dedupes
+/// downstream; the team in the hash keeps two teams' ids apart.
+pub fn event_id_for(team: &str, message_id: &str) -> Uuid {
+    if let Ok(uuid) = Uuid::parse_str(message_id)
+        && !uuid.is_nil()
+    {
+        return uuid;
+    }
+    let digest = Sha256::new()
+        .chain_update(b"sluice-sdk-message-id\0")
+        .chain_update(team.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(message_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 /// RFC 3339 text or epoch milliseconds.
