@@ -5,7 +5,7 @@
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sluice_cli::readback;
-use sluice_tests::{OPERATOR_TOKEN, RunningGateway, TestTopics, kafka};
+use sluice_tests::{OPERATOR_TOKEN, RunningGateway, TestTopics, read_all};
 use uuid::Uuid;
 
 const KEY_A: &str = "sk_test_plugins_team_a";
@@ -125,24 +124,6 @@ async fn send(gateway: &RunningGateway, key: &str, events: Value) -> (StatusCode
         response.status(),
         response.json().await.unwrap_or(Value::Null),
     )
-}
-
-async fn read_all(topic: &str, partitions: i32) -> Vec<Value> {
-    let (settings, topic) = (kafka(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let ends = readback::end_offsets(&settings, &topic).unwrap();
-        let total: i64 = ends.values().sum();
-        let start: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
-        readback::read_from(&settings, &topic, &start, Duration::from_secs(30), |r| {
-            r.len() as i64 >= total
-        })
-        .unwrap()
-        .into_iter()
-        .map(|r| serde_json::from_slice(&r.payload).unwrap())
-        .collect()
-    })
-    .await
-    .unwrap()
 }
 
 async fn two_replicas(topics: &TestTopics) -> (RunningGateway, RunningGateway) {

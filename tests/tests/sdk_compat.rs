@@ -14,7 +14,7 @@
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,13 +24,12 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
-use sluice_cli::readback;
 use sluice_core::clock::SystemClock;
 use sluice_gateway::compat::event_id_for;
 use sluice_gateway::keys::{ConfiguredKeys, MemoryKeys};
 use sluice_gateway::sink::{EventSink, KafkaSink, Record, SinkError};
 use sluice_gateway::{AppState, router};
-use sluice_tests::{RunningGateway, TestTopics, kafka};
+use sluice_tests::{RunningGateway, TestTopics, read_all};
 use uuid::Uuid;
 
 const KEY: &str = "sk_test_sdk_compat";
@@ -120,25 +119,6 @@ async fn run_client(client: Client, url: String, run: &str, events: usize) -> Re
     }
 }
 
-/// Every record in `topic` (the client has finished: its events are acknowledged).
-async fn read_topic(topic: &str) -> Vec<Value> {
-    let (settings, topic) = (kafka(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let ends = readback::end_offsets(&settings, &topic).unwrap();
-        let total: i64 = ends.values().sum();
-        let start: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 0)).collect();
-        readback::read_from(&settings, &topic, &start, Duration::from_secs(60), |r| {
-            r.len() as i64 >= total
-        })
-        .unwrap()
-        .iter()
-        .map(|record| serde_json::from_slice(&record.payload).unwrap())
-        .collect()
-    })
-    .await
-    .unwrap()
-}
-
 /// Checks that each expected id is in `events` exactly once and returns the
 /// events by id.
 fn exactly_once(events: &[Value], expected: &[Uuid]) -> HashMap<Uuid, Value> {
@@ -179,7 +159,7 @@ async fn run_against_gateway(client: Client, events: usize) -> (Report, Vec<Valu
     gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
     let run = run_tag();
     let report = run_client(client, gateway.url(""), &run, events).await;
-    let in_kafka = read_topic(&topics.raw).await;
+    let in_kafka = read_all(&topics.raw, PARTITIONS).await;
     gateway.stop().await.unwrap();
     (report, in_kafka, run)
 }
@@ -349,7 +329,7 @@ async fn sdks_retry_through_503s_and_nothing_is_lost_or_duplicated() {
             2,
             "the gateway answered 503 twice"
         );
-        let events = read_topic(&topics.raw).await;
+        let events = read_all(&topics.raw, PARTITIONS).await;
         let ids: Vec<Uuid> = report
             .sent
             .iter()
