@@ -20,7 +20,7 @@ use tower::ServiceExt;
 
 mod common;
 
-use common::{Harness, KEY, harness};
+use common::{Harness, KEY, harness, harness_with};
 
 const UUID: &str = "0190d6a8-0000-7000-8000-000000000001";
 
@@ -294,4 +294,37 @@ async fn browsers_get_cors_preflights_and_headers() {
     let (status, headers, _) = send(&h, native).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+}
+
+#[tokio::test]
+async fn rate_limits_are_429_for_segment_and_503_for_posthog() {
+    // posthog-js drops a batch answered 429; every PostHog SDK retries a 503.
+    let h = harness_with(|config| {
+        config.admission.events_per_second_per_key = 1;
+        config.admission.burst_events_per_key = 1;
+    });
+    let segment = || {
+        Request::post("/v1/track")
+            .header(header::AUTHORIZATION, basic(KEY))
+            .body(Body::from(
+                json!({ "event": "E", "userId": "u" }).to_string(),
+            ))
+            .unwrap()
+    };
+    let posthog = || {
+        Request::post("/e/")
+            .body(Body::from(
+                json!({ "api_key": KEY, "event": "e", "distinct_id": "d" }).to_string(),
+            ))
+            .unwrap()
+    };
+    assert_eq!(send(&h, segment()).await.0, StatusCode::OK);
+    let (status, headers, answer) = send(&h, segment()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(answer["error"]["code"], "rate_limited");
+    let (status, headers, answer) = send(&h, posthog()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(answer["error"]["code"], "rate_limited");
 }

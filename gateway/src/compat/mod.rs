@@ -119,6 +119,10 @@ pub(crate) trait Protocol {
 
     /// The body the SDK expects; `ok` is false when it must retry.
     fn body(&self, ok: bool) -> Map<String, Value>;
+
+    /// The status of a rate-limit refusal: 429, unless the protocol's SDKs
+    /// would drop the events on a 429 instead of retrying them.
+    const RATE_LIMITED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
 }
 
 /// Serves one SDK request through the shared pipeline and answers it the way
@@ -132,7 +136,14 @@ pub(crate) async fn serve<P: Protocol>(
     let started = Instant::now();
     let response = match ingest(state, headers, body, protocol).await {
         Ok(outcome) => answer(protocol, &outcome),
-        Err(err) => err.into_response(),
+        Err(err) => {
+            let rate_limited = matches!(err, ApiError::RateLimited { .. });
+            let mut response = err.into_response();
+            if rate_limited {
+                *response.status_mut() = P::RATE_LIMITED;
+            }
+            response
+        }
     };
     counter!(metrics::REQUESTS, "route" => P::ROUTE, "status" => response.status().as_str().to_owned())
         .increment(1);

@@ -14,7 +14,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use base64::Engine;
@@ -154,6 +154,12 @@ impl Protocol for PostHog {
     fn body(&self, ok: bool) -> Map<String, Value> {
         Map::from_iter([("status".to_owned(), Value::from(u8::from(ok)))])
     }
+
+    // posthog-js retries 5xx but treats a 429 as final (its retry queue
+    // resends only when the status is below 400 or at least 500), so a
+    // rate-limited browser batch would be lost. 503 with the same
+    // `Retry-After` and `rate_limited` code makes every PostHog SDK retry.
+    const RATE_LIMITED: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
 }
 
 fn key_of(object: &Map<String, Value>) -> Option<String> {

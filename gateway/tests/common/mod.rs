@@ -22,11 +22,17 @@ pub struct Harness {
 }
 
 pub fn harness() -> Harness {
+    harness_with(|_| {})
+}
+
+/// A harness whose configuration `adjust` changed first.
+pub fn harness_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
     let mut config = GatewayConfig::default();
     config.auth.keys.insert(KEY.into(), "team-a".into());
     config.admin.token = OPERATOR.into();
     config.ingest.max_events_per_batch = 3;
     config.ingest.max_body_bytes = 64 * 1024;
+    adjust(&mut config);
     let sink = Arc::new(MemorySink::default());
     let state = AppState::new(
         &config,
