@@ -6,6 +6,7 @@
 //! state. If the stack is not running, tests fail with a message saying so;
 //! they never skip silently.
 
+pub mod plugin_admin;
 pub mod stack;
 
 use std::collections::BTreeMap;
@@ -148,6 +149,19 @@ impl Drop for TestTopics {
 /// Every record in `topic` as JSON, read up to the end offsets at the time
 /// of the call (for a topic whose writers have finished).
 pub async fn read_all(topic: &str, partitions: i32) -> Vec<serde_json::Value> {
+    read_records(topic, partitions)
+        .await
+        .into_iter()
+        .map(|r| {
+            serde_json::from_slice(&r.payload)
+                .unwrap_or_else(|e| panic!("a record in {topic} is not JSON: {e}"))
+        })
+        .collect()
+}
+
+/// Every record in `topic`, with its key and headers, read up to the end
+/// offsets at the time of the call.
+pub async fn read_records(topic: &str, partitions: i32) -> Vec<readback::ReadRecord> {
     let (settings, name) = (kafka(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
         let topic = name;
@@ -158,12 +172,6 @@ pub async fn read_all(topic: &str, partitions: i32) -> Vec<serde_json::Value> {
             r.len() as i64 >= total
         })
         .unwrap_or_else(|e| panic!("reading {topic}: {e:#}"))
-        .into_iter()
-        .map(|r| {
-            serde_json::from_slice(&r.payload)
-                .unwrap_or_else(|e| panic!("a record in {topic} is not JSON: {e}"))
-        })
-        .collect()
     })
     .await
     .unwrap_or_else(|e| panic!("reading {topic}: {e}"))

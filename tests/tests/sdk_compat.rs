@@ -23,13 +23,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sluice_core::clock::SystemClock;
+use sluice_core::kafka::headers;
 use sluice_gateway::compat::event_id_for;
 use sluice_gateway::keys::{ConfiguredKeys, MemoryKeys};
 use sluice_gateway::sink::{EventSink, KafkaSink, Record, SinkError};
 use sluice_gateway::{AppState, router};
-use sluice_tests::{RunningGateway, TestTopics, read_all};
+use sluice_tests::plugin_admin::{Admin, component};
+use sluice_tests::{RunningGateway, TestTopics, read_all, read_records};
 use uuid::Uuid;
 
 const KEY: &str = "sk_test_sdk_compat";
@@ -56,7 +58,13 @@ enum Client {
 }
 
 /// Runs one client script to completion against `url`.
-async fn run_client(client: Client, url: String, run: &str, events: usize) -> Report {
+async fn run_client(
+    client: Client,
+    url: String,
+    run: &str,
+    events: usize,
+    extra_env: &[(&str, &str)],
+) -> Report {
     let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sdk");
     let node_modules = std::env::var_os("SLUICE_SDK_NODE")
         .map_or_else(|| cache().join("sdk-node"), PathBuf::from)
@@ -91,7 +99,8 @@ async fn run_client(client: Client, url: String, run: &str, events: usize) -> Re
         .env("SLUICE_URL", url)
         .env("SLUICE_KEY", KEY)
         .env("SDK_RUN", run)
-        .env("SDK_EVENTS", events.to_string());
+        .env("SDK_EVENTS", events.to_string())
+        .envs(extra_env.iter().copied());
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
@@ -158,7 +167,7 @@ async fn run_against_gateway(client: Client, events: usize) -> (Report, Vec<Valu
         .unwrap();
     gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
     let run = run_tag();
-    let report = run_client(client, gateway.url(""), &run, events).await;
+    let report = run_client(client, gateway.url(""), &run, events, &[]).await;
     let in_kafka = read_all(&topics.raw, PARTITIONS).await;
     gateway.stop().await.unwrap();
     (report, in_kafka, run)
@@ -198,6 +207,85 @@ async fn segment_analytics_node_events_arrive_once_with_mapped_fields() {
         );
     }
     no_key_stored(&events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_sdk_events_answer_200_and_reach_the_dlq_with_their_reasons() {
+    // A team validator (plugins run on SDK routes as on the native one) and
+    // the contract's clock window each reject one of a real SDK's events. The
+    // SDK must hear 200, so it neither retries nor drops the batch; the rest
+    // is in events.raw and the two rejects are in events.rejected with reasons.
+    let topics = TestTopics::create(PARTITIONS).await.unwrap();
+    let gateway = RunningGateway::start(topics.gateway_config(KEY, TEAM))
+        .await
+        .unwrap();
+    gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let admin = Admin::new(&gateway);
+    let (status, body) = admin
+        .upload(
+            TEAM,
+            "required",
+            "1.0.0",
+            "validator",
+            component("required_properties"),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    admin
+        .patch(
+            TEAM,
+            "required",
+            json!({ "config": { "required": { "$identify": ["email"] } } }),
+        )
+        .await;
+    admin.wait_active(TEAM, "required", "1.0.0").await;
+
+    let run = run_tag();
+    let report = run_client(
+        Client::Node("segment-node.js"),
+        gateway.url(""),
+        &run,
+        5,
+        &[("SDK_STALE", "1")],
+    )
+    .await;
+    assert_eq!(
+        report.sent.len(),
+        8,
+        "delivered, as the SDK sees it: {}",
+        report.raw
+    );
+    let id_of = |m: &Value| event_id_for(TEAM, m["messageId"].as_str().unwrap());
+    let (rejected, accepted): (Vec<&Value>, Vec<&Value>) = report
+        .sent
+        .iter()
+        .partition(|m| m["type"] == "identify" || m["event"] == "Stale Event");
+    let raw = read_all(&topics.raw, PARTITIONS).await;
+    exactly_once(&raw, &accepted.iter().map(|m| id_of(m)).collect::<Vec<_>>());
+
+    let dead = read_records(&topics.rejected, 1).await;
+    let reasons: HashMap<Uuid, String> = dead
+        .iter()
+        .map(|record| {
+            let event: Value = serde_json::from_slice(&record.payload).unwrap();
+            let id = event["event_id"].as_str().unwrap().parse().unwrap();
+            (id, record.headers[headers::REJECT_CODE].clone())
+        })
+        .collect();
+    assert_eq!(dead.len(), 2, "{reasons:?}");
+    for message in rejected {
+        let expected = if message["type"] == "identify" {
+            "plugin_rejected"
+        } else {
+            "timestamp_too_old"
+        };
+        assert_eq!(
+            reasons.get(&id_of(message)).map(String::as_str),
+            Some(expected),
+            "{message}"
+        );
+    }
+    gateway.stop().await.unwrap();
 }
 
 /// The checks shared by the PostHog clients: `uuid` is the event id,
@@ -322,7 +410,7 @@ async fn sdks_retry_through_503s_and_nothing_is_lost_or_duplicated() {
         let (addr, sink) = flaky_gateway(&topics, 2).await;
         let segment = matches!(client, Client::Node("segment-node.js"));
         let run = run_tag();
-        let report = run_client(client, format!("http://{addr}"), &run, 10).await;
+        let report = run_client(client, format!("http://{addr}"), &run, 10, &[]).await;
         assert_eq!(report.sent.len(), expected, "{}", report.raw);
         assert_eq!(
             sink.failed.load(Ordering::SeqCst),
