@@ -12,7 +12,8 @@
 //! succeed, so it must not be retried); 503 with `Retry-After` while any event
 //! is not in Kafka (the SDK resends the batch with the same message ids, which
 //! map to the same event ids); request-level errors keep the native codes
-//! (400/401/413/429/503).
+//! (400/401/413/429/503), except that PostHog routes answer a rate limit with
+//! 503 because posthog-js does not retry a 429.
 
 pub mod posthog;
 pub mod segment;
