@@ -1,1 +1,64 @@
-//! The aggregator: 5-minute rollups from `events.raw` (issue: Aggregator). Not built yet.
+//! The aggregator: `events.raw` → 5-minute rollups per (team, event, user)
+//! in ClickHouse, counted exactly once; ClickHouse views roll them up by
+//! hour and day and count daily active users. See [`consumer`] for the
+//! guarantee and [`window`] for event time, watermarks and late events.
+//!
+//! - [`config`]: typed configuration (file + environment), validated first.
+//! - [`window`]: tumbling event-time windows of one partition (pure logic).
+//! - [`record`]: the few fields of an event the aggregator reads.
+//! - [`consumer`]: the loop (windows per partition, insert, then commit).
+//! - [`clickhouse`]: the rollup tables and views, inserts, stored rows.
+//! - [`query`]: the dashboards' read path (counts, DAU, top events).
+//! - [`status`]: readiness and Prometheus metrics.
+
+pub mod clickhouse;
+pub mod config;
+pub mod consumer;
+pub mod query;
+pub mod record;
+pub mod status;
+pub mod window;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use config::AggregatorConfig;
+use status::Status;
+
+/// `/healthz`, `/readyz`, `/metrics`.
+pub fn router(status: Arc<Status>) -> axum::Router {
+    sluice_core::service::router(status)
+}
+
+/// Serves health and metrics on `listener` and aggregates until `shutdown`.
+pub async fn serve(
+    config: AggregatorConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    sluice_core::telemetry::metrics();
+    status::describe();
+    let status = Arc::new(status::new_status());
+    let _health = sluice_core::service::spawn_health(listener, status.clone());
+    tokio::pin!(shutdown);
+    let backoff = (
+        Duration::from_millis(config.flush.min_backoff_ms),
+        Duration::from_millis(config.flush.max_backoff_ms),
+    );
+    let connect = || consumer::Aggregator::new(config.clone(), status.clone());
+    let started = sluice_core::service::connect_with_backoff(
+        "aggregating",
+        backoff,
+        &status,
+        shutdown.as_mut(),
+        || async { connect().await.map_err(|e| format!("{e:#}")) },
+    )
+    .await;
+    match started {
+        Some(aggregator) => aggregator.run(shutdown).await,
+        None => Ok(()),
+    }
+}

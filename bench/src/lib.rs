@@ -15,10 +15,13 @@
 //! - [`results`]: what a run measured, as JSON-serialisable data.
 //! - [`report`]: Markdown and goal verdicts for `docs/benchmarks.md`.
 //! - [`plugins`]: the plugin host's costs, in-process (`scripts/bench-plugins`).
+//! - [`aggregator`]: the aggregator's counting rate and window delay
+//!   (`scripts/bench-aggregator`).
 //!
 //! All traffic stays on this machine (the gateway and broker addresses come
 //! from the script, on 127.0.0.1), and every loop ends by a deadline.
 
+pub mod aggregator;
 pub mod baseline;
 pub mod load;
 pub mod plugins;

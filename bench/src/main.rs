@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use sluice_bench::baseline::ProducerSetup;
 use sluice_bench::results::{OverloadConfig, OverloadResults, ThroughputResults};
 use sluice_bench::suite::{self, BatchPlan, OverloadOptions, Subject, ThroughputOptions};
-use sluice_bench::{plugins, read_json, topics, write_json};
+use sluice_bench::{aggregator, plugins, read_json, topics, write_json};
 
 /// Load generator and benchmark for the Sluice gateway (see docs/benchmarks.md).
 #[derive(Debug, Parser)]
@@ -147,6 +147,35 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Document whose plugin section to rewrite.
+        #[arg(long)]
+        doc: Option<PathBuf>,
+    },
+    /// The aggregator: events per CPU second in memory and through Kafka
+    /// (each against its baseline), and how soon a closed window is visible
+    /// in ClickHouse; with --doc, the `## Aggregator` section.
+    Aggregator {
+        #[arg(long, default_value = "127.0.0.1:19092")]
+        brokers: String,
+        #[arg(long, default_value = "http://127.0.0.1:18123")]
+        clickhouse_url: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Interleaved rounds of each throughput comparison (best kept).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Window boundaries crossed in the delay phase (about 30 s each).
+        #[arg(long, default_value_t = 3)]
+        delay_phases: usize,
+        #[arg(long)]
+        commit: Option<String>,
+        /// Render these results instead of measuring.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Document whose aggregator section to rewrite.
         #[arg(long)]
         doc: Option<PathBuf>,
     },
@@ -347,6 +376,51 @@ async fn main() -> anyhow::Result<()> {
             };
             if let Some(doc) = doc {
                 plugins::update_doc(&doc, &results)?;
+            }
+            Ok(())
+        }
+        Command::Aggregator {
+            brokers,
+            clickhouse_url,
+            events,
+            partitions,
+            rounds,
+            delay_phases,
+            commit,
+            from,
+            out,
+            doc,
+        } => {
+            let results: aggregator::Results = match from {
+                Some(path) => read_json(&path)?,
+                None => {
+                    let options = aggregator::Options {
+                        brokers,
+                        clickhouse_url,
+                        events,
+                        partitions,
+                        rounds,
+                        delay_phases,
+                        commit,
+                    };
+                    let results = aggregator::run(&options).await?;
+                    if let Some(out) = &out {
+                        write_json(out, &results)?;
+                    }
+                    results
+                }
+            };
+            println!("{}", aggregator::render(&results));
+            if let Some(doc) = doc {
+                let text = std::fs::read_to_string(&doc)
+                    .with_context(|| format!("reading {}", doc.display()))?;
+                let updated = sluice_bench::report::splice_section(
+                    &text,
+                    aggregator::BEGIN_MARKER,
+                    aggregator::END_MARKER,
+                    &aggregator::render(&results),
+                )?;
+                std::fs::write(&doc, updated)?;
             }
             Ok(())
         }

@@ -491,18 +491,29 @@ fn render_overload(md: &mut String, o: &OverloadResults) {
 
 /// Replaces the text between the markers in `doc` with `generated`.
 pub fn splice(doc: &str, generated: &str) -> anyhow::Result<String> {
-    let begin = doc
-        .find(BEGIN_MARKER)
-        .ok_or_else(|| anyhow::anyhow!("marker `{BEGIN_MARKER}` not found"))?;
-    let end = doc
-        .find(END_MARKER)
-        .filter(|end| *end > begin)
-        .ok_or_else(|| anyhow::anyhow!("marker `{END_MARKER}` not found after the begin marker"))?;
+    splice_section(doc, BEGIN_MARKER, END_MARKER, generated)
+}
+
+/// Replaces the text between `begin` and the first `end` after it, keeping
+/// both markers and everything around them (each benchmark owns one section).
+pub fn splice_section(
+    doc: &str,
+    begin: &str,
+    end: &str,
+    generated: &str,
+) -> anyhow::Result<String> {
+    let start = doc
+        .find(begin)
+        .ok_or_else(|| anyhow::anyhow!("marker `{begin}` not found"))?;
+    let stop = doc[start..]
+        .find(end)
+        .map(|i| start + i)
+        .ok_or_else(|| anyhow::anyhow!("marker `{end}` not found after the begin marker"))?;
     Ok(format!(
-        "{}{BEGIN_MARKER}\n\n{}\n{}",
-        &doc[..begin],
+        "{}{begin}\n\n{}\n{}",
+        &doc[..start],
         generated.trim_end(),
-        &doc[end..]
+        &doc[stop..]
     ))
 }
 

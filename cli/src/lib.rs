@@ -6,8 +6,10 @@
 //! - [`admin`]: `sluice keys`, a client of the gateway's admin API.
 //! - [`plugin`]: `sluice plugin new|build|run|upload`.
 //! - [`readback`]: reading a topic from known offsets (also used by tests).
+//! - [`stats`]: `sluice stats`, the dashboards' numbers from the rollups.
 
 pub mod admin;
 pub mod plugin;
 pub mod readback;
 pub mod sample;
+pub mod stats;

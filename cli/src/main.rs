@@ -47,6 +47,35 @@ enum Command {
         #[arg(long, default_value = "events")]
         table: String,
     },
+    /// What dashboards show, read from the aggregator's rollups in ClickHouse.
+    ///
+    /// Ranges are UTC, `--from` inclusive, `--to` exclusive; each accepts a
+    /// date (2026-11-26) or an RFC 3339 instant.
+    Stats {
+        #[command(subcommand)]
+        query: StatsQuery,
+        /// The team whose numbers to show.
+        #[arg(long, global = true)]
+        team: Option<String>,
+        /// Start of the range [default: one period before --to].
+        #[arg(long, global = true)]
+        from: Option<String>,
+        /// End of the range [default: now].
+        #[arg(long, global = true)]
+        to: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[arg(
+            long,
+            global = true,
+            env = "SLUICE_CLICKHOUSE_URL",
+            default_value = "http://127.0.0.1:18123"
+        )]
+        clickhouse_url: String,
+        #[arg(long, global = true, default_value = "sluice")]
+        database: String,
+    },
     /// Print the last records of a topic (key, headers, value).
     Tail {
         /// Topic to read, e.g. events.raw or events.rejected.
@@ -196,6 +225,26 @@ enum PluginAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum StatsQuery {
+    /// Events over time [default range: the last 24 hours].
+    Events {
+        /// Bucket size: 5m, hour or day.
+        #[arg(long, default_value = "hour")]
+        by: sluice_aggregator::query::Granularity,
+        /// Only this event name.
+        #[arg(long)]
+        event: Option<String>,
+    },
+    /// Daily active users [default range: the last 7 days].
+    Dau,
+    /// The most frequent events [default range: the last 7 days].
+    Top {
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum KeysAction {
     /// Create a key and print it (shown once; only its hash is stored).
     Create {
@@ -227,6 +276,35 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Plugin { action } => return plugin_command(action).await,
+        Command::Stats {
+            query,
+            team,
+            from,
+            to,
+            json,
+            clickhouse_url,
+            database,
+        } => {
+            use sluice_aggregator::query::Dashboard;
+            const DAY_MS: i64 = 86_400_000;
+            let team = team.ok_or_else(|| anyhow::anyhow!("--team is required"))?;
+            let dashboard = Dashboard::new(&clickhouse_url, &database)?;
+            let span = match query {
+                StatsQuery::Events { .. } => DAY_MS,
+                StatsQuery::Dau | StatsQuery::Top { .. } => 7 * DAY_MS,
+            };
+            let (from, to) = sluice_cli::stats::range(from.as_deref(), to.as_deref(), span)?;
+            let points = match query {
+                StatsQuery::Events { by, event } => {
+                    dashboard
+                        .event_counts(&team, from, to, by, event.as_deref())
+                        .await?
+                }
+                StatsQuery::Dau => dashboard.dau(&team, from, to).await?,
+                StatsQuery::Top { limit } => dashboard.top_events(&team, from, to, limit).await?,
+            };
+            println!("{}", sluice_cli::stats::render(&points, json));
+        }
         Command::Replay {
             lake,
             from,

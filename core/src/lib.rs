@@ -9,6 +9,8 @@
 //!   shared by the gateway, the loader, the aggregator and the CLI.
 //! - [`config`]: typed configuration from defaults, a TOML file and environment.
 //! - [`telemetry`]: structured logging and the Prometheus recorder.
+//! - [`service`]: readiness, health/metrics routes and rebalance bookkeeping
+//!   shared by the consumer services.
 //! - [`shutdown`]: SIGINT/SIGTERM for graceful shutdown.
 //! - [`clock`]: an injectable clock so time-dependent code is testable.
 
@@ -16,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod event;
 pub mod kafka;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod timestamp;

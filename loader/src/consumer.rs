@@ -29,16 +29,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use sluice_core::Event;
 use sluice_core::kafka::headers;
+use sluice_core::service::RebalanceLog;
 
 use crate::batch::{PartitionBatch, SourceRecord, dedup_token};
 use crate::config::LoaderConfig;
@@ -60,50 +61,10 @@ fn day_runs<'e, 'a>(
 /// How often consumer lag is measured.
 const LAG_PERIOD: Duration = Duration::from_secs(5);
 
-/// Partitions assigned or revoked since the loop last looked.
-#[derive(Debug, Default)]
-struct RebalanceLog {
-    assigned: Vec<i32>,
-    revoked: Vec<i32>,
-}
-
-struct LoaderContext {
-    topic: String,
-    log: Arc<Mutex<RebalanceLog>>,
-}
-
-impl ClientContext for LoaderContext {}
-
-impl ConsumerContext for LoaderContext {
-    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance
-            && let Ok(mut log) = self.log.lock()
-        {
-            log.revoked.extend(partitions_of(tpl, &self.topic));
-        }
-    }
-
-    fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance
-            && let Ok(mut log) = self.log.lock()
-        {
-            log.assigned.extend(partitions_of(tpl, &self.topic));
-        }
-    }
-}
-
-fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
-    tpl.elements()
-        .iter()
-        .filter(|e| e.topic() == topic)
-        .map(|e| e.partition())
-        .collect()
-}
-
 pub struct Loader {
     config: LoaderConfig,
-    consumer: StreamConsumer<LoaderContext>,
-    rebalances: Arc<Mutex<RebalanceLog>>,
+    consumer: StreamConsumer<RebalanceLog>,
+    rebalances: RebalanceLog,
     dlq: FutureProducer,
     sink: ClickHouseSink,
     lake: Option<Lake>,
@@ -125,23 +86,14 @@ impl Loader {
     pub async fn new(config: LoaderConfig, status: Arc<Status>) -> anyhow::Result<Self> {
         let sink = ClickHouseSink::connect(&config.clickhouse).await?;
         status.set_clickhouse_up(true);
-        let rebalances = Arc::new(Mutex::new(RebalanceLog::default()));
-        let context = LoaderContext {
-            topic: config.topic.clone(),
-            log: rebalances.clone(),
-        };
-        let mut client = config.kafka.client_config();
-        client
-            .set("group.id", &config.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", config.session_timeout_ms.to_string())
-            // Eager assignment: every member gives up its partitions before any
-            // is handed out again, which the exactly-once argument relies on.
-            .set("partition.assignment.strategy", "range")
-            .set("enable.partition.eof", "false");
-        let consumer: StreamConsumer<LoaderContext> = client.create_with_context(context)?;
+        let rebalances = RebalanceLog::new(&config.topic);
+        let client = sluice_core::service::manual_commit_consumer(
+            &config.kafka,
+            &config.group_id,
+            config.session_timeout_ms,
+        );
+        let consumer: StreamConsumer<RebalanceLog> =
+            client.create_with_context(rebalances.clone())?;
         consumer
             .subscribe(&[config.topic.as_str()])
             .with_context(|| format!("subscribing to `{}`", config.topic))?;
@@ -238,10 +190,7 @@ impl Loader {
     }
 
     async fn apply_rebalances(&mut self) -> anyhow::Result<()> {
-        let log = match self.rebalances.lock() {
-            Ok(mut log) => std::mem::take(&mut *log),
-            Err(_) => return Ok(()),
-        };
+        let log = self.rebalances.take();
         for partition in &log.revoked {
             // Not inserted yet: the new owner re-reads them from the commit.
             self.batches.remove(partition);
@@ -342,7 +291,7 @@ impl Loader {
         loop {
             match self.sink.insert(topic, partition, run, &token).await? {
                 InsertOutcome::Inserted { rows, took } => {
-                    self.status.record_insert(rows, took);
+                    crate::status::record_insert(rows, took);
                     return Ok(());
                 }
                 InsertOutcome::Retryable(reason) => {
@@ -402,7 +351,7 @@ impl Loader {
                     .await?
                 {
                     InsertOutcome::Inserted { rows, took } => {
-                        self.status.record_insert(rows, took);
+                        crate::status::record_insert(rows, took);
                         break;
                     }
                     InsertOutcome::Permanent(reason) => {
@@ -430,7 +379,7 @@ impl Loader {
         code: &str,
         message: &str,
     ) -> anyhow::Result<()> {
-        self.status.record_dead_letter();
+        crate::status::record_dead_letter();
         let offset = record.offset.to_string();
         let partition = record.partition.to_string();
         let headers = OwnedHeaders::new()

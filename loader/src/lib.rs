@@ -23,49 +23,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
 use tokio::net::TcpListener;
 
 pub use config::LoaderConfig;
 use status::Status;
 
 /// `/healthz`, `/readyz`, `/metrics`.
-pub fn router(status: Arc<Status>) -> Router {
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
-        .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    sluice_core::telemetry::metrics().render(),
-                )
-            }),
-        )
-        .with_state(status)
-}
-
-async fn readyz(State(status): State<Arc<Status>>) -> impl IntoResponse {
-    if status.is_ready() {
-        (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "partitions": status.assigned() })),
-        )
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": "clickhouse_unreachable" })),
-        )
-    }
+pub fn router(status: Arc<Status>) -> axum::Router {
+    sluice_core::service::router(status)
 }
 
 /// Serves health and metrics on `listener` and loads until `shutdown`.
@@ -75,31 +40,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     sluice_core::telemetry::metrics();
-    Status::describe();
-    let status = Arc::new(Status::default());
-    let http = tokio::spawn(axum::serve(listener, router(status.clone())).into_future());
+    status::describe();
+    let status = Arc::new(status::new_status());
+    let _health = sluice_core::service::spawn_health(listener, status.clone());
     tokio::pin!(shutdown);
-
-    // ClickHouse may start after us: keep trying, visibly, until it answers.
-    let mut backoff = Duration::from_millis(config.batch.min_backoff_ms);
-    let loader = loop {
-        tokio::select! {
-            () = &mut shutdown => {
-                http.abort();
-                return Ok(());
-            }
-            created = consumer::Loader::new(config.clone(), status.clone()) => match created {
-                Ok(loader) => break loader,
-                Err(err) => {
-                    status.set_clickhouse_up(false);
-                    tracing::warn!(error = %format!("{err:#}"), backoff_ms = backoff.as_millis() as u64, "cannot start loading yet; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(config.batch.max_backoff_ms));
-                }
-            }
-        }
-    };
-    let result = loader.run(shutdown).await;
-    http.abort();
-    result
+    let backoff = (
+        Duration::from_millis(config.batch.min_backoff_ms),
+        Duration::from_millis(config.batch.max_backoff_ms),
+    );
+    let connect = || consumer::Loader::new(config.clone(), status.clone());
+    let started = sluice_core::service::connect_with_backoff(
+        "loading",
+        backoff,
+        &status,
+        shutdown.as_mut(),
+        || async { connect().await.map_err(|e| format!("{e:#}")) },
+    )
+    .await;
+    match started {
+        Some(loader) => loader.run(shutdown).await,
+        None => Ok(()),
+    }
 }

@@ -19,19 +19,7 @@ const GOAL_BATCH: usize = 1000;
 
 /// Replaces the text between this section's markers.
 pub fn splice(doc: &str, generated: &str) -> anyhow::Result<String> {
-    let begin = doc
-        .find(BEGIN_MARKER)
-        .ok_or_else(|| anyhow::anyhow!("marker `{BEGIN_MARKER}` not found"))?;
-    let end = doc[begin..]
-        .find(END_MARKER)
-        .map(|i| begin + i)
-        .ok_or_else(|| anyhow::anyhow!("marker `{END_MARKER}` not found after the begin marker"))?;
-    Ok(format!(
-        "{}{BEGIN_MARKER}\n\n{}\n{}",
-        &doc[..begin],
-        generated.trim_end(),
-        &doc[end..]
-    ))
+    crate::report::splice_section(doc, BEGIN_MARKER, END_MARKER, generated)
 }
 
 fn verdict(met: bool) -> &'static str {

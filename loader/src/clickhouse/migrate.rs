@@ -45,49 +45,64 @@ pub async fn migrate(
     settings: &SchemaSettings,
 ) -> Result<AppliedReport, Error> {
     settings.validate()?;
+    let all = migrations(caps, settings);
+    let (applied, already_applied) =
+        apply_migrations(client, caps, &settings.database, COMPONENT, &all).await?;
+    let client = select_client(client).with_database("system");
+    Ok(AppliedReport {
+        server_version: caps.version,
+        applied,
+        already_applied,
+        layout: table_layout(&client, &settings.database, &settings.events_table).await?,
+    })
+}
+
+/// Applies `all` (version 1 first, which must create `database` and
+/// `schema_migrations`, idempotently) for `component`: the loader and the
+/// aggregator keep their migrations in one `schema_migrations` table under
+/// their own tags. Returns the versions applied now and those found recorded.
+pub async fn apply_migrations(
+    client: &clickhouse::Client,
+    caps: &Capabilities,
+    database: &str,
+    component: &str,
+    all: &[Migration],
+) -> Result<(Vec<u32>, Vec<u32>), Error> {
     // Statements name their database; `system` always exists, whereas the
     // client's own database may be the one we are about to create.
     let client = select_client(client).with_database("system");
-    let all = migrations(caps, settings);
     if let Some(bootstrap) = all.first() {
         run(&client, bootstrap).await?;
     }
-
     let recorded: Vec<u32> = client
         .query_raw(&format!(
-            "SELECT DISTINCT version FROM {} WHERE component = {} ORDER BY version",
-            settings.qualified(MIGRATIONS_TABLE),
-            quote(COMPONENT)
+            "SELECT DISTINCT version FROM {database}.{MIGRATIONS_TABLE} WHERE component = {} ORDER BY version",
+            quote(component)
         ))
         .fetch_all()
         .await
         .map_err(|e| Error::clickhouse("reading schema_migrations failed", e))?;
     let recorded: BTreeSet<u32> = recorded.into_iter().collect();
 
-    let mut report = AppliedReport {
-        server_version: caps.version,
-        applied: Vec::new(),
-        already_applied: Vec::new(),
-        layout: caps.layout(),
-    };
-    for migration in &all {
+    let (mut applied, mut already_applied) = (Vec::new(), Vec::new());
+    for migration in all {
         if recorded.contains(&migration.version) {
-            report.already_applied.push(migration.version);
+            already_applied.push(migration.version);
             continue;
         }
         run(&client, migration).await?;
-        record(&client, caps, settings, migration).await?;
+        record(&client, caps, database, component, migration).await?;
         tracing::info!(
-            database = %settings.database,
+            database,
+            component,
             version = migration.version,
             name = migration.name,
             server = %caps.version,
             "applied ClickHouse migration"
         );
-        report.applied.push(migration.version);
+        applied.push(migration.version);
     }
-    report.layout = table_layout(&client, &settings.database, &settings.events_table).await?;
-    Ok(report)
+    Ok((applied, already_applied))
 }
 
 async fn run(client: &clickhouse::Client, migration: &Migration) -> Result<(), Error> {
@@ -114,15 +129,15 @@ async fn run(client: &clickhouse::Client, migration: &Migration) -> Result<(), E
 async fn record(
     client: &clickhouse::Client,
     caps: &Capabilities,
-    settings: &SchemaSettings,
+    database: &str,
+    component: &str,
     migration: &Migration,
 ) -> Result<(), Error> {
     // INSERT ... SELECT: literals and now() parse the same way on every version.
     let sql = format!(
-        "INSERT INTO {} (component, version, name, statements, server_version, applied_at) \
+        "INSERT INTO {database}.{MIGRATIONS_TABLE} (component, version, name, statements, server_version, applied_at) \
          SELECT {}, {}, {}, {}, {}, now()",
-        settings.qualified(MIGRATIONS_TABLE),
-        quote(COMPONENT),
+        quote(component),
         migration.version,
         quote(migration.name),
         quote(&migration.statements.join(";\n")),

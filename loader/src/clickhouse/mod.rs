@@ -31,13 +31,13 @@ pub mod rows;
 pub mod schema;
 
 pub use insert::{InsertError, MAX_BLOCK_ROWS, insert_batch};
-pub use migrate::{AppliedReport, migrate, table_layout};
+pub use migrate::{AppliedReport, apply_migrations, migrate, table_layout};
 pub use probe::{Capabilities, ServerVersion, probe};
 pub use progress::{loaded_offsets, loaded_offsets_sql};
 pub use retention::{apply_retention, expired_partitions, retention_drop_statements};
 pub use rowbinary::encode_rows;
 pub use rows::{EventRow, LegacyRow, ModernRow, RowLayout, row};
-pub use schema::{Migration, SchemaSettings, migrations};
+pub use schema::{Migration, SchemaSettings, bootstrap, migrations};
 
 /// Failures of probing, migrating and progress queries (inserts have
 /// [`InsertError`], which also says whether to retry).
@@ -96,7 +96,7 @@ pub(crate) fn select_client(client: &clickhouse::Client) -> clickhouse::Client {
 
 /// True for a plain identifier (`[A-Za-z_][A-Za-z0-9_]*`): names from
 /// configuration are pasted into DDL, so anything else is refused.
-pub(crate) fn is_identifier(name: &str) -> bool {
+pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -122,14 +122,7 @@ pub struct Migration {
 /// [`SchemaSettings::validate`] first (`migrate` does).
 pub fn migrations(caps: &Capabilities, settings: &SchemaSettings) -> Vec<Migration> {
     vec![
-        Migration {
-            version: 1,
-            name: "bootstrap",
-            statements: vec![
-                format!("CREATE DATABASE IF NOT EXISTS {}", settings.database),
-                migrations_table(settings),
-            ],
-        },
+        bootstrap(&settings.database),
         Migration {
             version: 2,
             name: "events",
@@ -143,7 +136,20 @@ pub fn migrations(caps: &Capabilities, settings: &SchemaSettings) -> Vec<Migrati
     ]
 }
 
-fn migrations_table(settings: &SchemaSettings) -> String {
+/// Migration 1 of every component: the database and `schema_migrations`.
+/// `database` must be an identifier.
+pub fn bootstrap(database: &str) -> Migration {
+    Migration {
+        version: 1,
+        name: "bootstrap",
+        statements: vec![
+            format!("CREATE DATABASE IF NOT EXISTS {database}"),
+            migrations_table(database),
+        ],
+    }
+}
+
+fn migrations_table(database: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {}
 (
@@ -156,7 +162,7 @@ fn migrations_table(settings: &SchemaSettings) -> String {
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (component, version)",
-        settings.qualified(MIGRATIONS_TABLE)
+        format_args!("{database}.{MIGRATIONS_TABLE}")
     )
 }
 

@@ -1,0 +1,226 @@
+//! The aggregator's versioned migrations (component `aggregator` in the
+//! shared `schema_migrations` table), rendered for a server's capabilities.
+//!
+//! | version | name | creates |
+//! |---|---|---|
+//! | 1 | `bootstrap` | the database and `schema_migrations` (shared with the loader) |
+//! | 2 | `rollups_5m` | the 5-minute rollup table the aggregator writes |
+//! | 3 | `rollups_hourly_daily` | `rollups_hourly`, `rollups_daily` and their views |
+//! | 4 | `dau_daily` | `dau_daily` (unique users per team and day) and its view |
+//!
+//! Same rules as the loader's: append, never edit; every statement idempotent.
+//!
+//! ## `rollups_5m`
+//! A plain `MergeTree`: one row per emission (a closed window's count for one
+//! key, or a late correction), partitioned by UTC day, ordered for the
+//! dashboards' team/time/event queries. Not `SummingMergeTree`: each row keeps
+//! the Kafka partition and the highest offset it covers, which a recovering
+//! aggregator reads back to skip what is already stored (see
+//! [`crate::window`]); summing would merge those away. Queries `sum(events)`.
+//!
+//! ## The views
+//! Materialised views on `rollups_5m` feed `SummingMergeTree` tables by hour
+//! and by day (events per team and event name) and an `AggregatingMergeTree`
+//! of `uniqState(user_id)` per team and day (daily active users). A view
+//! sees exactly the rows of each insert into `rollups_5m`, and the aggregator
+//! never inserts a row twice (it re-reads what is stored before retrying), so
+//! the views count every event once. Where the server has insert
+//! deduplication, each insert also carries a token derived from its content
+//! and `deduplicate_blocks_in_dependent_materialized_views`, so a retried
+//! insert that the server had applied after all is dropped by the table and
+//! by every view.
+//!
+//! With capabilities the DDL uses `LowCardinality(String)` for team, event and
+//! topic, `CODEC(Delta, ZSTD(1))` on times and offsets, and a TTL on
+//! `rollups_5m` when retention is set (hourly and daily rollups are small and
+//! kept). `uniq` is exact up to 65,536 users per team and day and within
+//! about 1% beyond.
+
+use sluice_loader::clickhouse::{Capabilities, Migration, bootstrap};
+
+pub const COMPONENT: &str = "aggregator";
+pub const ROLLUPS_5M: &str = "rollups_5m";
+pub const ROLLUPS_HOURLY: &str = "rollups_hourly";
+pub const ROLLUPS_DAILY: &str = "rollups_daily";
+pub const DAU_DAILY: &str = "dau_daily";
+
+/// The columns of `rollups_5m`, in insert order, with their plain types.
+pub const ROLLUP_COLUMNS: &[(&str, &str)] = &[
+    ("window_start", "DateTime('UTC')"),
+    ("team_id", "String"),
+    ("event", "String"),
+    ("user_id", "String"),
+    ("events", "UInt64"),
+    ("late", "UInt8"),
+    ("kafka_topic", "String"),
+    ("kafka_partition", "UInt32"),
+    ("max_offset", "UInt64"),
+    ("emitted_at", "DateTime('UTC')"),
+];
+
+const LOW_CARDINALITY: &[&str] = &["team_id", "event", "kafka_topic"];
+
+fn codec(column: &str) -> Option<&'static str> {
+    match column {
+        "window_start" | "emitted_at" | "max_offset" => Some("CODEC(Delta, ZSTD(1))"),
+        "user_id" => Some("CODEC(ZSTD(1))"),
+        _ => None,
+    }
+}
+
+/// Every migration in version order. `database` must be an identifier.
+pub fn migrations(caps: &Capabilities, database: &str, retention_days: u32) -> Vec<Migration> {
+    vec![
+        bootstrap(database),
+        Migration {
+            version: 2,
+            name: "rollups_5m",
+            statements: vec![rollups_5m(caps, database, retention_days)],
+        },
+        Migration {
+            version: 3,
+            name: "rollups_hourly_daily",
+            statements: vec![
+                summing(caps, database, ROLLUPS_HOURLY, "hour", "DateTime('UTC')"),
+                summing_view(
+                    database,
+                    ROLLUPS_HOURLY,
+                    "hour",
+                    "toStartOfHour(window_start)",
+                ),
+                summing(caps, database, ROLLUPS_DAILY, "day", "Date"),
+                summing_view(database, ROLLUPS_DAILY, "day", "toDate(window_start)"),
+            ],
+        },
+        Migration {
+            version: 4,
+            name: "dau_daily",
+            statements: vec![dau_table(caps, database), dau_view(database)],
+        },
+    ]
+}
+
+fn column(caps: &Capabilities, name: &str, ty: &str) -> String {
+    let mut sql = if caps.low_cardinality && LOW_CARDINALITY.contains(&name) {
+        format!("    {name} LowCardinality({ty})")
+    } else {
+        format!("    {name} {ty}")
+    };
+    if caps.codecs
+        && let Some(codec) = codec(name)
+    {
+        sql.push(' ');
+        sql.push_str(codec);
+    }
+    sql
+}
+
+fn rollups_5m(caps: &Capabilities, database: &str, retention_days: u32) -> String {
+    let columns = ROLLUP_COLUMNS
+        .iter()
+        .map(|(name, ty)| column(caps, name, ty))
+        .collect::<Vec<_>>()
+        .join(",\n");
+    let mut sql = format!(
+        "CREATE TABLE IF NOT EXISTS {database}.{ROLLUPS_5M}\n(\n{columns}\n)\n\
+         ENGINE = MergeTree\nPARTITION BY toYYYYMMDD(window_start)\n\
+         ORDER BY (team_id, window_start, event, user_id)"
+    );
+    if caps.ttl && retention_days > 0 {
+        sql.push_str(&format!(
+            "\nTTL window_start + INTERVAL {retention_days} DAY"
+        ));
+    }
+    if caps.non_replicated_deduplication_window {
+        sql.push_str("\nSETTINGS non_replicated_deduplication_window = 1000");
+    }
+    sql
+}
+
+fn summing(caps: &Capabilities, database: &str, table: &str, time: &str, ty: &str) -> String {
+    let mut sql = format!(
+        "CREATE TABLE IF NOT EXISTS {database}.{table}\n(\n{},\n    {time} {ty},\n{},\n    events UInt64\n)\n\
+         ENGINE = SummingMergeTree(events)\nPARTITION BY toYYYYMM({time})\n\
+         ORDER BY (team_id, {time}, event)",
+        column(caps, "team_id", "String"),
+        column(caps, "event", "String"),
+    );
+    if caps.non_replicated_deduplication_window {
+        sql.push_str("\nSETTINGS non_replicated_deduplication_window = 1000");
+    }
+    sql
+}
+
+fn summing_view(database: &str, table: &str, time: &str, expr: &str) -> String {
+    format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_mv TO {database}.{table}\n\
+         AS SELECT team_id, {expr} AS {time}, event, sum(events) AS events\n\
+         FROM {database}.{ROLLUPS_5M}\nGROUP BY team_id, {time}, event"
+    )
+}
+
+fn dau_table(caps: &Capabilities, database: &str) -> String {
+    let mut sql = format!(
+        "CREATE TABLE IF NOT EXISTS {database}.{DAU_DAILY}\n(\n{},\n    day Date,\n    users AggregateFunction(uniq, String)\n)\n\
+         ENGINE = AggregatingMergeTree\nPARTITION BY toYYYYMM(day)\nORDER BY (team_id, day)",
+        column(caps, "team_id", "String"),
+    );
+    if caps.non_replicated_deduplication_window {
+        sql.push_str("\nSETTINGS non_replicated_deduplication_window = 1000");
+    }
+    sql
+}
+
+fn dau_view(database: &str) -> String {
+    format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{DAU_DAILY}_mv TO {database}.{DAU_DAILY}\n\
+         AS SELECT team_id, toDate(window_start) AS day, uniqState(user_id) AS users\n\
+         FROM {database}.{ROLLUPS_5M}\nGROUP BY team_id, day"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_loader::clickhouse::ServerVersion;
+
+    use super::*;
+
+    fn caps(major: u32) -> Capabilities {
+        Capabilities::from_version(ServerVersion::new(major, 1, 0))
+    }
+
+    #[test]
+    fn old_servers_get_plain_types_and_modern_ones_the_features() {
+        let old = migrations(&caps(18), "db", 30).concat_sql();
+        assert!(!old.contains("LowCardinality") && !old.contains("CODEC") && !old.contains("TTL"));
+        let modern = migrations(&caps(26), "db", 30).concat_sql();
+        assert!(modern.contains("team_id LowCardinality(String)"));
+        assert!(modern.contains("max_offset UInt64 CODEC(Delta, ZSTD(1))"));
+        assert!(modern.contains("TTL window_start + INTERVAL 30 DAY"));
+        assert!(modern.contains("non_replicated_deduplication_window"));
+    }
+
+    #[test]
+    fn versions_are_consecutive_and_statements_idempotent() {
+        let all = migrations(&caps(26), "db", 0);
+        for (i, m) in all.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1);
+            for statement in &m.statements {
+                assert!(statement.contains("IF NOT EXISTS"), "{statement}");
+            }
+        }
+    }
+
+    trait ConcatSql {
+        fn concat_sql(&self) -> String;
+    }
+
+    impl ConcatSql for Vec<Migration> {
+        fn concat_sql(&self) -> String {
+            self.iter()
+                .flat_map(|m| m.statements.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(";\n")
+        }
+    }
+}

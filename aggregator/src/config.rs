@@ -1,0 +1,192 @@
+//! Aggregator configuration: defaults < `--config` TOML file <
+//! `SLUICE_AGGREGATOR_*` environment variables (nesting with `__`).
+//! Validated before connecting.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use sluice_core::kafka::KafkaSettings;
+
+pub const ENV_PREFIX: &str = "SLUICE_AGGREGATOR_";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregatorConfig {
+    /// Address for `/healthz`, `/readyz` and `/metrics`.
+    pub listen: SocketAddr,
+    pub kafka: KafkaSettings,
+    /// Consumer group: its own, so it reads `events.raw` independently of
+    /// the loader.
+    pub group_id: String,
+    pub topic: String,
+    pub session_timeout_ms: u64,
+    pub clickhouse: ClickHouseSettings,
+    pub window: WindowSettings,
+    pub flush: FlushSettings,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            kafka: KafkaSettings::default(),
+            group_id: "sluice-aggregator".to_owned(),
+            topic: sluice_core::kafka::TOPIC_RAW.to_owned(),
+            session_timeout_ms: 10_000,
+            clickhouse: ClickHouseSettings::default(),
+            window: WindowSettings::default(),
+            flush: FlushSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseSettings {
+    pub url: String,
+    /// Database (created if missing); the loader's, so dashboards find raw
+    /// events and rollups side by side.
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    /// Days to keep 5-minute rollups (TTL where the server has it); 0 = forever.
+    pub retention_days: u32,
+}
+
+impl Default for ClickHouseSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:18123".to_owned(),
+            database: "sluice".to_owned(),
+            user: "default".to_owned(),
+            password: String::new(),
+            retention_days: 0,
+        }
+    }
+}
+
+/// Event-time windows (5 minutes, tumbling).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowSettings {
+    /// How long after its end a window still takes events before it is
+    /// written; later events become correction rows.
+    pub allowed_lateness_ms: u64,
+    /// A partition that received nothing for this long moves its watermark
+    /// by the wall clock (to now minus this), so its windows still close.
+    pub idle_timeout_ms: u64,
+    /// Most keys held in open windows per partition; beyond it the oldest
+    /// window is written early (memory stays bounded).
+    pub max_open_keys: usize,
+}
+
+impl Default for WindowSettings {
+    fn default() -> Self {
+        Self {
+            allowed_lateness_ms: 60_000,
+            idle_timeout_ms: 5_000,
+            max_open_keys: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlushSettings {
+    /// How often closed windows are written and offsets committed.
+    pub interval_ms: u64,
+    pub min_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for FlushSettings {
+    fn default() -> Self {
+        Self {
+            interval_ms: 1_000,
+            min_backoff_ms: 200,
+            max_backoff_ms: 10_000,
+        }
+    }
+}
+
+pub const OPTIONS_HELP: &str = "\
+CONFIGURATION (file keys; environment: SLUICE_AGGREGATOR_<KEY>, `.` becomes `__`)
+  listen                        address for /healthz, /readyz, /metrics [127.0.0.1:8082]
+  kafka.brokers                 bootstrap servers [127.0.0.1:19092]
+  kafka.extra                   table of extra librdkafka properties
+  group_id                      consumer group [sluice-aggregator]
+  topic                         topic to aggregate [events.raw]
+  session_timeout_ms            time before a silent instance's partitions move [10000]
+  clickhouse.url                ClickHouse HTTP endpoint [http://127.0.0.1:18123]
+  clickhouse.database           database (created if missing) [sluice]
+  clickhouse.user / clickhouse.password   credentials [default / empty]
+  clickhouse.retention_days     days to keep 5-minute rollups, 0 = forever [0]
+  window.allowed_lateness_ms    how long a window waits for late events after its end [60000]
+  window.idle_timeout_ms        silence after which a partition's watermark follows the clock [5000]
+  window.max_open_keys          keys held in open windows per partition before the oldest window is written early [1000000]
+  flush.interval_ms             how often closed windows are written and offsets committed [1000]
+  flush.min_backoff_ms / flush.max_backoff_ms   retry delays after a failed insert [200 / 10000]";
+
+impl AggregatorConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.kafka.validate()?;
+        if !self.clickhouse.url.starts_with("http://")
+            && !self.clickhouse.url.starts_with("https://")
+        {
+            return Err(format!(
+                "clickhouse.url `{}` must start with http:// or https://",
+                self.clickhouse.url
+            ));
+        }
+        if !sluice_loader::clickhouse::is_identifier(&self.clickhouse.database) {
+            return Err(format!(
+                "clickhouse.database `{}` must be an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+                self.clickhouse.database
+            ));
+        }
+        if self.window.idle_timeout_ms == 0 {
+            return Err("window.idle_timeout_ms must be positive".to_owned());
+        }
+        if self.window.allowed_lateness_ms > 7 * 86_400_000 {
+            return Err("window.allowed_lateness_ms must be at most 7 days".to_owned());
+        }
+        if self.window.max_open_keys == 0 {
+            return Err("window.max_open_keys must be positive".to_owned());
+        }
+        if self.flush.interval_ms == 0 {
+            return Err("flush.interval_ms must be positive".to_owned());
+        }
+        if self.flush.min_backoff_ms == 0 || self.flush.min_backoff_ms > self.flush.max_backoff_ms {
+            return Err(
+                "flush.min_backoff_ms must be positive and at most flush.max_backoff_ms".to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        AggregatorConfig::default().validate().unwrap();
+        for key in sluice_core::config::keys(&AggregatorConfig::default()) {
+            assert!(
+                OPTIONS_HELP.contains(&key),
+                "--help does not document `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_explained() {
+        let mut config = AggregatorConfig::default();
+        config.clickhouse.database = "x; DROP".into();
+        assert!(config.validate().unwrap_err().contains("identifier"));
+        let mut config = AggregatorConfig::default();
+        config.flush.interval_ms = 0;
+        assert!(config.validate().unwrap_err().contains("flush.interval_ms"));
+    }
+}

@@ -1,0 +1,401 @@
+//! The aggregation loop: Kafka → windows per partition → ClickHouse → commit.
+//!
+//! ## Guarantee
+//! Every record of `events.raw` is counted exactly once in `rollups_5m`
+//! (and so in the views fed from it) through crashes at any point,
+//! ClickHouse outages and rebalances:
+//!
+//! 1. Each partition's events are counted in offset order into windows
+//!    ([`crate::window`]). A closed window is written as one row per key
+//!    carrying the Kafka partition and the highest offset it covers.
+//! 2. The offset committed to Kafka is the first one still held only in
+//!    memory (the oldest open window's first event), and only after every
+//!    row before it was acknowledged by ClickHouse.
+//! 3. A partition's new owner (after a crash or a rebalance) re-reads from
+//!    that commit. Before counting, it loads the rows already stored for
+//!    the partition at or after the first offset it receives, and skips each
+//!    event that such a row covers; the rest it counts again. The rows of a
+//!    key cover a prefix of its events, so this is exact per event.
+//! 4. After a failed insert (which the server may have applied anyway) the
+//!    loop re-reads what is stored before retrying, and drops rows already
+//!    there. Where the server has insert deduplication, the insert also
+//!    carries a content token, so a retry racing a late-applied original is
+//!    dropped by ClickHouse and its views.
+//! 5. Rebalancing is eager and this loop never polls while an insert is in
+//!    flight, so a revoked partition's rows are stored (or abandoned, to be
+//!    re-read) before its new owner starts.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use metrics::{counter, gauge, histogram};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_core::clock::{Clock, SystemClock};
+use sluice_core::service::RebalanceLog;
+
+use crate::clickhouse::{InsertOutcome, RollupStore};
+use crate::config::AggregatorConfig;
+use crate::record;
+use crate::status::{self, Status};
+use crate::window::{Emission, Observed, PartitionWindows, WINDOW_MS};
+
+/// Test hook (outside the `SLUICE_AGGREGATOR_` prefix, so it is never
+/// configuration): abort the process right after this many inserts were
+/// acknowledged, before the offsets are committed (the worst moment to crash).
+pub const CRASH_AFTER_INSERTS_ENV: &str = "SLUICE_TEST_AGGREGATOR_CRASH_AFTER_INSERTS";
+
+const LAG_PERIOD: Duration = Duration::from_secs(5);
+
+/// One assigned partition.
+#[derive(Debug)]
+struct PartitionState {
+    windows: PartitionWindows,
+    /// Stored rows loaded (on the first record after assignment).
+    recovered: bool,
+    last_record: Instant,
+    /// Next offset to read.
+    position: i64,
+    committed: i64,
+}
+
+/// Everything but the consumer, so a borrowed message and the state can be
+/// used together.
+struct Engine {
+    config: AggregatorConfig,
+    store: RollupStore,
+    status: Arc<Status>,
+    clock: Arc<dyn Clock>,
+    partitions: BTreeMap<i32, PartitionState>,
+    inserts: u64,
+    crash_after_inserts: Option<u64>,
+}
+
+pub struct Aggregator {
+    consumer: StreamConsumer<RebalanceLog>,
+    rebalances: RebalanceLog,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregator")
+            .field("topic", &self.engine.config.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Aggregator {
+    pub async fn new(config: AggregatorConfig, status: Arc<Status>) -> anyhow::Result<Self> {
+        let store = RollupStore::connect(&config.clickhouse).await?;
+        status.set_clickhouse_up(true);
+        let rebalances = RebalanceLog::new(&config.topic);
+        let client = sluice_core::service::manual_commit_consumer(
+            &config.kafka,
+            &config.group_id,
+            config.session_timeout_ms,
+        );
+        let consumer: StreamConsumer<RebalanceLog> =
+            client.create_with_context(rebalances.clone())?;
+        consumer
+            .subscribe(&[config.topic.as_str()])
+            .with_context(|| format!("subscribing to `{}`", config.topic))?;
+        let crash_after_inserts = std::env::var(CRASH_AFTER_INSERTS_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok());
+        Ok(Self {
+            consumer,
+            rebalances,
+            engine: Engine {
+                config,
+                store,
+                status,
+                clock: Arc::new(SystemClock),
+                partitions: BTreeMap::new(),
+                inserts: 0,
+                crash_after_inserts,
+            },
+        })
+    }
+
+    /// Runs until `shutdown` resolves; then writes the windows that are
+    /// closed and commits. Open windows are left to be re-read.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let interval = Duration::from_millis(self.engine.config.flush.interval_ms);
+        let mut next_flush = Instant::now() + interval;
+        let mut last_lag = Instant::now();
+        loop {
+            let wait = next_flush.saturating_duration_since(Instant::now());
+            tokio::select! {
+                () = &mut shutdown => break,
+                received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
+                    Ok(Ok(message)) => {
+                        apply_rebalances(&self.rebalances, &mut self.engine);
+                        self.engine.accept(&message).await?;
+                    }
+                    Ok(Err(err)) => tracing::warn!(error = %err, "Kafka consumer error"),
+                    Err(_) => {}
+                },
+            }
+            apply_rebalances(&self.rebalances, &mut self.engine);
+            if Instant::now() >= next_flush {
+                if !self.engine.flush(&self.consumer, &mut shutdown).await? {
+                    return Ok(());
+                }
+                next_flush = Instant::now() + interval;
+            }
+            if last_lag.elapsed() >= LAG_PERIOD {
+                self.engine.report_lag(&self.consumer);
+                last_lag = Instant::now();
+            }
+        }
+        tracing::info!("shutting down: writing closed windows");
+        apply_rebalances(&self.rebalances, &mut self.engine);
+        let never = std::future::pending::<()>();
+        tokio::pin!(never);
+        // Bounded: the store retries with backoff; a second signal is not
+        // awaited here, the process manager's kill is the backstop.
+        tokio::select! {
+            flushed = self.engine.flush(&self.consumer, &mut never) => { flushed?; }
+            () = tokio::time::sleep(Duration::from_secs(10)) => {
+                tracing::warn!("ClickHouse did not take the closed windows in 10 s; they will be re-read");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn apply_rebalances(log: &RebalanceLog, engine: &mut Engine) {
+    let log = log.take();
+    if log.revoked.is_empty() && log.assigned.is_empty() {
+        return;
+    }
+    for partition in &log.revoked {
+        // Open windows are dropped: the new owner re-reads them from the
+        // commit (guarantee, point 3).
+        engine.partitions.remove(partition);
+    }
+    for partition in &log.assigned {
+        engine.partitions.insert(
+            *partition,
+            PartitionState {
+                windows: PartitionWindows::new(engine.config.window.allowed_lateness_ms as i64),
+                recovered: false,
+                last_record: Instant::now(),
+                position: -1,
+                committed: -1,
+            },
+        );
+    }
+    tracing::info!(revoked = ?log.revoked, assigned = ?log.assigned, "rebalanced");
+    engine
+        .status
+        .set_assigned(engine.partitions.keys().copied().collect());
+}
+
+impl Engine {
+    async fn accept(&mut self, message: &BorrowedMessage<'_>) -> anyhow::Result<()> {
+        let (partition, offset) = (message.partition(), message.offset());
+        let Some(state) = self.partitions.get_mut(&partition) else {
+            // Fetched before a revocation: its new owner reads it.
+            return Ok(());
+        };
+        if !state.recovered {
+            let stored = self
+                .store
+                .stored_since(&self.config.topic, partition, offset)
+                .await?;
+            tracing::info!(
+                partition,
+                from_offset = offset,
+                stored_rows = stored.len(),
+                "resuming partition"
+            );
+            state.windows.skip_emitted(stored);
+            state.recovered = true;
+        }
+        state.last_record = Instant::now();
+        state.position = offset + 1;
+        let fields = match record::decode(message.payload().unwrap_or_default()) {
+            Ok(fields) => fields,
+            Err(err) => {
+                // The loader dead-letters such records; here they only count.
+                counter!(status::UNDECODABLE).increment(1);
+                tracing::debug!(partition, offset, error = %err, "record is not the event contract");
+                return Ok(());
+            }
+        };
+        match state.windows.observe(
+            offset,
+            fields.timestamp.as_millis(),
+            fields.received_at.as_millis(),
+            fields.key(),
+        ) {
+            Observed::Counted => counter!(status::EVENTS_AGGREGATED).increment(1),
+            Observed::Late => {
+                counter!(status::EVENTS_AGGREGATED).increment(1);
+                counter!(status::LATE_EVENTS).increment(1);
+            }
+            Observed::AlreadyEmitted => counter!(status::SKIPPED_EVENTS).increment(1),
+        }
+        Ok(())
+    }
+
+    /// Writes every closed window and commits what is safe. `Ok(false)` when
+    /// `shutdown` fired while waiting for ClickHouse.
+    async fn flush(
+        &mut self,
+        consumer: &StreamConsumer<RebalanceLog>,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+    ) -> anyhow::Result<bool> {
+        let now_ms = self.clock.now().as_millis();
+        let idle = Duration::from_millis(self.config.window.idle_timeout_ms);
+        let partitions: Vec<i32> = self.partitions.keys().copied().collect();
+        let mut open_keys = 0;
+        for partition in partitions {
+            let Some(state) = self.partitions.get_mut(&partition) else {
+                continue;
+            };
+            if !state.recovered {
+                continue;
+            }
+            if state.last_record.elapsed() >= idle {
+                state
+                    .windows
+                    .advance_to(now_ms - self.config.window.idle_timeout_ms as i64);
+            }
+            let emissions = state.windows.take_closed(self.config.window.max_open_keys);
+            let commit = state.windows.commit_offset();
+            open_keys += state.windows.open_keys();
+            if !emissions.is_empty() && !self.store_rows(partition, emissions, shutdown).await? {
+                return Ok(false);
+            }
+            let Some(state) = self.partitions.get_mut(&partition) else {
+                continue;
+            };
+            if let Some(commit) = commit
+                && commit > state.committed
+            {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(&self.config.topic, partition, Offset::Offset(commit))?;
+                // Async is enough: a lost commit only means more re-reading,
+                // which the stored rows make exact (guarantee, point 3).
+                match consumer.commit(&tpl, CommitMode::Async) {
+                    Ok(()) => state.committed = commit,
+                    Err(err) => {
+                        tracing::warn!(partition, error = %err, "offset commit failed; will retry")
+                    }
+                }
+            }
+        }
+        gauge!(status::OPEN_KEYS).set(open_keys as f64);
+        Ok(true)
+    }
+
+    /// Stores `emissions` of one partition, retrying until ClickHouse has
+    /// them. `Ok(false)` if `shutdown` fired first (they are then re-read by
+    /// the next owner).
+    async fn store_rows(
+        &mut self,
+        partition: i32,
+        mut emissions: Vec<Emission>,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+    ) -> anyhow::Result<bool> {
+        let flush = &self.config.flush;
+        let mut backoff = Duration::from_millis(flush.min_backoff_ms);
+        loop {
+            let emitted_at = self.clock.now().as_millis();
+            match self
+                .store
+                .insert(
+                    &self.config.topic,
+                    partition,
+                    &emissions,
+                    crate::clickhouse::rows::seconds(emitted_at),
+                )
+                .await
+            {
+                InsertOutcome::Inserted { rows, took } => {
+                    self.status.set_clickhouse_up(true);
+                    crate::status::record_insert(rows, took);
+                    let lateness = self.config.window.allowed_lateness_ms as i64;
+                    for e in emissions.iter().filter(|e| !e.late) {
+                        let due = e.window_start_ms + WINDOW_MS + lateness;
+                        histogram!(status::WINDOW_DELAY)
+                            .record(((emitted_at - due).max(0) as f64) / 1000.0);
+                    }
+                    self.inserts += 1;
+                    if self.crash_after_inserts == Some(self.inserts) {
+                        tracing::error!(
+                            "{CRASH_AFTER_INSERTS_ENV} reached: aborting before the commit"
+                        );
+                        std::process::abort();
+                    }
+                    return Ok(true);
+                }
+                InsertOutcome::Failed { retryable, reason } => {
+                    self.status.set_clickhouse_up(false);
+                    if retryable {
+                        tracing::warn!(partition, %reason, backoff_ms = backoff.as_millis() as u64, "rollup insert failed; retrying");
+                    } else {
+                        tracing::error!(partition, %reason, backoff_ms = backoff.as_millis() as u64, "ClickHouse refused rollup rows; retrying until an operator fixes the cause");
+                    }
+                    tokio::select! {
+                        () = &mut *shutdown => return Ok(false),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_millis(flush.max_backoff_ms));
+                    // The failed insert may have been applied: keep only what
+                    // is not stored (guarantee, point 4).
+                    let from = emissions.iter().map(|e| e.max_offset).min().unwrap_or(0);
+                    match self
+                        .store
+                        .stored_since(&self.config.topic, partition, from)
+                        .await
+                    {
+                        Ok(stored) => {
+                            let stored: std::collections::HashMap<_, _> = stored
+                                .into_iter()
+                                .map(|(start, key, max)| ((start, key), max))
+                                .collect();
+                            emissions.retain(|e| {
+                                stored
+                                    .get(&(e.window_start_ms, e.key.clone()))
+                                    .is_none_or(|max| *max < e.max_offset)
+                            });
+                            if emissions.is_empty() {
+                                tracing::info!(partition, "rows were stored before the failure");
+                                return Ok(true);
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(partition, error = %format!("{err:#}"), "cannot read stored rollups yet")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn report_lag(&self, consumer: &StreamConsumer<RebalanceLog>) {
+        for (partition, state) in &self.partitions {
+            let watermarks = tokio::task::block_in_place(|| {
+                consumer.fetch_watermarks(&self.config.topic, *partition, Duration::from_secs(1))
+            });
+            if let Ok((low, high)) = watermarks {
+                let position = if state.position < 0 {
+                    state.committed.max(low)
+                } else {
+                    state.position
+                };
+                let lag = (high - position).max(0);
+                gauge!(status::CONSUMER_LAG, "partition" => partition.to_string()).set(lag as f64);
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The dashboards' read path: event counts over time, daily active users and
+//! top events for one team, read from the rollups (never from raw events).
+//! The SQL is documented in `docs/dashboards.md`; `sluice stats` prints it.
+//!
+//! Ranges are half-open, `[from, to)`, in UTC; an answer has every bucket
+//! (5 minutes, hour or day) that overlaps the range, so "the last 7 days"
+//! includes today so far.
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sluice_core::Timestamp;
+use sluice_loader::clickhouse::quote_literal;
+
+use crate::clickhouse::schema::{DAU_DAILY, ROLLUPS_5M, ROLLUPS_DAILY, ROLLUPS_HOURLY};
+
+/// Resolution of [`Dashboard::event_counts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    FiveMinutes,
+    Hour,
+    Day,
+}
+
+impl std::str::FromStr for Granularity {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "5m" | "5min" | "five_minutes" => Ok(Self::FiveMinutes),
+            "hour" | "1h" => Ok(Self::Hour),
+            "day" | "1d" => Ok(Self::Day),
+            other => Err(format!("`{other}`: expected 5m, hour or day")),
+        }
+    }
+}
+
+/// One point of a series: a time (`YYYY-MM-DD hh:mm:ss` or `YYYY-MM-DD`) or
+/// an event name, and a number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
+pub struct Point {
+    pub label: String,
+    pub value: u64,
+}
+
+/// Read-only access to one database's rollups.
+#[derive(Clone)]
+pub struct Dashboard {
+    client: clickhouse::Client,
+    database: String,
+}
+
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard")
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+fn datetime(ts: Timestamp) -> String {
+    // `YYYY-MM-DDThh:mm:ss.mmmZ` → `YYYY-MM-DD hh:mm:ss`, which ClickHouse
+    // compares with a DateTime('UTC') column in UTC on every version.
+    let text = ts.to_rfc3339();
+    text[..19].replacen('T', " ", 1)
+}
+
+fn date(ts: Timestamp) -> String {
+    ts.to_rfc3339()[..10].to_owned()
+}
+
+/// Start of the bucket of `ts`.
+fn floor(ts: Timestamp, bucket_ms: i64) -> Timestamp {
+    Timestamp::from_millis(ts.as_millis().div_euclid(bucket_ms) * bucket_ms)
+}
+
+/// The last day overlapping `[.., to)`.
+fn last_day(to: Timestamp) -> String {
+    date(Timestamp::from_millis(to.as_millis() - 1))
+}
+
+/// `SELECT` for event counts per time bucket.
+pub fn event_counts_sql(
+    database: &str,
+    team: &str,
+    from: Timestamp,
+    to: Timestamp,
+    granularity: Granularity,
+    event: Option<&str>,
+) -> String {
+    let (table, column, lo, hi) = match granularity {
+        Granularity::FiveMinutes => (
+            ROLLUPS_5M,
+            "window_start",
+            datetime(floor(from, crate::window::WINDOW_MS)),
+            format!("< {}", quote_literal(&datetime(to))),
+        ),
+        Granularity::Hour => (
+            ROLLUPS_HOURLY,
+            "hour",
+            datetime(floor(from, 3_600_000)),
+            format!("< {}", quote_literal(&datetime(to))),
+        ),
+        Granularity::Day => (
+            ROLLUPS_DAILY,
+            "day",
+            date(from),
+            format!("<= {}", quote_literal(&last_day(to))),
+        ),
+    };
+    let event = event.map_or(String::new(), |e| {
+        format!(" AND event = {}", quote_literal(e))
+    });
+    format!(
+        "SELECT toString({column}) AS label, sum(events) AS value FROM {database}.{table} \
+         WHERE team_id = {} AND {column} >= {} AND {column} {hi}{event} \
+         GROUP BY {column} ORDER BY {column}",
+        quote_literal(team),
+        quote_literal(&lo),
+    )
+}
+
+/// `SELECT` for daily active users.
+pub fn dau_sql(database: &str, team: &str, from: Timestamp, to: Timestamp) -> String {
+    format!(
+        "SELECT toString(day) AS label, toUInt64(uniqMerge(users)) AS value FROM {database}.{DAU_DAILY} \
+         WHERE team_id = {} AND day >= {} AND day <= {} GROUP BY day ORDER BY day",
+        quote_literal(team),
+        quote_literal(&date(from)),
+        quote_literal(&last_day(to)),
+    )
+}
+
+/// `SELECT` for the most frequent events.
+pub fn top_events_sql(
+    database: &str,
+    team: &str,
+    from: Timestamp,
+    to: Timestamp,
+    limit: u32,
+) -> String {
+    format!(
+        "SELECT event AS label, sum(events) AS value FROM {database}.{ROLLUPS_DAILY} \
+         WHERE team_id = {} AND day >= {} AND day <= {} \
+         GROUP BY event ORDER BY value DESC, label LIMIT {limit}",
+        quote_literal(team),
+        quote_literal(&date(from)),
+        quote_literal(&last_day(to)),
+    )
+}
+
+impl Dashboard {
+    /// `database` must be an identifier (it is pasted into SQL).
+    pub fn new(url: &str, database: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            sluice_loader::clickhouse::is_identifier(database),
+            "database `{database}` must be an identifier"
+        );
+        Ok(Self {
+            client: clickhouse::Client::default()
+                .with_url(url)
+                .with_validation(false),
+            database: database.to_owned(),
+        })
+    }
+
+    async fn points(&self, sql: String) -> anyhow::Result<Vec<Point>> {
+        self.client
+            .query(&sql)
+            .fetch_all()
+            .await
+            .with_context(|| format!("querying ClickHouse: {sql}"))
+    }
+
+    pub async fn event_counts(
+        &self,
+        team: &str,
+        from: Timestamp,
+        to: Timestamp,
+        granularity: Granularity,
+        event: Option<&str>,
+    ) -> anyhow::Result<Vec<Point>> {
+        self.points(event_counts_sql(
+            &self.database,
+            team,
+            from,
+            to,
+            granularity,
+            event,
+        ))
+        .await
+    }
+
+    pub async fn dau(
+        &self,
+        team: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> anyhow::Result<Vec<Point>> {
+        self.points(dau_sql(&self.database, team, from, to)).await
+    }
+
+    pub async fn top_events(
+        &self,
+        team: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Point>> {
+        self.points(top_events_sql(&self.database, team, from, to, limit))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(text: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(text).unwrap()
+    }
+
+    #[test]
+    fn sql_quotes_names_and_uses_utc_literals() {
+        let sql = event_counts_sql(
+            "db",
+            "te'am",
+            ts("2026-11-26T00:20:00Z"),
+            ts("2026-11-26T06:30:00Z"),
+            Granularity::Hour,
+            Some("Signed Up"),
+        );
+        assert_eq!(
+            sql,
+            "SELECT toString(hour) AS label, sum(events) AS value FROM db.rollups_hourly \
+             WHERE team_id = 'te\\'am' AND hour >= '2026-11-26 00:00:00' AND hour < '2026-11-26 06:30:00' \
+             AND event = 'Signed Up' GROUP BY hour ORDER BY hour"
+        );
+        let dau = dau_sql(
+            "db",
+            "t",
+            ts("2026-11-01T00:00:00Z"),
+            ts("2026-11-27T00:00:00Z"),
+        );
+        assert!(
+            dau.contains("day >= '2026-11-01' AND day <= '2026-11-26'"),
+            "{dau}"
+        );
+        // Partial days at both ends are included.
+        let top = top_events_sql(
+            "db",
+            "t",
+            ts("2026-11-20T10:00:00Z"),
+            ts("2026-11-26T09:00:00Z"),
+            3,
+        );
+        assert!(
+            top.contains("day >= '2026-11-20' AND day <= '2026-11-26'"),
+            "{top}"
+        );
+    }
+
+    #[test]
+    fn granularities_parse() {
+        assert_eq!("5m".parse(), Ok(Granularity::FiveMinutes));
+        assert_eq!("day".parse(), Ok(Granularity::Day));
+        assert!("week".parse::<Granularity>().is_err());
+    }
+}

@@ -1,0 +1,230 @@
+//! What the consumer services (loader, aggregator) share around their loop:
+//! readiness state, the `/healthz` `/readyz` `/metrics` router, waiting for
+//! ClickHouse at start-up, and eager-rebalance bookkeeping.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, TopicPartitionList};
+use serde_json::json;
+
+/// Readiness of a consumer service: ClickHouse answers, and which partitions
+/// it holds. Each service names its own gauges.
+#[derive(Debug)]
+pub struct ConsumerStatus {
+    clickhouse_up: AtomicBool,
+    assigned: Mutex<Vec<i32>>,
+    up_gauge: &'static str,
+    assigned_gauge: &'static str,
+}
+
+impl ConsumerStatus {
+    pub const fn new(up_gauge: &'static str, assigned_gauge: &'static str) -> Self {
+        Self {
+            clickhouse_up: AtomicBool::new(false),
+            assigned: Mutex::new(Vec::new()),
+            up_gauge,
+            assigned_gauge,
+        }
+    }
+
+    pub fn set_clickhouse_up(&self, up: bool) {
+        self.clickhouse_up.store(up, Ordering::Relaxed);
+        metrics::gauge!(self.up_gauge).set(f64::from(u8::from(up)));
+    }
+
+    /// Ready: ClickHouse answers (the loop is not stuck retrying).
+    pub fn is_ready(&self) -> bool {
+        self.clickhouse_up.load(Ordering::Relaxed)
+    }
+
+    pub fn set_assigned(&self, partitions: Vec<i32>) {
+        metrics::gauge!(self.assigned_gauge).set(partitions.len() as f64);
+        if let Ok(mut assigned) = self.assigned.lock() {
+            *assigned = partitions;
+        }
+    }
+
+    pub fn assigned(&self) -> Vec<i32> {
+        self.assigned.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+/// `/healthz`, `/readyz` and `/metrics` of a consumer service.
+pub fn router(status: Arc<ConsumerStatus>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    crate::telemetry::metrics().render(),
+                )
+            }),
+        )
+        .with_state(status)
+}
+
+async fn readyz(State(status): State<Arc<ConsumerStatus>>) -> Response {
+    if status.is_ready() {
+        (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "partitions": status.assigned() })),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "reason": "clickhouse_unreachable" })),
+        )
+            .into_response()
+    }
+}
+
+/// Serves [`router`] on `listener` until the returned guard is dropped.
+pub fn spawn_health(
+    listener: tokio::net::TcpListener,
+    status: Arc<ConsumerStatus>,
+) -> HealthServer {
+    HealthServer(tokio::spawn(
+        axum::serve(listener, router(status)).into_future(),
+    ))
+}
+
+/// The background health server of [`spawn_health`]; stops when dropped.
+#[derive(Debug)]
+pub struct HealthServer(tokio::task::JoinHandle<std::io::Result<()>>);
+
+impl Drop for HealthServer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Consumer settings both consumer services need for their exactly-once
+/// arguments: manual commits only, earliest start, and the eager `range`
+/// assignor (every member gives its partitions up before any is handed out
+/// again).
+pub fn manual_commit_consumer(
+    kafka: &crate::kafka::KafkaSettings,
+    group_id: &str,
+    session_timeout_ms: u64,
+) -> rdkafka::ClientConfig {
+    let mut client = kafka.client_config();
+    client
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", session_timeout_ms.to_string())
+        .set("partition.assignment.strategy", "range")
+        .set("enable.partition.eof", "false");
+    client
+}
+
+/// Calls `connect` until it succeeds, backing off from `min` to `max` and
+/// logging each failure (ClickHouse or Kafka may start after us). `None` if
+/// `shutdown` fired first.
+pub async fn connect_with_backoff<T, E, Fut>(
+    what: &str,
+    (min, max): (Duration, Duration),
+    status: &ConsumerStatus,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    mut connect: impl FnMut() -> Fut,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = min;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return None,
+            result = connect() => match result {
+                Ok(value) => return Some(value),
+                Err(err) => {
+                    status.set_clickhouse_up(false);
+                    tracing::warn!(error = %err, backoff_ms = backoff.as_millis() as u64, "cannot start {what} yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max);
+                }
+            }
+        }
+    }
+}
+
+/// Partitions assigned and revoked since the loop last looked.
+#[derive(Debug, Default)]
+pub struct Rebalanced {
+    pub assigned: Vec<i32>,
+    pub revoked: Vec<i32>,
+}
+
+/// A consumer context that records rebalances of one topic, for a loop that
+/// applies them between records (see the services' exactly-once notes: with
+/// the eager `range` assignor every member gives its partitions up before
+/// any is handed out again).
+#[derive(Debug, Clone)]
+pub struct RebalanceLog {
+    topic: String,
+    log: Arc<Mutex<Rebalanced>>,
+}
+
+impl RebalanceLog {
+    pub fn new(topic: &str) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            log: Arc::default(),
+        }
+    }
+
+    /// What happened since the last call.
+    pub fn take(&self) -> Rebalanced {
+        self.log
+            .lock()
+            .map(|mut log| std::mem::take(&mut *log))
+            .unwrap_or_default()
+    }
+
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect()
+    }
+}
+
+impl ClientContext for RebalanceLog {}
+
+impl ConsumerContext for RebalanceLog {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance
+            && let Ok(mut log) = self.log.lock()
+        {
+            log.revoked.extend(self.partitions(tpl));
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance
+            && let Ok(mut log) = self.log.lock()
+        {
+            log.assigned.extend(self.partitions(tpl));
+        }
+    }
+}
