@@ -345,14 +345,21 @@ pub fn first_text<'v>(candidates: impl IntoIterator<Item = Option<&'v Value>>) -
         .find_map(|value| text_of(value?).map(Cow::into_owned))
 }
 
-/// Keeps only the fields that are present, for the protocol's block in `context`.
-pub fn present(fields: impl IntoIterator<Item = (&'static str, Option<Value>)>) -> Value {
-    Value::Object(
-        fields
-            .into_iter()
-            .filter_map(|(name, value)| Some((name.to_owned(), value.filter(|v| !v.is_null())?)))
-            .collect(),
-    )
+/// The protocol's block in `context`: the named fields that are present,
+/// then every other field the message still carries, under its own name, so
+/// nothing the SDK sent is lost.
+pub fn sdk_block(
+    fields: impl IntoIterator<Item = (&'static str, Option<Value>)>,
+    rest: Map<String, Value>,
+) -> Value {
+    let mut block: Map<String, Value> = fields
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value.filter(|v| !v.is_null())?)))
+        .collect();
+    for (name, value) in rest {
+        block.entry(name).or_insert(value);
+    }
+    Value::Object(block)
 }
 
 /// CORS for browser SDKs. The routes authenticate with a key in the request,

@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use sluice_core::RejectCode;
 
 use super::{
-    Context, NativeEvent, Parsed, Protocol, Translated, first_text, present, refuse, text_of,
+    Context, NativeEvent, Parsed, Protocol, Translated, first_text, refuse, sdk_block, text_of,
 };
 use crate::body::Encoding;
 use crate::error::ApiError;
@@ -215,6 +215,10 @@ fn translate(mut m: Map<String, Value>, context: &Context<'_>) -> Translated {
             "a PostHog event needs `distinct_id`",
         );
     };
+    // From here on every field is taken out of `m` as it is mapped; what is
+    // left goes to `context.posthog` as sent.
+    m.remove("event");
+    m.remove("distinct_id");
     let event_id = context.event_id(m.get("uuid"));
     let timestamp = context.timestamp(m.get("timestamp"), m.get("sent_at"), m.get("offset"));
 
@@ -229,18 +233,21 @@ fn translate(mut m: Map<String, Value>, context: &Context<'_>) -> Translated {
             }
         }
     }
-    let posthog = present([
-        ("uuid", m.remove("uuid")),
-        ("timestamp", m.remove("timestamp")),
-        (
-            "sent_at",
-            m.remove("sent_at").or_else(|| context.sent_at.cloned()),
-        ),
-        ("offset", m.remove("offset")),
-        ("type", m.remove("type")),
-        ("library", m.remove("library")),
-        ("library_version", m.remove("library_version")),
-    ]);
+    let posthog = sdk_block(
+        [
+            ("uuid", m.remove("uuid")),
+            ("timestamp", m.remove("timestamp")),
+            (
+                "sent_at",
+                m.remove("sent_at").or_else(|| context.sent_at.cloned()),
+            ),
+            ("offset", m.remove("offset")),
+            ("type", m.remove("type")),
+            ("library", m.remove("library")),
+            ("library_version", m.remove("library_version")),
+        ],
+        m,
+    );
 
     Ok(NativeEvent {
         event_id,
@@ -279,7 +286,7 @@ mod tests {
                 "event": "$pageview", "distinct_id": "d-1", "uuid": uuid,
                 "timestamp": "2027-01-15T08:00:00.250Z", "type": "capture",
                 "properties": { "$current_url": "https://example.com/", "token": "sk_secret" },
-                "$set": { "email": "x@example.com" }, "api_key": "sk_secret"
+                "$set": { "email": "x@example.com" }, "api_key": "sk_secret", "$groups": { "company": "c-1" }
             }),
             Some(&sent),
         )
@@ -294,6 +301,12 @@ mod tests {
         );
         assert_eq!(event["context"]["posthog"]["uuid"], uuid);
         assert_eq!(event["context"]["posthog"]["type"], "capture");
+        assert_eq!(
+            event["context"]["posthog"]["$groups"],
+            json!({ "company": "c-1" }),
+            "unmapped fields are kept"
+        );
+        assert!(event["context"]["posthog"].get("distinct_id").is_none());
         assert!(
             !event.to_string().contains("sk_secret"),
             "the key is never stored"

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use sluice_core::RejectCode;
 
 use super::{
-    Context, NativeEvent, Parsed, Protocol, Translated, first_text, present, refuse, text_of,
+    Context, NativeEvent, Parsed, Protocol, Translated, first_text, refuse, sdk_block, text_of,
 };
 use crate::auth;
 use crate::body::Encoding;
@@ -164,6 +164,8 @@ fn translate(
     mut m: Map<String, Value>,
     context: &Context<'_>,
 ) -> Translated {
+    // Never stored, not even in a dead-letter copy.
+    m.remove("writeKey");
     let call = route_call.or_else(|| m.get("type").and_then(Value::as_str).and_then(Call::parse));
     let Some(call) = call else {
         return refuse(
@@ -192,13 +194,19 @@ fn translate(
             "a Segment message needs `userId` or `anonymousId`",
         );
     };
+    // From here on every field is taken out of `m` as it is mapped; what is
+    // left goes to `context.segment` as sent.
+    m.remove("type");
+    if call == Call::Track {
+        m.remove("event");
+    }
     let event_id = context.event_id(m.get("messageId"));
     let client_time = m
-        .get("timestamp")
+        .remove("timestamp")
         .filter(|t| !t.is_null())
-        .or_else(|| m.get("originalTimestamp"))
-        .cloned();
-    let timestamp = context.timestamp(client_time.as_ref(), m.get("sentAt"), None);
+        .or_else(|| m.remove("originalTimestamp"));
+    let sent_at = m.remove("sentAt");
+    let timestamp = context.timestamp(client_time.as_ref(), sent_at.as_ref(), None);
 
     let mut properties = match call {
         Call::Track | Call::Page | Call::Screen => m.remove("properties"),
@@ -209,24 +217,30 @@ fn translate(
     .unwrap_or_else(|| json!({}));
     if let (Call::Page | Call::Screen, Value::Object(props)) = (call, &mut properties) {
         for field in ["name", "category"] {
-            if let Some(value) = m.get(field).filter(|v| !v.is_null()) {
-                props.entry(field).or_insert_with(|| value.clone());
+            if !props.contains_key(field)
+                && let Some(value) = m.remove(field).filter(|v| !v.is_null())
+            {
+                props.insert(field.to_owned(), value);
             }
         }
     }
 
-    let segment = present([
-        ("type", Some(Value::from(call.name()))),
-        ("message_id", m.remove("messageId")),
-        ("user_id", m.remove("userId")),
-        ("anonymous_id", m.remove("anonymousId")),
-        ("group_id", m.remove("groupId")),
-        ("previous_id", m.remove("previousId")),
-        ("timestamp", client_time),
-        ("sent_at", m.get("sentAt").or(context.sent_at).cloned()),
-        ("integrations", m.remove("integrations")),
-    ]);
-    let event_context = match m.remove("context").filter(|c| !c.is_null()) {
+    let client_context = m.remove("context").filter(|c| !c.is_null());
+    let segment = sdk_block(
+        [
+            ("type", Some(Value::from(call.name()))),
+            ("message_id", m.remove("messageId")),
+            ("user_id", m.remove("userId")),
+            ("anonymous_id", m.remove("anonymousId")),
+            ("group_id", m.remove("groupId")),
+            ("previous_id", m.remove("previousId")),
+            ("timestamp", client_time),
+            ("sent_at", sent_at.or_else(|| context.sent_at.cloned())),
+            ("integrations", m.remove("integrations")),
+        ],
+        m,
+    );
+    let event_context = match client_context {
         None => json!({ "segment": segment }),
         Some(Value::Object(mut ctx)) => {
             ctx.insert("segment".to_owned(), segment);
@@ -274,7 +288,7 @@ mod tests {
                 "anonymousId": "anon-1", "messageId": "node-next-1-abc",
                 "timestamp": "2027-01-15T08:00:07.500Z",
                 "properties": { "total": 30 }, "context": { "library": { "name": "analytics-node" } },
-                "integrations": { "All": true }
+                "integrations": { "All": true }, "channel": "server", "writeKey": "sk_secret"
             }),
             Some(&sent),
         )
@@ -290,6 +304,12 @@ mod tests {
         assert_eq!(segment["type"], "track");
         assert_eq!(segment["sent_at"], sent);
         assert_eq!(segment["integrations"], json!({ "All": true }));
+        assert_eq!(segment["channel"], "server", "unmapped fields are kept");
+        assert!(!event.to_string().contains("sk_secret"));
+        assert!(
+            segment.get("event").is_none() && segment.get("sentAt").is_none(),
+            "mapped fields are not repeated under their Segment names: {segment}"
+        );
         let id: uuid::Uuid = event["event_id"].as_str().unwrap().parse().unwrap();
         assert_eq!(id.get_version_num(), 8);
     }
