@@ -74,11 +74,13 @@ async function main() {
   })
   await tab.goto(origin + '/')
   const captured = await tab.evaluate(() => window.__captured)
-  // Settled: a capture was answered 200 and nothing went to the gateway
-  // for 2.5 s, five flush intervals.
+  // Settled: a capture was answered 200 and nothing went to the gateway for
+  // SDK_QUIET_MS (default 2.5 s, five flush intervals; longer when the
+  // gateway answers 503 at first, as posthog-js retries after about 3 s).
+  const quietMs = Number(process.env.SDK_QUIET_MS || '2500')
   const deadline = Date.now() + 45000
   const ok = () => statuses.some((s) => s.startsWith('POST') && / 200( gzip)?$/.test(s))
-  while (Date.now() < deadline && !(ok() && inFlight === 0 && Date.now() - lastActivity > 2500)) {
+  while (Date.now() < deadline && !(ok() && inFlight === 0 && Date.now() - lastActivity > quietMs)) {
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
   await browser.close()
