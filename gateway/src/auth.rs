@@ -3,6 +3,8 @@
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 
 use crate::error::ApiError;
 use crate::keys::{KeyStatus, KeyStore, Principal, Role, constant_time_eq};
@@ -17,6 +19,34 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .map(str::trim)
         .filter(|key| !key.is_empty())
         .ok_or(ApiError::MissingApiKey)
+}
+
+/// The key in an `Authorization` header, if there is one: `Bearer <key>`, or
+/// HTTP Basic with the key as user name (Segment's write key; the password is
+/// empty) or, when the user name is empty, as password.
+pub fn key_in_authorization(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ApiError::InvalidApiKey)?.trim();
+    let Some((scheme, credentials)) = value.split_once(' ') else {
+        return Err(ApiError::InvalidApiKey);
+    };
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Some(credentials.to_owned()).filter(|key| !key.is_empty()));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(ApiError::InvalidApiKey);
+    }
+    let decoded = BASE64_STANDARD
+        .decode(credentials)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or(ApiError::InvalidApiKey)?;
+    let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+    let key = if user.is_empty() { password } else { user };
+    Ok(Some(key.to_owned()).filter(|key| !key.is_empty()))
 }
 
 /// Resolves a key to the team and role it acts for.

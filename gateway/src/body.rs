@@ -12,9 +12,13 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use ::metrics::counter;
+
 use crate::admission::Ticket;
 use crate::config::IngestConfig;
 use crate::error::ApiError;
+use crate::metrics;
+use crate::state::AppState;
 
 /// Bodies larger than this are decompressed on the blocking pool so a big
 /// upload does not stall the async workers serving other requests.
@@ -25,7 +29,14 @@ pub enum Encoding {
     Identity,
     Gzip,
     Zstd,
+    /// Gzip if the body starts with gzip's magic number, else identity.
+    /// Recent posthog-js sends gzip bodies with neither a `Content-Encoding`
+    /// header nor a `compression` parameter; the native endpoint never sniffs.
+    Detect,
 }
+
+/// The first two bytes of every gzip member (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 impl Encoding {
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
@@ -46,6 +57,54 @@ impl Encoding {
             _ => None,
         }
     }
+
+    /// Replaces [`Encoding::Detect`] by what `raw` turns out to be.
+    pub fn resolve(self, raw: &[u8]) -> Self {
+        match self {
+            Self::Detect if raw.starts_with(&GZIP_MAGIC) => Self::Gzip,
+            Self::Detect => Self::Identity,
+            other => other,
+        }
+    }
+}
+
+/// Reads a request body under every limit: the declared size against
+/// `max_body_bytes`, a gateway-wide admission ticket reserved before the first
+/// byte is buffered, the bounded read and decode, and headroom for the records
+/// produced from it. The ticket must live until the response is built.
+pub async fn read_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    encoding: Encoding,
+) -> Result<(Bytes, Ticket), ApiError> {
+    let config = state.ingest();
+    // Reserve the declared size up front (the maximum when undeclared), so
+    // the bytes we are about to buffer are accounted before we buffer them.
+    let declared = content_length(headers).unwrap_or(config.max_body_bytes);
+    if declared > config.max_body_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            limit: config.max_body_bytes,
+        });
+    }
+    let ticket = state.admission().admit(declared)?;
+    let (bytes, mut ticket) = read(body, encoding, config, ticket).await?;
+    counter!(metrics::REQUEST_BYTES)
+        .increment(content_length(headers).unwrap_or(bytes.len()) as u64);
+    // The produced records hold roughly one more copy of the events.
+    if !ticket.reserve(bytes.len().saturating_mul(2)) {
+        return Err(overloaded());
+    }
+    Ok((bytes, ticket))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Reads and decodes a request body within `config`'s limits.
@@ -69,6 +128,7 @@ pub async fn read(
     if !ticket.reserve(raw.len()) {
         return Err(overloaded());
     }
+    let encoding = encoding.resolve(&raw);
     if encoding == Encoding::Identity {
         return Ok((raw, ticket));
     }
@@ -119,8 +179,8 @@ pub fn decompress(
     limit: usize,
     budget: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<u8>, ApiError> {
-    let reader: Box<dyn Read + '_> = match encoding {
-        Encoding::Identity => return Ok(raw.to_vec()),
+    let reader: Box<dyn Read + '_> = match encoding.resolve(raw) {
+        Encoding::Identity | Encoding::Detect => return Ok(raw.to_vec()),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
         Encoding::Zstd => Box::new(
             zstd::stream::read::Decoder::with_buffer(raw)
@@ -211,6 +271,18 @@ mod tests {
         assert!(matches!(err, ApiError::InvalidCompression(_)));
         let err = decompress(b"not zstd at all", Encoding::Zstd, 1024, &mut |_| true).unwrap_err();
         assert!(matches!(err, ApiError::InvalidCompression(_)));
+    }
+
+    #[test]
+    fn detect_sniffs_gzip_and_nothing_else() {
+        let data = br#"{"batch":[]}"#;
+        assert_eq!(Encoding::Detect.resolve(&gzip(data)), Encoding::Gzip);
+        assert_eq!(Encoding::Detect.resolve(data), Encoding::Identity);
+        assert_eq!(Encoding::Zstd.resolve(data), Encoding::Zstd);
+        assert_eq!(
+            decompress(&gzip(data), Encoding::Detect, 1024, &mut |_| true).unwrap(),
+            data
+        );
     }
 
     #[test]

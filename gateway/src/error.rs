@@ -11,7 +11,9 @@ use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("missing API key: send `Authorization: Bearer <key>`")]
+    #[error(
+        "missing API key: send `Authorization: Bearer <key>` (Segment routes: HTTP Basic with the key as user; PostHog routes: `api_key` in the body)"
+    )]
     MissingApiKey,
     #[error("unknown API key")]
     InvalidApiKey,
@@ -66,6 +68,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A request body that did not decode: JSON of the wrong shape is an
+    /// invalid batch, anything else is malformed JSON.
+    pub fn from_body_json(err: &serde_json::Error) -> Self {
+        if err.is_data() {
+            Self::InvalidBatch(err.to_string())
+        } else {
+            Self::MalformedJson(err.to_string())
+        }
+    }
+
     /// The stable code clients branch on.
     pub fn code(&self) -> &'static str {
         match self {

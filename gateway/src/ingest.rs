@@ -1,4 +1,6 @@
-//! The native batch endpoint's logic, from body bytes to per-event outcomes.
+//! The ingest pipeline, from events to per-event outcomes: the native batch
+//! endpoint ([`ingest_batch`]) and the SDK compatibility routes
+//! ([`ingest_events`], fed by `compat`) share it.
 //!
 //! A request is refused as a whole (an [`ApiError`]) only when the batch itself
 //! is unusable: not JSON, empty, too large. Otherwise every event gets its own
@@ -37,7 +39,7 @@ use crate::sink::{Record, SinkError};
 use crate::state::AppState;
 
 /// How long clients should wait before retrying events Kafka did not take.
-const RETRY_AFTER_SECS: u64 = 5;
+pub(crate) const RETRY_AFTER_SECS: u64 = 5;
 
 /// The request body: `{"events": [ ... ]}`.
 #[derive(Debug, Deserialize)]
@@ -110,45 +112,81 @@ enum Planned {
     DeadLetter(Uuid, Reject),
 }
 
-/// Decides and produces a batch for the caller's team. Resolves after Kafka
-/// answered for every record.
+/// One event handed to [`ingest_events`]: JSON in the native contract's shape,
+/// or a message an SDK-compatibility route could not translate, kept as the
+/// client sent it so the dead-letter copy shows what actually arrived.
+#[derive(Debug, Clone, Copy)]
+pub enum Candidate<'a> {
+    Event(&'a RawValue),
+    Untranslatable {
+        original: &'a RawValue,
+        reject: &'a Reject,
+    },
+}
+
+impl<'a> Candidate<'a> {
+    /// The text a dead-letter record carries if this event is rejected.
+    fn raw(&self) -> &'a RawValue {
+        match *self {
+            Self::Event(raw) | Self::Untranslatable { original: raw, .. } => raw,
+        }
+    }
+}
+
+/// Decides and produces a native batch (`{"events": [...]}`) for the caller's
+/// team. Resolves after Kafka answered for every record.
 pub async fn ingest_batch(
     state: &AppState,
     principal: &Principal,
     body: &[u8],
 ) -> Result<BatchResponse, ApiError> {
-    let team: &str = &principal.team;
     let text = std::str::from_utf8(body).map_err(|_| ApiError::InvalidUtf8)?;
-    let batch: BatchBody<'_> = serde_json::from_str(text).map_err(|err| {
-        if err.is_data() {
-            ApiError::InvalidBatch(err.to_string())
-        } else {
-            ApiError::MalformedJson(err.to_string())
-        }
-    })?;
+    let batch: BatchBody<'_> =
+        serde_json::from_str(text).map_err(|err| ApiError::from_body_json(&err))?;
+    let candidates: Vec<Candidate<'_>> = batch
+        .events
+        .iter()
+        .map(|raw| Candidate::Event(raw))
+        .collect();
+    ingest_events(state, principal, &candidates).await
+}
+
+/// The one ingest pipeline, shared by the native endpoint and the SDK
+/// compatibility routes: batch limits and the per-key rate limit, the
+/// contract, the team's plugin chain, then one produce. Resolves after Kafka
+/// answered for every record.
+pub async fn ingest_events(
+    state: &AppState,
+    principal: &Principal,
+    candidates: &[Candidate<'_>],
+) -> Result<BatchResponse, ApiError> {
+    let team: &str = &principal.team;
     let config = state.ingest();
-    if batch.events.is_empty() {
+    if candidates.is_empty() {
         return Err(ApiError::EmptyBatch);
     }
-    if batch.events.len() > config.max_events_per_batch {
+    if candidates.len() > config.max_events_per_batch {
         return Err(ApiError::TooManyEvents {
-            count: batch.events.len(),
+            count: candidates.len(),
             max: config.max_events_per_batch,
         });
     }
     state
         .admission()
-        .charge(&principal.key_id, batch.events.len())?;
+        .charge(&principal.key_id, candidates.len())?;
 
     let received_at = state.clock().now();
     // One view for the whole batch: a registration landing mid-batch applies
     // to the next batch, never to half of this one.
     let schemas = state.schemas().map(|registry| registry.view());
-    let mut seen = HashSet::with_capacity(batch.events.len());
-    let decisions: Vec<Result<Event<'_>, (Option<Uuid>, Reject)>> = batch
-        .events
+    let mut seen = HashSet::with_capacity(candidates.len());
+    let decisions: Vec<Result<Event<'_>, (Option<Uuid>, Reject)>> = candidates
         .iter()
-        .map(|raw| {
+        .map(|candidate| {
+            let raw = match *candidate {
+                Candidate::Event(raw) => raw,
+                Candidate::Untranslatable { reject, .. } => return Err((None, reject.clone())),
+            };
             let incoming = IncomingEvent::decode(raw, &config.event).map_err(|r| (None, r))?;
             let event = incoming
                 .admit(team, received_at, &config.event, Uuid::now_v7)
@@ -174,7 +212,8 @@ pub async fn ingest_batch(
         })
         .collect();
 
-    let (records, plans) = plan(state, team, &batch.events, decisions).await?;
+    let raws: Vec<&RawValue> = candidates.iter().map(Candidate::raw).collect();
+    let (records, plans) = plan(state, team, &raws, decisions).await?;
 
     let produce_started = Instant::now();
     let acks = state.sink().send(records).await;

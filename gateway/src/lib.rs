@@ -3,7 +3,8 @@
 //! Module map:
 //! - [`config`]: the typed, validated configuration (file + environment).
 //! - [`routes`]: `router(state) -> Router`, the whole HTTP surface.
-//! - [`ingest`]: the native batch endpoint, from body bytes to per-event outcomes.
+//! - [`ingest`]: the one ingest pipeline, from events to per-event outcomes.
+//! - [`compat`]: drop-in Segment and PostHog routes that translate into [`ingest`].
 //! - [`auth`]: who is calling (ingest keys, team admins, the operator).
 //! - [`keys`]: API key generation, hashed records, key stores.
 //! - [`table`]: a key-value table replicated through a compacted Kafka topic.
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod body;
+pub mod compat;
 pub mod config;
 pub mod error;
 pub mod ingest;

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use ::metrics::{counter, histogram};
 
-use crate::{admin, auth, body, metrics};
+use crate::{admin, auth, body, compat, metrics};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(admin::routes())
         .merge(crate::schemas::api::routes())
+        .merge(compat::routes())
         .with_state(state)
 }
 
@@ -51,40 +52,13 @@ async fn ingest_request(
     let principal = auth::authenticate(state.keys(), headers)?;
     check_content_type(headers)?;
     let encoding = body::Encoding::from_headers(headers)?;
-    let config = state.ingest();
-    // Reserve the declared size up front (the maximum when undeclared), so
-    // the bytes we are about to buffer are accounted before we buffer them.
-    let declared = content_length(headers).unwrap_or(config.max_body_bytes);
-    if declared > config.max_body_bytes {
-        return Err(ApiError::PayloadTooLarge {
-            limit: config.max_body_bytes,
-        });
-    }
-    let ticket = state.admission().admit(declared)?;
-    let (bytes, mut ticket) = body::read(body, encoding, config, ticket).await?;
-    counter!(metrics::REQUEST_BYTES)
-        .increment(content_length(headers).unwrap_or(bytes.len()) as u64);
+    let (bytes, ticket) = body::read_request(state, headers, body, encoding).await?;
     let body_read = Instant::now();
-    // The produced records hold roughly one more copy of the events.
-    if !ticket.reserve(bytes.len().saturating_mul(2)) {
-        return Err(ApiError::Overloaded {
-            retry_after_secs: 1,
-        });
-    }
     let response = ingest::ingest_batch(state, &principal, &bytes).await?;
     histogram!(metrics::PROCESSING_DURATION)
         .record(body_read.elapsed().saturating_sub(response.produce_wait));
     drop(ticket);
     Ok(response.into_response())
-}
-
-fn content_length(headers: &HeaderMap) -> Option<usize> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {

@@ -4,44 +4,19 @@
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sluice_core::Timestamp;
-use sluice_core::clock::FixedClock;
 use sluice_core::kafka::headers;
-use sluice_gateway::keys::{ConfiguredKeys, MemoryKeys};
-use sluice_gateway::sink::{MemorySink, SinkError};
-use sluice_gateway::{AppState, GatewayConfig, router};
+use sluice_gateway::router;
+use sluice_gateway::sink::SinkError;
 use tower::ServiceExt;
 
-const KEY: &str = "sk_test_team_a";
-const NOW: i64 = 1_800_000_000_000;
-const OPERATOR: &str = "operator-token-0123456789";
+mod common;
 
-struct Harness {
-    state: AppState,
-    sink: Arc<MemorySink>,
-}
-
-fn harness() -> Harness {
-    let mut config = GatewayConfig::default();
-    config.auth.keys.insert(KEY.into(), "team-a".into());
-    config.admin.token = OPERATOR.into();
-    config.ingest.max_events_per_batch = 3;
-    config.ingest.max_body_bytes = 64 * 1024;
-    let sink = Arc::new(MemorySink::default());
-    let state = AppState::new(
-        &config,
-        Arc::new(MemoryKeys::new(ConfiguredKeys::new(&config.auth.keys))),
-        sink.clone(),
-        Arc::new(FixedClock::new(Timestamp::from_millis(NOW))),
-    );
-    Harness { state, sink }
-}
+use common::{Harness, KEY, NOW, OPERATOR, harness};
 
 async fn post(
     h: &Harness,

@@ -6,14 +6,17 @@
 //! state. If the stack is not running, tests fail with a message saying so;
 //! they never skip silently.
 
+pub mod plugin_admin;
 pub mod stack;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use sluice_cli::readback;
 use sluice_core::kafka::KafkaSettings;
 use sluice_gateway::GatewayConfig;
 use tokio::sync::oneshot;
@@ -149,6 +152,37 @@ impl Drop for TestTopics {
         })
         .join();
     }
+}
+
+/// Every record in `topic` as JSON, read up to the end offsets at the time
+/// of the call (for a topic whose writers have finished).
+pub async fn read_all(topic: &str, partitions: i32) -> Vec<serde_json::Value> {
+    read_records(topic, partitions)
+        .await
+        .into_iter()
+        .map(|r| {
+            serde_json::from_slice(&r.payload)
+                .unwrap_or_else(|e| panic!("a record in {topic} is not JSON: {e}"))
+        })
+        .collect()
+}
+
+/// Every record in `topic`, with its key and headers, read up to the end
+/// offsets at the time of the call.
+pub async fn read_records(topic: &str, partitions: i32) -> Vec<readback::ReadRecord> {
+    let (settings, name) = (kafka(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let topic = name;
+        let ends = readback::end_offsets(&settings, &topic).unwrap_or_default();
+        let total: i64 = ends.values().sum();
+        let start: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+        readback::read_from(&settings, &topic, &start, Duration::from_secs(60), |r| {
+            r.len() as i64 >= total
+        })
+        .unwrap_or_else(|e| panic!("reading {topic}: {e:#}"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("reading {topic}: {e}"))
 }
 
 fn admin(kafka: &KafkaSettings) -> anyhow::Result<AdminClient<DefaultClientContext>> {

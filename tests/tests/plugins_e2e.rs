@@ -5,112 +5,19 @@
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sluice_cli::readback;
-use sluice_tests::{OPERATOR_TOKEN, RunningGateway, TestTopics, kafka};
+use sluice_tests::plugin_admin::{Admin, component};
+use sluice_tests::{OPERATOR_TOKEN, RunningGateway, TestTopics, read_all};
 use uuid::Uuid;
 
 const KEY_A: &str = "sk_test_plugins_team_a";
 const KEY_B: &str = "sk_test_plugins_team_b";
-
-fn component(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("SLUICE_PLUGINS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"));
-    let path = dir.join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; build the plugins first: plugins/build.sh",
-            path.display()
-        )
-    })
-}
-
-struct Admin {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Admin {
-    fn new(gateway: &RunningGateway) -> Self {
-        Self {
-            base: gateway.url("/admin/v1/teams"),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn upload(
-        &self,
-        team: &str,
-        name: &str,
-        version: &str,
-        kind: &str,
-        bytes: Vec<u8>,
-    ) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .put(format!(
-                "{}/{team}/plugins/{name}/versions/{version}?kind={kind}",
-                self.base
-            ))
-            .bearer_auth(OPERATOR_TOKEN)
-            .header("content-type", "application/wasm")
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn patch(&self, team: &str, name: &str, body: Value) -> Value {
-        let response = self
-            .http
-            .patch(format!("{}/{team}/plugins/{name}", self.base))
-            .bearer_auth(OPERATOR_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
-    }
-
-    async fn show(&self, team: &str, name: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}/{team}/plugins/{name}", self.base))
-            .bearer_auth(OPERATOR_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        response.json().await.unwrap()
-    }
-
-    /// Waits until this replica runs `version` of the plugin.
-    async fn wait_active(&self, team: &str, name: &str, version: &str) {
-        for _ in 0..200 {
-            let shown = self.show(team, name).await;
-            if shown["state"] == "active" && shown["active_version"] == version {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "{team}/{name} {version} never became active: {}",
-            self.show(team, name).await
-        );
-    }
-}
 
 async fn send(gateway: &RunningGateway, key: &str, events: Value) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
@@ -125,24 +32,6 @@ async fn send(gateway: &RunningGateway, key: &str, events: Value) -> (StatusCode
         response.status(),
         response.json().await.unwrap_or(Value::Null),
     )
-}
-
-async fn read_all(topic: &str, partitions: i32) -> Vec<Value> {
-    let (settings, topic) = (kafka(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let ends = readback::end_offsets(&settings, &topic).unwrap();
-        let total: i64 = ends.values().sum();
-        let start: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
-        readback::read_from(&settings, &topic, &start, Duration::from_secs(30), |r| {
-            r.len() as i64 >= total
-        })
-        .unwrap()
-        .into_iter()
-        .map(|r| serde_json::from_slice(&r.payload).unwrap())
-        .collect()
-    })
-    .await
-    .unwrap()
 }
 
 async fn two_replicas(topics: &TestTopics) -> (RunningGateway, RunningGateway) {

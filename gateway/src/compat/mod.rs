@@ -1,0 +1,487 @@
+//! Drop-in routes for existing analytics SDKs: the Segment HTTP Tracking API
+//! ([`segment`]) and PostHog's capture API ([`posthog`]).
+//!
+//! Each protocol only translates: it finds the key, turns every SDK message
+//! into one event in the native contract's shape, and hands the lot to
+//! [`ingest::ingest_events`], the same pipeline as `POST /v1/events` (rate
+//! limits, contract, plugins, Kafka acknowledgement, dead-letter copies). The
+//! mapping tables are in `docs/sdk-compat.md`.
+//!
+//! Answers follow what the SDKs' retry logic expects: 200 once every event is
+//! in Kafka or dead-lettered with its reason (a rejected event can never
+//! succeed, so it must not be retried); 503 with `Retry-After` while any event
+//! is not in Kafka (the SDK resends the batch with the same message ids, which
+//! map to the same event ids); request-level errors keep the native codes
+//! (400/401/413/429/503), except that PostHog routes answer a rate limit with
+//! 503 because posthog-js does not retry a 429.
+
+pub mod posthog;
+pub mod segment;
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use ::metrics::{counter, histogram};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use sluice_core::{Reject, RejectCode, Timestamp};
+use uuid::Uuid;
+
+use crate::body::{self, Encoding};
+use crate::error::ApiError;
+use crate::ingest::{self, BatchResponse, Candidate};
+use crate::keys::Principal;
+use crate::state::AppState;
+use crate::{auth, metrics};
+
+/// Both protocols' routes, with CORS for browser SDKs.
+pub fn routes() -> Router<AppState> {
+    segment::routes()
+        .merge(posthog::routes())
+        .layer(middleware::from_fn(cors))
+}
+
+/// What a protocol found in a request body.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The API key, when the body carries it (Segment `writeKey`, PostHog `api_key`).
+    pub key: Option<String>,
+    /// The SDK's messages, in order, as sent.
+    pub messages: Vec<Value>,
+    /// The batch-level send time, for clock-skew correction.
+    pub sent_at: Option<Value>,
+}
+
+/// One message after translation: a native event, or the reason it has none
+/// (with the message as sent, for the dead-letter copy).
+pub type Translated = Result<Value, (Value, Reject)>;
+
+/// A message that cannot become an event, kept as sent, with the reason.
+pub fn refuse(message: Map<String, Value>, code: RejectCode, reason: &str) -> Translated {
+    Err((Value::Object(message), Reject::new(code, reason)))
+}
+
+/// An event in the native contract's shape (`IncomingEvent`), as translation
+/// builds it; absent optional fields are left to the pipeline's defaults.
+#[derive(Debug)]
+pub struct NativeEvent {
+    pub event_id: Option<Uuid>,
+    pub name: String,
+    pub user: String,
+    pub timestamp: Option<Value>,
+    pub properties: Value,
+    pub context: Value,
+}
+
+impl NativeEvent {
+    pub fn into_value(self) -> Value {
+        let mut event = Map::new();
+        if let Some(id) = self.event_id {
+            event.insert("event_id".to_owned(), Value::from(id.to_string()));
+        }
+        event.insert("event".to_owned(), Value::from(self.name));
+        event.insert("user_id".to_owned(), Value::from(self.user));
+        if let Some(timestamp) = self.timestamp {
+            event.insert("timestamp".to_owned(), timestamp);
+        }
+        event.insert("properties".to_owned(), self.properties);
+        event.insert("context".to_owned(), self.context);
+        Value::Object(event)
+    }
+}
+
+/// What differs between SDK protocols.
+pub(crate) trait Protocol {
+    /// The `route` label of the request metrics.
+    const ROUTE: &'static str;
+    /// The SDK family, for messages.
+    const NAME: &'static str;
+
+    /// The key, when the request carries it in a header (checked before the
+    /// body is read, so a wrong key costs no body read).
+    fn key_in_header(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError>;
+
+    /// How the body is compressed.
+    fn encoding(&self, headers: &HeaderMap) -> Result<Encoding, ApiError>;
+
+    /// Finds the key and the messages in the decoded body.
+    fn parse(&self, body: &[u8]) -> Result<Parsed, ApiError>;
+
+    /// Turns one SDK message (a JSON object) into one event in the native
+    /// contract's shape.
+    fn translate(&self, message: Map<String, Value>, context: &Context<'_>) -> Translated;
+
+    /// The body the SDK expects; `ok` is false when it must retry.
+    fn body(&self, ok: bool) -> Map<String, Value>;
+
+    /// The status of a rate-limit refusal: 429, unless the protocol's SDKs
+    /// would drop the events on a 429 instead of retrying them.
+    const RATE_LIMITED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
+}
+
+/// Serves one SDK request through the shared pipeline and answers it the way
+/// the SDK expects.
+pub(crate) async fn serve<P: Protocol>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    protocol: &P,
+) -> Response {
+    let started = Instant::now();
+    let response = match ingest(state, headers, body, protocol).await {
+        Ok(outcome) => answer(protocol, &outcome),
+        Err(err) => {
+            let rate_limited = matches!(err, ApiError::RateLimited { .. });
+            let mut response = err.into_response();
+            if rate_limited {
+                *response.status_mut() = P::RATE_LIMITED;
+            }
+            response
+        }
+    };
+    counter!(metrics::REQUESTS, "route" => P::ROUTE, "status" => response.status().as_str().to_owned())
+        .increment(1);
+    histogram!(metrics::REQUEST_DURATION).record(started.elapsed());
+    response
+}
+
+async fn ingest<P: Protocol>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    protocol: &P,
+) -> Result<BatchResponse, ApiError> {
+    let early = protocol
+        .key_in_header(headers)?
+        .map(|key| auth::principal(state.keys(), &key))
+        .transpose()?;
+    let encoding = protocol.encoding(headers)?;
+    // PostHog's key travels in the body: without a header key the body is
+    // read first, under the same size, time and memory limits as any other.
+    let (bytes, ticket) = body::read_request(state, headers, body, encoding).await?;
+    let parsed = protocol.parse(&bytes)?;
+    let principal: Principal = match early {
+        Some(principal) => principal,
+        None => auth::principal(
+            state.keys(),
+            parsed.key.as_deref().ok_or(ApiError::MissingApiKey)?,
+        )?,
+    };
+    let context = Context {
+        team: &principal.team,
+        now: state.clock().now(),
+        sent_at: parsed.sent_at.as_ref(),
+    };
+    let translated: Vec<(Box<RawValue>, Option<Reject>)> = parsed
+        .messages
+        .into_iter()
+        .map(|message| match translate(protocol, message, &context) {
+            Ok(event) => to_raw(&event).map(|raw| (raw, None)),
+            Err((original, reject)) => to_raw(&original).map(|raw| (raw, Some(reject))),
+        })
+        .collect::<Result<_, _>>()?;
+    let candidates: Vec<Candidate<'_>> = translated
+        .iter()
+        .map(|(raw, reject)| match reject {
+            None => Candidate::Event(raw),
+            Some(reject) => Candidate::Untranslatable {
+                original: raw,
+                reject,
+            },
+        })
+        .collect();
+    let outcome = ingest::ingest_events(state, &principal, &candidates).await;
+    drop(ticket);
+    outcome
+}
+
+pub(crate) fn translate<P: Protocol>(
+    protocol: &P,
+    message: Value,
+    context: &Context<'_>,
+) -> Translated {
+    match message {
+        Value::Object(message) => protocol.translate(message, context),
+        other => Err((
+            other,
+            Reject::new(
+                RejectCode::NotAnObject,
+                format!("each {} message must be a JSON object", P::NAME),
+            ),
+        )),
+    }
+}
+
+fn to_raw(value: &Value) -> Result<Box<RawValue>, ApiError> {
+    serde_json::value::to_raw_value(value).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// 200 when nothing is left to retry, 503 with `Retry-After` when some event
+/// is not in Kafka. The body adds the native counts to what the SDK expects.
+fn answer<P: Protocol>(protocol: &P, outcome: &BatchResponse) -> Response {
+    let ok = outcome.failed == 0;
+    let mut fields = protocol.body(ok);
+    for (name, count) in [
+        ("accepted", outcome.accepted),
+        ("rejected", outcome.rejected),
+        ("dead_lettered", outcome.dead_lettered),
+        ("failed", outcome.failed),
+    ] {
+        fields.insert(name.to_owned(), count.into());
+    }
+    let json = axum::Json(Value::Object(fields));
+    if ok {
+        return (StatusCode::OK, json).into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, ingest::RETRY_AFTER_SECS.to_string())],
+        json,
+    )
+        .into_response()
+}
+
+/// What translation needs besides the message.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub team: &'a str,
+    /// The gateway's receive time: the reference for clock-skew correction.
+    pub now: Timestamp,
+    /// The batch's send time, when the body has one.
+    pub sent_at: Option<&'a Value>,
+}
+
+impl Context<'_> {
+    /// The Sluice event id of an SDK message id (see [`event_id_for`]);
+    /// `None` when the message has no usable id: the pipeline assigns one.
+    pub fn event_id(&self, id: Option<&Value>) -> Option<Uuid> {
+        Some(event_id_for(self.team, &text_of(id?)?))
+    }
+
+    /// The event time after clock-skew correction. SDKs stamp each message
+    /// with the device clock and the request with `sent_at` from the same
+    /// clock; the difference is trustworthy even when the clock is not, so
+    /// the event time is `now - (sent_at - timestamp)`. Without a send time
+    /// the client's timestamp stands; without a timestamp, `now - offset_ms`
+    /// (PostHog's `offset`), else the gateway time. A timestamp that does not
+    /// parse is passed through for the contract to reject with its reason.
+    pub fn timestamp(
+        &self,
+        timestamp: Option<&Value>,
+        sent_at: Option<&Value>,
+        offset_ms: Option<&Value>,
+    ) -> Option<Value> {
+        let Some(raw) = timestamp.filter(|v| !v.is_null()) else {
+            let offset = offset_ms.and_then(Value::as_i64)?;
+            return Some(Value::from(self.now.as_millis().saturating_sub(offset)));
+        };
+        let Some(client) = parse_time(raw) else {
+            return Some(raw.clone());
+        };
+        let sent = sent_at.or(self.sent_at).and_then(parse_time);
+        let millis = match sent {
+            Some(sent) => self
+                .now
+                .as_millis()
+                .saturating_sub(sent.as_millis().saturating_sub(client.as_millis())),
+            None => client.as_millis(),
+        };
+        Some(Value::from(millis))
+    }
+}
+
+/// The Sluice event id for an SDK message id: a UUID is kept as it is
+/// (PostHog's `uuid`, analytics.js's `messageId`s that are UUIDs); any other
+/// id (analytics-node's `node-next-<ms>-<uuid>`) becomes a UUIDv8 made of the
+/// first 16 bytes of SHA-256 over the team and the id. Both are
+/// deterministic, so a retried message gets the same event id and dedupes
+/// downstream; the team in the hash keeps two teams' ids apart.
+pub fn event_id_for(team: &str, message_id: &str) -> Uuid {
+    if let Ok(uuid) = Uuid::parse_str(message_id)
+        && !uuid.is_nil()
+    {
+        return uuid;
+    }
+    let digest = Sha256::new()
+        .chain_update(b"sluice-sdk-message-id\0")
+        .chain_update(team.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(message_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// RFC 3339 text or epoch milliseconds.
+fn parse_time(value: &Value) -> Option<Timestamp> {
+    match value {
+        Value::String(text) => Timestamp::parse_rfc3339(text).ok(),
+        Value::Number(n) => n.as_i64().and_then(|ms| Timestamp::checked(ms).ok()),
+        _ => None,
+    }
+}
+
+/// A non-empty string, or a number as text (some SDKs send numeric user ids).
+pub fn text_of(value: &Value) -> Option<Cow<'_, str>> {
+    match value {
+        Value::String(text) if !text.is_empty() => Some(Cow::Borrowed(text)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        _ => None,
+    }
+}
+
+/// The first candidate that is usable text (see [`text_of`]).
+pub fn first_text<'v>(candidates: impl IntoIterator<Item = Option<&'v Value>>) -> Option<String> {
+    candidates
+        .into_iter()
+        .find_map(|value| text_of(value?).map(Cow::into_owned))
+}
+
+/// The protocol's block in `context`: the named fields that are present,
+/// then every other field the message still carries, under its own name, so
+/// nothing the SDK sent is lost.
+pub fn sdk_block(
+    fields: impl IntoIterator<Item = (&'static str, Option<Value>)>,
+    rest: Map<String, Value>,
+) -> Value {
+    let mut block: Map<String, Value> = fields
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value.filter(|v| !v.is_null())?)))
+        .collect();
+    for (name, value) in rest {
+        block.entry(name).or_insert(value);
+    }
+    Value::Object(block)
+}
+
+/// CORS for browser SDKs. The routes authenticate with a key in the request,
+/// never a cookie, so any origin may call them: preflights are answered here
+/// and every answer carries `Access-Control-Allow-Origin: *` (without it a
+/// browser hides even a 200 from the SDK, which would then retry forever).
+async fn cors(request: Request, next: Next) -> Response {
+    let allow_headers = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static(
+            "authorization, content-type, content-encoding",
+        ));
+    let mut response = if request.method() == Method::OPTIONS {
+        let mut preflight = StatusCode::NO_CONTENT.into_response();
+        let headers = preflight.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers);
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        preflight
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("retry-after"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+    fn context(sent_at: Option<&Value>) -> Context<'_> {
+        Context {
+            team: "team-a",
+            now: NOW,
+            sent_at,
+        }
+    }
+
+    #[test]
+    fn uuids_are_kept_and_other_ids_hash_deterministically_per_team() {
+        let ctx = context(None);
+        let uuid = "0190d6a8-0000-7000-8000-000000000001";
+        assert_eq!(ctx.event_id(Some(&json!(uuid))).unwrap().to_string(), uuid);
+        let a = ctx.event_id(Some(&json!("node-next-1-abc"))).unwrap();
+        assert_eq!(a, ctx.event_id(Some(&json!("node-next-1-abc"))).unwrap());
+        assert_eq!(a.get_version_num(), 8);
+        assert_ne!(a, ctx.event_id(Some(&json!("node-next-1-abd"))).unwrap());
+        let other_team = Context {
+            team: "team-b",
+            ..context(None)
+        };
+        assert_ne!(
+            a,
+            other_team
+                .event_id(Some(&json!("node-next-1-abc")))
+                .unwrap()
+        );
+        // The nil UUID is an id like any other string, never the nil event id.
+        let nil = ctx
+            .event_id(Some(&json!("00000000-0000-0000-0000-000000000000")))
+            .unwrap();
+        assert!(!nil.is_nil());
+        assert_eq!(
+            ctx.event_id(Some(&json!(42))),
+            ctx.event_id(Some(&json!("42")))
+        );
+        assert!(ctx.event_id(Some(&json!(""))).is_none());
+        assert!(ctx.event_id(None).is_none());
+    }
+
+    #[test]
+    fn timestamps_are_corrected_by_the_clients_own_send_time() {
+        // The device clock runs an hour fast: event 2 s before sending.
+        let sent = json!("2027-01-15T09:00:02.000Z");
+        let ctx = context(Some(&sent));
+        let ts = json!("2027-01-15T09:00:00.000Z");
+        assert_eq!(
+            ctx.timestamp(Some(&ts), None, None),
+            Some(json!(NOW.as_millis() - 2000))
+        );
+        // A per-message send time wins over the batch's.
+        let own = json!("2027-01-15T09:00:05.000Z");
+        assert_eq!(
+            ctx.timestamp(Some(&ts), Some(&own), None),
+            Some(json!(NOW.as_millis() - 5000))
+        );
+        // No send time: the client's time as it is.
+        let plain = context(None);
+        assert_eq!(
+            plain.timestamp(Some(&json!(1_799_999_000_000_i64)), None, None),
+            Some(json!(1_799_999_000_000_i64))
+        );
+        // PostHog's `offset` when there is no timestamp; nothing at all: None.
+        assert_eq!(
+            plain.timestamp(None, None, Some(&json!(1500))),
+            Some(json!(NOW.as_millis() - 1500))
+        );
+        assert_eq!(plain.timestamp(None, None, None), None);
+        // Garbage passes through, for the contract to reject with its reason.
+        assert_eq!(
+            plain.timestamp(Some(&json!("soon")), None, None),
+            Some(json!("soon"))
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! Plugins through the admin API, for suites that need a team's plugins in
+//! place: the built components (`SLUICE_PLUGINS_DIR`) and a small client.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::{OPERATOR_TOKEN, RunningGateway};
+
+/// A built plugin component, by name (`plugins/build.sh` output).
+pub fn component(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("SLUICE_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"));
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the plugins first: plugins/build.sh",
+            path.display()
+        )
+    })
+}
+
+/// The admin API of one gateway replica, as the operator.
+#[derive(Debug)]
+pub struct Admin {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    pub fn new(gateway: &RunningGateway) -> Self {
+        Self {
+            base: gateway.url("/admin/v1/teams"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn upload(
+        &self,
+        team: &str,
+        name: &str,
+        version: &str,
+        kind: &str,
+        bytes: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .put(format!(
+                "{}/{team}/plugins/{name}/versions/{version}?kind={kind}",
+                self.base
+            ))
+            .bearer_auth(OPERATOR_TOKEN)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("admin API call");
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn patch(&self, team: &str, name: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .patch(format!("{}/{team}/plugins/{name}", self.base))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin API call");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("admin API call")
+    }
+
+    pub async fn show(&self, team: &str, name: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/{team}/plugins/{name}", self.base))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .expect("admin API call");
+        response.json().await.expect("admin API call")
+    }
+
+    /// Waits until this replica runs `version` of the plugin.
+    pub async fn wait_active(&self, team: &str, name: &str, version: &str) {
+        for _ in 0..200 {
+            let shown = self.show(team, name).await;
+            if shown["state"] == "active" && shown["active_version"] == version {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{team}/{name} {version} never became active: {}",
+            self.show(team, name).await
+        );
+    }
+}
