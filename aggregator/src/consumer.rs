@@ -73,6 +73,27 @@ struct Engine {
     partitions: BTreeMap<i32, PartitionState>,
     inserts: u64,
     crash_after_inserts: Option<u64>,
+    counters: Counters,
+}
+
+/// Per-record counters, registered once: looking a metric up by name on
+/// every record would cost more than counting the record.
+struct Counters {
+    counted: metrics::Counter,
+    late: metrics::Counter,
+    already_stored: metrics::Counter,
+    undecodable: metrics::Counter,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Self {
+            counted: counter!(status::EVENTS_AGGREGATED),
+            late: counter!(status::LATE_EVENTS),
+            already_stored: counter!(status::SKIPPED_EVENTS),
+            undecodable: counter!(status::UNDECODABLE),
+        }
+    }
 }
 
 pub struct Aggregator {
@@ -118,6 +139,7 @@ impl Aggregator {
                 partitions: BTreeMap::new(),
                 inserts: 0,
                 crash_after_inserts,
+                counters: Counters::new(),
             },
         })
     }
@@ -128,26 +150,31 @@ impl Aggregator {
         tokio::pin!(shutdown);
         let interval = Duration::from_millis(self.engine.config.flush.interval_ms);
         let mut next_flush = Instant::now() + interval;
+        let flush_timer = tokio::time::sleep_until(next_flush.into());
+        tokio::pin!(flush_timer);
         let mut last_lag = Instant::now();
         loop {
-            let wait = next_flush.saturating_duration_since(Instant::now());
+            // One timer for the loop rather than one per record: under load a
+            // record is always ready, and the clock check below does the rest.
             tokio::select! {
+                biased;
                 () = &mut shutdown => break,
-                received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
-                    Ok(Ok(message)) => {
+                received = self.consumer.recv() => match received {
+                    Ok(message) => {
                         apply_rebalances(&self.rebalances, &mut self.engine);
                         self.engine.accept(&message).await?;
                     }
-                    Ok(Err(err)) => tracing::warn!(error = %err, "Kafka consumer error"),
-                    Err(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "Kafka consumer error"),
                 },
+                () = &mut flush_timer => {}
             }
-            apply_rebalances(&self.rebalances, &mut self.engine);
             if Instant::now() >= next_flush {
+                apply_rebalances(&self.rebalances, &mut self.engine);
                 if !self.engine.flush(&self.consumer, &mut shutdown).await? {
                     return Ok(());
                 }
                 next_flush = Instant::now() + interval;
+                flush_timer.as_mut().reset(next_flush.into());
             }
             if last_lag.elapsed() >= LAG_PERIOD {
                 self.engine.report_lag(&self.consumer);
@@ -225,7 +252,7 @@ impl Engine {
             Ok(fields) => fields,
             Err(err) => {
                 // The loader dead-letters such records; here they only count.
-                counter!(status::UNDECODABLE).increment(1);
+                self.counters.undecodable.increment(1);
                 tracing::debug!(partition, offset, error = %err, "record is not the event contract");
                 return Ok(());
             }
@@ -236,12 +263,12 @@ impl Engine {
             fields.received_at.as_millis(),
             fields.key(),
         ) {
-            Observed::Counted => counter!(status::EVENTS_AGGREGATED).increment(1),
+            Observed::Counted => self.counters.counted.increment(1),
             Observed::Late => {
-                counter!(status::EVENTS_AGGREGATED).increment(1);
-                counter!(status::LATE_EVENTS).increment(1);
+                self.counters.counted.increment(1);
+                self.counters.late.increment(1);
             }
-            Observed::AlreadyEmitted => counter!(status::SKIPPED_EVENTS).increment(1),
+            Observed::AlreadyEmitted => self.counters.already_stored.increment(1),
         }
         Ok(())
     }

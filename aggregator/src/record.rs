@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use sluice_core::Timestamp;
 
-use crate::window::RollupKey;
+use crate::window::KeyRef;
 
 #[derive(Debug, Deserialize)]
 pub struct EventFields<'a> {
@@ -22,11 +22,11 @@ pub struct EventFields<'a> {
 }
 
 impl EventFields<'_> {
-    pub fn key(&self) -> RollupKey {
-        RollupKey {
-            team_id: self.team_id.clone().into_owned(),
-            event: self.event.clone().into_owned(),
-            user_id: self.user_id.clone().into_owned(),
+    pub fn key(&self) -> KeyRef<'_> {
+        KeyRef {
+            team_id: &self.team_id,
+            event: &self.event,
+            user_id: &self.user_id,
         }
     }
 }

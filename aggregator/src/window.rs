@@ -33,6 +33,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// Hash maps keyed by user-controlled strings: foldhash is several times
+/// faster than SipHash on short keys and seeds itself per map, which keeps
+/// crafted user ids from being a cheap collision attack.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Window length: 5 minutes.
 pub const WINDOW_MS: i64 = 5 * 60 * 1000;
 
@@ -47,6 +52,53 @@ pub struct RollupKey {
     pub team_id: String,
     pub event: String,
     pub user_id: String,
+}
+
+/// A key borrowed from the record being counted: looking it up costs no
+/// allocation; only a key seen for the first time in a window is copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRef<'a> {
+    pub team_id: &'a str,
+    pub event: &'a str,
+    pub user_id: &'a str,
+}
+
+impl RollupKey {
+    pub fn as_ref(&self) -> KeyRef<'_> {
+        KeyRef {
+            team_id: &self.team_id,
+            event: &self.event,
+            user_id: &self.user_id,
+        }
+    }
+}
+
+/// The three parts as one string, each of the first two prefixed by its
+/// length (so no choice of separator can make two keys collide), e.g.
+/// `4:team5:eventuser`.
+fn pack(key: KeyRef<'_>, out: &mut String) {
+    use std::fmt::Write as _;
+    out.clear();
+    let _ = write!(out, "{}:", key.team_id.len());
+    out.push_str(key.team_id);
+    let _ = write!(out, "{}:", key.event.len());
+    out.push_str(key.event);
+    out.push_str(key.user_id);
+}
+
+fn unpack(packed: &str) -> RollupKey {
+    fn part(text: &str) -> (&str, &str) {
+        let (len, rest) = text.split_once(':').unwrap_or(("0", text));
+        let len = len.parse::<usize>().unwrap_or(0).min(rest.len());
+        rest.split_at(len)
+    }
+    let (team_id, rest) = part(packed);
+    let (event, user_id) = part(rest);
+    RollupKey {
+        team_id: team_id.to_owned(),
+        event: event.to_owned(),
+        user_id: user_id.to_owned(),
+    }
 }
 
 /// One row for the rollup table: `events` events of `key` in the window
@@ -83,7 +135,7 @@ struct OpenWindow {
     /// Offset of the first event counted here: nothing from it on may be
     /// committed while the window is open.
     first_offset: i64,
-    keys: HashMap<RollupKey, Tally>,
+    keys: Map<Box<str>, Tally>,
 }
 
 /// The windows of one partition. Feed events in offset order.
@@ -93,12 +145,15 @@ pub struct PartitionWindows {
     watermark_ms: i64,
     open: BTreeMap<i64, OpenWindow>,
     open_keys: usize,
-    corrections: HashMap<(i64, RollupKey), Tally>,
+    corrections: BTreeMap<i64, Map<Box<str>, Tally>>,
     corrections_first_offset: Option<i64>,
-    /// `max_offset` of rows stored before this instance took over.
-    emitted: HashMap<(i64, RollupKey), i64>,
+    /// `max_offset` of rows stored before this instance took over, by
+    /// window start and packed key.
+    emitted: BTreeMap<i64, Map<Box<str>, i64>>,
     emitted_until: i64,
     next_offset: Option<i64>,
+    /// Reused buffer for packing the key being looked up.
+    scratch: String,
 }
 
 impl PartitionWindows {
@@ -108,11 +163,12 @@ impl PartitionWindows {
             watermark_ms: i64::MIN,
             open: BTreeMap::new(),
             open_keys: 0,
-            corrections: HashMap::new(),
+            corrections: BTreeMap::new(),
             corrections_first_offset: None,
-            emitted: HashMap::new(),
+            emitted: BTreeMap::new(),
             emitted_until: -1,
             next_offset: None,
+            scratch: String::with_capacity(64),
         }
     }
 
@@ -121,7 +177,13 @@ impl PartitionWindows {
     pub fn skip_emitted(&mut self, rows: impl IntoIterator<Item = (i64, RollupKey, i64)>) {
         for (start, key, max_offset) in rows {
             self.emitted_until = self.emitted_until.max(max_offset);
-            let entry = self.emitted.entry((start, key)).or_insert(max_offset);
+            pack(key.as_ref(), &mut self.scratch);
+            let entry = self
+                .emitted
+                .entry(start)
+                .or_default()
+                .entry(self.scratch.as_str().into())
+                .or_insert(max_offset);
             *entry = (*entry).max(max_offset);
         }
     }
@@ -141,38 +203,30 @@ impl PartitionWindows {
         offset: i64,
         event_ms: i64,
         received_ms: i64,
-        key: RollupKey,
+        key: KeyRef<'_>,
     ) -> Observed {
         self.next_offset = Some(self.next_offset.map_or(offset + 1, |n| n.max(offset + 1)));
         let start = window_start(event_ms);
+        pack(key, &mut self.scratch);
         if offset <= self.emitted_until {
-            let slot = (start, key);
-            if self.emitted.get(&slot).is_some_and(|max| offset <= *max) {
+            let stored = self
+                .emitted
+                .get(&start)
+                .and_then(|keys| keys.get(self.scratch.as_str()));
+            if stored.is_some_and(|max| offset <= *max) {
                 return Observed::AlreadyEmitted;
             }
-            return self.count(offset, event_ms, received_ms, slot.0, slot.1);
-        }
-        if !self.emitted.is_empty() {
+        } else if !self.emitted.is_empty() {
             // Past every stored row: the recovery map is no longer needed.
-            self.emitted = HashMap::new();
+            self.emitted = BTreeMap::new();
         }
-        self.count(offset, event_ms, received_ms, start, key)
-    }
-
-    fn count(
-        &mut self,
-        offset: i64,
-        event_ms: i64,
-        received_ms: i64,
-        start: i64,
-        key: RollupKey,
-    ) -> Observed {
         self.watermark_ms = self.watermark_ms.max(event_ms.min(received_ms));
         if self.is_closed(start) {
-            let tally = self.corrections.entry((start, key)).or_insert(Tally {
-                events: 0,
-                max_offset: offset,
-            });
+            let tally = tally_for(
+                self.corrections.entry(start).or_default(),
+                &self.scratch,
+                offset,
+            );
             tally.events += 1;
             tally.max_offset = offset;
             self.corrections_first_offset.get_or_insert(offset);
@@ -180,24 +234,13 @@ impl PartitionWindows {
         }
         let window = self.open.entry(start).or_insert_with(|| OpenWindow {
             first_offset: offset,
-            keys: HashMap::new(),
+            keys: Map::default(),
         });
-        match window.keys.get_mut(&key) {
-            Some(tally) => {
-                tally.events += 1;
-                tally.max_offset = offset;
-            }
-            None => {
-                window.keys.insert(
-                    key,
-                    Tally {
-                        events: 1,
-                        max_offset: offset,
-                    },
-                );
-                self.open_keys += 1;
-            }
-        }
+        let before = window.keys.len();
+        let tally = tally_for(&mut window.keys, &self.scratch, offset);
+        tally.events += 1;
+        tally.max_offset = offset;
+        self.open_keys += window.keys.len() - before;
         Observed::Counted
     }
 
@@ -231,7 +274,7 @@ impl PartitionWindows {
             self.open_keys -= window.keys.len();
             out.extend(window.keys.into_iter().map(|(key, tally)| Emission {
                 window_start_ms: start,
-                key,
+                key: unpack(&key),
                 events: tally.events,
                 max_offset: tally.max_offset,
                 late: false,
@@ -241,17 +284,15 @@ impl PartitionWindows {
                 self.watermark_ms = self.watermark_ms.max(start + WINDOW_MS + self.lateness_ms);
             }
         }
-        out.extend(
-            self.corrections
-                .drain()
-                .map(|((start, key), tally)| Emission {
-                    window_start_ms: start,
-                    key,
-                    events: tally.events,
-                    max_offset: tally.max_offset,
-                    late: true,
-                }),
-        );
+        for (start, keys) in std::mem::take(&mut self.corrections) {
+            out.extend(keys.into_iter().map(|(key, tally)| Emission {
+                window_start_ms: start,
+                key: unpack(&key),
+                events: tally.events,
+                max_offset: tally.max_offset,
+                late: true,
+            }));
+        }
         self.corrections_first_offset = None;
         out
     }
@@ -272,6 +313,21 @@ impl PartitionWindows {
             (Some(held), None) => Some(held),
         }
     }
+}
+
+/// The tally of `packed` in `keys`, created (one allocation) if new.
+fn tally_for<'m>(keys: &'m mut Map<Box<str>, Tally>, packed: &str, offset: i64) -> &'m mut Tally {
+    if !keys.contains_key(packed) {
+        keys.insert(
+            packed.into(),
+            Tally {
+                events: 0,
+                max_offset: offset,
+            },
+        );
+    }
+    keys.get_mut(packed)
+        .unwrap_or_else(|| unreachable!("inserted above"))
 }
 
 #[cfg(test)]
@@ -297,7 +353,7 @@ mod tests {
             .iter()
             .map(|(offset, minute, user)| {
                 let t = T0 + minute * MIN;
-                w.observe(*offset, t, t, key(user))
+                w.observe(*offset, t, t, key(user).as_ref())
             })
             .collect()
     }
@@ -317,6 +373,34 @@ mod tests {
             .collect();
         rows.sort();
         rows
+    }
+
+    #[test]
+    fn packed_keys_round_trip_and_never_collide() {
+        let mut a = String::new();
+        let mut b = String::new();
+        let k1 = RollupKey {
+            team_id: "a:1".into(),
+            event: "b".into(),
+            user_id: "c".into(),
+        };
+        let k2 = RollupKey {
+            team_id: "a".into(),
+            event: "1b".into(),
+            user_id: "c".into(),
+        };
+        pack(k1.as_ref(), &mut a);
+        pack(k2.as_ref(), &mut b);
+        assert_ne!(a, b);
+        assert_eq!(unpack(&a), k1);
+        assert_eq!(unpack(&b), k2);
+        let odd = RollupKey {
+            team_id: "".into(),
+            event: "ü\0".into(),
+            user_id: "9:x".into(),
+        };
+        pack(odd.as_ref(), &mut a);
+        assert_eq!(unpack(&a), odd);
     }
 
     #[test]
@@ -404,10 +488,10 @@ mod tests {
     fn a_client_clock_ahead_does_not_move_the_watermark_past_receive_time() {
         let mut w = PartitionWindows::new(0);
         // Event claims +1 hour but was received at minute 1.
-        w.observe(0, T0 + 60 * MIN, T0 + MIN, key("a"));
+        w.observe(0, T0 + 60 * MIN, T0 + MIN, key("a").as_ref());
         assert_eq!(w.watermark_ms(), T0 + MIN);
         assert_eq!(
-            w.observe(1, T0 + 2 * MIN, T0 + 2 * MIN, key("b")),
+            w.observe(1, T0 + 2 * MIN, T0 + 2 * MIN, key("b").as_ref()),
             Observed::Counted
         );
     }
