@@ -60,6 +60,9 @@ pub struct ClickHouseSettings {
     pub table: String,
     /// Days to keep raw events (TTL on servers that have it); 0 = forever.
     pub retention_days: u32,
+    /// Insert compression: `lz4` (the server's native block compression)
+    /// or `none` (cheaper for both sides on loopback).
+    pub compression: String,
 }
 
 impl Default for ClickHouseSettings {
@@ -71,6 +74,7 @@ impl Default for ClickHouseSettings {
             password: String::new(),
             table: "events".to_owned(),
             retention_days: 0,
+            compression: "lz4".to_owned(),
         }
     }
 }
@@ -186,6 +190,7 @@ CONFIGURATION (file keys; environment: SLUICE_LOADER_<KEY>, `.` becomes `__`)
   clickhouse.user / clickhouse.password   credentials [default / empty]
   clickhouse.table            raw events table [events]
   clickhouse.retention_days   days to keep raw events, 0 = forever [0]
+  clickhouse.compression      insert compression, lz4 or none [lz4]
   batch.max_rows              rows per insert [50000]
   batch.max_bytes             bytes per insert [67108864]
   batch.max_wait_ms           longest a record waits before its batch is inserted [1000]
@@ -225,6 +230,12 @@ impl LoaderConfig {
                 "clickhouse.database and clickhouse.table must be identifiers (A-Z, a-z, 0-9, _)"
                     .to_owned(),
             );
+        }
+        if !matches!(self.clickhouse.compression.as_str(), "lz4" | "none") {
+            return Err(format!(
+                "clickhouse.compression must be lz4 or none, not `{}`",
+                self.clickhouse.compression
+            ));
         }
         self.lake.store()?;
         Ok(())

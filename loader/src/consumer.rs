@@ -86,6 +86,18 @@ impl Loader {
     pub async fn new(config: LoaderConfig, status: Arc<Status>) -> anyhow::Result<Self> {
         let sink = ClickHouseSink::connect(&config.clickhouse).await?;
         status.set_clickhouse_up(true);
+        // The lake before the consumer: a bad lake fails before joining the group.
+        let lake = match config.lake.store().map_err(anyhow::Error::msg)? {
+            Some(store) => {
+                store
+                    .check()
+                    .await
+                    .with_context(|| format!("the lake at {} is not usable", store.describe()))?;
+                tracing::info!(lake = %store.describe(), "lake ready");
+                Some(Lake::new(store))
+            }
+            None => None,
+        };
         let rebalances = RebalanceLog::new(&config.topic);
         let client = sluice_core::service::manual_commit_consumer(
             &config.kafka,
@@ -98,17 +110,6 @@ impl Loader {
             .subscribe(&[config.topic.as_str()])
             .with_context(|| format!("subscribing to `{}`", config.topic))?;
         let dlq: FutureProducer = config.kafka.durable_producer_config(5, 30_000).create()?;
-        let lake = match config.lake.store().map_err(anyhow::Error::msg)? {
-            Some(store) => {
-                store
-                    .check()
-                    .await
-                    .with_context(|| format!("the lake at {} is not usable", store.describe()))?;
-                tracing::info!(lake = %store.describe(), "lake ready");
-                Some(Lake::new(store))
-            }
-            None => None,
-        };
         Ok(Self {
             config,
             consumer,

@@ -50,6 +50,11 @@ impl ClickHouseSink {
             .with_url(&settings.url)
             .with_user(&settings.user)
             .with_password(&settings.password)
+            .with_compression(if settings.compression == "none" {
+                clickhouse::Compression::None
+            } else {
+                clickhouse::Compression::Lz4
+            })
             .with_validation(false);
         let caps = ch::probe(&client)
             .await
