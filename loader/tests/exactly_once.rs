@@ -1,8 +1,8 @@
 //! The loader's guarantee, tested with the real binary against real Kafka and
 //! the real ClickHouse server: every event id exactly once in ClickHouse (and
 //! in the lake, a local directory or an S3-compatible store) after `kill -9`
-//! mid-batch (repeated), a ClickHouse restart during load, two instances
-//! rebalancing, and a replay of a range already loaded.
+//! mid-batch (repeated), a ClickHouse restart during load, an S3 outage, two
+//! instances rebalancing, and a replay of a range already loaded.
 
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
@@ -96,10 +96,16 @@ impl TestLake {
     }
 
     fn s3() -> Self {
+        Self::s3_at(
+            std::env::var("SLUICE_S3_ENDPOINT")
+                .unwrap_or_else(|_| "http://127.0.0.1:19400".to_owned()),
+        )
+    }
+
+    fn s3_at(endpoint: String) -> Self {
         Self::S3 {
             url: format!("s3://sluice-lake/test-{}", uuid::Uuid::new_v4().simple()),
-            endpoint: std::env::var("SLUICE_S3_ENDPOINT")
-                .unwrap_or_else(|_| "http://127.0.0.1:19400".to_owned()),
+            endpoint,
         }
     }
 
@@ -373,6 +379,48 @@ async fn two_instances_rebalancing_load_everything_once() {
         (n, n),
         "exactly once across two instances and a crash"
     );
+    sql(&ch, &format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_outage_holds_the_load_and_loses_nothing() {
+    let stack = tokio::task::spawn_blocking(|| DedicatedStack::start(Services::S3))
+        .await
+        .unwrap()
+        .unwrap();
+    let topics = TestTopics::create(3).await.unwrap();
+    let (ch, db, lake) = (
+        clickhouse_url(),
+        fresh_db(),
+        TestLake::s3_at(stack.s3_endpoint()),
+    );
+    let n = 6_000;
+    produce(&kafka(), &topics.raw, 1..n / 2 + 1).await;
+    let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-s3", &ch, &db, &lake);
+    wait_for_rows(&ch, &db, 1, Duration::from_secs(30)).await;
+
+    tokio::task::block_in_place(|| stack.stop("s3")).unwrap();
+    produce(&kafka(), &topics.raw, n / 2 + 1..n + 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The lake comes first: nothing new reaches ClickHouse while it is down.
+    let during = counts(&ch, &db).await.0;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(during < n, "all {n} rows loaded while the lake was down");
+    assert_eq!(
+        counts(&ch, &db).await.0,
+        during,
+        "loaded past a lake outage"
+    );
+    tokio::task::block_in_place(|| stack.start_service("s3")).unwrap();
+
+    let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
+    loader.stop();
+    assert_eq!((rows, distinct), (n, n));
+    let manifests = lake_rows(&lake.open()).await;
+    let total: usize = manifests.values().map(|(rows, _)| rows).sum();
+    assert_eq!(total as u64, n, "the lake holds every event once");
     sql(&ch, &format!("DROP DATABASE IF EXISTS {db}"))
         .await
         .unwrap();
