@@ -257,18 +257,20 @@ async fn kill_9_mid_batch_with_an_s3_lake_then_replay_from_s3() {
 async fn kill_9_then_replay(lake: TestLake) {
     let topics = TestTopics::create(4).await.unwrap();
     let (ch, db) = (clickhouse_url(), fresh_db());
+    // A group per test: they run side by side.
+    let group = format!("loader-kill-{}", uuid::Uuid::new_v4().simple());
     let n = 12_000;
     let producing = tokio::spawn({
         let (kafka, topic) = (kafka(), topics.raw.clone());
         async move { produce(&kafka, &topic, 1..n + 1).await }
     });
     for round in 0..3 {
-        let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-kill", &ch, &db, &lake);
+        let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, &ch, &db, &lake);
         tokio::time::sleep(Duration::from_millis(1500 + 400 * round)).await;
         loader.kill_9();
     }
     producing.await.unwrap();
-    let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-kill", &ch, &db, &lake);
+    let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, &ch, &db, &lake);
     let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
     loader.stop();
     assert_eq!(
@@ -340,21 +342,44 @@ async fn a_clickhouse_restart_during_load_is_ridden_out() {
         .await
         .unwrap()
         .unwrap();
+    let (ch, lake) = (stack.clickhouse_url(), TestLake::dir());
+    ride_out_an_outage(&stack, "clickhouse", &ch, &lake, false).await;
+}
+
+/// Half the events, a loader, `service` of `stack` stopped, the other half,
+/// `service` back: every event exactly once in ClickHouse. `holds`: the
+/// outage must stop loading (nothing new reaches ClickHouse meanwhile).
+async fn ride_out_an_outage(
+    stack: &DedicatedStack,
+    service: &str,
+    ch: &str,
+    lake: &TestLake,
+    holds: bool,
+) {
     let topics = TestTopics::create(3).await.unwrap();
-    let (ch, db, lake) = (stack.clickhouse_url(), fresh_db(), TestLake::dir());
+    let db = fresh_db();
     let n = 6_000;
     produce(&kafka(), &topics.raw, 1..n / 2 + 1).await;
-    let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-ch", &ch, &db, &lake);
-    wait_for_rows(&ch, &db, 1, Duration::from_secs(30)).await;
+    // A group of its own: tests run side by side.
+    let group = format!("loader-{service}-outage");
+    let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, ch, &db, lake);
+    wait_for_rows(ch, &db, 1, Duration::from_secs(30)).await;
 
-    tokio::task::block_in_place(|| stack.stop("clickhouse")).unwrap();
+    tokio::task::block_in_place(|| stack.stop(service)).unwrap();
     produce(&kafka(), &topics.raw, n / 2 + 1..n + 1).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    tokio::task::block_in_place(|| stack.start_service("clickhouse")).unwrap();
+    if holds {
+        let during = counts(ch, &db).await.0;
+        assert!(during < n, "all {n} rows loaded while {service} was down");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(counts(ch, &db).await.0, during, "loaded past the outage");
+    }
+    tokio::task::block_in_place(|| stack.start_service(service)).unwrap();
 
-    let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
+    let (rows, distinct) = wait_for_rows(ch, &db, n, Duration::from_secs(90)).await;
     loader.stop();
     assert_eq!((rows, distinct), (n, n));
+    sql(ch, &format!("DROP DATABASE IF EXISTS {db}")).await.ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,38 +415,10 @@ async fn an_s3_outage_holds_the_load_and_loses_nothing() {
         .await
         .unwrap()
         .unwrap();
-    let topics = TestTopics::create(3).await.unwrap();
-    let (ch, db, lake) = (
-        clickhouse_url(),
-        fresh_db(),
-        TestLake::s3_at(stack.s3_endpoint()),
-    );
-    let n = 6_000;
-    produce(&kafka(), &topics.raw, 1..n / 2 + 1).await;
-    let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-s3", &ch, &db, &lake);
-    wait_for_rows(&ch, &db, 1, Duration::from_secs(30)).await;
-
-    tokio::task::block_in_place(|| stack.stop("s3")).unwrap();
-    produce(&kafka(), &topics.raw, n / 2 + 1..n + 1).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (ch, lake) = (clickhouse_url(), TestLake::s3_at(stack.s3_endpoint()));
     // The lake comes first: nothing new reaches ClickHouse while it is down.
-    let during = counts(&ch, &db).await.0;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(during < n, "all {n} rows loaded while the lake was down");
-    assert_eq!(
-        counts(&ch, &db).await.0,
-        during,
-        "loaded past a lake outage"
-    );
-    tokio::task::block_in_place(|| stack.start_service("s3")).unwrap();
-
-    let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
-    loader.stop();
-    assert_eq!((rows, distinct), (n, n));
+    ride_out_an_outage(&stack, "s3", &ch, &lake, true).await;
     let manifests = lake_rows(&lake.open()).await;
     let total: usize = manifests.values().map(|(rows, _)| rows).sum();
-    assert_eq!(total as u64, n, "the lake holds every event once");
-    sql(&ch, &format!("DROP DATABASE IF EXISTS {db}"))
-        .await
-        .unwrap();
+    assert_eq!(total, 6_000, "the lake holds every event once");
 }
