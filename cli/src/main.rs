@@ -24,9 +24,17 @@ enum Command {
     /// Only events ClickHouse does not already hold are inserted, so
     /// replaying a range twice, or a range the loader loaded, adds nothing.
     Replay {
-        /// The lake directory (the loader's `lake.dir`).
+        /// The lake: a directory (the loader's `lake.dir`) or
+        /// `s3://bucket/prefix` (its `lake.url`; credentials from
+        /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
         #[arg(long)]
-        lake: PathBuf,
+        lake: String,
+        /// The S3-compatible server of an `s3://` lake, `http://host:port`.
+        #[arg(long, env = "SLUICE_LAKE_ENDPOINT")]
+        lake_endpoint: Option<String>,
+        /// The region of an `s3://` lake.
+        #[arg(long, default_value = "us-east-1")]
+        lake_region: String,
         /// Start of the range (event time, RFC 3339, inclusive).
         #[arg(long)]
         from: String,
@@ -393,6 +401,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Replay {
             lake,
+            lake_endpoint,
+            lake_region,
             from,
             to,
             team,
@@ -416,8 +426,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let sink = sluice_loader::sink::ClickHouseSink::connect(&settings).await?;
-            let lake = sluice_loader::lake::Lake::new(lake);
-            let files = sluice_loader::replay::files_in_range(&lake, &range)?.len();
+            let lake_settings = if lake.starts_with("s3://") {
+                sluice_loader::config::LakeSettings {
+                    url: Some(lake),
+                    endpoint: lake_endpoint,
+                    region: lake_region,
+                    ..Default::default()
+                }
+            } else {
+                sluice_loader::config::LakeSettings {
+                    dir: Some(PathBuf::from(lake)),
+                    ..Default::default()
+                }
+            };
+            let store = lake_settings
+                .store()
+                .map_err(anyhow::Error::msg)?
+                .ok_or_else(|| anyhow::anyhow!("--lake is empty"))?;
+            let lake = sluice_loader::lake::Lake::new(store);
+            let files = sluice_loader::replay::files_in_range(&lake, &range)
+                .await?
+                .len();
             let bar = indicatif::ProgressBar::new(files as u64).with_style(
                 indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sluice_core::kafka::KafkaSettings;
 
+use crate::lake::s3::{S3Location, S3Store};
+use crate::lake::store::ObjectStore;
+
 pub const ENV_PREFIX: &str = "SLUICE_LOADER_";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +60,9 @@ pub struct ClickHouseSettings {
     pub table: String,
     /// Days to keep raw events (TTL on servers that have it); 0 = forever.
     pub retention_days: u32,
+    /// Insert compression: `lz4` (the server's native block compression)
+    /// or `none` (cheaper for both sides on loopback).
+    pub compression: String,
 }
 
 impl Default for ClickHouseSettings {
@@ -68,6 +74,7 @@ impl Default for ClickHouseSettings {
             password: String::new(),
             table: "events".to_owned(),
             retention_days: 0,
+            compression: "lz4".to_owned(),
         }
     }
 }
@@ -98,11 +105,75 @@ impl Default for BatchSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where the immutable lake copy goes: `dir` (a local directory) or `url`
+/// (`s3://bucket/prefix` on an S3-compatible store at `endpoint`); neither
+/// disables the lake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LakeSettings {
-    /// Directory of the immutable lake copy; empty disables the lake.
     pub dir: Option<PathBuf>,
+    pub url: Option<String>,
+    /// `http://host:port` of the S3-compatible server.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// S3 credentials; unset: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl Default for LakeSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            url: None,
+            endpoint: None,
+            region: "us-east-1".to_owned(),
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
+}
+
+impl LakeSettings {
+    /// The configured store, `None` without a lake; `Err` explains a bad setting.
+    pub fn store(&self) -> Result<Option<ObjectStore>, String> {
+        match (&self.dir, &self.url) {
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err("set lake.dir or lake.url, not both".to_owned()),
+            (Some(dir), None) => Ok(Some(ObjectStore::local(dir.clone()))),
+            (None, Some(url)) => {
+                let (bucket, prefix) = S3Location::parse_url(url)?;
+                let endpoint = self.endpoint.clone().ok_or_else(|| {
+                    format!("lake.url `{url}` needs lake.endpoint (http://host:port)")
+                })?;
+                let from_env = |configured: &Option<String>, var: &str| {
+                    configured
+                        .clone()
+                        .or_else(|| std::env::var(var).ok())
+                        .filter(|v| !v.is_empty())
+                };
+                let (Some(access_key_id), Some(secret_access_key)) = (
+                    from_env(&self.access_key_id, "AWS_ACCESS_KEY_ID"),
+                    from_env(&self.secret_access_key, "AWS_SECRET_ACCESS_KEY"),
+                ) else {
+                    return Err("lake.url needs credentials: lake.access_key_id and \
+                         lake.secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                        .to_owned());
+                };
+                let location = S3Location {
+                    bucket,
+                    prefix,
+                    endpoint,
+                    region: self.region.clone(),
+                    access_key_id,
+                    secret_access_key,
+                };
+                S3Store::new(location)
+                    .map(|s3| Some(ObjectStore::S3(s3)))
+                    .map_err(|e| format!("{e:#}"))
+            }
+        }
+    }
 }
 
 pub const OPTIONS_HELP: &str = "\
@@ -119,11 +190,16 @@ CONFIGURATION (file keys; environment: SLUICE_LOADER_<KEY>, `.` becomes `__`)
   clickhouse.user / clickhouse.password   credentials [default / empty]
   clickhouse.table            raw events table [events]
   clickhouse.retention_days   days to keep raw events, 0 = forever [0]
+  clickhouse.compression      insert compression, lz4 or none [lz4]
   batch.max_rows              rows per insert [50000]
   batch.max_bytes             bytes per insert [67108864]
   batch.max_wait_ms           longest a record waits before its batch is inserted [1000]
   batch.min_backoff_ms / batch.max_backoff_ms  retry delays after a failed insert [200 / 10000]
-  lake.dir                    directory for the immutable lake copy; unset = no lake";
+  lake.dir                    directory for the immutable lake copy; unset = no lake
+  lake.url                    or an S3-compatible store: s3://bucket/prefix
+  lake.endpoint               its server, http://host:port (required with lake.url)
+  lake.region                 its region [us-east-1]
+  lake.access_key_id / lake.secret_access_key  its credentials [AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY]";
 
 impl LoaderConfig {
     pub fn validate(&self) -> Result<(), String> {
@@ -155,6 +231,13 @@ impl LoaderConfig {
                     .to_owned(),
             );
         }
+        if !matches!(self.clickhouse.compression.as_str(), "lz4" | "none") {
+            return Err(format!(
+                "clickhouse.compression must be lz4 or none, not `{}`",
+                self.clickhouse.compression
+            ));
+        }
+        self.lake.store()?;
         Ok(())
     }
 }
@@ -179,5 +262,22 @@ mod tests {
         let mut config = LoaderConfig::default();
         config.clickhouse.table = "events; DROP".into();
         assert!(config.validate().unwrap_err().contains("identifiers"));
+    }
+
+    #[test]
+    fn lake_settings_are_checked() {
+        let mut lake = LakeSettings {
+            url: Some("s3://lake/sluice".into()),
+            ..LakeSettings::default()
+        };
+        assert!(lake.store().unwrap_err().contains("lake.endpoint"));
+        lake.endpoint = Some("https://s3.example.com".into());
+        lake.access_key_id = Some("k".into());
+        lake.secret_access_key = Some("s".into());
+        assert!(lake.store().unwrap_err().contains("only http://"));
+        lake.endpoint = Some("http://127.0.0.1:19400".into());
+        assert!(matches!(lake.store(), Ok(Some(ObjectStore::S3(_)))));
+        lake.dir = Some("/tmp/lake".into());
+        assert!(lake.store().unwrap_err().contains("not both"));
     }
 }

@@ -86,6 +86,18 @@ impl Loader {
     pub async fn new(config: LoaderConfig, status: Arc<Status>) -> anyhow::Result<Self> {
         let sink = ClickHouseSink::connect(&config.clickhouse).await?;
         status.set_clickhouse_up(true);
+        // The lake before the consumer: a bad lake fails before joining the group.
+        let lake = match config.lake.store().map_err(anyhow::Error::msg)? {
+            Some(store) => {
+                store
+                    .check()
+                    .await
+                    .with_context(|| format!("the lake at {} is not usable", store.describe()))?;
+                tracing::info!(lake = %store.describe(), "lake ready");
+                Some(Lake::new(store))
+            }
+            None => None,
+        };
         let rebalances = RebalanceLog::new(&config.topic);
         let client = sluice_core::service::manual_commit_consumer(
             &config.kafka,
@@ -98,7 +110,6 @@ impl Loader {
             .subscribe(&[config.topic.as_str()])
             .with_context(|| format!("subscribing to `{}`", config.topic))?;
         let dlq: FutureProducer = config.kafka.durable_producer_config(5, 30_000).create()?;
-        let lake = config.lake.dir.as_ref().map(|dir| Lake::new(dir.clone()));
         Ok(Self {
             config,
             consumer,
@@ -115,6 +126,10 @@ impl Loader {
     /// Runs until `shutdown` resolves; then inserts and commits what it holds.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
+        let _retention = self
+            .sink
+            .retention()
+            .map(|job| job.spawn(crate::retention::PERIOD));
         let max_wait = Duration::from_millis(self.config.batch.max_wait_ms);
         let mut last_lag = std::time::Instant::now();
         loop {
@@ -250,10 +265,19 @@ impl Loader {
             }
         }
         if let Some(lake) = &self.lake {
-            lake.write_range(&topic, partition, first, last, &events)
-                .with_context(|| {
-                    format!("writing the lake copy of {topic}/{partition} {first}-{last}")
-                })?;
+            // The lake before ClickHouse: a range in ClickHouse is always in
+            // the lake too. A store outage holds the partition, like a
+            // ClickHouse outage does.
+            let mut backoff = Duration::from_millis(self.config.batch.min_backoff_ms);
+            while let Err(err) = lake
+                .write_range(&topic, partition, first, last, &events)
+                .await
+            {
+                tracing::warn!(%topic, partition, first, last, error = format!("{err:#}"), backoff_ms = backoff.as_millis() as u64, "lake write failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff =
+                    (backoff * 2).min(Duration::from_millis(self.config.batch.max_backoff_ms));
+            }
         }
         // One INSERT is atomic only within one table partition (a UTC day of
         // `timestamp`): insert day runs, each a contiguous stretch of offsets,

@@ -6,8 +6,10 @@
 //! - [`batch`]: deterministic per-partition offset-range batches.
 //! - [`sink`]: the loop's view of ClickHouse (insert, progress, errors).
 //! - [`clickhouse`]: server probing, versioned migrations, RowBinary inserts.
-//! - [`lake`]: the immutable JSON-lines copy with per-range manifests.
+//! - [`lake`]: the immutable JSON-lines copy with per-range manifests, in a
+//!   local directory or an S3-compatible store.
 //! - [`replay`]: re-loading a time range from the lake, idempotently.
+//! - [`retention`]: dropping expired day partitions hourly (servers without TTL).
 //! - [`status`]: readiness and Prometheus metrics.
 
 pub mod batch;
@@ -16,6 +18,7 @@ pub mod config;
 pub mod consumer;
 pub mod lake;
 pub mod replay;
+pub mod retention;
 pub mod sink;
 pub mod status;
 

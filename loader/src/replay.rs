@@ -44,12 +44,12 @@ pub struct ReplayReport {
 const HOUR_MS: i64 = 3_600_000;
 
 /// The lake files that may hold events of `range`, as (path, team, hour start).
-pub fn files_in_range(
+pub async fn files_in_range(
     lake: &Lake,
     range: &ReplayRange,
 ) -> anyhow::Result<Vec<(String, String, i64)>> {
     let mut files = Vec::new();
-    for manifest in lake.manifests()? {
+    for manifest in lake.manifests().await? {
         for file in manifest.files {
             let hour = DateTime::parse_from_rfc3339(&file.hour)
                 .with_context(|| format!("manifest hour `{}`", file.hour))?
@@ -74,8 +74,8 @@ pub async fn replay(
     mut on_file: impl FnMut(&ReplayReport),
 ) -> anyhow::Result<ReplayReport> {
     let mut report = ReplayReport::default();
-    for (path, team, hour) in files_in_range(lake, range)? {
-        let text = String::from_utf8(lake.read_file(&path)?)
+    for (path, team, hour) in files_in_range(lake, range).await? {
+        let text = String::from_utf8(lake.read_file(&path).await?)
             .with_context(|| format!("{path} is not UTF-8"))?;
         let mut events = Vec::new();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {

@@ -29,6 +29,9 @@ pub struct ClickHouseSink {
     /// The existing table's layout, which may predate a server upgrade.
     layout: RowLayout,
     table: String,
+    /// The unqualified client and schema, for retention.
+    root: clickhouse::Client,
+    schema: SchemaSettings,
 }
 
 impl std::fmt::Debug for ClickHouseSink {
@@ -47,6 +50,11 @@ impl ClickHouseSink {
             .with_url(&settings.url)
             .with_user(&settings.user)
             .with_password(&settings.password)
+            .with_compression(if settings.compression == "none" {
+                clickhouse::Compression::None
+            } else {
+                clickhouse::Compression::Lz4
+            })
             .with_validation(false);
         let caps = ch::probe(&client)
             .await
@@ -61,11 +69,20 @@ impl ClickHouseSink {
             .context("applying ClickHouse migrations")?;
         tracing::info!(url = %settings.url, ?caps, ?report, "ClickHouse ready");
         Ok(Self {
-            client: client.with_database(&settings.database),
+            client: client.clone().with_database(&settings.database),
             layout: report.layout,
             caps,
             table: settings.table.clone(),
+            root: client,
+            schema,
         })
+    }
+
+    /// The retention job, when `retention_days` is set.
+    pub fn retention(&self) -> Option<crate::retention::Retention> {
+        self.schema
+            .retention_days
+            .map(|_| crate::retention::Retention::new(self.root.clone(), self.schema.clone()))
     }
 
     /// Event ids already stored for `team` with a timestamp in `[from_ms, to_ms)`.

@@ -12,6 +12,8 @@ pub const DEAD_LETTERED: &str = "sluice_loader_dead_lettered_total";
 pub const CLICKHOUSE_UP: &str = "sluice_loader_clickhouse_up";
 pub const CONSUMER_LAG: &str = "sluice_loader_consumer_lag";
 pub const ASSIGNED_PARTITIONS: &str = "sluice_loader_assigned_partitions";
+pub const RETENTION_DROPPED: &str = "sluice_loader_retention_partitions_dropped_total";
+pub const RETENTION_RUNS: &str = "sluice_loader_retention_runs_total";
 
 /// Readiness: ClickHouse answers, and the partitions held.
 pub type Status = ConsumerStatus;
@@ -34,6 +36,14 @@ pub fn describe() {
     metrics::describe_gauge!(CLICKHOUSE_UP, "1 when the last ClickHouse call succeeded.");
     metrics::describe_gauge!(CONSUMER_LAG, "Records not yet loaded, per partition.");
     metrics::describe_gauge!(ASSIGNED_PARTITIONS, "Partitions this instance loads.");
+    metrics::describe_counter!(
+        RETENTION_DROPPED,
+        "Expired day partitions dropped by scheduled retention."
+    );
+    metrics::describe_counter!(
+        RETENTION_RUNS,
+        "Scheduled retention passes, by outcome (ok, error)."
+    );
 }
 
 pub fn record_insert(rows: usize, took: Duration) {
@@ -44,4 +54,9 @@ pub fn record_insert(rows: usize, took: Duration) {
 
 pub fn record_dead_letter() {
     counter!(DEAD_LETTERED).increment(1);
+}
+
+pub fn record_retention(dropped: usize, ok: bool) {
+    counter!(RETENTION_DROPPED).increment(dropped as u64);
+    counter!(RETENTION_RUNS, "outcome" => if ok { "ok" } else { "error" }).increment(1);
 }

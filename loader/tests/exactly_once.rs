@@ -1,14 +1,13 @@
 //! The loader's guarantee, tested with the real binary against real Kafka and
 //! the real ClickHouse server: every event id exactly once in ClickHouse (and
-//! in the lake) after `kill -9` mid-batch (repeated), a ClickHouse restart
-//! during load, two instances rebalancing, and a replay of a range already
-//! loaded.
+//! in the lake, a local directory or an S3-compatible store) after `kill -9`
+//! mid-batch (repeated), a ClickHouse restart during load, an S3 outage, two
+//! instances rebalancing, and a replay of a range already loaded.
 
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use serde_json::json;
 use sluice_core::Timestamp;
 use sluice_core::kafka::KafkaSettings;
 use sluice_loader::config::ClickHouseSettings;
+use sluice_loader::config::LakeSettings;
 use sluice_loader::lake::Lake;
 use sluice_loader::replay::{ReplayRange, replay};
 use sluice_loader::sink::ClickHouseSink;
@@ -78,6 +78,69 @@ async fn produce(kafka: &KafkaSettings, topic: &str, range: std::ops::Range<u64>
     futures::future::join_all(pending).await;
 }
 
+/// Where a test's lake lives: a fresh temp directory, or a fresh prefix in
+/// the stack's S3-compatible store (`scripts/stack`: bucket `sluice-lake`).
+#[derive(Debug, Clone)]
+enum TestLake {
+    Dir(std::path::PathBuf),
+    S3 { url: String, endpoint: String },
+}
+
+const S3_KEY: (&str, &str) = ("sluice-test", "sluice-test-secret");
+
+impl TestLake {
+    fn dir() -> Self {
+        Self::Dir(
+            std::env::temp_dir().join(format!("sluice-lake-{}", uuid::Uuid::new_v4().simple())),
+        )
+    }
+
+    fn s3() -> Self {
+        Self::s3_at(
+            std::env::var("SLUICE_S3_ENDPOINT")
+                .unwrap_or_else(|_| "http://127.0.0.1:19400".to_owned()),
+        )
+    }
+
+    fn s3_at(endpoint: String) -> Self {
+        Self::S3 {
+            url: format!("s3://sluice-lake/test-{}", uuid::Uuid::new_v4().simple()),
+            endpoint,
+        }
+    }
+
+    fn settings(&self) -> LakeSettings {
+        match self {
+            Self::Dir(dir) => LakeSettings {
+                dir: Some(dir.clone()),
+                ..Default::default()
+            },
+            Self::S3 { url, endpoint } => LakeSettings {
+                url: Some(url.clone()),
+                endpoint: Some(endpoint.clone()),
+                access_key_id: Some(S3_KEY.0.to_owned()),
+                secret_access_key: Some(S3_KEY.1.to_owned()),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn open(&self) -> Lake {
+        Lake::new(self.settings().store().unwrap().unwrap())
+    }
+
+    fn env(&self, command: &mut Command) {
+        match self {
+            Self::Dir(dir) => command.env("SLUICE_LOADER_LAKE__DIR", dir),
+            Self::S3 { url, endpoint } => command
+                .env("SLUICE_LOADER_LAKE__URL", url)
+                .env("SLUICE_LOADER_LAKE__ENDPOINT", endpoint)
+                .env("AWS_ACCESS_KEY_ID", S3_KEY.0)
+                .env("AWS_SECRET_ACCESS_KEY", S3_KEY.1),
+        };
+    }
+}
+
 struct LoaderProcess {
     child: Child,
 }
@@ -89,9 +152,11 @@ impl LoaderProcess {
         group: &str,
         ch: &str,
         database: &str,
-        lake: &std::path::Path,
+        lake: &TestLake,
     ) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice-loader"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice-loader"));
+        lake.env(&mut command);
+        let child = command
             .env("SLUICE_LOADER_LISTEN", "127.0.0.1:0")
             .env("SLUICE_LOADER_KAFKA__BROKERS", &kafka.brokers)
             .env("SLUICE_LOADER_TOPIC", topic)
@@ -102,7 +167,6 @@ impl LoaderProcess {
             .env("SLUICE_LOADER_BATCH__MAX_ROWS", "700")
             .env("SLUICE_LOADER_BATCH__MAX_WAIT_MS", "150")
             .env("SLUICE_LOADER_BATCH__MAX_BACKOFF_MS", "1000")
-            .env("SLUICE_LOADER_LAKE__DIR", lake)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -163,12 +227,9 @@ async fn wait_for_rows(ch: &str, database: &str, n: u64, timeout: Duration) -> (
     }
 }
 
-fn lake_rows(lake: &std::path::Path) -> BTreeMap<i32, (usize, Vec<(i64, i64)>)> {
+async fn lake_rows(lake: &Lake) -> BTreeMap<i32, (usize, Vec<(i64, i64)>)> {
     let mut out: BTreeMap<i32, (usize, Vec<(i64, i64)>)> = BTreeMap::new();
-    for manifest in sluice_loader::lake::Lake::new(lake.to_path_buf())
-        .manifests()
-        .unwrap()
-    {
+    for manifest in lake.manifests().await.unwrap() {
         let entry = out.entry(manifest.partition).or_default();
         entry.0 += manifest.files.iter().map(|f| f.rows).sum::<usize>();
         entry.1.push((manifest.first_offset, manifest.last_offset));
@@ -180,26 +241,36 @@ fn fresh_db() -> String {
     format!("sluice_test_{}", uuid::Uuid::new_v4().simple())
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("sluice-{tag}-{}", uuid::Uuid::new_v4().simple()))
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_batch_repeatedly_loses_and_duplicates_nothing() {
+    kill_9_then_replay(TestLake::dir()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_batch_repeatedly_loses_and_duplicates_nothing() {
+async fn kill_9_mid_batch_with_an_s3_lake_then_replay_from_s3() {
+    kill_9_then_replay(TestLake::s3()).await;
+}
+
+/// Three `kill -9` mid-batch, then: every event once in ClickHouse and in
+/// the lake's manifests (no overlapping ranges); a replay from the lake adds
+/// nothing to the loaded database and restores an empty one exactly.
+async fn kill_9_then_replay(lake: TestLake) {
     let topics = TestTopics::create(4).await.unwrap();
-    let (ch, db, lake) = (clickhouse_url(), fresh_db(), temp_dir("lake"));
+    let (ch, db) = (clickhouse_url(), fresh_db());
+    // A group per test: they run side by side.
+    let group = format!("loader-kill-{}", uuid::Uuid::new_v4().simple());
     let n = 12_000;
     let producing = tokio::spawn({
         let (kafka, topic) = (kafka(), topics.raw.clone());
         async move { produce(&kafka, &topic, 1..n + 1).await }
     });
     for round in 0..3 {
-        let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-kill", &ch, &db, &lake);
+        let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, &ch, &db, &lake);
         tokio::time::sleep(Duration::from_millis(1500 + 400 * round)).await;
         loader.kill_9();
     }
     producing.await.unwrap();
-    let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-kill", &ch, &db, &lake);
+    let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, &ch, &db, &lake);
     let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
     loader.stop();
     assert_eq!(
@@ -208,7 +279,7 @@ async fn kill_9_mid_batch_repeatedly_loses_and_duplicates_nothing() {
         "every event exactly once after three kill -9"
     );
 
-    let manifests = lake_rows(&lake);
+    let manifests = lake_rows(&lake.open()).await;
     let total: usize = manifests.values().map(|(rows, _)| rows).sum();
     assert_eq!(total as u64, n, "the lake holds every event once");
     for (partition, (_, mut ranges)) in manifests {
@@ -226,7 +297,7 @@ async fn kill_9_mid_batch_repeatedly_loses_and_duplicates_nothing() {
         to: Timestamp::parse_rfc3339("2026-11-27T00:00:00Z").unwrap(),
         team: None,
     };
-    let lake = Lake::new(lake);
+    let lake = lake.open();
     let sink = |database: &str| ClickHouseSettings {
         url: ch.clone(),
         database: database.to_owned(),
@@ -271,27 +342,50 @@ async fn a_clickhouse_restart_during_load_is_ridden_out() {
         .await
         .unwrap()
         .unwrap();
+    let (ch, lake) = (stack.clickhouse_url(), TestLake::dir());
+    ride_out_an_outage(&stack, "clickhouse", &ch, &lake, false).await;
+}
+
+/// Half the events, a loader, `service` of `stack` stopped, the other half,
+/// `service` back: every event exactly once in ClickHouse. `holds`: the
+/// outage must stop loading (nothing new reaches ClickHouse meanwhile).
+async fn ride_out_an_outage(
+    stack: &DedicatedStack,
+    service: &str,
+    ch: &str,
+    lake: &TestLake,
+    holds: bool,
+) {
     let topics = TestTopics::create(3).await.unwrap();
-    let (ch, db, lake) = (stack.clickhouse_url(), fresh_db(), temp_dir("lake"));
+    let db = fresh_db();
     let n = 6_000;
     produce(&kafka(), &topics.raw, 1..n / 2 + 1).await;
-    let loader = LoaderProcess::start(&kafka(), &topics.raw, "loader-ch", &ch, &db, &lake);
-    wait_for_rows(&ch, &db, 1, Duration::from_secs(30)).await;
+    // A group of its own: tests run side by side.
+    let group = format!("loader-{service}-outage");
+    let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, ch, &db, lake);
+    wait_for_rows(ch, &db, 1, Duration::from_secs(30)).await;
 
-    tokio::task::block_in_place(|| stack.stop("clickhouse")).unwrap();
+    tokio::task::block_in_place(|| stack.stop(service)).unwrap();
     produce(&kafka(), &topics.raw, n / 2 + 1..n + 1).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    tokio::task::block_in_place(|| stack.start_service("clickhouse")).unwrap();
+    if holds {
+        let during = counts(ch, &db).await.0;
+        assert!(during < n, "all {n} rows loaded while {service} was down");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(counts(ch, &db).await.0, during, "loaded past the outage");
+    }
+    tokio::task::block_in_place(|| stack.start_service(service)).unwrap();
 
-    let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
+    let (rows, distinct) = wait_for_rows(ch, &db, n, Duration::from_secs(90)).await;
     loader.stop();
     assert_eq!((rows, distinct), (n, n));
+    sql(ch, &format!("DROP DATABASE IF EXISTS {db}")).await.ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_rebalancing_load_everything_once() {
     let topics = TestTopics::create(6).await.unwrap();
-    let (ch, db, lake) = (clickhouse_url(), fresh_db(), temp_dir("lake"));
+    let (ch, db, lake) = (clickhouse_url(), fresh_db(), TestLake::dir());
     let n = 12_000;
     let producing = tokio::spawn({
         let (kafka, topic) = (kafka(), topics.raw.clone());
@@ -313,4 +407,18 @@ async fn two_instances_rebalancing_load_everything_once() {
     sql(&ch, &format!("DROP DATABASE IF EXISTS {db}"))
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_outage_holds_the_load_and_loses_nothing() {
+    let stack = tokio::task::spawn_blocking(|| DedicatedStack::start(Services::S3))
+        .await
+        .unwrap()
+        .unwrap();
+    let (ch, lake) = (clickhouse_url(), TestLake::s3_at(stack.s3_endpoint()));
+    // The lake comes first: nothing new reaches ClickHouse while it is down.
+    ride_out_an_outage(&stack, "s3", &ch, &lake, true).await;
+    let manifests = lake_rows(&lake.open()).await;
+    let total: usize = manifests.values().map(|(rows, _)| rows).sum();
+    assert_eq!(total, 6_000, "the lake holds every event once");
 }

@@ -169,35 +169,10 @@ clickhouse_wait() {
 	info "clickhouse $(ch_query 'SELECT version()') answers on $(ch_url) (native port $CH_TCP_PORT)"
 }
 
-clickhouse_running_items() {
-	local pid seen=" "
-	if pid=$(ch_pid); then
-		printf 'clickhouse=%s\n' "$pid"
-		seen+="$pid "
-	fi
-	for pid in $(pids_matching clickhouse "$CH_CONFIG"); do
-		[[ $seen == *" $pid "* ]] && continue
-		warn "found a clickhouse process of this stack without pid file (pid $pid)"
-		printf 'clickhouse-orphan=%s\n' "$pid"
-	done
-}
+clickhouse_running_items() { single_running_items clickhouse "$CH_CONFIG" clickhouse "$CH_CONFIG"; }
 
-# clickhouse_stop [stop|quiet|kill]: stop clickhouse gracefully (SIGTERM,
-# SIGKILL after SLUICE_STOP_TIMEOUT) or kill it with SIGKILL at once. Data
-# is kept. quiet = stop, but say nothing if it is not running.
-clickhouse_stop() {
-	local items rc=0 mode=${1:-stop}
-	mapfile -t items < <(clickhouse_running_items)
-	if ((${#items[@]} == 0)); then
-		[[ $mode == quiet ]] || log "clickhouse is not running"
-	elif [[ $mode == kill ]]; then
-		kill_pids "${items[@]}" || rc=1
-	else
-		stop_pids "${SLUICE_STOP_TIMEOUT:-20}" "${items[@]}" || rc=1
-	fi
-	rm -f "$(pid_file clickhouse)"
-	return "$rc"
-}
+# clickhouse_stop [stop|quiet|kill]: see single_stop.
+clickhouse_stop() { single_stop clickhouse clickhouse_running_items "${1:-stop}"; }
 
 clickhouse_status() {
 	local pid state version=""

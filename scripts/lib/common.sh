@@ -63,6 +63,8 @@ DEFAULT_KAFKA_VERSION=4.1.1
 DEFAULT_KAFKA_PORT=19092
 DEFAULT_CH_HTTP_PORT=18123
 DEFAULT_CH_TCP_PORT=19000
+DEFAULT_S3_PORT=19400
+S3_VERSION=${SLUICE_S3_VERSION:-v1.2.0}
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
@@ -89,6 +91,7 @@ kafka_version=$KAFKA_VERSION
 kafka_port=$KAFKA_PORT
 clickhouse_http_port=$CH_HTTP_PORT
 clickhouse_tcp_port=$CH_TCP_PORT
+s3_port=$S3_PORT
 active=1
 EOF
 	mv "$STATE_FILE.tmp" "$STATE_FILE"
@@ -113,34 +116,37 @@ record_key() {
 # services may be stopped, killed or crashed.
 stack_active() { [[ "$(recorded active)" == 1 ]]; }
 
-ALL_SERVICES=kafka,clickhouse
+ALL_SERVICES=kafka,clickhouse,s3
 
-# normalize_services LIST: "kafka", "clickhouse" or "kafka,clickhouse" (in
-# this order) from a comma separated list; "all" means both. Fails on
+# normalize_services LIST: a subset of "kafka,clickhouse,s3" (in this
+# order) from a comma separated list; "all" means all three. Fails on
 # anything else.
 normalize_services() {
-	local item kafka=0 ch=0 out=()
+	local item kafka=0 ch=0 s3=0 out=()
 	for item in ${1//,/ }; do
 		case $item in
 		kafka) kafka=1 ;;
 		clickhouse | ch) ch=1 ;;
-		all) kafka=1 ch=1 ;;
+		s3) s3=1 ;;
+		all) kafka=1 ch=1 s3=1 ;;
 		*) return 1 ;;
 		esac
 	done
 	((kafka)) && out+=(kafka)
 	((ch)) && out+=(clickhouse)
+	((s3)) && out+=(s3)
 	((${#out[@]})) || return 1
 	local IFS=,
 	printf '%s\n' "${out[*]}"
 }
 
-# has_service NAME: NAME (kafka or clickhouse) belongs to this stack.
+# has_service NAME: NAME (kafka, clickhouse or s3) belongs to this stack.
 has_service() { [[ ,$SERVICES, == *",$1,"* ]]; }
 full_stack() { [[ $SERVICES == "$ALL_SERVICES" ]]; }
 
 # resolve_settings COMMAND [EXPLICIT_BROKERS] [EXPLICIT_ONLY]
-# Sets BROKERS SERVICES KAFKA_VERSION KAFKA_PORT CH_HTTP_PORT CH_TCP_PORT.
+# Sets BROKERS SERVICES KAFKA_VERSION KAFKA_PORT CH_HTTP_PORT CH_TCP_PORT
+# S3_PORT.
 #  - While something of this stack runs, the recorded settings win (status/
 #    down/env must describe what actually runs); `up` refuses an explicit
 #    request that contradicts them instead of silently ignoring it. While
@@ -166,19 +172,20 @@ resolve_settings() {
 	fi
 	if [[ -n $flag_only ]]; then
 		only=$(normalize_services "$flag_only") ||
-			die "--only needs kafka, clickhouse or all (got '$flag_only')"
+			die "--only needs kafka, clickhouse, s3 (comma separated) or all (got '$flag_only')"
 		explicit[services]=$only
 	elif [[ -n ${SLUICE_STACK_ONLY:-} ]]; then
 		only=$(normalize_services "$SLUICE_STACK_ONLY") ||
-			die "SLUICE_STACK_ONLY must be kafka, clickhouse or all (got '$SLUICE_STACK_ONLY')"
+			die "SLUICE_STACK_ONLY must be kafka, clickhouse, s3 (comma separated) or all (got '$SLUICE_STACK_ONLY')"
 		explicit[services]=$only
 	fi
 	[[ -n ${SLUICE_KAFKA_VERSION:-} ]] && explicit[kafka_version]=$SLUICE_KAFKA_VERSION
 	[[ -n ${SLUICE_KAFKA_PORT:-} ]] && explicit[kafka_port]=$SLUICE_KAFKA_PORT
 	[[ -n ${SLUICE_CLICKHOUSE_HTTP_PORT:-} ]] && explicit[clickhouse_http_port]=$SLUICE_CLICKHOUSE_HTTP_PORT
 	[[ -n ${SLUICE_CLICKHOUSE_TCP_PORT:-} ]] && explicit[clickhouse_tcp_port]=$SLUICE_CLICKHOUSE_TCP_PORT
+	[[ -n ${SLUICE_S3_PORT:-} ]] && explicit[s3_port]=$SLUICE_S3_PORT
 
-	for key in brokers services kafka_version kafka_port clickhouse_http_port clickhouse_tcp_port; do
+	for key in brokers services kafka_version kafka_port clickhouse_http_port clickhouse_tcp_port s3_port; do
 		rec[$key]=$(recorded "$key")
 	done
 	# State files written before --only existed have no services key: they
@@ -194,6 +201,7 @@ resolve_settings() {
 		[kafka_port]=$DEFAULT_KAFKA_PORT
 		[clickhouse_http_port]=$DEFAULT_CH_HTTP_PORT
 		[clickhouse_tcp_port]=$DEFAULT_CH_TCP_PORT
+		[s3_port]=$DEFAULT_S3_PORT
 	)
 
 	local running=0 active=0 pinned=0
@@ -232,10 +240,11 @@ resolve_settings() {
 	KAFKA_PORT=${value[kafka_port]}
 	CH_HTTP_PORT=${value[clickhouse_http_port]}
 	CH_TCP_PORT=${value[clickhouse_tcp_port]}
+	S3_PORT=${value[s3_port]}
 
 	[[ $BROKERS == 1 || $BROKERS == 3 ]] ||
 		die "unsupported broker count '$BROKERS'" "use 1 (default) or 3: scripts/stack up --brokers 3"
-	for key in KAFKA_PORT CH_HTTP_PORT CH_TCP_PORT; do
+	for key in KAFKA_PORT CH_HTTP_PORT CH_TCP_PORT S3_PORT; do
 		if ! is_uint "${!key}" || ((${!key} == 0 || ${!key} >= 65000)); then
 			die "invalid port $key=${!key}"
 		fi
@@ -337,6 +346,41 @@ start_detached() {
 		sleep 0.1
 	done
 	die "$name did not start (no pid file $file)"
+}
+
+# single_running_items NAME MARKER STRING...: NAME=PID for the live process
+# of NAME's pid file (MARKER is in its command line), then NAME-orphan=PID
+# for any other process of ours whose command line has every STRING.
+single_running_items() {
+	local name=$1 marker=$2 pid seen=" "
+	shift 2
+	if pid=$(service_pid "$name" "$marker"); then
+		printf '%s=%s\n' "$name" "$pid"
+		seen+="$pid "
+	fi
+	for pid in $(pids_matching "$@"); do
+		[[ $seen == *" $pid "* ]] && continue
+		warn "found a $name process of this stack without pid file (pid $pid)"
+		printf '%s-orphan=%s\n' "$name" "$pid"
+	done
+}
+
+# single_stop NAME ITEMS_FN [stop|quiet|kill]: stop a one-process service
+# gracefully (SIGTERM, SIGKILL after SLUICE_STOP_TIMEOUT) or kill it with
+# SIGKILL at once; ITEMS_FN lists its processes (single_running_items).
+# Data is kept. quiet = stop, but say nothing if it is not running.
+single_stop() {
+	local name=$1 items_fn=$2 mode=${3:-stop} items rc=0
+	mapfile -t items < <("$items_fn")
+	if ((${#items[@]} == 0)); then
+		[[ $mode == quiet ]] || log "$name is not running"
+	elif [[ $mode == kill ]]; then
+		kill_pids "${items[@]}" || rc=1
+	else
+		stop_pids "${SLUICE_STOP_TIMEOUT:-20}" "${items[@]}" || rc=1
+	fi
+	rm -f "$(pid_file "$name")"
+	return "$rc"
 }
 
 # stop_pids TIMEOUT NAME=PID...: SIGTERM all at once (Kafka nodes shut down

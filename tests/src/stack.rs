@@ -13,8 +13,12 @@ use sluice_core::kafka::KafkaSettings;
 /// Which services a dedicated stack runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Services {
-    Kafka { brokers: u8 },
+    Kafka {
+        brokers: u8,
+    },
     ClickHouse,
+    /// The S3-compatible server of the lake.
+    S3,
 }
 
 #[derive(Debug)]
@@ -24,6 +28,7 @@ pub struct DedicatedStack {
     pub kafka_port: u16,
     pub brokers: u8,
     pub clickhouse_http_port: u16,
+    pub s3_port: u16,
 }
 
 fn repo_root() -> PathBuf {
@@ -55,6 +60,7 @@ fn free_block() -> anyhow::Result<u16> {
             base + 201,
             base + 500,
             base + 501,
+            base + 600,
         ];
         if ports_free(&block) {
             return Ok(base);
@@ -73,12 +79,14 @@ impl DedicatedStack {
         let (only, brokers) = match services {
             Services::Kafka { brokers } => ("kafka", brokers),
             Services::ClickHouse => ("clickhouse", 1),
+            Services::S3 => ("s3", 1),
         };
         let env = vec![
             ("SLUICE_STATE", state.display().to_string()),
             ("SLUICE_KAFKA_PORT", base.to_string()),
             ("SLUICE_CLICKHOUSE_HTTP_PORT", (base + 500).to_string()),
             ("SLUICE_CLICKHOUSE_TCP_PORT", (base + 501).to_string()),
+            ("SLUICE_S3_PORT", (base + 600).to_string()),
             ("SLUICE_STACK_BROKERS", brokers.to_string()),
             ("SLUICE_STACK_ONLY", only.to_owned()),
             ("SLUICE_KAFKA_HEAP", "512m".to_owned()),
@@ -89,6 +97,7 @@ impl DedicatedStack {
             kafka_port: base,
             brokers,
             clickhouse_http_port: base + 500,
+            s3_port: base + 600,
         };
         stack.run(&["up"])?;
         Ok(stack)
@@ -126,7 +135,12 @@ impl DedicatedStack {
         format!("http://127.0.0.1:{}", self.clickhouse_http_port)
     }
 
-    /// Stops a service gracefully, keeping its data (`kafka`, `kafka-N`, `clickhouse`).
+    /// The S3 endpoint (bucket `sluice-lake`) of a [`Services::S3`] stack.
+    pub fn s3_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    /// Stops a service gracefully, keeping its data (`kafka`, `kafka-N`, `clickhouse`, `s3`).
     pub fn stop(&self, service: &str) -> anyhow::Result<()> {
         self.run(&["stop", service])
     }

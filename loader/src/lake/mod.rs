@@ -1,7 +1,8 @@
 //! The lake: an immutable copy of every event, for replay and for engines
 //! other than ClickHouse.
 //!
-//! Layout (a local directory today; the same layout suits any object store):
+//! Layout (keys in a local directory or an S3-compatible bucket, through
+//! [`store::ObjectStore`]):
 //!
 //! ```text
 //! events/team=<team>/date=<YYYY-MM-DD>/hour=<HH>/<topic>-<partition>-<first>-<last>.jsonl.zst
@@ -15,15 +16,21 @@
 //! (ClickHouse, DuckDB, Spark) reads them; Parquet would need the Arrow stack
 //! and a schema per team, for a copy that is read rarely.
 //!
-//! Exactly once per offset range: a range's data files are written first,
-//! each atomically (temp file + rename), then its manifest. On start the lake
-//! finds, per partition, the highest offset a manifest covers and never
-//! writes those offsets again; a crash before the manifest rewrites the same
-//! files with the same content.
+//! Exactly once per offset range: a range's data objects are written first,
+//! each all-or-nothing, then its manifest, last. A manifest's presence is the
+//! commit: readers go through manifests only, so data objects of a range
+//! whose manifest was never written are invisible. On start the lake finds,
+//! per partition, the highest offset a manifest covers and never writes
+//! those offsets again. Object names are deterministic (topic, partition,
+//! first and last offset), so a crash before the manifest followed by the
+//! same range again rewrites the same objects with the same content; a
+//! different range leaves the orphans unreferenced.
+
+pub mod s3;
+pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use anyhow::Context;
@@ -33,7 +40,7 @@ use sluice_core::Event;
 
 #[derive(Debug)]
 pub struct Lake {
-    root: PathBuf,
+    store: store::ObjectStore,
     /// Highest offset covered by a manifest, per (topic, partition).
     covered: Mutex<HashMap<(String, i32), i64>>,
 }
@@ -57,41 +64,45 @@ pub struct ManifestFile {
 }
 
 impl Lake {
-    pub fn new(root: PathBuf) -> Self {
+    pub fn new(store: store::ObjectStore) -> Self {
         Self {
-            root,
+            store,
             covered: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// A lake in a local directory.
+    pub fn local(root: impl Into<PathBuf>) -> Self {
+        Self::new(store::ObjectStore::local(root))
     }
 
-    fn manifest_dir(&self, topic: &str, partition: i32) -> PathBuf {
-        self.root
-            .join("manifests")
-            .join(topic)
-            .join(partition.to_string())
+    pub fn store(&self) -> &store::ObjectStore {
+        &self.store
+    }
+
+    fn manifest_dir(topic: &str, partition: i32) -> String {
+        format!("manifests/{topic}/{partition}/")
     }
 
     /// The highest offset of `partition` already in the lake, if any.
-    pub fn covered(&self, topic: &str, partition: i32) -> anyhow::Result<Option<i64>> {
+    pub async fn covered(&self, topic: &str, partition: i32) -> anyhow::Result<Option<i64>> {
         let key = (topic.to_owned(), partition);
         if let Some(known) = self.covered.lock().ok().and_then(|c| c.get(&key).copied()) {
             return Ok(Some(known));
         }
-        let dir = self.manifest_dir(topic, partition);
         let mut highest = None;
-        if dir.is_dir() {
-            for entry in std::fs::read_dir(&dir)? {
-                let name = entry?.file_name().to_string_lossy().into_owned();
-                let last = name
-                    .strip_suffix(".json")
-                    .and_then(|stem| stem.split_once('-'))
-                    .and_then(|(_, last)| last.parse::<i64>().ok());
-                highest = highest.max(last);
-            }
+        for key in self
+            .store
+            .list(&Self::manifest_dir(topic, partition))
+            .await?
+        {
+            let last = key
+                .rsplit('/')
+                .next()
+                .and_then(|name| name.strip_suffix(".json"))
+                .and_then(|stem| stem.split_once('-'))
+                .and_then(|(_, last)| last.parse::<i64>().ok());
+            highest = highest.max(last);
         }
         if let (Some(h), Ok(mut cache)) = (highest, self.covered.lock()) {
             cache.insert(key, h);
@@ -100,7 +111,7 @@ impl Lake {
     }
 
     /// Writes the events of `[first, last]` that no earlier manifest covers.
-    pub fn write_range(
+    pub async fn write_range(
         &self,
         topic: &str,
         partition: i32,
@@ -108,7 +119,7 @@ impl Lake {
         last: i64,
         events: &[(i64, Event<'_>)],
     ) -> anyhow::Result<()> {
-        let covered = self.covered(topic, partition)?.unwrap_or(-1);
+        let covered = self.covered(topic, partition).await?.unwrap_or(-1);
         if last <= covered {
             return Ok(());
         }
@@ -139,7 +150,7 @@ impl Lake {
                 lines.push(b'\n');
             }
             let compressed = zstd::encode_all(lines.as_slice(), 3)?;
-            write_atomically(&self.root.join(&relative), &compressed)?;
+            self.store.put(&relative, compressed).await?;
             files.push(ManifestFile {
                 path: relative,
                 rows: events.len(),
@@ -154,10 +165,14 @@ impl Lake {
             last_offset: last,
             files,
         };
-        let path = self
-            .manifest_dir(topic, partition)
-            .join(format!("{first:020}-{last:020}.json"));
-        write_atomically(&path, &serde_json::to_vec_pretty(&manifest)?)?;
+        let key = format!(
+            "{}{first:020}-{last:020}.json",
+            Self::manifest_dir(topic, partition)
+        );
+        // Last: the manifest commits the range.
+        self.store
+            .put(&key, serde_json::to_vec_pretty(&manifest)?)
+            .await?;
         if let Ok(mut cache) = self.covered.lock() {
             cache.insert((topic.to_owned(), partition), last);
         }
@@ -165,49 +180,23 @@ impl Lake {
     }
 
     /// Every manifest, in (topic, partition, offset) order.
-    pub fn manifests(&self) -> anyhow::Result<Vec<Manifest>> {
+    pub async fn manifests(&self) -> anyhow::Result<Vec<Manifest>> {
         let mut out = Vec::new();
-        let root = self.root.join("manifests");
-        if !root.is_dir() {
-            return Ok(out);
-        }
-        let mut paths = Vec::new();
-        for topic in std::fs::read_dir(&root)? {
-            for partition in std::fs::read_dir(topic?.path())? {
-                for file in std::fs::read_dir(partition?.path())? {
-                    let path = file?.path();
-                    // A crash between writing and renaming leaves a complete
-                    // `.<id>.tmp` file: it is not a manifest, and counting it
-                    // would report its range twice.
-                    if is_manifest(&path) {
-                        paths.push(path);
-                    }
-                }
+        for key in self.store.list("manifests/").await? {
+            if !key.ends_with(".json") {
+                continue;
             }
-        }
-        paths.sort();
-        for path in paths {
-            let bytes = std::fs::read(&path)?;
-            out.push(
-                serde_json::from_slice(&bytes)
-                    .with_context(|| format!("reading {}", path.display()))?,
-            );
+            let bytes = self.store.get(&key).await?;
+            out.push(serde_json::from_slice(&bytes).with_context(|| format!("reading {key}"))?);
         }
         Ok(out)
     }
 
     /// The JSON lines of one data file.
-    pub fn read_file(&self, relative: &str) -> anyhow::Result<Vec<u8>> {
-        let compressed = std::fs::read(self.root.join(relative))?;
+    pub async fn read_file(&self, relative: &str) -> anyhow::Result<Vec<u8>> {
+        let compressed = self.store.get(relative).await?;
         Ok(zstd::decode_all(compressed.as_slice())?)
     }
-}
-
-/// A committed manifest: `<first>-<last>.json`, never a temp file.
-fn is_manifest(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| !n.starts_with('.') && n.ends_with(".json"))
 }
 
 /// Team ids are validated upstream; this keeps a path a path regardless.
@@ -222,17 +211,6 @@ fn sanitize(value: &str) -> String {
             }
         })
         .collect()
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("lake path has no parent")?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -253,24 +231,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ranges_are_written_once_and_partitioned_by_team_and_hour() {
+    #[tokio::test]
+    async fn ranges_are_written_once_and_partitioned_by_team_and_hour() {
         let dir = std::env::temp_dir().join(format!("lake-{}", uuid::Uuid::new_v4().simple()));
-        let lake = Lake::new(dir.clone());
+        let lake = Lake::local(dir.clone());
         let hour = 3_600_000;
         let events = vec![
             (10, event(1, "a", 1_800_000_000_000)),
             (11, event(2, "b", 1_800_000_000_000)),
             (12, event(3, "a", 1_800_000_000_000 + hour)),
         ];
-        lake.write_range("events.raw", 0, 10, 12, &events).unwrap();
+        lake.write_range("events.raw", 0, 10, 12, &events)
+            .await
+            .unwrap();
         // The same range again, and an overlapping one after a "crash".
-        let fresh = Lake::new(dir.clone());
-        assert_eq!(fresh.covered("events.raw", 0).unwrap(), Some(12));
-        fresh.write_range("events.raw", 0, 10, 12, &events).unwrap();
+        let fresh = Lake::local(dir.clone());
+        assert_eq!(fresh.covered("events.raw", 0).await.unwrap(), Some(12));
+        fresh
+            .write_range("events.raw", 0, 10, 12, &events)
+            .await
+            .unwrap();
         let mut more = events.clone();
         more.push((13, event(4, "a", 1_800_000_000_000)));
-        fresh.write_range("events.raw", 0, 10, 13, &more).unwrap();
+        fresh
+            .write_range("events.raw", 0, 10, 13, &more)
+            .await
+            .unwrap();
 
         // A crash between write and rename leaves a complete temp file.
         let dir0 = dir.join("manifests/events.raw/0");
@@ -281,7 +267,7 @@ mod tests {
             .unwrap()
             .path();
         std::fs::copy(&committed, dir0.join(".left-by-a-crash.tmp")).unwrap();
-        let manifests = fresh.manifests().unwrap();
+        let manifests = fresh.manifests().await.unwrap();
         assert_eq!(manifests.len(), 2, "temp files are not manifests");
         assert_eq!(
             (manifests[1].first_offset, manifests[1].last_offset),
@@ -295,7 +281,7 @@ mod tests {
         assert_eq!(rows, 4, "every event once");
         let first = &manifests[0].files;
         assert_eq!(first.len(), 3, "team a hour 1, team a hour 2, team b");
-        let text = String::from_utf8(fresh.read_file(&first[0].path).unwrap()).unwrap();
+        let text = String::from_utf8(fresh.read_file(&first[0].path).await.unwrap()).unwrap();
         assert!(
             first[0]
                 .path

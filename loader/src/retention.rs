@@ -1,0 +1,74 @@
+//! Scheduled retention: drops expired day partitions of the events table at
+//! start-up and then every [`PERIOD`], so `clickhouse.retention_days` holds
+//! on servers without `TTL` (18.16). Where the table has a TTL it only
+//! removes what TTL would remove anyway. Several loaders may run it: the
+//! second drop of a partition finds it no longer listed.
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::clickhouse::{SchemaSettings, apply_retention};
+
+/// How often expired partitions are looked for; a day partition expires at
+/// midnight UTC, so an hour late at most.
+pub const PERIOD: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+pub struct Retention {
+    client: clickhouse::Client,
+    settings: SchemaSettings,
+}
+
+impl Retention {
+    pub fn new(client: clickhouse::Client, settings: SchemaSettings) -> Self {
+        Self { client, settings }
+    }
+
+    /// One pass: drops the partitions expired today (UTC), logs and counts
+    /// them. A failure is logged and retried at the next tick.
+    pub async fn tick(&self) -> Vec<u32> {
+        let today = Utc::now().date_naive();
+        match apply_retention(&self.client, &self.settings, today).await {
+            Ok(dropped) => {
+                crate::status::record_retention(dropped.len(), true);
+                if !dropped.is_empty() {
+                    tracing::info!(
+                        table = %self.settings.events(),
+                        retention_days = self.settings.retention_days,
+                        partitions = ?dropped,
+                        "dropped expired day partitions"
+                    );
+                }
+                dropped
+            }
+            Err(err) => {
+                crate::status::record_retention(0, false);
+                tracing::warn!(table = %self.settings.events(), error = %err, "retention pass failed; retrying next period");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Ticks now and then every `period`, until the handle is dropped.
+    pub fn spawn(self, period: Duration) -> AbortOnDrop {
+        AbortOnDrop(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                self.tick().await;
+            }
+        }))
+    }
+}
+
+/// Stops the task when the loader stops.
+#[derive(Debug)]
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
