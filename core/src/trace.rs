@@ -29,6 +29,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{self, FilterExt};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -139,25 +140,79 @@ fn install(
     } else {
         None
     };
-    let otel = provider.as_ref().map(|provider| {
+    // Logs take events only: span fields formatted for the log layer cost
+    // microseconds per request.
+    // `try_init` so tests that call this twice do not panic.
+    if let Some(provider) = &provider {
         // Spans of our own crates and the events inside them, whatever the
         // log level: `RUST_LOG=warn` must not silently turn tracing off.
-        let spans = tracing_subscriber::filter::Targets::new()
+        let spans = filter::Targets::new()
             .with_target("sluice", tracing::Level::INFO)
             .with_default(tracing::Level::WARN);
-        tracing_opentelemetry::layer()
+        let otel = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer(service.to_owned()))
-            .with_filter(spans)
-    });
-    // `try_init` so tests that call this twice do not panic.
-    let _ = tracing_subscriber::registry()
-        .with(crate::telemetry::log_layer().with_filter(filter()))
-        .with(otel)
-        .try_init();
+            .with_filter(spans);
+        let _ = tracing_subscriber::registry()
+            .with(crate::telemetry::log_layer().with_filter(filter().and(EventsOnly)))
+            .with(otel)
+            .try_init();
+    } else {
+        // Global filters only: nothing listens to spans, so every span call
+        // site is disabled once and costs a few nanoseconds per request
+        // (per-layer filters would re-check each span every time).
+        let _ = tracing_subscriber::registry()
+            .with(filter())
+            .with(EventsOnly)
+            .with(crate::telemetry::log_layer())
+            .try_init();
+    }
     TelemetryGuard { provider }
 }
 
 use tracing_subscriber::Layer as _;
+
+/// A filter (global or per layer) passing events and never spans, decided once per
+/// call site (so a disabled span is not re-checked on every request).
+#[derive(Debug, Clone, Copy)]
+struct EventsOnly;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventsOnly {
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing_subscriber::layer::Filter::<S>::callsite_enabled(self, meta)
+    }
+
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        !meta.is_span()
+    }
+}
+
+impl<S> tracing_subscriber::layer::Filter<S> for EventsOnly {
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        !meta.is_span()
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if meta.is_span() {
+            tracing::subscriber::Interest::never()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    }
+}
 
 /// The current span's context as a W3C `traceparent` value, if the current
 /// span is being traced (tracing on, span recorded).
