@@ -5,7 +5,7 @@
 # Not part of the Kafka/ClickHouse set: `scripts/stack jaeger up` starts it
 # next to a running stack without touching the other services.
 
-JAEGER_VERSION=${SLUICE_JAEGER_VERSION:-v1.76.0} # the Go module tag of Jaeger v2.13
+JAEGER_VERSION=${SLUICE_JAEGER_VERSION:-v1.76.0} # the Go module tag of Jaeger v2.13.0
 JAEGER_DIR=$CACHE/otel
 JAEGER_BIN=$JAEGER_DIR/bin/jaeger-$JAEGER_VERSION
 JAEGER_STATE=$STATE/jaeger
