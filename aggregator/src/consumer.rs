@@ -37,6 +37,8 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_core::clock::{Clock, SystemClock};
 use sluice_core::service::RebalanceLog;
+use sluice_core::trace::TraceLinks;
+use tracing::Instrument;
 
 use crate::clickhouse::{InsertOutcome, RollupStore};
 use crate::config::AggregatorConfig;
@@ -61,6 +63,8 @@ struct PartitionState {
     /// Next offset to read.
     position: i64,
     committed: i64,
+    /// Requests that produced the events read since the last rollup insert.
+    links: TraceLinks,
 }
 
 /// Everything but the consumer, so a borrowed message and the state can be
@@ -216,6 +220,7 @@ fn apply_rebalances(log: &RebalanceLog, engine: &mut Engine) {
                 last_record: Instant::now(),
                 position: -1,
                 committed: -1,
+                links: TraceLinks::default(),
             },
         );
     }
@@ -248,6 +253,9 @@ impl Engine {
         }
         state.last_record = Instant::now();
         state.position = offset + 1;
+        state
+            .links
+            .add_header(sluice_core::kafka::traceparent_header(message));
         let fields = match record::decode(message.payload().unwrap_or_default()) {
             Ok(fields) => fields,
             Err(err) => {
@@ -299,8 +307,26 @@ impl Engine {
             let emissions = state.windows.take_closed(self.config.window.max_open_keys);
             let commit = state.windows.commit_offset();
             open_keys += state.windows.open_keys();
-            if !emissions.is_empty() && !self.store_rows(partition, emissions, shutdown).await? {
-                return Ok(false);
+            if !emissions.is_empty() {
+                // Linked to the requests whose events were read since the
+                // last insert (capped, see `sluice_core::trace::MAX_LINKS`).
+                let span = tracing::info_span!(
+                    "rollup_batch",
+                    messaging.destination.name = %self.config.topic,
+                    partition,
+                    rows = emissions.len() as i64,
+                    max_offset = emissions.iter().map(|e| e.max_offset).max(),
+                    table = crate::clickhouse::schema::ROLLUPS_5M,
+                    linked_traces = state.links.len() as i64,
+                );
+                state.links.attach(&span);
+                if !self
+                    .store_rows(partition, emissions, shutdown)
+                    .instrument(span)
+                    .await?
+                {
+                    return Ok(false);
+                }
             }
             let Some(state) = self.partitions.get_mut(&partition) else {
                 continue;

@@ -22,6 +22,16 @@ pub mod headers {
     pub const REJECT_MESSAGE: &str = "sluice-reject-message";
 }
 
+/// The `traceparent` header of a consumed record, if it has one.
+pub fn traceparent_header<M: rdkafka::Message>(message: &M) -> Option<&[u8]> {
+    use rdkafka::message::Headers;
+    message
+        .headers()?
+        .iter()
+        .find(|header| header.key == headers::TRACEPARENT)?
+        .value
+}
+
 /// `team:user`. A user's events share a partition, so they stay in order.
 pub fn partition_key(team: &str, user: &str) -> String {
     let mut key = String::with_capacity(team.len() + 1 + user.len());

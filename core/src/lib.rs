@@ -9,6 +9,7 @@
 //!   shared by the gateway, the loader, the aggregator and the CLI.
 //! - [`config`]: typed configuration from defaults, a TOML file and environment.
 //! - [`telemetry`]: structured logging and the Prometheus recorder.
+//! - [`trace`]: OpenTelemetry tracing set-up and `traceparent` in Kafka headers.
 //! - [`service`]: readiness, health/metrics routes and rebalance bookkeeping
 //!   shared by the consumer services.
 //! - [`shutdown`]: SIGINT/SIGTERM for graceful shutdown.
@@ -22,6 +23,7 @@ pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod timestamp;
+pub mod trace;
 pub mod validate;
 
 pub use event::{Event, IncomingEvent};

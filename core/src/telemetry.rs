@@ -2,25 +2,29 @@
 //!
 //! Logging: Every service logs to stderr: JSON lines in production
 //! (`SLUICE_LOG_FORMAT=json`), human-readable text otherwise. The level filter
-//! comes from `RUST_LOG` (default `info`).
+//! comes from `RUST_LOG` (default `info`). [`crate::trace::init`] installs
+//! it together with OpenTelemetry tracing.
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt;
+use tracing_subscriber::registry::LookupSpan;
 
-/// Installs the global subscriber. Call once, first thing in `main`.
-pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// The log output as a layer, for [`crate::trace::init`], which installs it
+/// (with the `RUST_LOG` filter) next to the OpenTelemetry layer.
+pub fn log_layer<S>() -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
     let json = std::env::var("SLUICE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // `try_init` so tests that call this twice do not panic.
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
+    let layer = fmt::layer().with_writer(std::io::stderr);
+    if json {
+        layer.json().flatten_event(true).boxed()
     } else {
-        builder.try_init()
-    };
+        layer.boxed()
+    }
 }
 
 /// Latency buckets (seconds) for every histogram: fine below 10 ms, where the

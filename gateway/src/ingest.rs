@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sluice_core::kafka::headers;
 use sluice_core::{Event, IncomingEvent, Reject, RejectCode};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -155,7 +156,44 @@ pub async fn ingest_batch(
 /// compatibility routes: batch limits and the per-key rate limit, the
 /// contract, the team's plugin chain, then one produce. Resolves after Kafka
 /// answered for every record.
+///
+/// Traced as one `ingest` span (the request) with children `decode`,
+/// `schema_check`, one `plugin …` per plugin call, and `produce`; every
+/// produced record carries the `ingest` span's context in its `traceparent`
+/// header.
 pub async fn ingest_events(
+    state: &AppState,
+    principal: &Principal,
+    candidates: &[Candidate<'_>],
+) -> Result<BatchResponse, ApiError> {
+    let span = tracing::info_span!(
+        "ingest",
+        team = %principal.team,
+        events = candidates.len() as i64,
+        accepted = tracing::field::Empty,
+        rejected = tracing::field::Empty,
+        dead_lettered = tracing::field::Empty,
+        failed = tracing::field::Empty,
+        error = tracing::field::Empty,
+    );
+    let result = pipeline(state, principal, candidates)
+        .instrument(span.clone())
+        .await;
+    match &result {
+        Ok(response) => {
+            span.record("accepted", response.accepted as i64);
+            span.record("rejected", response.rejected as i64);
+            span.record("dead_lettered", response.dead_lettered as i64);
+            span.record("failed", response.failed as i64);
+        }
+        Err(err) => {
+            span.record("error", tracing::field::display(err));
+        }
+    }
+    result
+}
+
+async fn pipeline(
     state: &AppState,
     principal: &Principal,
     candidates: &[Candidate<'_>],
@@ -171,52 +209,89 @@ pub async fn ingest_events(
             max: config.max_events_per_batch,
         });
     }
-    state
+    if let Err(err) = state
         .admission()
-        .charge(&principal.key_id, candidates.len())?;
+        .charge(&principal.key_id, candidates.len())
+    {
+        if matches!(err, ApiError::RateLimited { .. }) {
+            counter!(metrics::RATE_LIMITED).increment(candidates.len() as u64);
+        }
+        return Err(err);
+    }
 
     let received_at = state.clock().now();
+    let mut seen = HashSet::with_capacity(candidates.len());
+    let mut decisions: Vec<Result<Event<'_>, (Option<Uuid>, Reject)>> =
+        tracing::info_span!("decode", events = candidates.len() as i64).in_scope(|| {
+            candidates
+                .iter()
+                .map(|candidate| {
+                    let raw = match *candidate {
+                        Candidate::Event(raw) => raw,
+                        Candidate::Untranslatable { reject, .. } => {
+                            return Err((None, reject.clone()));
+                        }
+                    };
+                    let incoming =
+                        IncomingEvent::decode(raw, &config.event).map_err(|r| (None, r))?;
+                    let event = incoming
+                        .admit(team, received_at, &config.event, Uuid::now_v7)
+                        .map_err(|r| (None, r))?;
+                    if !seen.insert(event.event_id) {
+                        return Err((
+                            Some(event.event_id),
+                            Reject::new(
+                                RejectCode::DuplicateEventId,
+                                format!(
+                                    "`event_id` {} appears earlier in this batch",
+                                    event.event_id
+                                ),
+                            ),
+                        ));
+                    }
+                    Ok(event)
+                })
+                .collect()
+        });
     // One view for the whole batch: a registration landing mid-batch applies
     // to the next batch, never to half of this one.
-    let schemas = state.schemas().map(|registry| registry.view());
-    let mut seen = HashSet::with_capacity(candidates.len());
-    let decisions: Vec<Result<Event<'_>, (Option<Uuid>, Reject)>> = candidates
-        .iter()
-        .map(|candidate| {
-            let raw = match *candidate {
-                Candidate::Event(raw) => raw,
-                Candidate::Untranslatable { reject, .. } => return Err((None, reject.clone())),
-            };
-            let incoming = IncomingEvent::decode(raw, &config.event).map_err(|r| (None, r))?;
-            let event = incoming
-                .admit(team, received_at, &config.event, Uuid::now_v7)
-                .map_err(|r| (None, r))?;
-            if !seen.insert(event.event_id) {
-                return Err((
-                    Some(event.event_id),
-                    Reject::new(
-                        RejectCode::DuplicateEventId,
-                        format!(
-                            "`event_id` {} appears earlier in this batch",
-                            event.event_id
-                        ),
-                    ),
-                ));
+    if let Some(schemas) = state.schemas().map(|registry| registry.view()) {
+        let span = tracing::info_span!("schema_check", rejected = tracing::field::Empty);
+        let _entered = span.enter();
+        let mut rejected = 0_usize;
+        for decision in &mut decisions {
+            if let Ok(event) = decision
+                && let Err(reject) = schemas.check(team, event)
+            {
+                rejected += 1;
+                *decision = Err((Some(event.event_id), reject));
             }
-            if let Some(schemas) = &schemas {
-                schemas
-                    .check(team, &event)
-                    .map_err(|r| (Some(event.event_id), r))?;
-            }
-            Ok(event)
-        })
-        .collect();
+        }
+        span.record("rejected", rejected as i64);
+    }
 
     let raws: Vec<&RawValue> = candidates.iter().map(Candidate::raw).collect();
-    let (records, plans) = plan(state, team, &raws, decisions).await?;
+    let (mut records, plans) = plan(state, team, &raws, decisions).await?;
+    // The request's context, so the consumers' batch spans can link to it.
+    if let Some(traceparent) = sluice_core::trace::current_traceparent() {
+        for record in &mut records {
+            record
+                .headers
+                .push((headers::TRACEPARENT, traceparent.clone()));
+        }
+    }
 
     let produce_started = Instant::now();
-    let acks = state.sink().send(records).await;
+    let acks = state
+        .sink()
+        .send(records)
+        .instrument(tracing::info_span!(
+            "produce",
+            records = plans.len() as i64,
+            partitions = tracing::field::Empty,
+            failed = tracing::field::Empty,
+        ))
+        .await;
     let produce_wait = produce_started.elapsed();
     histogram!(metrics::PRODUCE_DURATION).record(produce_wait);
 

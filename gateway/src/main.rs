@@ -41,11 +41,14 @@ async fn run() -> anyhow::Result<()> {
         Next::Run(config) => config,
         Next::Exit => return Ok(()),
     };
-    sluice_core::telemetry::init_logging();
+    let telemetry = sluice_core::trace::init("sluice-gateway", env!("CARGO_PKG_VERSION"));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    sluice_gateway::serve(config, listener, sluice_core::shutdown::signal()).await
+    let served = sluice_gateway::serve(config, listener, sluice_core::shutdown::signal()).await;
+    // Spans of the last requests and batches are still buffered.
+    telemetry.shutdown().await;
+    served
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub const REQUEST_BYTES: &str = "sluice_gateway_request_bytes_total";
 pub const REQUEST_DURATION: &str = "sluice_gateway_request_duration_seconds";
 pub const PROCESSING_DURATION: &str = "sluice_gateway_processing_duration_seconds";
 pub const PRODUCE_DURATION: &str = "sluice_gateway_produce_duration_seconds";
+pub const RATE_LIMITED: &str = "sluice_gateway_rate_limited_events_total";
 pub const DLQ_WRITE_FAILURES: &str = "sluice_gateway_dlq_write_failures_total";
 pub const IN_FLIGHT: &str = "sluice_gateway_in_flight_requests";
 pub const MEMORY_RESERVED: &str = "sluice_gateway_memory_reserved_bytes";
@@ -54,6 +55,10 @@ pub fn describe() {
         PRODUCE_DURATION,
         Unit::Seconds,
         "From enqueueing a batch's records to Kafka's last acknowledgement."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Events in requests refused with 429 by the per-key rate limit."
     );
     describe_counter!(
         DLQ_WRITE_FAILURES,

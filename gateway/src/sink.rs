@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sluice_core::kafka::KafkaSettings;
 use tokio::sync::Mutex;
@@ -121,8 +122,6 @@ impl EventSink for KafkaSink {
                     Err((err, _)) => pending.push(Err(SinkError::classify(&err))),
                 }
             }
-            // librdkafka enforces message.timeout.ms; the outer timeout only
-            // guards against a lost callback so a request can never hang.
             // librdkafka enforces message.timeout.ms; this one deadline for the
             // whole batch only guards against a lost callback, so a request
             // can never hang. Acks arrive together, so awaiting them in order
@@ -140,10 +139,16 @@ impl EventSink for KafkaSink {
                     Err(err) => results.push(Some(Err(err))),
                 }
             }
+            let mut partitions: Vec<i32> = Vec::new();
             let collect = async {
                 for (i, delivery) in deliveries {
                     results[i] = Some(match delivery.await {
-                        Ok(Ok(_)) => Ok(()),
+                        Ok(Ok(Delivery { partition, .. })) => {
+                            if !partitions.contains(&partition) {
+                                partitions.push(partition);
+                            }
+                            Ok(())
+                        }
                         Ok(Err((err, _))) => Err(SinkError::classify(&err)),
                         Err(_canceled) => {
                             Err(SinkError::Unavailable("producer shut down".to_owned()))
@@ -152,14 +157,26 @@ impl EventSink for KafkaSink {
                 }
             };
             let _ = tokio::time::timeout(guard, collect).await;
-            results
+            let results: Vec<Result<(), SinkError>> = results
                 .into_iter()
                 .map(|r| {
                     r.unwrap_or_else(|| {
                         Err(SinkError::Unavailable("delivery timed out".to_owned()))
                     })
                 })
-                .collect()
+                .collect();
+            // The caller's `produce` span, when tracing is on.
+            let span = tracing::Span::current();
+            if !span.is_disabled() {
+                partitions.sort_unstable();
+                let partitions: Vec<String> = partitions.iter().map(i32::to_string).collect();
+                span.record("partitions", partitions.join(","));
+                span.record(
+                    "failed",
+                    results.iter().filter(|r| r.is_err()).count() as i64,
+                );
+            }
+            results
         })
     }
 

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use sluice_core::trace::TraceLinks;
+
 /// One Kafka record, owned (its bytes outlive the consumer's buffer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceRecord {
@@ -20,6 +22,8 @@ pub struct PartitionBatch {
     pub partition: i32,
     pub records: Vec<SourceRecord>,
     pub bytes: usize,
+    /// The requests that produced these records, for the batch span.
+    pub links: TraceLinks,
     started: Instant,
 }
 
@@ -29,6 +33,7 @@ impl PartitionBatch {
             partition,
             records: Vec::new(),
             bytes: 0,
+            links: TraceLinks::default(),
             started: Instant::now(),
         }
     }

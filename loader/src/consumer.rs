@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use opentelemetry::trace::SpanContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -40,6 +41,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use sluice_core::Event;
 use sluice_core::kafka::headers;
 use sluice_core::service::RebalanceLog;
+use tracing::Instrument;
 
 use crate::batch::{PartitionBatch, SourceRecord, dedup_token};
 use crate::config::LoaderConfig;
@@ -144,13 +146,15 @@ impl Loader {
                 received = tokio::time::timeout(wait, self.consumer.recv()) => {
                     match received {
                         Ok(Ok(message)) => {
+                            let link = sluice_core::kafka::traceparent_header(&message)
+                                .and_then(sluice_core::trace::parse_traceparent);
                             let record = SourceRecord {
                                 partition: message.partition(),
                                 offset: message.offset(),
                                 payload: message.payload().unwrap_or_default().to_vec(),
                             };
                             self.apply_rebalances().await?;
-                            self.accept(record);
+                            self.accept(record, link);
                         }
                         Ok(Err(err)) => tracing::warn!(error = %err, "Kafka consumer error"),
                         Err(_) => {}
@@ -189,7 +193,7 @@ impl Loader {
         }
     }
 
-    fn accept(&mut self, record: SourceRecord) {
+    fn accept(&mut self, record: SourceRecord, link: Option<SpanContext>) {
         if self
             .loaded
             .get(&record.partition)
@@ -198,10 +202,14 @@ impl Loader {
             // Already in ClickHouse (inserted before a crash, not committed).
             return;
         }
-        self.batches
+        let batch = self
+            .batches
             .entry(record.partition)
-            .or_insert_with(|| PartitionBatch::new(record.partition))
-            .push(record);
+            .or_insert_with(|| PartitionBatch::new(record.partition));
+        if let Some(link) = link {
+            batch.links.add(link);
+        }
+        batch.push(record);
     }
 
     async fn apply_rebalances(&mut self) -> anyhow::Result<()> {
@@ -243,11 +251,28 @@ impl Loader {
         Ok(())
     }
 
-    /// Lake, ClickHouse, then the offset commit. Retries until it succeeds.
-    async fn flush(&mut self, batch: PartitionBatch) -> anyhow::Result<()> {
+    /// Lake, ClickHouse, then the offset commit, in one `load_batch` span
+    /// linked to the requests that produced the batch.
+    async fn flush(&mut self, mut batch: PartitionBatch) -> anyhow::Result<()> {
         let Some((first, last)) = batch.range() else {
             return Ok(());
         };
+        let span = tracing::info_span!(
+            "load_batch",
+            messaging.destination.name = %self.config.topic,
+            partition = batch.partition,
+            first_offset = first,
+            last_offset = last,
+            records = batch.records.len() as i64,
+            table = %self.config.clickhouse.table,
+            linked_traces = batch.links.len() as i64,
+        );
+        batch.links.attach(&span);
+        self.load(batch, first, last).instrument(span).await
+    }
+
+    /// Retries until it succeeds.
+    async fn load(&mut self, batch: PartitionBatch, first: i64, last: i64) -> anyhow::Result<()> {
         let topic = self.config.topic.clone();
         let partition = batch.partition;
         let mut events = Vec::with_capacity(batch.records.len());
@@ -284,7 +309,16 @@ impl Loader {
         // in offset order, so `loader_progress` only ever moves forward over
         // fully stored stretches.
         for run in day_runs(&events) {
-            self.insert_run(&topic, partition, &batch, run).await?;
+            let span = tracing::info_span!(
+                "insert",
+                table = %self.config.clickhouse.table,
+                rows = run.len() as i64,
+                first_offset = run.first().map(|(offset, _)| *offset),
+                last_offset = run.last().map(|(offset, _)| *offset),
+            );
+            self.insert_run(&topic, partition, &batch, run)
+                .instrument(span)
+                .await?;
         }
         self.status.set_clickhouse_up(true);
         self.loaded.insert(partition, last);

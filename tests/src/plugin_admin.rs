@@ -88,6 +88,18 @@ impl Admin {
         response.json().await.expect("admin API call")
     }
 
+    /// Uploads the fixture `component` as validator `name` 1.0.0 with
+    /// `config`, and waits until this replica runs it.
+    pub async fn install_validator(&self, team: &str, name: &str, component: &str, config: Value) {
+        let (status, body) = self
+            .upload(team, name, "1.0.0", "validator", self::component(component))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        self.patch(team, name, serde_json::json!({ "config": config }))
+            .await;
+        self.wait_active(team, name, "1.0.0").await;
+    }
+
     /// Waits until this replica runs `version` of the plugin.
     pub async fn wait_active(&self, team: &str, name: &str, version: &str) {
         for _ in 0..200 {

@@ -72,17 +72,30 @@ impl TeamChain {
                     _ => unreachable!("filtered to alive slots"),
                 })
                 .collect();
+            let kind = plugin.compiled.kind().as_str();
+            let span = tracing::info_span!(
+                "plugin",
+                otel.name = %format_args!("plugin {}", plugin.tag.name),
+                plugin.name = %plugin.tag.name,
+                plugin.version = %plugin.tag.version,
+                plugin.kind = kind,
+                events = batch.len() as i64,
+                rejected = tracing::field::Empty,
+                failed = tracing::field::Empty,
+                limit = tracing::field::Empty,
+                error = tracing::field::Empty,
+            );
+            let _entered = span.enter();
             let started = Instant::now();
             let outcome = call(runtime, plugin, &batch);
             let took = started.elapsed();
-            let kind = plugin.compiled.kind().as_str();
             let result = if outcome.is_ok() { "ok" } else { "failed" };
             ::metrics::histogram!(crate::metrics::PLUGIN_DURATION, "kind" => kind).record(took);
             ::metrics::counter!(crate::metrics::PLUGIN_CALLS, "kind" => kind, "result" => result)
                 .increment(1);
             match outcome {
                 Ok(results) => {
-                    let mut rejects = 0;
+                    let (mut rejects, mut failed) = (0, 0_usize);
                     for ((&i, event), result) in alive.iter().zip(batch).zip(results) {
                         slots[i] = match result {
                             Ok(kept) => Slot::Alive(kept.unwrap_or(event)),
@@ -90,12 +103,22 @@ impl TeamChain {
                                 rejects += 1;
                                 Slot::Done(Fate::Reject(reject))
                             }
-                            Err(PerEvent::Failed(reason)) => apply_policy(plugin, event, &reason),
+                            Err(PerEvent::Failed(reason)) => {
+                                failed += 1;
+                                apply_policy(plugin, event, &reason)
+                            }
                         };
                     }
+                    span.record("rejected", rejects as i64);
+                    span.record("failed", failed as i64);
                     plugin.stats.success(alive.len(), rejects, took);
                 }
                 Err(err) => {
+                    span.record("failed", alive.len() as i64);
+                    span.record("error", tracing::field::display(&err));
+                    if let Some(limit) = err.limit() {
+                        span.record("limit", limit);
+                    }
                     let consecutive = plugin.stats.failure(alive.len(), &err.to_string(), took);
                     tracing::warn!(
                         team = %plugin.tag.team, plugin = %plugin.tag.name, version = %plugin.tag.version,

@@ -231,8 +231,11 @@ impl PluginHost {
     ) -> anyhow::Result<Vec<Fate>> {
         let permit = self.slots.clone().acquire_owned().await?;
         let host = self.clone();
+        // The blocking thread continues the request's trace.
+        let span = tracing::Span::current();
         let fates = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let _entered = span.enter();
             let on_failure = |plugin: &ChainPlugin, consecutive: u64, err: &CallError| {
                 host.on_failure(plugin, consecutive, err);
             };

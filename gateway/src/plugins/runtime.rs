@@ -200,6 +200,18 @@ pub enum CallError {
     Capacity(String),
 }
 
+impl CallError {
+    /// The resource limit the call ran into, if that is why it failed.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            Self::CpuBudget(_) => Some("cpu"),
+            Self::Memory(_) => Some("memory"),
+            Self::Capacity(_) => Some("instances"),
+            _ => None,
+        }
+    }
+}
+
 pub struct Runtime {
     engine: Engine,
     linker: Linker<PluginState>,
