@@ -243,9 +243,18 @@ impl Loader {
             })
             .map(|b| b.partition)
             .collect();
-        for partition in due {
-            if let Some(batch) = self.batches.remove(&partition) {
-                self.flush(batch).await?;
+        let batches: Vec<PartitionBatch> = due
+            .iter()
+            .filter_map(|partition| self.batches.remove(partition))
+            .collect();
+        // Different partitions load concurrently: one decodes and encodes
+        // while another's INSERT is on the wire or being parsed by the
+        // server. All of them finish before the loop polls Kafka again
+        // (guarantee, point 6), and each partition's runs stay in order.
+        let loaded = futures::future::join_all(batches.into_iter().map(|b| self.flush(b))).await;
+        for result in loaded {
+            if let Some((partition, last)) = result? {
+                self.loaded.insert(partition, last);
             }
         }
         Ok(())
@@ -253,10 +262,12 @@ impl Loader {
 
     /// Lake, ClickHouse, then the offset commit, in one `load_batch` span
     /// linked to the requests that produced the batch.
-    async fn flush(&mut self, mut batch: PartitionBatch) -> anyhow::Result<()> {
+    /// Returns the partition and the last offset now stored, if any.
+    async fn flush(&self, mut batch: PartitionBatch) -> anyhow::Result<Option<(i32, i64)>> {
         let Some((first, last)) = batch.range() else {
-            return Ok(());
+            return Ok(None);
         };
+        let partition = batch.partition;
         let span = tracing::info_span!(
             "load_batch",
             messaging.destination.name = %self.config.topic,
@@ -268,11 +279,12 @@ impl Loader {
             linked_traces = batch.links.len() as i64,
         );
         batch.links.attach(&span);
-        self.load(batch, first, last).instrument(span).await
+        self.load(batch, first, last).instrument(span).await?;
+        Ok(Some((partition, last)))
     }
 
     /// Retries until it succeeds.
-    async fn load(&mut self, batch: PartitionBatch, first: i64, last: i64) -> anyhow::Result<()> {
+    async fn load(&self, batch: PartitionBatch, first: i64, last: i64) -> anyhow::Result<()> {
         let topic = self.config.topic.clone();
         let partition = batch.partition;
         let mut events = Vec::with_capacity(batch.records.len());
@@ -321,7 +333,6 @@ impl Loader {
                 .await?;
         }
         self.status.set_clickhouse_up(true);
-        self.loaded.insert(partition, last);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&topic, partition, Offset::Offset(last + 1))?;
         // Async is enough: if the commit is lost, `loader_progress` still
@@ -334,7 +345,7 @@ impl Loader {
 
     /// Inserts one day run, retrying until ClickHouse has it.
     async fn insert_run(
-        &mut self,
+        &self,
         topic: &str,
         partition: i32,
         batch: &PartitionBatch,
@@ -388,7 +399,7 @@ impl Loader {
     /// Isolates the bad rows of a refused batch: each row is its own insert;
     /// rows refused as bad data go to the dead-letter topic.
     async fn insert_one_by_one(
-        &mut self,
+        &self,
         topic: &str,
         partition: i32,
         batch: &PartitionBatch,
