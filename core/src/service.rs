@@ -182,6 +182,58 @@ pub struct Rebalanced {
 pub struct RebalanceLog {
     topic: String,
     log: Arc<Mutex<Rebalanced>>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Partitions whose writes are still in flight. A revocation waits for the
+/// revoked partitions' writes to finish before it returns to the group, so a
+/// partition's next owner never starts while its last write may still land.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    partitions: Mutex<std::collections::BTreeSet<i32>>,
+    done: std::sync::Condvar,
+}
+
+/// Marks one partition's write in flight until dropped.
+#[derive(Debug)]
+pub struct InFlightGuard {
+    owner: Arc<InFlight>,
+    partition: i32,
+}
+
+impl InFlight {
+    pub fn begin(self: &Arc<Self>, partition: i32) -> InFlightGuard {
+        if let Ok(mut set) = self.partitions.lock() {
+            set.insert(partition);
+        }
+        InFlightGuard {
+            owner: self.clone(),
+            partition,
+        }
+    }
+
+    /// Blocks until none of `partitions` has a write in flight.
+    pub fn wait_for(&self, partitions: &[i32]) {
+        let Ok(mut set) = self.partitions.lock() else {
+            return;
+        };
+        while partitions.iter().any(|p| set.contains(p)) {
+            tracing::info!(?partitions, "revocation waits for in-flight writes");
+            set = match self.done.wait_timeout(set, Duration::from_secs(10)) {
+                Ok((set, _)) => set,
+                Err(_) => return,
+            };
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.owner.partitions.lock() {
+            set.remove(&self.partition);
+        }
+        self.owner.done.notify_all();
+    }
 }
 
 impl RebalanceLog {
@@ -189,7 +241,13 @@ impl RebalanceLog {
         Self {
             topic: topic.to_owned(),
             log: Arc::default(),
+            in_flight: Arc::default(),
         }
+    }
+
+    /// The in-flight writes a revocation waits for.
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        self.in_flight.clone()
     }
 
     /// What happened since the last call.
@@ -213,10 +271,20 @@ impl ClientContext for RebalanceLog {}
 
 impl ConsumerContext for RebalanceLog {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance
-            && let Ok(mut log) = self.log.lock()
-        {
-            log.revoked.extend(self.partitions(tpl));
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked = self.partitions(tpl);
+            // Called from inside the consumer's poll on a runtime worker:
+            // hand the worker's other tasks (the writes we wait for among
+            // them) to another thread while blocking.
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(|| self.in_flight.wait_for(&revoked));
+                }
+                _ => self.in_flight.wait_for(&revoked),
+            }
+            if let Ok(mut log) = self.log.lock() {
+                log.revoked.extend(revoked);
+            }
         }
     }
 

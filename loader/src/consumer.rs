@@ -19,9 +19,11 @@
 //! 5. Where the server supports it, the insert also carries
 //!    `insert_deduplication_token = topic:partition:first-last`, so even a
 //!    duplicate insert by a revoked instance is dropped by ClickHouse.
-//! 6. Rebalancing is eager (all partitions revoked before any is assigned),
-//!    and this loop never polls while an insert is in flight, so a revoked
-//!    partition's insert has finished before its new owner starts.
+//! 6. Rebalancing is eager (all partitions revoked before any is assigned).
+//!    One batch at a time is stored by its own task while the loop keeps
+//!    consuming; a revocation of its partition blocks (in the rebalance
+//!    callback) until that batch is stored, so a revoked partition's insert
+//!    has finished before its new owner reads `loader_progress`.
 //!
 //! Records that can never be inserted (not the event contract, or rejected
 //! by ClickHouse as bad data) go to the dead-letter topic with a reason, so
@@ -67,13 +69,35 @@ pub struct Loader {
     config: LoaderConfig,
     consumer: StreamConsumer<RebalanceLog>,
     rebalances: RebalanceLog,
+    storer: Arc<Storer>,
+    batches: BTreeMap<i32, PartitionBatch>,
+    /// Highest offset already in ClickHouse, per assigned partition.
+    loaded: HashMap<i32, i64>,
+}
+
+/// What storing a batch needs (lake, ClickHouse, dead-letter topic), shared
+/// with the task that stores it while the loop keeps consuming.
+struct Storer {
+    config: LoaderConfig,
     dlq: FutureProducer,
     sink: ClickHouseSink,
     lake: Option<Lake>,
     status: Arc<Status>,
-    batches: BTreeMap<i32, PartitionBatch>,
-    /// Highest offset already in ClickHouse, per assigned partition.
-    loaded: HashMap<i32, i64>,
+}
+
+/// The one batch being stored by its own task.
+struct Loading {
+    task: tokio::task::JoinHandle<anyhow::Result<Option<(i32, i64)>>>,
+}
+
+type Joined = Result<anyhow::Result<Option<(i32, i64)>>, tokio::task::JoinError>;
+
+/// Resolves when the batch in flight is stored; never when there is none.
+async fn stored(loading: &mut Option<Loading>) -> Joined {
+    match loading {
+        Some(loading) => (&mut loading.task).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl std::fmt::Debug for Loader {
@@ -113,13 +137,16 @@ impl Loader {
             .with_context(|| format!("subscribing to `{}`", config.topic))?;
         let dlq: FutureProducer = config.kafka.durable_producer_config(5, 30_000).create()?;
         Ok(Self {
+            storer: Arc::new(Storer {
+                config: config.clone(),
+                dlq,
+                sink,
+                lake,
+                status,
+            }),
             config,
             consumer,
             rebalances,
-            dlq,
-            sink,
-            lake,
-            status,
             batches: BTreeMap::new(),
             loaded: HashMap::new(),
         })
@@ -129,12 +156,15 @@ impl Loader {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
         let _retention = self
+            .storer
             .sink
             .retention()
             .map(|job| job.spawn(crate::retention::PERIOD));
         let max_wait = Duration::from_millis(self.config.batch.max_wait_ms);
         let mut last_lag = std::time::Instant::now();
+        let mut loading: Option<Loading> = None;
         loop {
+            let mut joined = None;
             let wait = self
                 .batches
                 .values()
@@ -143,6 +173,7 @@ impl Loader {
                 .unwrap_or(max_wait);
             tokio::select! {
                 () = &mut shutdown => break,
+                result = stored(&mut loading) => joined = Some(result),
                 received = tokio::time::timeout(wait, self.consumer.recv()) => {
                     match received {
                         Ok(Ok(message)) => {
@@ -161,8 +192,12 @@ impl Loader {
                     }
                 }
             }
+            if let Some(result) = joined {
+                loading = None;
+                self.on_stored(result)?;
+            }
             self.apply_rebalances().await?;
-            self.flush_due(false).await?;
+            self.flush_due(false, &mut loading).await?;
             if last_lag.elapsed() >= LAG_PERIOD {
                 self.report_lag();
                 last_lag = std::time::Instant::now();
@@ -170,7 +205,7 @@ impl Loader {
         }
         tracing::info!("shutting down: inserting what is batched");
         self.apply_rebalances().await?;
-        self.flush_due(true).await?;
+        self.flush_due(true, &mut loading).await?;
         Ok(())
     }
 
@@ -220,19 +255,26 @@ impl Loader {
             self.loaded.remove(partition);
         }
         if !log.assigned.is_empty() {
-            let progress = self.sink.loaded_offsets(&self.config.topic).await?;
+            let progress = self.storer.sink.loaded_offsets(&self.config.topic).await?;
             for partition in &log.assigned {
                 let loaded = progress.get(partition).copied().unwrap_or(-1);
                 self.loaded.insert(*partition, loaded);
             }
             tracing::info!(partitions = ?log.assigned, ?progress, "partitions assigned");
         }
-        self.status
+        self.storer
+            .status
             .set_assigned(self.loaded.keys().copied().collect());
         Ok(())
     }
 
-    async fn flush_due(&mut self, all: bool) -> anyhow::Result<()> {
+    /// Starts storing every due batch, one at a time: the loop keeps
+    /// consuming while one batch is in flight (its decoding overlaps the
+    /// INSERT), and waits for it before the next starts, so a partition's
+    /// batches are stored in offset order and memory holds at most one batch
+    /// in flight besides those being filled. With `all`, also waits for the
+    /// last one (shutdown).
+    async fn flush_due(&mut self, all: bool, loading: &mut Option<Loading>) -> anyhow::Result<()> {
         let settings = &self.config.batch;
         let max_wait = Duration::from_millis(settings.max_wait_ms);
         let due: Vec<i32> = self
@@ -243,23 +285,55 @@ impl Loader {
             })
             .map(|b| b.partition)
             .collect();
-        let batches: Vec<PartitionBatch> = due
-            .iter()
-            .filter_map(|partition| self.batches.remove(partition))
-            .collect();
-        // Different partitions load concurrently: one decodes and encodes
-        // while another's INSERT is on the wire or being parsed by the
-        // server. All of them finish before the loop polls Kafka again
-        // (guarantee, point 6), and each partition's runs stay in order.
-        let loaded = futures::future::join_all(batches.into_iter().map(|b| self.flush(b))).await;
-        for result in loaded {
-            if let Some((partition, last)) = result? {
-                self.loaded.insert(partition, last);
+        for partition in due {
+            if let Some(batch) = self.batches.remove(&partition) {
+                if let Some(previous) = loading.take() {
+                    let result = previous.task.await;
+                    self.on_stored(result)?;
+                }
+                // The guard keeps a revocation of this partition waiting
+                // until the batch is stored (guarantee, point 6).
+                let guard = self.rebalances.in_flight().begin(partition);
+                let storer = self.storer.clone();
+                *loading = Some(Loading {
+                    task: tokio::spawn(async move {
+                        let _guard = guard;
+                        storer.flush(batch).await
+                    }),
+                });
             }
+        }
+        if all && let Some(previous) = loading.take() {
+            let result = previous.task.await;
+            self.on_stored(result)?;
         }
         Ok(())
     }
 
+    /// Records a stored batch and commits its offset (if the partition is
+    /// still ours: a revoked one's new owner reads `loader_progress`).
+    fn on_stored(&mut self, joined: Joined) -> anyhow::Result<()> {
+        let stored = joined.map_err(|e| anyhow::anyhow!("the storing task failed: {e}"))??;
+        let Some((partition, last)) = stored else {
+            return Ok(());
+        };
+        if !self.loaded.contains_key(&partition) {
+            return Ok(());
+        }
+        self.loaded.insert(partition, last);
+        let topic = &self.config.topic;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(last + 1))?;
+        // Async is enough: if the commit is lost, `loader_progress` still
+        // tells the next owner where ClickHouse is.
+        if let Err(err) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::warn!(%topic, partition, error = %err, "offset commit failed; progress is safe in ClickHouse");
+        }
+        Ok(())
+    }
+}
+
+impl Storer {
     /// Lake, ClickHouse, then the offset commit, in one `load_batch` span
     /// linked to the requests that produced the batch.
     /// Returns the partition and the last offset now stored, if any.
@@ -333,13 +407,6 @@ impl Loader {
                 .await?;
         }
         self.status.set_clickhouse_up(true);
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, partition, Offset::Offset(last + 1))?;
-        // Async is enough: if the commit is lost, `loader_progress` still
-        // tells the next owner where ClickHouse is.
-        if let Err(err) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::warn!(%topic, partition, error = %err, "offset commit failed; progress is safe in ClickHouse");
-        }
         Ok(())
     }
 
