@@ -101,7 +101,7 @@ pub fn render(r: &Results) -> String {
     if let (Some(insert_s), Some(inserts)) = (r.loader_insert_s, r.loader_inserts) {
         let _ = writeln!(
             out,
-            "\nWhere the loader's time went: its {inserts:.0} INSERTs (RowBinary encoding and LZ4 streamed to the server, and the server's answer) took {insert_s:.2} s of its {:.2} s wall time ({:.0}%); the rest is start-up, consuming and JSON decoding ({:.2} s CPU in all). The loop does not poll Kafka while INSERTs are in flight; batches of partitions that are due together are inserted concurrently, but with a backlog one partition's batch fills at a time, so most INSERTs run alone.",
+            "\nWhere the loader's time went: its {inserts:.0} INSERTs (RowBinary encoding and LZ4 streamed to the server, and the server's answer) took {insert_s:.2} s of its {:.2} s wall time ({:.0}%); the rest is start-up, consuming and JSON decoding ({:.2} s CPU in all). One batch at a time is stored by its own task while the loop keeps consuming and filling the next, so consuming and decoding overlap the INSERT in flight.",
             r.loader.wall_s,
             100.0 * insert_s / r.loader.wall_s,
             r.loader.cpu_s.unwrap_or(f64::NAN)
