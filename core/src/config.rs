@@ -36,7 +36,9 @@ where
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::prefixed(env_prefix).split("__"));
+    // `<PREFIX>CONFIG` names the file (the `--config` flag's variable); it
+    // is not a key of the configuration itself.
+    figment = figment.merge(Env::prefixed(env_prefix).ignore(&["config"]).split("__"));
     figment.extract().map_err(|err| {
         // figment reports every error with the key path and the provider that
         // supplied it ("... for key `kafka.brokers` in SLUICE_GATEWAY_ ..."),
@@ -225,6 +227,18 @@ mod tests {
                 err.to_string().to_lowercase().contains("inner.port"),
                 "{err}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_config_file_variable_is_not_a_key() {
+        figment::Jail::expect_with(|jail| {
+            // `SAMPLE_CONFIG` is the `--config` flag's variable (clap reads it).
+            jail.set_env("SAMPLE_CONFIG", "/etc/sluice/sample.toml");
+            jail.set_env("SAMPLE_NAME", "from-env");
+            let cfg: Sample = load(None, "SAMPLE_").unwrap();
+            assert_eq!(cfg.name, "from-env");
             Ok(())
         });
     }

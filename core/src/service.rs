@@ -17,6 +17,69 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, TopicPartitionList};
 use serde_json::json;
 
+/// The command-line flags every service has besides `--help` and `--version`
+/// (flatten into the service's own `clap` struct, which names the
+/// `<PREFIX>CONFIG` variable for `--config`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServiceFlags {
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Validate the configuration and exit without connecting anywhere.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// A configuration's own checks, run before connecting anywhere.
+pub type Validate<C> = fn(&C) -> Result<(), String>;
+/// Where a configured service listens.
+pub type ListenAddress<C> = fn(&C) -> std::net::SocketAddr;
+
+/// How a service is served once configured: its config, its bound listener
+/// and the shutdown signal.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Everything a service's `main` does after parsing its command line: load
+/// and validate the configuration (`--print-config`, `--check-config`),
+/// start logging and tracing, bind `listen`, serve until SIGINT/SIGTERM,
+/// flush the last spans, and turn the outcome into an exit code.
+pub async fn run_main<C, Fut>(
+    name: &'static str,
+    version: &'static str,
+    (file, flags): (Option<&std::path::Path>, &ServiceFlags),
+    env_prefix: &str,
+    (validate, listen): (Validate<C>, ListenAddress<C>),
+    serve: impl FnOnce(C, tokio::net::TcpListener, Shutdown) -> Fut,
+) -> std::process::ExitCode
+where
+    C: Default + serde::Serialize + serde::de::DeserializeOwned,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let run = async {
+        let config: C = match crate::config::startup(
+            file,
+            env_prefix,
+            flags.print_config,
+            flags.check_config,
+            validate,
+        )? {
+            crate::config::Next::Run(config) => config,
+            crate::config::Next::Exit => return Ok(()),
+        };
+        let telemetry = crate::trace::init(name, version);
+        let address = listen(&config);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {address}: {e}"))?;
+        let served = serve(config, listener, Box::pin(crate::shutdown::signal())).await;
+        // Spans of the last requests and batches are still buffered.
+        telemetry.shutdown().await;
+        served
+    };
+    // `{:#}` of an anyhow error includes its causes.
+    crate::shutdown::exit_code(run.await.map_err(|err: anyhow::Error| format!("{err:#}")))
+}
+
 /// Readiness of a consumer service: ClickHouse answers, and which partitions
 /// it holds. Each service names its own gauges.
 #[derive(Debug)]

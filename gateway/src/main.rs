@@ -2,9 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Parser;
-use sluice_core::config::Next;
+use sluice_core::service::ServiceFlags;
 use sluice_gateway::config::{ENV_PREFIX, GatewayConfig, OPTIONS_HELP};
 
 /// The Sluice ingest gateway: accepts analytics event batches over HTTP and
@@ -15,40 +14,24 @@ struct Args {
     /// TOML configuration file (see the key list in --help).
     #[arg(long, short, env = "SLUICE_GATEWAY_CONFIG")]
     config: Option<PathBuf>,
-    /// Print the effective configuration as TOML and exit.
-    #[arg(long)]
-    print_config: bool,
-    /// Validate the configuration and exit without connecting anywhere.
-    #[arg(long)]
-    check_config: bool,
+    #[command(flatten)]
+    flags: ServiceFlags,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // `{:#}` of an anyhow error includes its causes.
-    sluice_core::shutdown::exit_code(run().await.map_err(|err| format!("{err:#}")))
-}
-
-async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config: GatewayConfig = match sluice_core::config::startup(
-        args.config.as_deref(),
+    sluice_core::service::run_main(
+        "sluice-gateway",
+        env!("CARGO_PKG_VERSION"),
+        (args.config.as_deref(), &args.flags),
         ENV_PREFIX,
-        args.print_config,
-        args.check_config,
-        GatewayConfig::validate,
-    )? {
-        Next::Run(config) => config,
-        Next::Exit => return Ok(()),
-    };
-    let telemetry = sluice_core::trace::init("sluice-gateway", env!("CARGO_PKG_VERSION"));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let served = sluice_gateway::serve(config, listener, sluice_core::shutdown::signal()).await;
-    // Spans of the last requests and batches are still buffered.
-    telemetry.shutdown().await;
-    served
+        (GatewayConfig::validate, |config: &GatewayConfig| {
+            config.listen
+        }),
+        sluice_gateway::serve,
+    )
+    .await
 }
 
 #[cfg(test)]

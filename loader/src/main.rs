@@ -2,9 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Parser;
-use sluice_core::config::Next;
+use sluice_core::service::ServiceFlags;
 use sluice_loader::config::{ENV_PREFIX, LoaderConfig, OPTIONS_HELP};
 
 /// The Sluice loader: consumes `events.raw` and inserts every event into
@@ -15,40 +14,24 @@ struct Args {
     /// TOML configuration file (see the key list in --help).
     #[arg(long, short, env = "SLUICE_LOADER_CONFIG")]
     config: Option<PathBuf>,
-    /// Print the effective configuration as TOML and exit.
-    #[arg(long)]
-    print_config: bool,
-    /// Validate the configuration and exit without connecting anywhere.
-    #[arg(long)]
-    check_config: bool,
+    #[command(flatten)]
+    flags: ServiceFlags,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // `{:#}` of an anyhow error includes its causes.
-    sluice_core::shutdown::exit_code(run().await.map_err(|err| format!("{err:#}")))
-}
-
-async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config: LoaderConfig = match sluice_core::config::startup(
-        args.config.as_deref(),
+    sluice_core::service::run_main(
+        "sluice-loader",
+        env!("CARGO_PKG_VERSION"),
+        (args.config.as_deref(), &args.flags),
         ENV_PREFIX,
-        args.print_config,
-        args.check_config,
-        LoaderConfig::validate,
-    )? {
-        Next::Run(config) => config,
-        Next::Exit => return Ok(()),
-    };
-    let telemetry = sluice_core::trace::init("sluice-loader", env!("CARGO_PKG_VERSION"));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let served = sluice_loader::serve(config, listener, sluice_core::shutdown::signal()).await;
-    // Spans of the last requests and batches are still buffered.
-    telemetry.shutdown().await;
-    served
+        (LoaderConfig::validate, |config: &LoaderConfig| {
+            config.listen
+        }),
+        sluice_loader::serve,
+    )
+    .await
 }
 
 #[cfg(test)]
