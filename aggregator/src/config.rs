@@ -120,7 +120,7 @@ CONFIGURATION (file keys; environment: SLUICE_AGGREGATOR_<KEY>, `.` becomes `__`
   clickhouse.url                ClickHouse HTTP endpoint [http://127.0.0.1:18123]
   clickhouse.database           database (created if missing) [sluice]
   clickhouse.user / clickhouse.password   credentials [default / empty]
-  clickhouse.retention_days     days to keep 5-minute rollups (a TTL; servers without TTL keep them), 0 = forever [0]
+  clickhouse.retention_days     days to keep 5-minute rollups (TTL, and expired day partitions dropped hourly), 0 = forever [0]
   window.allowed_lateness_ms    how long a window waits for late events after its end [60000]
   window.idle_timeout_ms        silence after which a partition's watermark follows the clock [5000]
   window.max_open_keys          keys held in open windows per partition before the oldest window is written early [1000000]

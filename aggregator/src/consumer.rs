@@ -152,6 +152,11 @@ impl Aggregator {
     /// closed and commits. Open windows are left to be re-read.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
+        let _retention = self
+            .engine
+            .store
+            .retention()
+            .map(|job| job.spawn(sluice_loader::retention::PERIOD));
         let interval = Duration::from_millis(self.engine.config.flush.interval_ms);
         let mut next_flush = Instant::now() + interval;
         let flush_timer = tokio::time::sleep_until(next_flush.into());

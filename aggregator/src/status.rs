@@ -16,6 +16,8 @@ pub const OPEN_KEYS: &str = "sluice_aggregator_open_keys";
 pub const CLICKHOUSE_UP: &str = "sluice_aggregator_clickhouse_up";
 pub const CONSUMER_LAG: &str = "sluice_aggregator_consumer_lag";
 pub const ASSIGNED_PARTITIONS: &str = "sluice_aggregator_assigned_partitions";
+pub const RETENTION_DROPPED: &str = "sluice_aggregator_retention_partitions_dropped_total";
+pub const RETENTION_RUNS: &str = "sluice_aggregator_retention_runs_total";
 
 /// Readiness: ClickHouse answers, and the partitions held.
 pub type Status = ConsumerStatus;
@@ -55,6 +57,11 @@ pub fn describe() {
         "Records not yet read, per partition (high watermark - position)."
     );
     metrics::describe_gauge!(ASSIGNED_PARTITIONS, "Partitions this instance aggregates.");
+    metrics::describe_counter!(
+        RETENTION_DROPPED,
+        "Expired day partitions of rollups_5m dropped (servers without TTL)."
+    );
+    metrics::describe_counter!(RETENTION_RUNS, "Retention passes, by outcome.");
 }
 
 pub fn record_insert(rows: usize, took: Duration) {

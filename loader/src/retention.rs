@@ -18,11 +18,33 @@ pub const PERIOD: Duration = Duration::from_secs(3600);
 pub struct Retention {
     client: clickhouse::Client,
     settings: SchemaSettings,
+    /// Counter names: partitions dropped, and passes by outcome.
+    metrics: (&'static str, &'static str),
 }
 
 impl Retention {
+    /// Retention of `settings.events_table`, counted in the loader's metrics.
     pub fn new(client: clickhouse::Client, settings: SchemaSettings) -> Self {
-        Self { client, settings }
+        Self {
+            client,
+            settings,
+            metrics: (
+                crate::status::RETENTION_DROPPED,
+                crate::status::RETENTION_RUNS,
+            ),
+        }
+    }
+
+    /// Counts in other metrics (another service running it for its table).
+    pub fn with_metrics(mut self, dropped: &'static str, runs: &'static str) -> Self {
+        self.metrics = (dropped, runs);
+        self
+    }
+
+    fn record(&self, dropped: usize, ok: bool) {
+        metrics::counter!(self.metrics.0).increment(dropped as u64);
+        metrics::counter!(self.metrics.1, "outcome" => if ok { "ok" } else { "error" })
+            .increment(1);
     }
 
     /// One pass: drops the partitions expired today (UTC), logs and counts
@@ -31,7 +53,7 @@ impl Retention {
         let today = Utc::now().date_naive();
         match apply_retention(&self.client, &self.settings, today).await {
             Ok(dropped) => {
-                crate::status::record_retention(dropped.len(), true);
+                self.record(dropped.len(), true);
                 if !dropped.is_empty() {
                     tracing::info!(
                         table = %self.settings.events(),
@@ -43,7 +65,7 @@ impl Retention {
                 dropped
             }
             Err(err) => {
-                crate::status::record_retention(0, false);
+                self.record(0, false);
                 tracing::warn!(table = %self.settings.events(), error = %err, "retention pass failed; retrying next period");
                 Vec::new()
             }
@@ -63,7 +85,7 @@ impl Retention {
     }
 }
 
-/// Stops the task when the loader stops.
+/// Stops the task when its service stops.
 #[derive(Debug)]
 pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
 

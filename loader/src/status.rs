@@ -55,8 +55,3 @@ pub fn record_insert(rows: usize, took: Duration) {
 pub fn record_dead_letter() {
     counter!(DEAD_LETTERED).increment(1);
 }
-
-pub fn record_retention(dropped: usize, ok: bool) {
-    counter!(RETENTION_DROPPED).increment(dropped as u64);
-    counter!(RETENTION_RUNS, "outcome" => if ok { "ok" } else { "error" }).increment(1);
-}

@@ -33,6 +33,8 @@ pub struct RollupStore {
     client: clickhouse::Client,
     caps: Capabilities,
     table: String,
+    database: String,
+    retention_days: u32,
 }
 
 impl std::fmt::Debug for RollupStore {
@@ -76,6 +78,25 @@ impl RollupStore {
             client: client.with_database(&settings.database),
             caps,
             table: format!("{}.{ROLLUPS_5M}", settings.database),
+            database: settings.database.clone(),
+            retention_days: settings.retention_days,
+        })
+    }
+
+    /// Dropping expired day partitions of `rollups_5m` (the loader's
+    /// scheduler, our metrics): needed where the server has no TTL, and
+    /// harmless where it has one. `None` when rollups are kept forever.
+    pub fn retention(&self) -> Option<sluice_loader::retention::Retention> {
+        (self.retention_days > 0).then(|| {
+            let settings = sluice_loader::clickhouse::SchemaSettings {
+                database: self.database.clone(),
+                events_table: ROLLUPS_5M.to_owned(),
+                retention_days: Some(self.retention_days),
+            };
+            sluice_loader::retention::Retention::new(self.client.clone(), settings).with_metrics(
+                crate::status::RETENTION_DROPPED,
+                crate::status::RETENTION_RUNS,
+            )
         })
     }
 
