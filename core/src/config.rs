@@ -145,6 +145,15 @@ fn scalar(value: &figment::value::Value) -> String {
 
 /// Every dotted key a config has, for tests that check the `--help` text
 /// documents all of them.
+/// The keys of `config` that `help` (a service's `--help` key list) does not
+/// mention: every service's tests assert this is empty.
+pub fn undocumented_keys<T: Serialize>(config: &T, help: &str) -> Vec<String> {
+    keys(config)
+        .into_iter()
+        .filter(|key| !help.contains(key.as_str()))
+        .collect()
+}
+
 pub fn keys<T: Serialize>(config: &T) -> Vec<String> {
     fn walk(value: &figment::value::Value, prefix: &str, out: &mut Vec<String>) {
         if let figment::value::Value::Dict(_, dict) = value {
@@ -256,5 +265,9 @@ mod tests {
         assert!(text.contains("name = \"\""), "{text}");
         assert!(text.contains("[inner]\nport = 7"), "{text}");
         assert_eq!(keys(&Sample::default()), vec!["inner.port", "name"]);
+        assert_eq!(
+            undocumented_keys(&Sample::default(), "name  the name"),
+            vec!["inner.port"]
+        );
     }
 }
