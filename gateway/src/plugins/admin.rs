@@ -87,7 +87,8 @@ fn valid_name(kind: &str, value: &str, max: usize) -> Result<(), ApiError> {
 struct PluginView {
     #[serde(flatten)]
     record: PluginRecord,
-    /// `active`, `loading` (not yet compiled on this replica), `disabled` or `inactive`.
+    /// `active`, `loading` (this replica does not run the recorded version,
+    /// policy and configuration yet), `disabled` or `inactive`.
     state: &'static str,
     /// Calls of the active version on this replica.
     stats: Option<StatsView>,
@@ -98,11 +99,17 @@ fn view(host: &PluginHost, record: PluginRecord) -> PluginView {
     let state = if record.disabled.is_some() {
         "disabled"
     } else if let Some(version) = &active {
+        // Active means running as recorded: this version, with the current
+        // policy and configuration. Until the chain is rebuilt with a change,
+        // the plugin shows `loading`, so `active` after a PATCH or an upload
+        // tells the caller its change is in force on this replica.
         let running = host.chain(&record.team_id).is_some_and(|chain| {
-            chain
-                .plugins
-                .iter()
-                .any(|p| *p.tag.name == record.name && *p.tag.version == *version)
+            chain.plugins.iter().any(|p| {
+                *p.tag.name == record.name
+                    && *p.tag.version == *version
+                    && p.policy == record.policy
+                    && *p.config == *record.config
+            })
         });
         if running { "active" } else { "loading" }
     } else {
