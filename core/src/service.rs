@@ -159,10 +159,7 @@ async fn readyz(State(status): State<Arc<ConsumerStatus>>) -> Response {
 }
 
 /// Serves [`router`] on `listener` until the returned guard is dropped.
-pub fn spawn_health(
-    listener: tokio::net::TcpListener,
-    status: Arc<ConsumerStatus>,
-) -> HealthServer {
+fn spawn_health(listener: tokio::net::TcpListener, status: Arc<ConsumerStatus>) -> HealthServer {
     HealthServer(tokio::spawn(
         axum::serve(listener, router(status)).into_future(),
     ))
@@ -199,35 +196,43 @@ pub fn manual_commit_consumer(
     client
 }
 
-/// Calls `connect` until it succeeds, backing off from `min` to `max` and
-/// logging each failure (ClickHouse or Kafka may start after us). `None` if
-/// `shutdown` fired first.
-pub async fn connect_with_backoff<T, E, Fut>(
+/// What a consumer service's `serve` does: health and metrics on
+/// `listener`; `connect` until it succeeds (ClickHouse or Kafka may start
+/// after us), backing off from `min` to `max`, logging each failure and
+/// reporting not-ready meanwhile; then `run` with the shutdown signal. Ends
+/// early, successfully, if `shutdown` fires while still connecting.
+pub async fn serve_consumer<T, S, C, R>(
     what: &str,
+    listener: tokio::net::TcpListener,
+    status: Arc<ConsumerStatus>,
     (min, max): (Duration, Duration),
-    status: &ConsumerStatus,
-    mut shutdown: Pin<&mut impl Future<Output = ()>>,
-    mut connect: impl FnMut() -> Fut,
-) -> Option<T>
+    shutdown: S,
+    mut connect: impl FnMut() -> C,
+    run: impl FnOnce(T, Pin<Box<S>>) -> R,
+) -> anyhow::Result<()>
 where
-    E: std::fmt::Display,
-    Fut: Future<Output = Result<T, E>>,
+    S: Future<Output = ()>,
+    C: Future<Output = anyhow::Result<T>>,
+    R: Future<Output = anyhow::Result<()>>,
 {
+    let _health = spawn_health(listener, status.clone());
+    let mut shutdown = Box::pin(shutdown);
     let mut backoff = min;
-    loop {
+    let started = loop {
         tokio::select! {
-            () = &mut shutdown => return None,
+            () = shutdown.as_mut() => return Ok(()),
             result = connect() => match result {
-                Ok(value) => return Some(value),
+                Ok(started) => break started,
                 Err(err) => {
                     status.set_clickhouse_up(false);
-                    tracing::warn!(error = %err, backoff_ms = backoff.as_millis() as u64, "cannot start {what} yet; retrying");
+                    tracing::warn!(error = %format!("{err:#}"), backoff_ms = backoff.as_millis() as u64, "cannot start {what} yet; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(max);
                 }
             }
         }
-    }
+    };
+    run(started, shutdown).await
 }
 
 /// Partitions assigned and revoked since the loop last looked.

@@ -334,9 +334,9 @@ impl Loader {
 }
 
 impl Storer {
-    /// Lake, ClickHouse, then the offset commit, in one `load_batch` span
-    /// linked to the requests that produced the batch.
-    /// Returns the partition and the last offset now stored, if any.
+    /// Lake, then ClickHouse, in one `load_batch` span linked to the requests
+    /// that produced the batch. Returns the partition and the last offset now
+    /// stored, if any; the loop commits it ([`Loader::on_stored`]).
     async fn flush(&self, mut batch: PartitionBatch) -> anyhow::Result<Option<(i32, i64)>> {
         let Some((first, last)) = batch.range() else {
             return Ok(None);

@@ -45,23 +45,18 @@ pub async fn serve(
     sluice_core::telemetry::metrics();
     status::describe();
     let status = Arc::new(status::new_status());
-    let _health = sluice_core::service::spawn_health(listener, status.clone());
-    tokio::pin!(shutdown);
     let backoff = (
         Duration::from_millis(config.batch.min_backoff_ms),
         Duration::from_millis(config.batch.max_backoff_ms),
     );
-    let connect = || consumer::Loader::new(config.clone(), status.clone());
-    let started = sluice_core::service::connect_with_backoff(
+    sluice_core::service::serve_consumer(
         "loading",
+        listener,
+        status.clone(),
         backoff,
-        &status,
-        shutdown.as_mut(),
-        || async { connect().await.map_err(|e| format!("{e:#}")) },
+        shutdown,
+        || consumer::Loader::new(config.clone(), status.clone()),
+        |loader, shutdown| loader.run(shutdown),
     )
-    .await;
-    match started {
-        Some(loader) => loader.run(shutdown).await,
-        None => Ok(()),
-    }
+    .await
 }

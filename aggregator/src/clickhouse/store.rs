@@ -100,14 +100,6 @@ impl RollupStore {
         })
     }
 
-    pub fn capabilities(&self) -> &Capabilities {
-        &self.caps
-    }
-
-    pub fn client(&self) -> &clickhouse::Client {
-        &self.client
-    }
-
     /// Rows stored for `topic`/`partition` covering offsets at or after
     /// `from_offset`: (window start ms, key, highest offset covered).
     pub async fn stored_since(
