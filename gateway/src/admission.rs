@@ -1,12 +1,16 @@
 //! Admission control: who may use how much of the gateway right now.
 //!
-//! Three bounds, each answered with `Retry-After` rather than a queue:
+//! Three bounds on requests, each answered with `Retry-After` rather than a
+//! queue:
 //! - **rate per API key** (events/s with a burst, GCRA via `governor`) → 429;
 //! - **requests in flight** (a semaphore; waiting for Kafka counts) → 503;
 //! - **memory**: every request reserves its body bytes from a byte budget
 //!   before reading, and grows the reservation while decompressing, so the
 //!   bytes held by all in-flight requests never exceed
 //!   `admission.memory_budget_bytes` → 503.
+//!
+//! And one on connections: at most `admission.max_connections` are open; past
+//! it new ones wait in the listen backlog (see [`crate::connections`]).
 //!
 //! Together with the producer's bounded queue this keeps resident memory flat
 //! under any offered load: excess load is refused early and cheaply.
@@ -35,6 +39,8 @@ pub struct AdmissionConfig {
     pub max_in_flight_requests: usize,
     /// Bytes all in-flight request bodies may hold together.
     pub memory_budget_bytes: usize,
+    /// HTTP connections open at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for AdmissionConfig {
@@ -44,6 +50,7 @@ impl Default for AdmissionConfig {
             burst_events_per_key: 100_000,
             max_in_flight_requests: 1024,
             memory_budget_bytes: 512 * 1024 * 1024,
+            max_connections: 4096,
         }
     }
 }
@@ -55,6 +62,8 @@ pub struct Admission {
     max_in_flight: usize,
     memory: Arc<Semaphore>,
     memory_units: usize,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
 }
 
 /// What an admitted request holds until its response is sent.
@@ -102,12 +111,15 @@ impl Admission {
         });
         let memory_units = (config.memory_budget_bytes / UNIT).min(Semaphore::MAX_PERMITS);
         let max_in_flight = config.max_in_flight_requests.min(Semaphore::MAX_PERMITS);
+        let max_connections = config.max_connections.min(Semaphore::MAX_PERMITS);
         Self {
             per_key,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             memory: Arc::new(Semaphore::new(memory_units)),
             memory_units,
+            connections: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
         }
     }
 
@@ -173,6 +185,15 @@ impl Admission {
     pub fn in_flight_used(&self) -> usize {
         self.max_in_flight - self.in_flight.available_permits()
     }
+
+    /// One permit per connection allowed open, for the listener.
+    pub fn connection_permits(&self) -> Arc<Semaphore> {
+        self.connections.clone()
+    }
+
+    pub fn connections_open(&self) -> usize {
+        self.max_connections - self.connections.available_permits()
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +206,7 @@ mod tests {
             burst_events_per_key: 20,
             max_in_flight_requests: 2,
             memory_budget_bytes: 64 * 1024,
+            max_connections: 4,
         }
     }
 

@@ -83,11 +83,19 @@ pub async fn read_request(
     // the bytes we are about to buffer are accounted before we buffer them.
     let declared = content_length(headers).unwrap_or(config.max_body_bytes);
     if declared > config.max_body_bytes {
-        return Err(ApiError::PayloadTooLarge {
-            limit: config.max_body_bytes,
-        });
+        return Err(refuse(
+            body,
+            config,
+            ApiError::PayloadTooLarge {
+                limit: config.max_body_bytes,
+            },
+        )
+        .await);
     }
-    let ticket = state.admission().admit(declared)?;
+    let ticket = match state.admission().admit(declared) {
+        Ok(ticket) => ticket,
+        Err(err) => return Err(refuse(body, config, err).await),
+    };
     let (bytes, mut ticket) = read(body, encoding, config, ticket).await?;
     counter!(metrics::REQUEST_BYTES)
         .increment(content_length(headers).unwrap_or(bytes.len()) as u64);
@@ -148,6 +156,40 @@ pub async fn read(
             .await
             .map_err(|e| ApiError::Internal(e.into()))?
     }
+}
+
+/// Longest a refused request's body is drained before the answer is sent.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads and discards what is left of a refused request's body (at most
+/// `max_body_bytes`, at most [`DRAIN_TIMEOUT`] and `body_timeout_ms`), then
+/// hands `err` back to be answered.
+///
+/// Why: hyper closes a connection whose request body the handler did not
+/// read. Closing a socket with unread input makes the kernel send a reset,
+/// which can destroy the answer in flight, and a client still uploading sees
+/// a broken connection instead of its 503 and `Retry-After`. Draining costs
+/// a copy per chunk, no buffering (each chunk is dropped as it arrives), and
+/// keeps the connection usable for the client's next request. A body larger
+/// than the limit, or one that stalls, is given up on: the client then gets
+/// the answer only if its upload has ended.
+pub async fn refuse(body: Body, config: &IngestConfig, err: ApiError) -> ApiError {
+    let limit = config.max_body_bytes;
+    let timeout = DRAIN_TIMEOUT.min(Duration::from_millis(config.body_timeout_ms));
+    let drain = async {
+        let mut body = body;
+        let mut seen = 0_usize;
+        while seen <= limit {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    seen += frame.data_ref().map_or(0, Bytes::len);
+                }
+                Some(Err(_)) | None => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, drain).await;
+    err
 }
 
 /// Reads at most `limit` bytes; a larger body is refused as soon as the limit

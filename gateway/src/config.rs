@@ -157,6 +157,7 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   admission.burst_events_per_key  events a key may send at once above the rate [100000]
   admission.max_in_flight_requests  ingest requests processed at once, else 503 [1024]
   admission.memory_budget_bytes   bytes all in-flight bodies may hold, else 503 [536870912]
+  admission.max_connections       open HTTP connections; more wait in the listen backlog [4096]
   plugins.topic                   compacted topic of plugin records [sluice.plugins]
   plugins.blobs_topic             compacted topic of component bytes [sluice.plugin-blobs]
   plugins.disable_after_failures  consecutive failed calls before a plugin is disabled [5]
@@ -200,6 +201,9 @@ impl GatewayConfig {
         }
         if admission.max_in_flight_requests == 0 {
             return Err("admission.max_in_flight_requests must be at least 1".to_owned());
+        }
+        if admission.max_connections == 0 {
+            return Err("admission.max_connections must be at least 1".to_owned());
         }
         if admission.memory_budget_bytes < 2 * self.ingest.max_decompressed_bytes {
             return Err("admission.memory_budget_bytes must be at least twice ingest.max_decompressed_bytes".to_owned());

@@ -9,7 +9,8 @@
 //! - [`keys`]: API key generation, hashed records, key stores.
 //! - [`table`]: a key-value table replicated through a compacted Kafka topic.
 //! - [`admin`]: the admin API (`/admin/v1`).
-//! - [`admission`]: per-key rate limits, in-flight and memory bounds.
+//! - [`admission`]: per-key rate limits, in-flight, memory and connection bounds.
+//! - [`connections`]: the HTTP accept loop (connection cap, per-connection buffers).
 //! - [`body`]: reading request bodies under size, decompression and time limits.
 //! - [`sink`]: where accepted and rejected events go (Kafka, or memory in tests).
 //! - [`plugins`]: the Wasm plugin host (validators and enrichers per team).
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod body;
 pub mod compat;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod ingest;
 pub mod keys;
@@ -90,17 +92,17 @@ pub async fn serve(
     ));
 
     let draining = state.readiness();
+    let permits = state.admission().connection_permits();
     let app = router(state);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Load balancers stop routing to us once /readyz fails; in-flight
-            // requests keep running until they have their Kafka answer.
-            draining.start_draining();
-            tracing::info!("shutdown requested; draining in-flight requests");
-        })
-        .await?;
+    connections::serve(listener, app, permits, async move {
+        shutdown.await;
+        // Load balancers stop routing to us once /readyz fails; in-flight
+        // requests keep running until they have their Kafka answer.
+        draining.start_draining();
+        tracing::info!("shutdown requested; draining in-flight requests");
+    })
+    .await;
     readiness.abort();
     upkeep.abort();
     plugin_sync.abort();

@@ -21,6 +21,7 @@ pub const PRODUCE_DURATION: &str = "sluice_gateway_produce_duration_seconds";
 pub const RATE_LIMITED: &str = "sluice_gateway_rate_limited_events_total";
 pub const DLQ_WRITE_FAILURES: &str = "sluice_gateway_dlq_write_failures_total";
 pub const IN_FLIGHT: &str = "sluice_gateway_in_flight_requests";
+pub const CONNECTIONS: &str = "sluice_gateway_connections_open";
 pub const MEMORY_RESERVED: &str = "sluice_gateway_memory_reserved_bytes";
 pub const PRODUCER_QUEUE: &str = "sluice_gateway_producer_queue_messages";
 pub const KAFKA_REACHABLE: &str = "sluice_gateway_kafka_reachable";
@@ -66,6 +67,10 @@ pub fn describe() {
     );
     describe_gauge!(IN_FLIGHT, "Ingest requests being processed.");
     describe_gauge!(
+        CONNECTIONS,
+        "HTTP connections open (at most admission.max_connections)."
+    );
+    describe_gauge!(
         MEMORY_RESERVED,
         Unit::Bytes,
         "Bytes reserved by in-flight requests from the memory budget."
@@ -98,6 +103,7 @@ pub async fn upkeep(state: AppState, sink: Arc<dyn EventSink>, period: Duration)
         ticker.tick().await;
         let admission = state.admission();
         gauge!(IN_FLIGHT).set(admission.in_flight_used() as f64);
+        gauge!(CONNECTIONS).set(admission.connections_open() as f64);
         gauge!(MEMORY_RESERVED).set(admission.memory_used() as f64);
         gauge!(PRODUCER_QUEUE).set(sink.queue_depth() as f64);
         let readiness = state.readiness();

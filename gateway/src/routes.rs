@@ -48,10 +48,15 @@ async fn ingest_request(
     body: Body,
 ) -> Result<Response, ApiError> {
     // Authenticate before reading the body: an unauthenticated client must not
-    // make us buffer megabytes.
-    let principal = auth::authenticate(state.keys(), headers)?;
-    check_content_type(headers)?;
-    let encoding = body::Encoding::from_headers(headers)?;
+    // make us buffer megabytes (its body is drained, not kept).
+    let checked = auth::authenticate(state.keys(), headers).and_then(|principal| {
+        check_content_type(headers)?;
+        Ok((principal, body::Encoding::from_headers(headers)?))
+    });
+    let (principal, encoding) = match checked {
+        Ok(checked) => checked,
+        Err(err) => return Err(body::refuse(body, state.ingest(), err).await),
+    };
     let (bytes, ticket) = body::read_request(state, headers, body, encoding).await?;
     let body_read = Instant::now();
     let response = ingest::ingest_batch(state, &principal, &bytes).await?;

@@ -158,11 +158,16 @@ async fn ingest<P: Protocol>(
     body: Body,
     protocol: &P,
 ) -> Result<BatchResponse, ApiError> {
-    let early = protocol
-        .key_in_header(headers)?
-        .map(|key| auth::principal(state.keys(), &key))
-        .transpose()?;
-    let encoding = protocol.encoding(headers)?;
+    let checked = protocol.key_in_header(headers).and_then(|key| {
+        let early = key
+            .map(|key| auth::principal(state.keys(), &key))
+            .transpose()?;
+        Ok((early, protocol.encoding(headers)?))
+    });
+    let (early, encoding) = match checked {
+        Ok(checked) => checked,
+        Err(err) => return Err(body::refuse(body, state.ingest(), err).await),
+    };
     // PostHog's key travels in the body: without a header key the body is
     // read first, under the same size, time and memory limits as any other.
     let (bytes, ticket) = body::read_request(state, headers, body, encoding).await?;
