@@ -482,15 +482,30 @@ fn failure_code(err: &SinkError) -> &'static str {
 }
 
 fn accepted_record(topic: &str, event: &Event<'_>) -> Result<Record, serde_json::Error> {
+    // Sized once: growing from serde_json's small default buffer took about
+    // four reallocations per 1.4 KB event, visible in profiles at batch 1000.
+    let mut payload = Vec::with_capacity(serialized_size_hint(event));
+    serde_json::to_writer(&mut payload, event)?;
     Ok(Record {
         topic: topic.to_owned(),
         key: event.partition_key(),
-        payload: serde_json::to_vec(event)?,
+        payload,
         headers: vec![
             (headers::TEAM, event.team_id.to_string()),
             (headers::SCHEMA_VERSION, event.schema_version.to_string()),
         ],
     })
+}
+
+/// About the length of `event` as JSON: its variable parts plus room for the
+/// field names, id and timestamps, so the payload is rarely reallocated.
+fn serialized_size_hint(event: &Event<'_>) -> usize {
+    event.team_id.len()
+        + event.event.len()
+        + event.user_id.len()
+        + event.properties.get().len()
+        + event.context.map_or(0, |context| context.get().len())
+        + 256
 }
 
 /// A dead-letter record: the event's JSON text and the reason in headers.
