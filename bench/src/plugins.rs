@@ -541,6 +541,7 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
                     config: spec.config.into(),
                     policy: FailurePolicy::Reject,
                     stats: Default::default(),
+                    instances: Arc::new(InstancePool::new(&runtime)),
                 },
             })
         })

@@ -159,7 +159,11 @@ impl<'a> Ingest<'a> {
             };
             let fate = fates.next().context("plugin chain lost an event")?;
             match fate {
-                Fate::Keep(changed) => {
+                Fate::Keep => {
+                    records.push(accepted_record(&self.topic, &event)?);
+                    tally.accepted += 1;
+                }
+                Fate::Changed(changed) => {
                     let record = OwnedEvent::from_wit(changed, &self.limits).and_then(|owned| {
                         let record =
                             accepted_record(&self.topic, &owned.as_event()).map_err(|e| {

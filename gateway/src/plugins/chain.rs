@@ -9,7 +9,7 @@ use sluice_core::{Reject, RejectCode};
 
 use super::bindings::{Enriched, Event, Verdict};
 use super::registry::FailurePolicy;
-use super::runtime::{CallError, CompiledPlugin, PluginTag, Runtime};
+use super::runtime::{BatchResults, CallError, CompiledPlugin, InstancePool, PluginTag, Runtime};
 use super::stats::PluginStats;
 
 /// One plugin in a chain, ready to call.
@@ -20,6 +20,9 @@ pub struct ChainPlugin {
     pub config: Arc<str>,
     pub policy: FailurePolicy,
     pub stats: Arc<PluginStats>,
+    /// Initialised instances of this version and configuration, reused
+    /// across batches.
+    pub instances: Arc<InstancePool>,
 }
 
 /// A team's plugins in execution order. Immutable: a new upload builds a new
@@ -32,8 +35,11 @@ pub struct TeamChain {
 /// What the chain decided for one event.
 #[derive(Debug)]
 pub enum Fate {
-    /// Continue to `events.raw`, possibly changed by enrichers.
-    Keep(Event),
+    /// Continue to `events.raw` as admitted: no enricher changed it.
+    Keep,
+    /// Continue to `events.raw` as an enricher changed it (to be checked
+    /// against the contract again).
+    Changed(Event),
     /// Refused; the client sees the reason.
     Reject(Reject),
     /// Accepted but diverted to `events.rejected` (plugin failure, policy
@@ -45,7 +51,8 @@ pub enum Fate {
 pub type OnFailure<'a> = &'a dyn Fn(&ChainPlugin, u64, &CallError);
 
 enum Slot {
-    Alive(Event),
+    /// Still in the chain; `true` once an enricher changed it.
+    Alive(Event, bool),
     Done(Fate),
     Taken,
 }
@@ -57,21 +64,24 @@ impl TeamChain {
         events: Vec<Event>,
         on_failure: OnFailure<'_>,
     ) -> Vec<Fate> {
-        let mut slots: Vec<Slot> = events.into_iter().map(Slot::Alive).collect();
+        let mut slots: Vec<Slot> = events
+            .into_iter()
+            .map(|event| Slot::Alive(event, false))
+            .collect();
         for plugin in &self.plugins {
             let alive: Vec<usize> = (0..slots.len())
-                .filter(|i| matches!(slots[*i], Slot::Alive(_)))
+                .filter(|i| matches!(slots[*i], Slot::Alive(..)))
                 .collect();
             if alive.is_empty() {
                 break;
             }
-            let batch: Vec<Event> = alive
+            let (batch, changed): (Vec<Event>, Vec<bool>) = alive
                 .iter()
                 .map(|&i| match std::mem::replace(&mut slots[i], Slot::Taken) {
-                    Slot::Alive(event) => event,
+                    Slot::Alive(event, changed) => (event, changed),
                     _ => unreachable!("filtered to alive slots"),
                 })
-                .collect();
+                .unzip();
             let kind = plugin.compiled.kind().as_str();
             let span = tracing::info_span!(
                 "plugin",
@@ -96,16 +106,18 @@ impl TeamChain {
             match outcome {
                 Ok(results) => {
                     let (mut rejects, mut failed) = (0, 0_usize);
-                    for ((&i, event), result) in alive.iter().zip(batch).zip(results) {
+                    let each = alive.iter().zip(batch).zip(changed).zip(results);
+                    for (((&i, event), was_changed), result) in each {
                         slots[i] = match result {
-                            Ok(kept) => Slot::Alive(kept.unwrap_or(event)),
+                            Ok(None) => Slot::Alive(event, was_changed),
+                            Ok(Some(new)) => Slot::Alive(new, true),
                             Err(PerEvent::Rejected(reject)) => {
                                 rejects += 1;
                                 Slot::Done(Fate::Reject(reject))
                             }
                             Err(PerEvent::Failed(reason)) => {
                                 failed += 1;
-                                apply_policy(plugin, event, &reason)
+                                apply_policy(plugin, event, was_changed, &reason)
                             }
                         };
                     }
@@ -126,8 +138,8 @@ impl TeamChain {
                     );
                     on_failure(plugin, consecutive, &err);
                     let reason = err.to_string();
-                    for (&i, event) in alive.iter().zip(batch) {
-                        slots[i] = apply_policy(plugin, event, &reason);
+                    for ((&i, event), was_changed) in alive.iter().zip(batch).zip(changed) {
+                        slots[i] = apply_policy(plugin, event, was_changed, &reason);
                     }
                 }
             }
@@ -135,7 +147,8 @@ impl TeamChain {
         slots
             .into_iter()
             .map(|slot| match slot {
-                Slot::Alive(event) => Fate::Keep(event),
+                Slot::Alive(event, true) => Fate::Changed(event),
+                Slot::Alive(_, false) => Fate::Keep,
                 Slot::Done(fate) => fate,
                 Slot::Taken => unreachable!("every taken slot is put back"),
             })
@@ -157,44 +170,44 @@ fn call(
     batch: &[Event],
 ) -> Result<Vec<PerEventResult>, CallError> {
     let tag = &plugin.tag;
-    match &plugin.compiled {
-        CompiledPlugin::Validator(pre) => {
-            let verdicts = runtime.validate(pre, tag, &plugin.config, batch)?;
-            Ok(verdicts
-                .into_iter()
-                .map(|verdict| match verdict {
-                    Verdict::Accept => Ok(None),
-                    Verdict::Reject(r) => Err(PerEvent::Rejected(Reject::new(
-                        RejectCode::PluginRejected,
-                        format!("{} {}: {}: {}", tag.name, tag.version, r.code, r.message),
-                    ))),
-                })
-                .collect())
-        }
-        CompiledPlugin::Enricher(pre) => {
-            let results = runtime.enrich(pre, tag, &plugin.config, batch)?;
-            Ok(results
-                .into_iter()
-                .zip(batch)
-                .map(|(result, original)| match result {
-                    Enriched::Unchanged => Ok(None),
-                    Enriched::Changed(changed) => {
-                        if changed.event_id != original.event_id
-                            || changed.team_id != original.team_id
-                        {
-                            Err(PerEvent::Failed("changed event_id or team_id".to_owned()))
-                        } else {
-                            Ok(Some(changed))
-                        }
+    let results = runtime.run_batch(
+        &plugin.compiled,
+        &plugin.instances,
+        tag,
+        &plugin.config,
+        batch,
+    )?;
+    Ok(match results {
+        BatchResults::Verdicts(verdicts) => verdicts
+            .into_iter()
+            .map(|verdict| match verdict {
+                Verdict::Accept => Ok(None),
+                Verdict::Reject(r) => Err(PerEvent::Rejected(Reject::new(
+                    RejectCode::PluginRejected,
+                    format!("{} {}: {}: {}", tag.name, tag.version, r.code, r.message),
+                ))),
+            })
+            .collect(),
+        BatchResults::Enriched(results) => results
+            .into_iter()
+            .zip(batch)
+            .map(|(result, original)| match result {
+                Enriched::Unchanged => Ok(None),
+                Enriched::Changed(changed) => {
+                    if changed.event_id != original.event_id || changed.team_id != original.team_id
+                    {
+                        Err(PerEvent::Failed("changed event_id or team_id".to_owned()))
+                    } else {
+                        Ok(Some(changed))
                     }
-                    Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),
-                })
-                .collect())
-        }
-    }
+                }
+                Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),
+            })
+            .collect(),
+    })
 }
 
-fn apply_policy(plugin: &ChainPlugin, event: Event, reason: &str) -> Slot {
+fn apply_policy(plugin: &ChainPlugin, event: Event, changed: bool, reason: &str) -> Slot {
     let reject = || {
         Reject::new(
             RejectCode::PluginFailed,
@@ -205,7 +218,7 @@ fn apply_policy(plugin: &ChainPlugin, event: Event, reason: &str) -> Slot {
         )
     };
     match plugin.policy {
-        FailurePolicy::Pass => Slot::Alive(event),
+        FailurePolicy::Pass => Slot::Alive(event, changed),
         FailurePolicy::Reject => Slot::Done(Fate::Reject(reject())),
         FailurePolicy::DeadLetter => Slot::Done(Fate::DeadLetter(event, reject())),
     }
