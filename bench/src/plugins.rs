@@ -38,7 +38,7 @@ use sluice_gateway::plugins::chain::{ChainPlugin, TeamChain};
 use sluice_gateway::plugins::convert::to_wit;
 use sluice_gateway::plugins::registry::FailurePolicy;
 use sluice_gateway::plugins::runtime::{
-    CompiledPlugin, PluginKind, PluginTag, Runtime, RuntimeConfig,
+    CompiledPlugin, InstancePool, PluginInstance, PluginKind, PluginTag, Runtime, RuntimeConfig,
 };
 
 use crate::procfs;
@@ -84,7 +84,7 @@ pub const SETUPS: [(&str, &str); 4] = [
     ("none", "no plugins: the team has no chain"),
     (
         "convert",
-        "empty chain: to_wit + from_wit + re-serialise, no plugin called",
+        "empty chain: to_wit and back, no plugin called; unchanged events serialised as admitted",
     ),
     ("1", "required_properties"),
     ("3", "required_properties, bot_filter, pii_scrubber"),
@@ -541,7 +541,7 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
                     config: spec.config.into(),
                     policy: FailurePolicy::Reject,
                     stats: Default::default(),
-                    instances: Arc::new(InstancePool::new(&runtime)),
+                    instances: std::sync::Arc::new(InstancePool::new(&runtime)),
                 },
             })
         })
@@ -625,7 +625,6 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
             step(&format!("latency: {} at batch {batch}", plugin.spec.name));
             results.latency.push(measure_latency(
                 &runtime,
-                &probe,
                 plugin,
                 &events,
                 options.latency_time,
@@ -679,9 +678,12 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
                 "memory: {} live instances of {} after a batch of {batch}",
                 options.instances, plugin.spec.name
             ));
-            results
-                .held
-                .push(hold_instances(&probe, plugin, &events, options.instances)?);
+            results.held.push(hold_instances(
+                &runtime,
+                plugin,
+                &events,
+                options.instances,
+            )?);
         }
     }
     results.memory.push(memory_sample("end"));
@@ -772,27 +774,27 @@ fn with_retries<T>(mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T
     }
 }
 
-/// A live, initialised instance that has run `events` once (a trapped
-/// instance is unusable, so a failed attempt starts over).
-fn ready_instance(probe: &Probe, plugin: &Loaded, events: &[Event]) -> anyhow::Result<Live> {
-    with_retries(|| {
-        let mut live = probe.instantiate(&plugin.probe, &plugin.chain.tag)?;
-        live.init(plugin.spec.config)?;
-        live.call(events)?;
-        Ok(live)
-    })
-}
-
 fn measure_latency(
     runtime: &Runtime,
-    probe: &Probe,
     plugin: &Loaded,
     events: &[Event],
     time: Duration,
 ) -> anyhow::Result<LatencyRow> {
     const MIN_CALLS: usize = 200;
     const MAX_CALLS: usize = 50_000;
-    let mut live = ready_instance(probe, plugin, events)?;
+    // What the chain does: `Runtime::run_batch` on the plugin's pool of
+    // warm instances (calls of bounded size on a reused instance).
+    let pool = InstancePool::new(runtime);
+    let pooled = || {
+        runtime.run_batch(
+            &plugin.chain.compiled,
+            &pool,
+            &plugin.chain.tag,
+            &plugin.chain.config,
+            events,
+        )
+    };
+    with_retries(|| Ok(pooled()?))?;
     let changed = with_retries(|| runtime_call(runtime, &plugin.chain, events))?;
     let (mut fresh, mut reused) = (Vec::new(), Vec::new());
     let (mut fresh_u, mut reused_u) = (Undisturbed::default(), Undisturbed::default());
@@ -821,15 +823,14 @@ fn measure_latency(
         }
         let s1b = cpu.switches();
         let t1b = Instant::now();
-        let outcome = live.call(events);
+        let outcome = pooled();
         let t2 = Instant::now();
         let s2 = cpu.switches();
         let f2 = cpu.minor_faults();
         if let Err(err) = outcome {
-            // A trapped instance is unusable: start a new one.
+            // The runtime drops a failed instance; the next call makes one.
             failed.1 += 1;
             last_error = Some(format!("{err:#}"));
-            live = ready_instance(probe, plugin, events)?;
             continue;
         }
         let (a, b) = ((t1 - t0).as_nanos() as f64, (t2 - t1b).as_nanos() as f64);
@@ -1066,30 +1067,30 @@ fn measure_calls(
     })
 }
 
+/// N instances of one plugin made and run exactly as the gateway's
+/// `Runtime::run_batch` does (instantiate, `init`, the batch in calls of
+/// bounded size), then held: the RSS they keep is what an idle, parked
+/// instance costs.
 fn hold_instances(
-    probe: &Probe,
+    runtime: &Runtime,
     plugin: &Loaded,
     events: &[Event],
     n: usize,
 ) -> anyhow::Result<HeldInstances> {
     let before = memory_sample("before");
-    let mut live: Vec<Live> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut instance = probe.instantiate(&plugin.probe, &plugin.chain.tag)?;
+    let mut live: Vec<PluginInstance> = Vec::with_capacity(n);
+    let fresh = || -> anyhow::Result<PluginInstance> {
+        let mut instance = runtime.instantiate(&plugin.chain.compiled, &plugin.chain.tag)?;
         instance.init(plugin.spec.config)?;
-        live.push(instance);
+        Ok(instance)
+    };
+    for _ in 0..n {
+        live.push(fresh()?);
     }
     let after_init = memory_sample("after init");
     for instance in &mut live {
-        let mut attempts = 0;
-        while let Err(err) = instance.call(events) {
-            // Only a busy machine gets here (the CPU budget is wall-clock
-            // time): replace the trapped instance and try again.
-            attempts += 1;
-            anyhow::ensure!(attempts < 5, "{}: {err:#}", plugin.spec.name);
-            *instance = probe.instantiate(&plugin.probe, &plugin.chain.tag)?;
-            instance.init(plugin.spec.config)?;
-        }
+        let results = instance.run_batch(runtime.config(), events)?;
+        anyhow::ensure!(results.len() == events.len(), "{}", plugin.spec.name);
     }
     let after_batch = memory_sample("after a batch");
     drop(live);

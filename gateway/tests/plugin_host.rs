@@ -19,8 +19,8 @@ use sluice_gateway::plugins::bindings::{Enriched, Event, Verdict};
 use sluice_gateway::plugins::chain::{ChainPlugin, Fate, TeamChain};
 use sluice_gateway::plugins::registry::FailurePolicy;
 use sluice_gateway::plugins::runtime::{
-    BatchResults, CallError, CompileError, CompiledPlugin, InstancePool, PluginKind, PluginTag, Runtime,
-    RuntimeConfig,
+    BatchResults, CallError, CompileError, CompiledPlugin, InstancePool, PluginKind, PluginTag,
+    Runtime, RuntimeConfig,
 };
 
 fn plugins_dir() -> PathBuf {
@@ -483,7 +483,11 @@ fn a_batch_runs_in_bounded_calls_on_a_reused_instance() {
     // across the 15 calls this batch is split into.
     let events: Vec<Event> = (0..100)
         .map(|i| {
-            let properties = if i % 3 == 0 { "{}" } else { r#"{"plan": "pro"}"# };
+            let properties = if i % 3 == 0 {
+                "{}"
+            } else {
+                r#"{"plan": "pro"}"#
+            };
             event(i, "e", properties, None)
         })
         .collect();
@@ -502,11 +506,19 @@ fn a_batch_runs_in_bounded_calls_on_a_reused_instance() {
                 "round {round}, event {i}"
             );
         }
-        assert_eq!(pool.idle(), 1, "one instance, parked again after each batch");
+        assert_eq!(
+            pool.idle(),
+            1,
+            "one instance, parked again after each batch"
+        );
         assert_eq!(rt.idle_instances(), 1);
     }
     drop(pool);
-    assert_eq!(rt.idle_instances(), 0, "a dropped pool gives its slots back");
+    assert_eq!(
+        rt.idle_instances(),
+        0,
+        "a dropped pool gives its slots back"
+    );
 }
 
 #[test]
@@ -533,8 +545,10 @@ fn an_instance_that_failed_is_not_reused_and_idle_instances_are_bounded() {
         .unwrap();
     let (a, b) = (InstancePool::new(&rt), InstancePool::new(&rt));
     let config = r#"{"required": {}}"#;
-    rt.run_batch(&good, &a, &tag("rp"), config, &events).unwrap();
-    rt.run_batch(&good, &b, &tag("rp"), config, &events).unwrap();
+    rt.run_batch(&good, &a, &tag("rp"), config, &events)
+        .unwrap();
+    rt.run_batch(&good, &b, &tag("rp"), config, &events)
+        .unwrap();
     assert_eq!(
         (a.idle(), b.idle(), rt.idle_instances()),
         (1, 0, 1),

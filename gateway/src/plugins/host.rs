@@ -181,7 +181,11 @@ impl PluginHost {
             };
             // Same version and configuration as before: keep its warm
             // instances (this runs every second, not only on changes).
-            let pool_key = (stats_key(&tag.team, &tag.name, &tag.version), version.sha256.clone(), record.config.clone());
+            let pool_key = (
+                stats_key(&tag.team, &tag.name, &tag.version),
+                version.sha256.clone(),
+                record.config.clone(),
+            );
             let instances = previous_pools
                 .get(&pool_key)
                 .cloned()

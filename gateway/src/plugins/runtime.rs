@@ -184,7 +184,7 @@ impl Budget {
             return Some(CallError::CpuBudget(self.cpu_limit.as_millis() as u64));
         }
         let wall = self.wall_started.elapsed();
-        (wall > self.wall_limit).then(|| CallError::WallClock(wall.as_millis() as u64))
+        (wall > self.wall_limit).then_some(CallError::WallClock(wall.as_millis() as u64))
     }
 }
 
@@ -646,17 +646,7 @@ impl Runtime {
                 instance
             }
         };
-        instance.begin_batch(&self.config);
-        let mut results = match plugin.kind() {
-            PluginKind::Validator => BatchResults::Verdicts(Vec::with_capacity(events.len())),
-            PluginKind::Enricher => BatchResults::Enriched(Vec::with_capacity(events.len())),
-        };
-        for chunk in Chunks::new(events, &self.config) {
-            match &mut results {
-                BatchResults::Verdicts(all) => all.extend(instance.validate(chunk)?),
-                BatchResults::Enriched(all) => all.extend(instance.enrich(chunk)?),
-            }
-        }
+        let results = instance.run_batch(&self.config, events)?;
         pool.park(instance, self.config.max_idle_instances);
         Ok(results)
     }
@@ -713,6 +703,28 @@ impl<'a> Iterator for Chunks<'a> {
 }
 
 impl PluginInstance {
+    /// The whole batch through this instance, as [`Runtime::run_batch`] does
+    /// it: a new CPU budget, then calls of bounded size, stopping at the
+    /// first failure.
+    pub fn run_batch(
+        &mut self,
+        config: &RuntimeConfig,
+        events: &[Event],
+    ) -> Result<BatchResults, CallError> {
+        self.begin_batch(config);
+        let mut results = match self.exports {
+            Exports::Validator(_) => BatchResults::Verdicts(Vec::with_capacity(events.len())),
+            Exports::Enricher(_) => BatchResults::Enriched(Vec::with_capacity(events.len())),
+        };
+        for chunk in Chunks::new(events, config) {
+            match &mut results {
+                BatchResults::Verdicts(all) => all.extend(self.validate(chunk)?),
+                BatchResults::Enriched(all) => all.extend(self.enrich(chunk)?),
+            }
+        }
+        Ok(results)
+    }
+
     /// Calls the plugin's `init(config)`.
     pub fn init(&mut self, config: &str) -> Result<(), CallError> {
         let result = match &self.exports {
