@@ -10,10 +10,12 @@
 //! 2. **Throughput** of the ingest stage ([`pipeline`]) per batch size, with
 //!    no plugins, conversion only (an empty chain), one plugin and three,
 //!    interleaved over several rounds; wall clock and this thread's CPU time.
-//! 3. **Per-plugin latency** of one call per batch through the runtime (a
-//!    fresh instance per call, as the gateway does), alternating with the
-//!    same call on a reused instance.
-//! 4. **Instantiation and call overhead** with the [`probe`]: store
+//! 3. **Per-plugin latency** of one batch through the runtime as the chain
+//!    runs it (`Runtime::run_batch` on a warm instance pool), alternating
+//!    with the same batch on a fresh instance (`Runtime::validate`/`enrich`:
+//!    what a batch costs when no instance is parked).
+//! 4. **Instantiation and call overhead** with the runtime's instance API
+//!    (`Runtime::store`, `instantiate_in`, `PluginInstance`): store
 //!    creation, instantiation, `init`, the first call and the drop, timed
 //!    separately; a bare call on a live instance; and `Runtime::validate` /
 //!    `Runtime::enrich` on an empty batch as the end-to-end cross-check.
@@ -47,7 +49,6 @@ use crate::suite::{self, Subject, WorkloadOptions};
 use crate::workload::{TEAM, Workload};
 
 use self::pipeline::{BatchTally, Ingest};
-use self::probe::{Live, Probe, ProbePre};
 
 /// One example plugin: file stem, world, configuration used.
 #[derive(Debug, Clone, Copy)]
@@ -193,7 +194,7 @@ pub struct LatencyRow {
     /// `Runtime::validate` / `enrich`: fresh store and instance, `init`,
     /// the call, drop (what the chain times per plugin).
     pub fresh: Summary,
-    /// The same call on one reused, initialised instance (probe).
+    /// The same batch through `Runtime::run_batch` on a warm pool.
     pub reused: Summary,
     /// Mean wall time of the fresh calls during which the thread was never
     /// descheduled, and how many of all calls those were.
@@ -423,11 +424,10 @@ fn step(what: &str) {
     eprintln!("==> plugins: {what}");
 }
 
-/// A loaded plugin with what the runtime and the probe need.
+/// A loaded plugin, ready for the chain and for the probes.
 struct Loaded {
     spec: PluginSpec,
     chain: ChainPlugin,
-    probe: ProbePre,
 }
 
 /// Runs every phase; see the module documentation.
@@ -526,15 +526,12 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
     drop(copies);
     results.memory.push(memory_sample("second copies dropped"));
 
-    let first = compiled.first().context("no plugins")?;
-    let probe = Probe::new(&results.runtime, first)?;
     let loaded: Vec<Loaded> = PLUGINS
         .iter()
         .zip(&compiled)
         .map(|(spec, compiled)| {
             Ok(Loaded {
                 spec: *spec,
-                probe: probe.pre(compiled)?,
                 chain: ChainPlugin {
                     tag: probe::tag(TEAM, spec.name),
                     compiled: compiled.clone(),
@@ -639,7 +636,6 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
         step(&format!("instantiation and calls: {}", plugin.spec.name));
         results.calls.push(measure_calls(
             &runtime,
-            &probe,
             plugin,
             one_event,
             options.probe_iterations,
@@ -650,8 +646,7 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
         step("transport: events into a guest that ignores them (fixture_wrong_length)");
         let bytes = std::fs::read(&fixture)?;
         let compiled = runtime.compile(&bytes, PluginKind::Validator)?;
-        let pre = probe.pre(&compiled)?;
-        let mut live = probe.instantiate(&pre, &probe::tag(TEAM, "fixture_wrong_length"))?;
+        let mut live = runtime.instantiate(&compiled, &probe::tag(TEAM, "fixture_wrong_length"))?;
         live.init("{}")?;
         let empty = measure_transport(&mut live, &[], options.latency_time, None)?;
         let base = empty.cpu_us;
@@ -860,21 +855,21 @@ fn measure_latency(
 }
 
 fn measure_transport(
-    live: &mut Live,
+    live: &mut PluginInstance,
     events: &[Event],
     time: Duration,
     empty_cpu_us: Option<f64>,
 ) -> anyhow::Result<TransportRow> {
     const MIN_CALLS: usize = 100;
     const MAX_CALLS: usize = 100_000;
-    live.call_unchecked(events)?;
+    live.call_once(events)?;
     let cpu = ThreadCpu::open();
     let mut wall = Vec::new();
     let c0 = cpu.ns();
     let started = Instant::now();
     while wall.len() < MAX_CALLS && (wall.len() < MIN_CALLS || started.elapsed() < time) {
         let t = Instant::now();
-        std::hint::black_box(live.call_unchecked(events)?);
+        std::hint::black_box(live.call_once(events)?);
         wall.push(ns_since(t));
     }
     let cpu_us = cpu.ns().saturating_sub(c0) as f64 / 1000.0 / wall.len().max(1) as f64;
@@ -929,7 +924,6 @@ impl Undisturbed {
 
 fn measure_calls(
     runtime: &Runtime,
-    probe: &Probe,
     plugin: &Loaded,
     one_event: &[Event],
     iterations: usize,
@@ -939,15 +933,16 @@ fn measure_calls(
     const BLOCK: usize = 100;
     let tag = &plugin.chain.tag;
     let config = plugin.spec.config;
-    let mut live = probe.instantiate(&plugin.probe, tag)?;
+    let compiled = &plugin.chain.compiled;
+    let mut live = runtime.instantiate(compiled, tag)?;
     live.init(config)?;
     // Warm-up of every path.
     for _ in 0..100 {
-        let mut fresh = probe.instantiate(&plugin.probe, tag)?;
+        let mut fresh = runtime.instantiate(compiled, tag)?;
         fresh.init(config)?;
-        fresh.call(&[])?;
-        live.call(&[])?;
-        live.call(one_event)?;
+        probe::call(&mut fresh, &[])?;
+        probe::call(&mut live, &[])?;
+        probe::call(&mut live, one_event)?;
         runtime_call(runtime, &plugin.chain, &[])?;
     }
     // Store + instantiate in groups: the mean the goal asks for, from the
@@ -955,12 +950,12 @@ fn measure_calls(
     let cpu = ThreadCpu::open();
     let mut undisturbed = Undisturbed::default();
     let mut dropped_undisturbed = Undisturbed::default();
-    let mut group: Vec<Live> = Vec::with_capacity(GROUP);
+    let mut group: Vec<PluginInstance> = Vec::with_capacity(GROUP);
     for _ in 0..iterations.div_ceil(GROUP) {
         let s0 = cpu.switches();
         let t0 = Instant::now();
         for _ in 0..GROUP {
-            group.push(probe.instantiate(&plugin.probe, tag)?);
+            group.push(runtime.instantiate(compiled, tag)?);
         }
         let t1 = Instant::now();
         let s1 = cpu.switches();
@@ -987,13 +982,13 @@ fn measure_calls(
     ] = &mut series;
     for i in 0..iterations {
         let t0 = Instant::now();
-        let s = probe.store(tag);
+        let s = runtime.store(tag);
         let t1 = Instant::now();
-        let mut fresh = probe.instantiate_in(&plugin.probe, s)?;
+        let mut fresh = runtime.instantiate_in(compiled, s)?;
         let t2 = Instant::now();
         fresh.init(config)?;
         let t3 = Instant::now();
-        fresh.call(&[])?;
+        probe::call(&mut fresh, &[])?;
         let t4 = Instant::now();
         drop(fresh);
         let t5 = Instant::now();
@@ -1016,7 +1011,7 @@ fn measure_calls(
             let s0 = cpu.switches();
             let t = Instant::now();
             for _ in 0..BLOCK {
-                live.call(&[])?;
+                probe::call(&mut live, &[])?;
             }
             let block = ns_since(t);
             let s1 = cpu.switches();
@@ -1024,7 +1019,7 @@ fn measure_calls(
             empty_undisturbed.add(s0 == s1, block, BLOCK);
             let t = Instant::now();
             for _ in 0..BLOCK {
-                live.call(one_event)?;
+                probe::call(&mut live, one_event)?;
             }
             let block = ns_since(t);
             let s2 = cpu.switches();

@@ -428,8 +428,8 @@ pub fn render(results: &PluginResults) -> String {
     let _ = writeln!(md, "\n#### Instantiation and call overhead\n");
     let _ = writeln!(
         md,
-        "Wall-clock µs as mean / p50 / p99 over {} iterations per plugin; *undisturbed* means are wall time per operation over the timed groups (32 instances created, then dropped, back to back; blocks of 100 bare calls) during which the thread was never descheduled (its schedstat switch count did not move), which leaves out the time neighbours had the core; the goals are judged on them. Kept groups: {}. Probe stores are built like \
-         `Runtime::store` on the runtime's own engine and compiled component. *Bare call*: \
+        "Wall-clock µs as mean / p50 / p99 over {} iterations per plugin; *undisturbed* means are wall time per operation over the timed groups (32 instances created, then dropped, back to back; blocks of 100 bare calls) during which the thread was never descheduled (its schedstat switch count did not move), which leaves out the time neighbours had the core; the goals are judged on them. Kept groups: {}. Stores and instances are the \
+         gateway's own (`Runtime::store`, `Runtime::instantiate_in`). *Bare call*: \
          `validate`/`enrich` with 0 (or 1) events on a live instance, timed over blocks of 100 \
          calls (lifting and lowering the lists, the guest's entry and exit, post-return, and \
          re-arming the epoch deadline). *Runtime, 0 events*: the gateway's \

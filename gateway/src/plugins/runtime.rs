@@ -349,6 +349,15 @@ fn to_anyhow(err: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{err:?}")
 }
 
+/// A store made by [`Runtime::store`], not yet holding an instance.
+pub struct PluginStore(Store<PluginState>);
+
+impl std::fmt::Debug for PluginStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PluginStore").field(self.0.data()).finish()
+    }
+}
+
 /// The generated exports of either world.
 enum Exports {
     Validator(Validator),
@@ -549,7 +558,15 @@ impl Runtime {
         })
     }
 
-    fn store(&self, tag: &PluginTag) -> Store<PluginState> {
+    /// A store for one instance of a plugin tagged `tag`: empty WASI
+    /// context, memory limiter, CPU budget checked at every epoch tick.
+    /// [`Runtime::instantiate`] makes one itself; this is public so the
+    /// benchmark can time the two steps apart.
+    pub fn store(&self, tag: &PluginTag) -> PluginStore {
+        PluginStore(self.new_store(tag))
+    }
+
+    fn new_store(&self, tag: &PluginTag) -> Store<PluginState> {
         let state = PluginState {
             // Empty: no files, env, args, sockets or inherited stdio.
             wasi: WasiCtx::builder().build(),
@@ -587,7 +604,16 @@ impl Runtime {
         plugin: &CompiledPlugin,
         tag: &PluginTag,
     ) -> Result<PluginInstance, CallError> {
-        let mut store = self.store(tag);
+        self.instantiate_in(plugin, self.store(tag))
+    }
+
+    /// A new instance of `plugin` in `store` (from [`Runtime::store`]).
+    pub fn instantiate_in(
+        &self,
+        plugin: &CompiledPlugin,
+        store: PluginStore,
+    ) -> Result<PluginInstance, CallError> {
+        let mut store = store.0;
         let exports = match plugin {
             CompiledPlugin::Validator(pre) => pre.instantiate(&mut store).map(Exports::Validator),
             CompiledPlugin::Enricher(pre) => pre.instantiate(&mut store).map(Exports::Enricher),
@@ -766,6 +792,16 @@ impl PluginInstance {
         v.sluice_plugin_validate()
             .call_validate(&mut self.store, events)
             .map_err(|e| classify(&mut self.store, e))
+    }
+
+    /// One call with `events`, whichever the world, without splitting and
+    /// without the one-result-per-event check; returns how many results
+    /// came back. For measuring bare calls and transport.
+    pub fn call_once(&mut self, events: &[Event]) -> Result<usize, CallError> {
+        match self.exports {
+            Exports::Validator(_) => self.validate_unchecked(events).map(|v| v.len()),
+            Exports::Enricher(_) => self.enrich(events).map(|v| v.len()),
+        }
     }
 
     /// One `enrich` call (this instance must be an enricher).
