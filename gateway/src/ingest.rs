@@ -426,7 +426,7 @@ async fn plan(
                 plans.push(Planned::Accept(event_id));
             }
             Fate::Changed(changed) => {
-                let record = OwnedEvent::from_wit(changed, limits).and_then(|owned| {
+                let record = OwnedEvent::from_wit(changed, &event, limits).and_then(|owned| {
                     let record =
                         accepted_record(&topics.topic, &owned.as_event()).map_err(|e| {
                             Reject::new(

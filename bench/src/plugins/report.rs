@@ -315,7 +315,7 @@ pub fn render(results: &PluginResults) -> String {
     if !results.conversion.is_empty() {
         let _ = writeln!(
             md,
-            "\nWhere the host's own per-event time goes (µs per event, whole batches, mean over the undisturbed steps). Without plugins an event is decoded, admitted and serialised; with a chain it is also converted to the WIT record; an event an enricher changed is checked again against the contract when it comes back (`OwnedEvent::from_wit`) and serialised from that owned copy (the last two columns, measured on every event), an unchanged one is serialised as admitted.\n"
+            "\nWhere the host's own per-event time goes (µs per event, whole batches, mean over the undisturbed steps). Without plugins an event is decoded, admitted and serialised; with a chain it is also converted to the WIT record; an event an enricher changed is checked again against the contract when it comes back (`OwnedEvent::from_wit`: a changed field is parsed again, an unchanged one only compared) and serialised from that copy (the last two columns, measured on every event with its context changed and its properties not, as the PII scrubber changes this workload), an unchanged one is serialised as admitted.\n"
         );
         let _ = writeln!(
             md,
