@@ -25,6 +25,7 @@
 //! [`report`] renders the results into the `## Plugins` section of
 //! `docs/benchmarks.md`.
 
+pub mod gateway;
 pub mod pipeline;
 pub mod probe;
 pub mod report;
