@@ -579,3 +579,36 @@ fn an_enricher_that_changes_nothing_leaves_events_unchanged() {
     assert!(matches!(fates[0], Fate::Keep), "{:?}", fates[0]);
     assert!(matches!(fates[1], Fate::Changed(_)), "{:?}", fates[1]);
 }
+
+#[test]
+fn the_cpu_budget_is_per_batch_not_per_instance_lifetime() {
+    // 20 ms per batch; the instance below spends far more than that in
+    // total, over many batches and single calls, and none may be cut off.
+    let rt = runtime_with_cpu(20);
+    let compiled = rt
+        .compile(&component("required_properties"), PluginKind::Validator)
+        .unwrap();
+    let pool = InstancePool::new(&rt);
+    let config = r#"{"required": {"*": ["plan"]}}"#;
+    let events: Vec<Event> = (0..200)
+        .map(|i| {
+            event(
+                i,
+                "e",
+                r#"{"plan": "pro", "padding": "0123456789abcdef0123456789abcdef"}"#,
+                None,
+            )
+        })
+        .collect();
+    let mut instance = rt.instantiate(&compiled, &tag("rp")).unwrap();
+    instance.init(config).unwrap();
+    let started = std::time::Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_millis(300) || calls < 20 {
+        rt.run_batch(&compiled, &pool, &tag("rp"), config, &events)
+            .unwrap();
+        instance.validate(&events).unwrap();
+        calls += 1;
+    }
+    assert_eq!(pool.idle(), 1);
+}

@@ -152,6 +152,10 @@ pub struct PluginState {
     grown: usize,
     /// The current batch's clocks and limits.
     budget: Budget,
+    /// CPU budget of one batch (or one single call).
+    cpu_budget_ms: u64,
+    /// Log lines allowed per batch.
+    log_lines: u32,
     /// Why the epoch callback interrupted the guest, if it did.
     interrupted: Option<CallError>,
     log_budget: u32,
@@ -575,6 +579,8 @@ impl Runtime {
             max_memory: self.config.max_memory_bytes,
             grown: 0,
             budget: Budget::start(self.config.cpu_budget_ms),
+            cpu_budget_ms: self.config.cpu_budget_ms,
+            log_lines: self.config.max_log_lines_per_call,
             interrupted: None,
             log_budget: self.config.max_log_lines_per_call,
             logs_dropped: 0,
@@ -730,29 +736,38 @@ impl<'a> Iterator for Chunks<'a> {
 
 impl PluginInstance {
     /// The whole batch through this instance, as [`Runtime::run_batch`] does
-    /// it: a new CPU budget, then calls of bounded size, stopping at the
-    /// first failure.
+    /// it: one CPU budget for the batch, then calls of bounded size,
+    /// stopping at the first failure.
     pub fn run_batch(
         &mut self,
         config: &RuntimeConfig,
         events: &[Event],
     ) -> Result<BatchResults, CallError> {
-        self.begin_batch(config);
+        self.start_budget();
         let mut results = match self.exports {
             Exports::Validator(_) => BatchResults::Verdicts(Vec::with_capacity(events.len())),
             Exports::Enricher(_) => BatchResults::Enriched(Vec::with_capacity(events.len())),
         };
         for chunk in Chunks::new(events, config) {
             match &mut results {
-                BatchResults::Verdicts(all) => all.extend(self.validate(chunk)?),
-                BatchResults::Enriched(all) => all.extend(self.enrich(chunk)?),
+                BatchResults::Verdicts(all) => {
+                    let verdicts = self.raw_validate(chunk)?;
+                    check_len(chunk.len(), verdicts.len())?;
+                    all.extend(verdicts);
+                }
+                BatchResults::Enriched(all) => {
+                    let enriched = self.raw_enrich(chunk)?;
+                    check_len(chunk.len(), enriched.len())?;
+                    all.extend(enriched);
+                }
             }
         }
         Ok(results)
     }
 
-    /// Calls the plugin's `init(config)`.
+    /// Calls the plugin's `init(config)`, within a CPU budget of its own.
     pub fn init(&mut self, config: &str) -> Result<(), CallError> {
+        self.start_budget();
         let result = match &self.exports {
             Exports::Validator(v) => v
                 .sluice_plugin_validate()
@@ -762,11 +777,11 @@ impl PluginInstance {
         init_result(result.map_err(|e| classify(&mut self.store, e))?)
     }
 
-    /// Starts a new batch: a fresh CPU budget and log budget.
-    pub fn begin_batch(&mut self, config: &RuntimeConfig) {
+    /// A fresh CPU budget and log budget, for what follows until the next.
+    fn start_budget(&mut self) {
         let state = self.store.data_mut();
-        state.budget = Budget::start(config.cpu_budget_ms);
-        state.log_budget = config.max_log_lines_per_call;
+        state.budget = Budget::start(state.cpu_budget_ms);
+        state.log_budget = state.log_lines;
         self.store.set_epoch_deadline(1);
     }
 
@@ -775,47 +790,52 @@ impl PluginInstance {
         self.store.data().grown
     }
 
-    /// One `validate` call (this instance must be a validator).
+    /// One `validate` call with its own CPU budget (this instance must be a
+    /// validator).
     pub fn validate(&mut self, events: &[Event]) -> Result<Vec<Verdict>, CallError> {
-        let verdicts = self.validate_unchecked(events)?;
+        self.start_budget();
+        let verdicts = self.raw_validate(events)?;
         check_len(events.len(), verdicts.len())?;
         Ok(verdicts)
     }
 
-    /// [`PluginInstance::validate`] without the one-verdict-per-event check
-    /// (the benchmark's do-nothing fixture returns one verdict fewer).
-    pub fn validate_unchecked(&mut self, events: &[Event]) -> Result<Vec<Verdict>, CallError> {
+    /// One `enrich` call with its own CPU budget (this instance must be an
+    /// enricher).
+    pub fn enrich(&mut self, events: &[Event]) -> Result<Vec<Enriched>, CallError> {
+        self.start_budget();
+        let results = self.raw_enrich(events)?;
+        check_len(events.len(), results.len())?;
+        Ok(results)
+    }
+
+    /// One call with `events` and its own CPU budget, whichever the world,
+    /// without splitting and without the one-result-per-event check; returns
+    /// how many results came back. For measuring bare calls and transport.
+    pub fn call_once(&mut self, events: &[Event]) -> Result<usize, CallError> {
+        self.start_budget();
+        match self.exports {
+            Exports::Validator(_) => self.raw_validate(events).map(|v| v.len()),
+            Exports::Enricher(_) => self.raw_enrich(events).map(|v| v.len()),
+        }
+    }
+
+    /// The call itself, within whatever budget is running.
+    fn raw_validate(&mut self, events: &[Event]) -> Result<Vec<Verdict>, CallError> {
         let Exports::Validator(v) = &self.exports else {
             return Err(CallError::Contract("not a validator".to_owned()));
         };
-        self.store.set_epoch_deadline(1);
         v.sluice_plugin_validate()
             .call_validate(&mut self.store, events)
             .map_err(|e| classify(&mut self.store, e))
     }
 
-    /// One call with `events`, whichever the world, without splitting and
-    /// without the one-result-per-event check; returns how many results
-    /// came back. For measuring bare calls and transport.
-    pub fn call_once(&mut self, events: &[Event]) -> Result<usize, CallError> {
-        match self.exports {
-            Exports::Validator(_) => self.validate_unchecked(events).map(|v| v.len()),
-            Exports::Enricher(_) => self.enrich(events).map(|v| v.len()),
-        }
-    }
-
-    /// One `enrich` call (this instance must be an enricher).
-    pub fn enrich(&mut self, events: &[Event]) -> Result<Vec<Enriched>, CallError> {
+    fn raw_enrich(&mut self, events: &[Event]) -> Result<Vec<Enriched>, CallError> {
         let Exports::Enricher(e) = &self.exports else {
             return Err(CallError::Contract("not an enricher".to_owned()));
         };
-        self.store.set_epoch_deadline(1);
-        let results = e
-            .sluice_plugin_enrich()
+        e.sluice_plugin_enrich()
             .call_enrich(&mut self.store, events)
-            .map_err(|err| classify(&mut self.store, err))?;
-        check_len(events.len(), results.len())?;
-        Ok(results)
+            .map_err(|err| classify(&mut self.store, err))
     }
 }
 
