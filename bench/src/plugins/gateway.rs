@@ -378,6 +378,14 @@ fn num(v: f64) -> String {
     }
 }
 
+fn count(n: u64) -> String {
+    if n >= 1000 {
+        num(n as f64)
+    } else {
+        n.to_string()
+    }
+}
+
 fn with_spread((mean, low, high): (f64, f64, f64)) -> String {
     format!("{} ({}–{})", num(mean), num(low), num(high))
 }
@@ -446,9 +454,9 @@ pub fn render(results: &GatewayPluginResults, commit: &str) -> String {
             c.batch,
             c.concurrency,
             c.setup,
-            num(c.accepted as f64),
-            num(c.rejected as f64),
-            num(c.failed as f64),
+            count(c.accepted),
+            count(c.rejected),
+            count(c.failed),
             statuses.join(", "),
             if c.transport_errors > 0 {
                 format!(", no HTTP answer: {}", c.transport_errors)
