@@ -165,7 +165,9 @@ pub struct PluginState {
 /// What the epoch callback checks at every tick.
 #[derive(Debug, Clone, Copy)]
 struct Budget {
-    cpu_started: Duration,
+    /// The thread's CPU time when the budget started, read lazily at the
+    /// first epoch tick (see [`Budget::exceeded`]).
+    cpu_started: Option<Duration>,
     wall_started: Instant,
     cpu_limit: Duration,
     wall_limit: Duration,
@@ -175,19 +177,27 @@ impl Budget {
     fn start(cpu_budget_ms: u64) -> Self {
         let cpu_limit = Duration::from_millis(cpu_budget_ms);
         Self {
-            cpu_started: thread_cpu_time(),
+            cpu_started: None,
             wall_started: Instant::now(),
             cpu_limit,
             wall_limit: cpu_limit * WALL_CLOCK_FACTOR,
         }
     }
 
-    fn exceeded(&self) -> Option<CallError> {
-        let cpu = thread_cpu_time().saturating_sub(self.cpu_started);
+    /// Called at each epoch tick while a guest runs. Reading a thread's CPU
+    /// clock is a system call, so a call that ends before the first tick
+    /// never reads it: the first tick takes the CPU baseline as "now minus
+    /// the elapsed time", i.e. counts the time before that tick (at most one
+    /// tick, 5 ms) as if it were all CPU. The CPU counted is therefore never
+    /// less than what the guest used, and at most one tick more.
+    fn exceeded(&mut self) -> Option<CallError> {
+        let wall = self.wall_started.elapsed();
+        let now = thread_cpu_time();
+        let started = *self.cpu_started.get_or_insert(now.saturating_sub(wall));
+        let cpu = now.saturating_sub(started);
         if cpu > self.cpu_limit {
             return Some(CallError::CpuBudget(self.cpu_limit.as_millis() as u64));
         }
-        let wall = self.wall_started.elapsed();
         (wall > self.wall_limit).then_some(CallError::WallClock(wall.as_millis() as u64))
     }
 }
@@ -887,7 +897,9 @@ mod tests {
 
     #[test]
     fn the_budget_counts_cpu_time_not_waiting() {
-        let budget = Budget::start(20);
+        let mut budget = Budget::start(20);
+        // The first tick comes within 5 ms of the start.
+        assert_eq!(budget.exceeded(), None);
         // Waiting (a descheduled thread, a busy machine) costs no CPU time.
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(budget.exceeded(), None);
@@ -900,8 +912,19 @@ mod tests {
     }
 
     #[test]
+    fn cpu_spent_before_the_first_tick_counts() {
+        let mut budget = Budget::start(20);
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(40) {
+            std::hint::black_box(spin.elapsed());
+        }
+        assert_eq!(budget.exceeded(), Some(CallError::CpuBudget(20)));
+    }
+
+    #[test]
     fn the_wall_clock_bound_is_ten_times_the_budget() {
-        let budget = Budget::start(5);
+        let mut budget = Budget::start(5);
+        assert_eq!(budget.exceeded(), None);
         std::thread::sleep(Duration::from_millis(60));
         assert!(matches!(budget.exceeded(), Some(CallError::WallClock(ms)) if ms >= 50));
     }
