@@ -29,6 +29,7 @@ pub const PLUGIN_DISABLED: &str = "sluice_gateway_plugin_disabled";
 pub const PLUGIN_CALLS: &str = "sluice_gateway_plugin_calls_total";
 pub const PLUGIN_DURATION: &str = "sluice_gateway_plugin_duration_seconds";
 pub const PLUGIN_IDLE_INSTANCES: &str = "sluice_gateway_plugin_idle_instances";
+pub const PLUGIN_INSTANCES_CREATED: &str = "sluice_gateway_plugin_instances_created_total";
 
 /// Registers help texts. Idempotent.
 pub fn describe() {
@@ -93,6 +94,10 @@ pub fn describe() {
     describe_gauge!(
         PLUGIN_IDLE_INSTANCES,
         "Initialised plugin instances parked for reuse, all plugins."
+    );
+    describe_counter!(
+        PLUGIN_INSTANCES_CREATED,
+        "Plugin instances created (and initialised) because none was idle."
     );
 }
 

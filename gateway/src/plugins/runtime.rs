@@ -683,6 +683,7 @@ impl Runtime {
         let mut instance = match pool.take() {
             Some(instance) => instance,
             None => {
+                ::metrics::counter!(crate::metrics::PLUGIN_INSTANCES_CREATED).increment(1);
                 let mut instance = self.instantiate(plugin, tag)?;
                 instance.init(config)?;
                 instance
