@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use sluice_plugin_sdk::{
-    Event, PluginError, Validator, Value, Verdict, export_validator, parse_config,
+    Event, PluginError, Validator, Verdict, export_validator, parse_config, scan,
 };
 
 /// The plugin: event name (or `*`) → required top-level property names.
@@ -36,26 +36,41 @@ impl Validator for RequiredProperties {
 
 impl RequiredProperties {
     fn check(&self, event: &Event) -> Verdict {
-        let mut required = [event.name.as_str(), "*"]
-            .into_iter()
-            .filter_map(|key| self.required.get(key))
-            .flatten()
-            .peekable();
-        if required.peek().is_none() {
-            return Verdict::accept(); // nothing required: no need to parse
+        let for_name = self
+            .required
+            .get(&event.name)
+            .map_or(&[][..], Vec::as_slice);
+        let for_all = self.required.get("*").map_or(&[][..], Vec::as_slice);
+        let count = for_name.len() + for_all.len();
+        if count == 0 {
+            return Verdict::accept(); // nothing required: no need to look
         }
-        let Ok(properties) = event.properties_json() else {
-            return Verdict::reject("invalid_properties", "properties are not a JSON object");
-        };
-        let mut missing: Vec<String> = Vec::new();
-        for name in required.filter(|name| properties.get(*name).is_none_or(Value::is_null)) {
-            let quoted = format!("`{name}`");
-            if !missing.contains(&quoted) {
-                missing.push(quoted);
+        let required = || for_name.iter().chain(for_all);
+
+        // One pass over the top-level members of the raw text (no value
+        // tree); the last of repeated keys counts, as when parsing. Running
+        // to the end also checks that the whole text is a JSON object.
+        let mut present = Present::new(count);
+        for member in scan::members(&event.properties) {
+            let Ok(member) = member else {
+                return Verdict::reject("invalid_properties", "properties are not a JSON object");
+            };
+            for (i, name) in required().enumerate() {
+                if member.key.eq_str(name) {
+                    present.set(i, !member.value.is_null());
+                }
             }
         }
-        if missing.is_empty() {
+        if (0..count).all(|i| present.get(i)) {
             return Verdict::accept();
+        }
+
+        let mut missing: Vec<String> = Vec::new();
+        for (i, name) in required().enumerate() {
+            let quoted = format!("`{name}`");
+            if !present.get(i) && !missing.contains(&quoted) {
+                missing.push(quoted);
+            }
         }
         let noun = if missing.len() == 1 {
             "property"
@@ -68,6 +83,37 @@ impl RequiredProperties {
             missing.join(", ")
         );
         Verdict::reject("missing_property", message)
+    }
+}
+
+/// Which required properties are present (and not `null`): bits, without
+/// allocating, for the usual handful of names.
+enum Present {
+    Few(u64),
+    Many(Vec<bool>),
+}
+
+impl Present {
+    fn new(count: usize) -> Self {
+        if count <= 64 {
+            Self::Few(0)
+        } else {
+            Self::Many(vec![false; count])
+        }
+    }
+
+    fn set(&mut self, i: usize, value: bool) {
+        match self {
+            Self::Few(bits) => *bits = (*bits & !(1 << i)) | (u64::from(value) << i),
+            Self::Many(flags) => flags[i] = value,
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        match self {
+            Self::Few(bits) => bits & (1 << i) != 0,
+            Self::Many(flags) => flags[i],
+        }
     }
 }
 
@@ -159,6 +205,91 @@ mod tests {
             validate(vec![broken])[0].reject_code(),
             Some("invalid_properties")
         );
+    }
+
+    #[test]
+    fn only_top_level_members_count_and_the_last_duplicate_wins() {
+        let verdicts = validate(vec![
+            Event {
+                properties: r#"{"nested": {"app_version": "1"}, "s": "\"app_version\": 1"}"#
+                    .to_owned(),
+                ..Event::new("Page Viewed")
+            },
+            Event {
+                properties: r#"{"app_version": "1", "app_version": null}"#.to_owned(),
+                ..Event::new("Page Viewed")
+            },
+            Event {
+                properties: r#"{"app_version": null, "app_version": "1"}"#.to_owned(),
+                ..Event::new("Page Viewed")
+            },
+            Event {
+                properties: r#"{"app\u005fversion": 0}"#.to_owned(),
+                ..Event::new("Page Viewed")
+            },
+        ]);
+        let codes: Vec<_> = verdicts.iter().map(Verdict::reject_code).collect();
+        assert_eq!(
+            codes,
+            [
+                Some("missing_property"),
+                Some("missing_property"),
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_name_required_twice_is_named_once() {
+        let plugin =
+            RequiredProperties::init(r#"{"required": {"x": ["a", "b"], "*": ["a"]}}"#).unwrap();
+        assert_eq!(
+            plugin.validate(vec![event("x", json!({"b": false}))]),
+            vec![Verdict::reject(
+                "missing_property",
+                "event `x` is missing required property `a`"
+            )]
+        );
+    }
+
+    #[test]
+    fn many_required_names() {
+        let names: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+        let config = json!({"required": {"*": names}}).to_string();
+        let plugin = RequiredProperties::init(&config).unwrap();
+        let mut all = sluice_plugin_sdk::JsonObject::new();
+        for name in &names {
+            all.insert(name.clone(), json!(1));
+        }
+        assert!(plugin.validate(vec![event("x", json!(all))])[0].is_accept());
+        all.remove("p70");
+        assert_eq!(
+            plugin.validate(vec![event("x", json!(all))]),
+            vec![Verdict::reject(
+                "missing_property",
+                "event `x` is missing required property `p70`"
+            )]
+        );
+    }
+
+    #[test]
+    fn invalid_text_after_the_required_members_is_still_rejected() {
+        for broken in [
+            r#"{"app_version": 1,}"#,
+            r#"{"app_version": 1} x"#,
+            r#"{"app_version": 1"#,
+        ] {
+            let event = Event {
+                properties: broken.to_owned(),
+                ..Event::new("Page Viewed")
+            };
+            assert_eq!(
+                validate(vec![event])[0].reject_code(),
+                Some("invalid_properties"),
+                "{broken}"
+            );
+        }
     }
 
     #[test]
