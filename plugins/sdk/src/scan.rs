@@ -105,6 +105,7 @@ impl<'a> Str<'a> {
     }
 
     /// Whether the decoded value equals `other`, without allocating.
+    #[inline]
     pub fn eq_str(&self, other: &str) -> bool {
         if self.escaped {
             // Decoding only shortens the text: an escape is 2 to 12 bytes
@@ -207,16 +208,19 @@ impl<'a> Value<'a> {
     }
 
     /// Its byte range in the scanned document.
+    #[inline]
     pub fn span(&self) -> Range<usize> {
         self.offset..self.offset + self.text.len()
     }
 
     /// Whether it is `null`.
+    #[inline]
     pub fn is_null(&self) -> bool {
         self.kind == Kind::Null
     }
 
     /// The string, if it is one.
+    #[inline]
     pub fn as_str(&self) -> Option<Str<'a>> {
         (self.kind == Kind::String).then(|| Str {
             raw: &self.text[1..self.text.len() - 1],
@@ -250,6 +254,7 @@ pub struct Member<'a> {
 
 impl Member<'_> {
     /// From the key's opening quote to the end of the value.
+    #[inline]
     pub fn span(&self) -> Range<usize> {
         self.key_offset..self.value.span().end
     }
@@ -309,6 +314,42 @@ pub fn find_member<'a>(text: &'a str, key: &str) -> Result<Option<Value<'a>>, Er
     Ok(found)
 }
 
+/// Whether some object in `text` may have a member named `key`: `false`
+/// guarantees that none has (at any depth), without scanning the structure.
+/// A cheap test before [`find_member`] when the key is usually absent: it
+/// looks for `"key"` written out, and answers `true` at the first backslash
+/// (an escape could spell the key differently).
+pub fn may_contain_key(text: &str, key: &str) -> bool {
+    let bytes = text.as_bytes();
+    let key = key.as_bytes();
+    let mut pos = 0;
+    loop {
+        // Eight bytes at a time up to the next quote or backslash.
+        while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
+            let word = u64::from_le_bytes(*chunk);
+            let mask = zero_bytes(word ^ (ONES * u64::from(b'"')))
+                | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+            if mask != 0 {
+                pos += (mask.trailing_zeros() / 8) as usize;
+                break;
+            }
+            pos += 8;
+        }
+        match bytes.get(pos) {
+            None => return false,
+            Some(b'\\') => return true,
+            Some(b'"') => {
+                let after = pos + 1 + key.len();
+                if bytes.get(pos + 1..after) == Some(key) && bytes.get(after) == Some(&b'"') {
+                    return true;
+                }
+            }
+            Some(_) => {}
+        }
+        pos += 1;
+    }
+}
+
 /// Iterator over an object's members (see [`members`]).
 #[derive(Debug, Clone)]
 pub struct Members<'a>(Cursor<'a>);
@@ -316,6 +357,7 @@ pub struct Members<'a>(Cursor<'a>);
 impl<'a> Iterator for Members<'a> {
     type Item = Result<Member<'a>, Error>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let c = &mut self.0;
         let result = c.next_item().and_then(|found| {
@@ -348,6 +390,7 @@ pub struct Elements<'a>(Cursor<'a>);
 impl<'a> Iterator for Elements<'a> {
     type Item = Result<Value<'a>, Error>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let c = &mut self.0;
         let result = c
@@ -355,6 +398,38 @@ impl<'a> Iterator for Elements<'a> {
             .and_then(|found| found.map(|at| c.value_at(at)).transpose());
         c.finish(result)
     }
+}
+
+/// Appends `value` to `out` as a JSON string: quoted, and escaped as
+/// `serde_json` writes it (`"`, `\\` and control characters only).
+pub fn push_string(out: &mut String, value: &str) {
+    out.push('"');
+    let mut clean = 0;
+    for (at, byte) in value.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&value[clean..at]);
+        clean = at + 1;
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+    }
+    out.push_str(&value[clean..]);
+    out.push('"');
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,6 +480,7 @@ impl<'a> Cursor<'a> {
     /// Moves to the next item: `Some(offset of its first byte)` (for an
     /// object: the key's quote), or `None` after the closing bracket (and
     /// nothing but whitespace after it).
+    #[inline]
     fn next_item(&mut self) -> Result<Option<usize>, Error> {
         let close = self.close();
         let mut at = skip_ws(self.bytes, self.pos);
@@ -457,6 +533,7 @@ impl<'a> Cursor<'a> {
         Ok(None)
     }
 
+    #[inline]
     fn value_at(&mut self, at: usize) -> Result<Value<'a>, Error> {
         let (kind, end, escaped) =
             scan_value(self.bytes, at, self.depth).map_err(|e| self.error(e.offset, e.what))?;
@@ -471,6 +548,7 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    #[inline]
     fn finish<T>(&mut self, result: Result<Option<T>, Error>) -> Option<Result<T, Error>> {
         if result.is_err() {
             self.state = State::Done;
@@ -479,6 +557,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
+#[inline]
 fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
         at += 1;
@@ -559,11 +638,18 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 /// A mask whose lowest set bit is the high bit of the first byte of `word`
 /// (little-endian) that is `"`, `\` or a control character, 0 if none.
 /// (Bits above the first such byte may be spurious; the lowest is exact.)
+#[inline]
 fn special_bytes(word: u64) -> u64 {
     let quote = word ^ (ONES * u64::from(b'"'));
     let backslash = word ^ (ONES * u64::from(b'\\'));
-    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    zero_in(quote) | zero_in(backslash) | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
+    zero_bytes(quote) | zero_bytes(backslash) | (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
+}
+
+/// A mask whose lowest set bit is the high bit of the first zero byte of
+/// `word` (little-endian), 0 if none (higher bits may be spurious).
+#[inline]
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(ONES) & !word & HIGHS
 }
 
 /// The string starting with the quote at `at`: the offset just past its
@@ -966,6 +1052,40 @@ mod tests {
                 }
             }
             assert!(keys(&text).unwrap().len() >= map.len());
+        }
+    }
+
+    #[test]
+    fn push_string_escapes_like_serde_json() {
+        let mut every: String = (0u8..0x80).map(char::from).collect();
+        every.push_str("é€😀 \u{7f} / \\ \"");
+        for text in [every.as_str(), "", "plain", "\"", "a\\b", "\u{1f}x\u{0}"] {
+            let mut ours = String::from("prefix");
+            push_string(&mut ours, text);
+            assert_eq!(ours, format!("prefix{}", serde_json::Value::from(text)));
+            let v = value(&ours["prefix".len()..]).unwrap();
+            assert_eq!(v.as_str().unwrap().decode(), text);
+        }
+    }
+
+    #[test]
+    fn may_contain_key_is_never_wrong_when_it_says_no() {
+        let text = r#"{"a": {"$user_agent": 1}, "b": "$user_agent", "c": "x\"$user_agent\"y"}"#;
+        assert!(may_contain_key(text, "$user_agent")); // nested: a maybe
+        assert!(!may_contain_key(
+            r#"{"a": {"user_agent": 1}, "b": "$user_agentx"}"#,
+            "$user_agent"
+        ));
+        assert!(!may_contain_key(r#"{"a": "$user_agent"#, "$user_agent"));
+        assert!(may_contain_key(r#"{"$user_agent": 1}"#, "$user_agent"));
+        assert!(may_contain_key(r#"{"\u0024user_agent": 1}"#, "$user_agent"));
+        assert!(!may_contain_key("", "k"));
+        for pad in 0..12 {
+            let filler = "x".repeat(pad);
+            let text = format!(r#"{{"{filler}": 1, "k": 2}}"#);
+            assert!(may_contain_key(&text, "k"), "{text}");
+            assert!(!may_contain_key(&text, "j"), "{text}");
+            assert!(find_member(&text, "k").unwrap().is_some());
         }
     }
 
