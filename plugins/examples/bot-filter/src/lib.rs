@@ -109,7 +109,13 @@ impl BotFilter {
             .context
             .as_deref()
             .and_then(|raw| self.user_agent_in(raw, "user_agent"));
-        let found = from_context.or_else(|| self.user_agent_in(&event.properties, "$user_agent"));
+        // `$user_agent` is rarely in the properties: a quick look for the
+        // key's text usually saves scanning them.
+        let found = from_context.or_else(|| {
+            scan::may_contain_key(&event.properties, "$user_agent")
+                .then(|| self.user_agent_in(&event.properties, "$user_agent"))
+                .flatten()
+        });
         match found {
             Some(pattern) => Verdict::reject(
                 "bot_traffic",
