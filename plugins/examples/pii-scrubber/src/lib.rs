@@ -17,15 +17,24 @@
 //! Values already starting with `sha256:` are left alone, so scrubbing twice
 //! changes nothing. Unspecified and loopback IPs are not personal and are
 //! kept. Object keys are not scanned. An event in which nothing is found is
-//! returned `unchanged` (properties whose raw text shows no `@`, no escape,
-//! no IP-like text and no configured field name are not even parsed).
+//! returned `unchanged`.
+//!
+//! How (for speed): the raw JSON is scanned, not parsed into a tree. Only
+//! string values that could hold an address (an `@`, three dots or two
+//! colons) are searched exactly, and replacements are spliced into the
+//! original text, so everything else (key order, spacing, number spelling)
+//! stays as it came. Text that is not JSON fails the event, except where it
+//! shows no `@`, no escape, no IP-like text and no configured field name
+//! (properties) or no `"ip"` and no escape (context): there was nothing to
+//! scrub, so it is returned `unchanged` as before.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use sha2::{Digest, Sha256};
+use sluice_plugin_sdk::scan::{self, Kind, Str};
 use sluice_plugin_sdk::{
-    Enriched, Enricher, Event, PluginError, Value, export_enricher, parse_config, serde_json,
+    Enriched, Enricher, Event, PluginError, export_enricher, parse_config, serde_json,
 };
 
 /// What to do with personal data.
@@ -95,50 +104,64 @@ impl Enricher for PiiScrubber {
 impl PiiScrubber {
     /// Scrubs one event.
     pub fn scrub_event(&self, mut event: Event) -> Enriched {
-        let mut changed = false;
-
-        if self.may_contain_pii(&event.properties) {
-            let mut properties: Value = match serde_json::from_str(&event.properties) {
-                Ok(value) => value,
-                Err(e) => return Enriched::failed(format!("properties are not JSON: {e}")),
-            };
-            if self.scrub_value(&mut properties) != Outcome::Kept {
-                event.properties = properties.to_string();
-                changed = true;
-            }
+        let properties = match self.scrub_properties(&event.properties) {
+            Ok(properties) => properties,
+            Err(e) => return Enriched::failed(format!("properties are not JSON: {e}")),
+        };
+        let context = match event.context.as_deref().map(|c| self.scrub_context(c)) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(context))) => Some(context),
+            Some(Err(e)) => return Enriched::failed(format!("context is not JSON: {e}")),
+        };
+        if properties.is_none() && context.is_none() {
+            return Enriched::unchanged();
         }
-
-        if let Some(context) = &event.context
-            && (context.contains("\"ip\"") || context.contains('\\'))
-        {
-            let mut context: Value = match serde_json::from_str(context) {
-                Ok(value) => value,
-                Err(e) => return Enriched::failed(format!("context is not JSON: {e}")),
-            };
-            if let Some(object) = context.as_object_mut()
-                && let Some(ip) = object.get_mut("ip")
-            {
-                let outcome = self.scrub_whole(ip);
-                if outcome == Outcome::Remove {
-                    object.remove("ip");
-                }
-                if outcome != Outcome::Kept {
-                    event.context = Some(context.to_string());
-                    changed = true;
-                }
-            }
+        if let Some(properties) = properties {
+            event.properties = properties;
         }
+        if context.is_some() {
+            event.context = context;
+        }
+        Enriched::changed(event)
+    }
 
-        if changed {
-            Enriched::changed(event)
-        } else {
-            Enriched::unchanged()
+    /// The scrubbed properties text, `None` when nothing changed.
+    fn scrub_properties(&self, text: &str) -> Result<Option<String>, scan::Error> {
+        let mut out = Rewriter::new(text);
+        match scan::value(text).and_then(|value| self.scrub_value(value, &mut out)) {
+            // A top-level string to drop (properties that are not an object)
+            // has no member to remove: it is kept.
+            Ok(_) => Ok(out.finish()),
+            Err(_) if !self.may_contain_pii(text) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
-    /// Cheap pre-check on the raw JSON text: `false` guarantees that parsing
-    /// and scanning would find nothing. (Escapes could hide an `@` or split
-    /// an address, so any backslash means "look closer".)
+    /// The context with its top-level `ip` scrubbed, `None` when nothing
+    /// changed (no `ip`, or a context that is not an object).
+    fn scrub_context(&self, text: &str) -> Result<Option<String>, scan::Error> {
+        let mut out = Rewriter::new(text);
+        let members = scan::members(text).map(|m| m.map(|m| (m.key_offset, Some(m.key), m.value)));
+        let scrubbed = self.scrub_items(members, &mut out, |key, value, out| {
+            if key.is_some_and(|key| key.eq_str("ip")) {
+                self.scrub_whole(value, out)
+            } else {
+                Ok(Outcome::Kept)
+            }
+        });
+        match scrubbed {
+            Ok(_) => Ok(out.finish()),
+            // Valid JSON but not an object: nothing to scrub.
+            Err(_) if scan::value(text).is_ok() => Ok(None),
+            Err(_) if !text.contains("\"ip\"") && !text.contains('\\') => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The pre-check the plugin used to run on the raw text before parsing:
+    /// `false` guarantees that parsing and scanning would find nothing.
+    /// (Escapes could hide an `@` or split an address, so any backslash
+    /// means "look closer".) Now only consulted for text that is not JSON.
     fn may_contain_pii(&self, raw: &str) -> bool {
         raw.contains('@')
             || raw.contains('\\')
@@ -149,75 +172,158 @@ impl PiiScrubber {
                 .any(|field| raw.contains(&format!("\"{field}\"")))
     }
 
-    fn scrub_value(&self, value: &mut Value) -> Outcome {
-        match value {
-            Value::String(text) => {
-                let found = find_pii(text);
-                if found.is_empty() {
-                    Outcome::Kept
-                } else if self.mode == Mode::Drop {
-                    Outcome::Remove
-                } else {
-                    *text = self.hash_spans(text, &found);
-                    Outcome::Changed
-                }
+    fn is_field(&self, key: Str<'_>) -> bool {
+        self.fields.iter().any(|field| key.eq_str(field))
+    }
+
+    fn scrub_value(
+        &self,
+        value: scan::Value<'_>,
+        out: &mut Rewriter<'_>,
+    ) -> Result<Outcome, scan::Error> {
+        match value.kind() {
+            Kind::String => Ok(self.scrub_string(value, out)),
+            Kind::Object => {
+                let members = value
+                    .members()
+                    .map(|m| m.map(|m| (m.key_offset, Some(m.key), m.value)));
+                self.scrub_items(members, out, |key, member, out| match key {
+                    Some(key) if self.is_field(key) => self.scrub_whole(member, out),
+                    _ => self.scrub_value(member, out),
+                })
             }
-            Value::Array(items) => {
-                let mut outcome = Outcome::Kept;
-                items.retain_mut(|item| match self.scrub_value(item) {
-                    Outcome::Kept => true,
-                    Outcome::Changed => {
-                        outcome = Outcome::Changed;
-                        true
-                    }
-                    Outcome::Remove => {
-                        outcome = Outcome::Changed;
-                        false
-                    }
-                });
-                outcome
+            Kind::Array => {
+                let elements = value
+                    .elements()
+                    .map(|e| e.map(|e| (e.span().start, None, e)));
+                self.scrub_items(elements, out, |_, element, out| {
+                    self.scrub_value(element, out)
+                })
             }
-            Value::Object(members) => {
-                let mut outcome = Outcome::Kept;
-                members.retain(|key, member| {
-                    let member_outcome = if self.fields.iter().any(|f| f == key) {
-                        self.scrub_whole(member)
-                    } else {
-                        self.scrub_value(member)
-                    };
-                    match member_outcome {
-                        Outcome::Kept => true,
-                        Outcome::Changed => {
-                            outcome = Outcome::Changed;
-                            true
-                        }
-                        Outcome::Remove => {
-                            outcome = Outcome::Changed;
-                            false
-                        }
-                    }
-                });
-                outcome
-            }
-            Value::Null | Value::Bool(_) | Value::Number(_) => Outcome::Kept,
+            Kind::Number | Kind::Bool | Kind::Null => Ok(Outcome::Kept),
         }
     }
 
-    /// A value that is personal as a whole (`fields`, `context.ip`).
-    fn scrub_whole(&self, value: &mut Value) -> Outcome {
-        match value {
-            Value::Null => Outcome::Kept,
-            Value::String(text) if text.starts_with(HASH_PREFIX) => Outcome::Kept,
-            _ if self.mode == Mode::Drop => Outcome::Remove,
-            Value::String(text) => {
-                *text = self.hash(text);
-                Outcome::Changed
+    /// Scrubs the members (or elements) of one object (or array) with
+    /// `scrub_item`, and removes those it says to remove, each with one
+    /// separating comma. Items come as (offset of their first byte, key for
+    /// members, value).
+    fn scrub_items<'a>(
+        &self,
+        items: impl Iterator<Item = Result<(usize, Option<Str<'a>>, scan::Value<'a>), scan::Error>>,
+        out: &mut Rewriter<'_>,
+        mut scrub_item: impl FnMut(
+            Option<Str<'a>>,
+            scan::Value<'a>,
+            &mut Rewriter<'_>,
+        ) -> Result<Outcome, scan::Error>,
+    ) -> Result<Outcome, scan::Error> {
+        let mut outcome = Outcome::Kept;
+        let mut kept_one = false;
+        // Start of the removed items before the first kept one: they go with
+        // the comma after them, up to the next item's start.
+        let mut leading_removed: Option<usize> = None;
+        let mut previous_end = 0;
+        for item in items {
+            let (start, key, value) = item?;
+            let end = value.span().end;
+            if let Some(from) = leading_removed.take() {
+                out.delete(from..start);
             }
-            other => {
-                *other = Value::String(self.hash(&other.to_string()));
-                Outcome::Changed
+            match scrub_item(key, value, out)? {
+                Outcome::Kept => kept_one = true,
+                Outcome::Changed => {
+                    kept_one = true;
+                    outcome = Outcome::Changed;
+                }
+                Outcome::Remove => {
+                    outcome = Outcome::Changed;
+                    if kept_one {
+                        // With the comma before it.
+                        out.delete(previous_end..end);
+                    } else {
+                        leading_removed = Some(start);
+                    }
+                }
+            }
+            previous_end = end;
+        }
+        if let Some(from) = leading_removed {
+            out.delete(from..previous_end); // every item was removed
+        }
+        Ok(outcome)
+    }
+
+    /// A string value: hashes (in place) or drops the addresses it holds.
+    fn scrub_string(&self, value: scan::Value<'_>, out: &mut Rewriter<'_>) -> Outcome {
+        let Some(string) = value.as_str() else {
+            return Outcome::Kept;
+        };
+        let text = string.decode();
+        if !may_hold_address(&text) {
+            return Outcome::Kept;
+        }
+        let found = find_pii(&text);
+        if found.is_empty() {
+            return Outcome::Kept;
+        }
+        if self.mode == Mode::Drop {
+            return Outcome::Remove;
+        }
+        if string.has_escapes() {
+            let replaced = self.hash_spans(&text, &found);
+            scan::push_string(out.replace(value.span()), &replaced);
+        } else {
+            // The decoded text is the raw text: splice the hashes in.
+            let contents = value.span().start + 1;
+            for span in found {
+                let address = &text[span.clone()];
+                self.push_hash(
+                    out.replace(contents + span.start..contents + span.end),
+                    address,
+                );
             }
         }
+        Outcome::Changed
+    }
+
+    /// A value that is personal as a whole (`fields`, `context.ip`).
+    fn scrub_whole(
+        &self,
+        value: scan::Value<'_>,
+        out: &mut Rewriter<'_>,
+    ) -> Result<Outcome, scan::Error> {
+        let text = match value.as_str() {
+            _ if value.is_null() => return Ok(Outcome::Kept),
+            Some(string) => {
+                let text = string.decode();
+                if text.starts_with(HASH_PREFIX) {
+                    return Ok(Outcome::Kept);
+                }
+                text
+            }
+            None => {
+                if self.mode == Mode::Drop {
+                    return Ok(Outcome::Remove);
+                }
+                // Hashed as serde_json writes it (compact, keys sorted), as
+                // when the plugin parsed the whole text: rare, so parse.
+                let parsed: serde_json::Value =
+                    serde_json::from_str(value.text()).map_err(|_| scan::Error {
+                        offset: value.span().start,
+                        what: "invalid value",
+                    })?;
+                parsed.to_string().into()
+            }
+        };
+        if self.mode == Mode::Drop {
+            return Ok(Outcome::Remove);
+        }
+        let out = out.replace(value.span());
+        out.push('"');
+        self.push_hash(out, &text);
+        out.push('"');
+        Ok(Outcome::Changed)
     }
 
     fn hash_spans(&self, text: &str, spans: &[Range<usize>]) -> String {
@@ -225,7 +331,7 @@ impl PiiScrubber {
         let mut last = 0;
         for span in spans {
             out.push_str(&text[last..span.start]);
-            out.push_str(&self.hash(&text[span.clone()]));
+            self.push_hash(&mut out, &text[span.clone()]);
             last = span.end;
         }
         out.push_str(&text[last..]);
@@ -234,18 +340,81 @@ impl PiiScrubber {
 
     /// `sha256:` + lower-case hex of sha256(salt + value).
     pub fn hash(&self, value: &str) -> String {
+        let mut out = String::with_capacity(HASH_PREFIX.len() + 64);
+        self.push_hash(&mut out, value);
+        out
+    }
+
+    fn push_hash(&self, out: &mut String, value: &str) {
         let digest = Sha256::new()
             .chain_update(self.salt.as_bytes())
             .chain_update(value.as_bytes())
             .finalize();
-        let mut out = String::with_capacity(HASH_PREFIX.len() + 64);
         out.push_str(HASH_PREFIX);
         for byte in digest.iter() {
             out.push(char::from(HEX[usize::from(byte >> 4)]));
             out.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
+    }
+}
+
+/// A copy of a text with some byte ranges replaced, built only once the
+/// first range is replaced. Ranges must come in order and not overlap.
+#[derive(Debug)]
+struct Rewriter<'a> {
+    source: &'a str,
+    out: Option<String>,
+    /// `source` before this offset is in `out` (or replaced).
+    copied: usize,
+}
+
+impl<'a> Rewriter<'a> {
+    fn new(source: &'a str) -> Self {
+        Self {
+            source,
+            out: None,
+            copied: 0,
+        }
+    }
+
+    /// Drops `range` of the source; what is pushed to the returned string
+    /// takes its place.
+    fn replace(&mut self, range: Range<usize>) -> &mut String {
+        // Hashes make the text longer: room for a few.
+        let out = self
+            .out
+            .get_or_insert_with(|| String::with_capacity(self.source.len() + 256));
+        out.push_str(&self.source[self.copied..range.start]);
+        self.copied = range.end;
         out
     }
+
+    fn delete(&mut self, range: Range<usize>) {
+        self.replace(range);
+    }
+
+    /// The new text, `None` when nothing was replaced.
+    fn finish(self) -> Option<String> {
+        let mut out = self.out?;
+        out.push_str(&self.source[self.copied..]);
+        Some(out)
+    }
+}
+
+/// Whether `text` can hold an address at all: an email needs an `@`, an IPv4
+/// address three dots, an IPv6 address two colons. Most strings have none
+/// of these and skip the exact search.
+fn may_hold_address(text: &str) -> bool {
+    let (mut dots, mut colons) = (0u32, 0u32);
+    for byte in text.bytes() {
+        match byte {
+            b'@' => return true,
+            b'.' => dots += 1,
+            b':' => colons += 1,
+            _ => {}
+        }
+    }
+    dots >= 3 || colons >= 2
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -398,10 +567,149 @@ pub fn find_ips(text: &str) -> Vec<Range<usize>> {
 
 export_enricher!(PiiScrubber);
 
+/// The plugin's previous implementation (parse into a `serde_json` tree,
+/// scrub, re-serialise), kept to check the scanning one against.
+#[cfg(test)]
+mod reference {
+    use super::*;
+    use sluice_plugin_sdk::Value;
+
+    pub struct Reference<'a>(pub &'a PiiScrubber);
+
+    impl Reference<'_> {
+        pub fn scrub_event(&self, mut event: Event) -> Enriched {
+            let mut changed = false;
+
+            if self.may_contain_pii(&event.properties) {
+                let mut properties: Value = match serde_json::from_str(&event.properties) {
+                    Ok(value) => value,
+                    Err(e) => return Enriched::failed(format!("properties are not JSON: {e}")),
+                };
+                if self.scrub_value(&mut properties) != Outcome::Kept {
+                    event.properties = properties.to_string();
+                    changed = true;
+                }
+            }
+
+            if let Some(context) = &event.context
+                && (context.contains("\"ip\"") || context.contains('\\'))
+            {
+                let mut context: Value = match serde_json::from_str(context) {
+                    Ok(value) => value,
+                    Err(e) => return Enriched::failed(format!("context is not JSON: {e}")),
+                };
+                if let Some(object) = context.as_object_mut()
+                    && let Some(ip) = object.get_mut("ip")
+                {
+                    let outcome = self.scrub_whole(ip);
+                    if outcome == Outcome::Remove {
+                        object.remove("ip");
+                    }
+                    if outcome != Outcome::Kept {
+                        event.context = Some(context.to_string());
+                        changed = true;
+                    }
+                }
+            }
+
+            if changed {
+                Enriched::changed(event)
+            } else {
+                Enriched::unchanged()
+            }
+        }
+
+        /// Cheap pre-check on the raw JSON text: `false` guarantees that parsing
+        /// and scanning would find nothing. (Escapes could hide an `@` or split
+        /// an address, so any backslash means "look closer".)
+        fn may_contain_pii(&self, raw: &str) -> bool {
+            raw.contains('@')
+                || raw.contains('\\')
+                || !find_ips(raw).is_empty()
+                || self
+                    .0
+                    .fields
+                    .iter()
+                    .any(|field| raw.contains(&format!("\"{field}\"")))
+        }
+
+        fn scrub_value(&self, value: &mut Value) -> Outcome {
+            match value {
+                Value::String(text) => {
+                    let found = find_pii(text);
+                    if found.is_empty() {
+                        Outcome::Kept
+                    } else if self.0.mode == Mode::Drop {
+                        Outcome::Remove
+                    } else {
+                        *text = self.0.hash_spans(text, &found);
+                        Outcome::Changed
+                    }
+                }
+                Value::Array(items) => {
+                    let mut outcome = Outcome::Kept;
+                    items.retain_mut(|item| match self.scrub_value(item) {
+                        Outcome::Kept => true,
+                        Outcome::Changed => {
+                            outcome = Outcome::Changed;
+                            true
+                        }
+                        Outcome::Remove => {
+                            outcome = Outcome::Changed;
+                            false
+                        }
+                    });
+                    outcome
+                }
+                Value::Object(members) => {
+                    let mut outcome = Outcome::Kept;
+                    members.retain(|key, member| {
+                        let member_outcome = if self.0.fields.iter().any(|f| f == key) {
+                            self.scrub_whole(member)
+                        } else {
+                            self.scrub_value(member)
+                        };
+                        match member_outcome {
+                            Outcome::Kept => true,
+                            Outcome::Changed => {
+                                outcome = Outcome::Changed;
+                                true
+                            }
+                            Outcome::Remove => {
+                                outcome = Outcome::Changed;
+                                false
+                            }
+                        }
+                    });
+                    outcome
+                }
+                Value::Null | Value::Bool(_) | Value::Number(_) => Outcome::Kept,
+            }
+        }
+
+        /// A value that is personal as a whole (`fields`, `context.ip`).
+        fn scrub_whole(&self, value: &mut Value) -> Outcome {
+            match value {
+                Value::Null => Outcome::Kept,
+                Value::String(text) if text.starts_with(HASH_PREFIX) => Outcome::Kept,
+                _ if self.0.mode == Mode::Drop => Outcome::Remove,
+                Value::String(text) => {
+                    *text = self.0.hash(text);
+                    Outcome::Changed
+                }
+                other => {
+                    *other = Value::String(self.0.hash(&other.to_string()));
+                    Outcome::Changed
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_plugin_sdk::json;
+    use sluice_plugin_sdk::{Value, json};
 
     fn found(text: &str) -> Vec<&str> {
         find_pii(text).into_iter().map(|r| &text[r]).collect()
@@ -637,6 +945,231 @@ mod tests {
         assert_eq!(results.len(), 2);
         assert_eq!(results[0], Enriched::Unchanged);
         assert!(matches!(results[1], Enriched::Changed(_)));
+    }
+
+    /// Deterministic pseudo-random numbers for the comparison below.
+    struct Random(u64);
+
+    impl Random {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) as usize % n
+        }
+
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len())]
+        }
+
+        fn space(&mut self) -> &'static str {
+            self.pick(&["", "", " ", "\n  "])
+        }
+
+        /// A JSON value as raw text (escapes and spacing included).
+        fn value(&mut self, depth: usize) -> String {
+            const SCALARS: &[&str] = &[
+                r#""a@b.io""#,
+                r#""x \u0040y.io, z@w.org""#,
+                r#""call 10.0.0.7 now""#,
+                r#""2001:db8::5""#,
+                r#""sha256:abc""#,
+                r#""plain text""#,
+                r#""q\"uote 10.0.0.9 \\ end""#,
+                r#""tab\t8.8.8.8\n""#,
+                r#""\u00e9 10.0.0.1 \ud83d\ude00""#,
+                r#""1.2.3.4.5""#,
+                r#""::ffff:10.1.2.3""#,
+                r#""v1.2.3 12:30:45""#,
+                r#""https://shop.example.com/p/x?y=1""#,
+                r#""127.0.0.1""#,
+                r#""""#,
+                "1.50",
+                "-0",
+                "1e3",
+                "12345678901234567890",
+                "true",
+                "null",
+            ];
+            const KEYS: &[&str] = &[
+                r#""email""#,
+                r#""phone""#,
+                r#""ph\u006fne""#,
+                r#""address""#,
+                r#""ip""#,
+                r#""note""#,
+                r#""tags""#,
+                r#""n""#,
+            ];
+            match self.below(if depth == 0 { 1 } else { 4 }) {
+                0 | 1 => self.pick(SCALARS).to_owned(),
+                2 => {
+                    let items: Vec<String> = (0..self.below(4))
+                        .map(|_| {
+                            format!("{}{}{}", self.space(), self.value(depth - 1), self.space())
+                        })
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }
+                _ => {
+                    let mut keys: Vec<&str> = Vec::new();
+                    let mut members = Vec::new();
+                    for _ in 0..self.below(5) {
+                        let key = self.pick(KEYS);
+                        // Distinct keys: with repeats the old code kept only the last.
+                        if keys.contains(&key)
+                            || (key.contains("ph") && keys.iter().any(|k| k.contains("ph")))
+                        {
+                            continue;
+                        }
+                        keys.push(key);
+                        let value = self.value(depth - 1);
+                        members.push(format!(
+                            "{}{key}{}:{}{value}{}",
+                            self.space(),
+                            self.space(),
+                            self.space(),
+                            self.space()
+                        ));
+                    }
+                    format!("{{{}}}", members.join(","))
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_results_as_parsing_and_reserialising() {
+        let plugins = [
+            scrubber(json!({"salt": "s"})),
+            scrubber(json!({"salt": "s", "fields": ["phone", "address"]})),
+            scrubber(json!({"mode": "drop"})),
+            scrubber(json!({"mode": "drop", "fields": ["phone", "address", "tags"]})),
+        ];
+        let mut random = Random(7);
+        let (mut changed, mut unchanged) = (0, 0);
+        for _ in 0..4000 {
+            let mut properties = random.value(4);
+            if !properties.starts_with('{') {
+                properties = format!(r#"{{"v": {properties}}}"#);
+            }
+            let context = match random.below(4) {
+                0 => None,
+                1 => Some(format!(r#"{{"locale": "en", "ip": {}}}"#, random.value(1))),
+                2 => Some(format!(r#"{{ "ip" : {} , "n": [1]}}"#, random.value(0))),
+                _ => Some(r#"{"locale": "en"}"#.to_owned()),
+            };
+            let event = Event {
+                properties,
+                context,
+                ..Event::new("x")
+            };
+            for plugin in &plugins {
+                let ours = plugin.scrub_event(event.clone());
+                let theirs = reference::Reference(plugin).scrub_event(event.clone());
+                let text = format!("{event:?}\n{ours:?}\n{theirs:?}");
+                match (&ours, &theirs) {
+                    (Enriched::Unchanged, Enriched::Unchanged) => unchanged += 1,
+                    (Enriched::Changed(ours), Enriched::Changed(theirs)) => {
+                        changed += 1;
+                        let parse = |t: &str| serde_json::from_str::<Value>(t).expect(&text);
+                        assert_eq!(parse(&ours.properties), parse(&theirs.properties), "{text}");
+                        assert_eq!(
+                            ours.context.as_deref().map(parse),
+                            theirs.context.as_deref().map(parse),
+                            "{text}"
+                        );
+                        // Scrubbing twice changes nothing.
+                        assert_eq!(
+                            plugin.scrub_event(ours.clone()),
+                            Enriched::Unchanged,
+                            "{text}"
+                        );
+                    }
+                    _ => panic!("different outcomes:\n{text}"),
+                }
+            }
+        }
+        assert!(
+            changed > 1000 && unchanged > 1000,
+            "{changed} changed, {unchanged} unchanged"
+        );
+    }
+
+    #[test]
+    fn replacements_are_spliced_into_the_original_text() {
+        let plugin = scrubber(json!({"salt": "s", "fields": ["phone"]}));
+        let input = Event {
+            properties: "{ \"z\": 1.50,\n  \"note\": \"mail a@b.io or 10.0.0.7\", \"phone\": [1, 2], \"a\": {} }".to_owned(),
+            context: Some(r#"{"locale": "en", "ip": "10.9.8.7", "x": 1e3}"#.to_owned()),
+            ..Event::new("x")
+        };
+        let out = changed(plugin.scrub_event(input));
+        assert_eq!(
+            out.properties,
+            format!(
+                "{{ \"z\": 1.50,\n  \"note\": \"mail {} or {}\", \"phone\": \"{}\", \"a\": {{}} }}",
+                plugin.hash("a@b.io"),
+                plugin.hash("10.0.0.7"),
+                plugin.hash("[1,2]")
+            )
+        );
+        assert_eq!(
+            out.context.unwrap(),
+            format!(
+                r#"{{"locale": "en", "ip": "{}", "x": 1e3}}"#,
+                plugin.hash("10.9.8.7")
+            )
+        );
+    }
+
+    #[test]
+    fn drop_mode_removes_with_one_comma() {
+        let plugin = scrubber(json!({"mode": "drop"}));
+        for (input, expected) in [
+            (r#"{"a": "x@y.io"}"#, r#"{}"#),
+            (r#"{"a": "x@y.io", "b": 1}"#, r#"{"b": 1}"#),
+            (r#"{"b": 1, "a": "x@y.io"}"#, r#"{"b": 1}"#),
+            (
+                r#"{"a": "x@y.io", "c": "10.0.0.1", "b": 1, "d": "x@y.io", "e": 2, "f": "x@y.io"}"#,
+                r#"{"b": 1, "e": 2}"#,
+            ),
+            (
+                r#"{ "l" : [ "x@y.io" , "10.0.0.1" ] }"#,
+                r#"{ "l" : [  ] }"#,
+            ),
+            (r#"{"l": [1, "x@y.io", 2, "x@y.io"]}"#, r#"{"l": [1, 2]}"#),
+        ] {
+            let event = Event {
+                properties: input.to_owned(),
+                ..Event::new("x")
+            };
+            assert_eq!(
+                changed(plugin.scrub_event(event)).properties,
+                expected,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_text_without_anything_to_scrub_is_unchanged() {
+        let plugin = scrubber(json!({"salt": "s"}));
+        let event = Event {
+            properties: r#"{"plan": "pro""#.to_owned(),
+            context: Some(r#"{"locale": "#.to_owned()),
+            ..Event::new("x")
+        };
+        assert_eq!(plugin.scrub_event(event.clone()), Enriched::Unchanged);
+        let context_with_ip = Event {
+            context: Some(r#"{"ip": "10.0.0.1""#.to_owned()),
+            ..event
+        };
+        assert!(matches!(
+            plugin.scrub_event(context_with_ip),
+            Enriched::Failed(_)
+        ));
     }
 
     #[test]
