@@ -322,32 +322,76 @@ pub fn find_member<'a>(text: &'a str, key: &str) -> Result<Option<Value<'a>>, Er
 pub fn may_contain_key(text: &str, key: &str) -> bool {
     let bytes = text.as_bytes();
     let key = key.as_bytes();
-    let mut pos = 0;
-    loop {
-        // Eight bytes at a time up to the next quote or backslash.
-        while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
-            let word = u64::from_le_bytes(*chunk);
-            let mask = zero_bytes(word ^ (ONES * u64::from(b'"')))
-                | zero_bytes(word ^ (ONES * u64::from(b'\\')));
-            if mask != 0 {
-                pos += (mask.trailing_zeros() / 8) as usize;
-                break;
-            }
-            pos += 8;
-        }
-        match bytes.get(pos) {
-            None => return false,
-            Some(b'\\') => return true,
-            Some(b'"') => {
-                let after = pos + 1 + key.len();
-                if bytes.get(pos + 1..after) == Some(key) && bytes.get(after) == Some(&b'"') {
-                    return true;
-                }
-            }
-            Some(_) => {}
-        }
-        pos += 1;
+    if key.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        return bytes.contains(&b'\\'); // such a key is always written escaped
     }
+    // Look for one byte of the key, preferably a rarer one than a
+    // lower-case letter (`$` in `$user_agent`, `_` in `user_agent`).
+    let Some(at) = key
+        .iter()
+        .position(|b| !b.is_ascii_lowercase())
+        .or((!key.is_empty()).then_some(0))
+    else {
+        return bytes.windows(2).any(|w| w == b"\"\"") || bytes.contains(&b'\\');
+    };
+    let mut from = 0;
+    while let Some(found) = find_byte_or_backslash(bytes, from, key[at]) {
+        if bytes[found] == b'\\' && key[at] != b'\\' {
+            return true;
+        }
+        // `found - at - 1` is where the opening quote would be.
+        if let Some(quote) = found.checked_sub(at + 1) {
+            let end = quote + 1 + key.len();
+            if bytes[quote] == b'"'
+                && bytes.get(quote + 1..end) == Some(key)
+                && bytes.get(end) == Some(&b'"')
+            {
+                return true;
+            }
+        }
+        from = found + 1;
+    }
+    false
+}
+
+/// The offset of the first `byte` or backslash at or after `from`.
+fn find_byte_or_backslash(bytes: &[u8], mut pos: usize, byte: u8) -> Option<usize> {
+    while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*chunk);
+        let mask = zero_bytes(word ^ (ONES * u64::from(byte)))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        if mask != 0 {
+            return Some(pos + (mask.trailing_zeros() / 8) as usize);
+        }
+        pos += 8;
+    }
+    let rest = bytes.get(pos..)?;
+    rest.iter()
+        .position(|&b| b == byte || b == b'\\')
+        .map(|i| pos + i)
+}
+
+/// How many bytes of `text` are each of `targets` (exact counts, eight
+/// bytes at a time): a quick look at what a string could contain.
+pub fn count_bytes<const N: usize>(text: &str, targets: [u8; N]) -> [usize; N] {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let mut counts = [0; N];
+    let (chunks, rest) = text.as_bytes().as_chunks::<8>();
+    for chunk in chunks {
+        let word = u64::from_le_bytes(*chunk);
+        for (count, target) in counts.iter_mut().zip(targets) {
+            // Exact per byte: the high bit is set where the byte is `target`.
+            let x = word ^ (ONES * u64::from(target));
+            let equal = !(((x & LOW7) + LOW7) | x) & HIGHS;
+            *count += equal.count_ones() as usize;
+        }
+    }
+    for &byte in rest {
+        for (count, target) in counts.iter_mut().zip(targets) {
+            *count += usize::from(byte == target);
+        }
+    }
+    counts
 }
 
 /// Iterator over an object's members (see [`members`]).
@@ -1086,6 +1130,44 @@ mod tests {
             assert!(may_contain_key(&text, "k"), "{text}");
             assert!(!may_contain_key(&text, "j"), "{text}");
             assert!(find_member(&text, "k").unwrap().is_some());
+        }
+    }
+
+    #[test]
+    fn may_contain_key_with_other_keys() {
+        for (text, key, expected) in [
+            (r#"{"user_agent": 1}"#, "user_agent", true),
+            (
+                r#"{"user_agents": 1, "x_user_agent": 2}"#,
+                "user_agent",
+                false,
+            ),
+            (r#"{"ip": 1}"#, "ip", true),
+            (r#"{"zip": "ip"}"#, "ip", true), // a string, but "ip" is written out
+            (r#"{"zip": 1}"#, "ip", false),
+            (r#"{"a_b": 1}"#, "_b", false),
+            (r#"{"_b": 1}"#, "_b", true),
+            (r#"{"": 1}"#, "", true),
+            (r#"{"a": 1}"#, "", false),
+            (r#"{"a\\b": 1}"#, "a\\b", true),
+            (r#"{"a\"b": 1}"#, "a\"b", true),
+            (r#"{"ab": 1}"#, "a\"b", false),
+        ] {
+            assert_eq!(may_contain_key(text, key), expected, "{text} {key}");
+        }
+    }
+
+    #[test]
+    fn count_bytes_counts_exactly() {
+        for len in 0..40 {
+            let text: String = "a.b:@..:\u{80}é".chars().cycle().take(len).collect();
+            let expected =
+                [b'.', b':', b'@', 0xC3].map(|t| text.bytes().filter(|&b| b == t).count());
+            assert_eq!(
+                count_bytes(&text, [b'.', b':', b'@', 0xC3]),
+                expected,
+                "{text:?}"
+            );
         }
     }
 

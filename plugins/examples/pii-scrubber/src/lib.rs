@@ -405,16 +405,8 @@ impl<'a> Rewriter<'a> {
 /// address three dots, an IPv6 address two colons. Most strings have none
 /// of these and skip the exact search.
 fn may_hold_address(text: &str) -> bool {
-    let (mut dots, mut colons) = (0u32, 0u32);
-    for byte in text.bytes() {
-        match byte {
-            b'@' => return true,
-            b'.' => dots += 1,
-            b':' => colons += 1,
-            _ => {}
-        }
-    }
-    dots >= 3 || colons >= 2
+    let [at, dots, colons] = scan::count_bytes(text, [b'@', b'.', b':']);
+    at > 0 || dots >= 3 || colons >= 2
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
