@@ -386,9 +386,16 @@ pub fn count_bytes<const N: usize>(text: &str, targets: [u8; N]) -> [usize; N] {
             *count += equal.count_ones() as usize;
         }
     }
-    for &byte in rest {
+    if !rest.is_empty() {
+        // The last few bytes as one zero-padded word, padding masked off.
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        let word = u64::from_le_bytes(last);
+        let valid = HIGHS >> (8 * (8 - rest.len()));
         for (count, target) in counts.iter_mut().zip(targets) {
-            *count += usize::from(byte == target);
+            let x = word ^ (ONES * u64::from(target));
+            let equal = !(((x & LOW7) + LOW7) | x) & valid;
+            *count += equal.count_ones() as usize;
         }
     }
     counts

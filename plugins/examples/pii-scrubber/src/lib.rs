@@ -128,7 +128,14 @@ impl PiiScrubber {
     /// The scrubbed properties text, `None` when nothing changed.
     fn scrub_properties(&self, text: &str) -> Result<Option<String>, scan::Error> {
         let mut out = Rewriter::new(text);
-        match scan::value(text).and_then(|value| self.scrub_value(value, &mut out)) {
+        // An object (what the gateway sends) or array is checked as its
+        // items are scanned, not in a pass of its own first.
+        let scrubbed = match text.trim_start().as_bytes().first() {
+            Some(b'{') => self.scrub_object(scan::members(text), &mut out),
+            Some(b'[') => self.scrub_array(scan::elements(text), &mut out),
+            _ => scan::value(text).and_then(|value| self.scrub_value(value, &mut out)),
+        };
+        match scrubbed {
             // A top-level string to drop (properties that are not an object)
             // has no member to remove: it is kept.
             Ok(_) => Ok(out.finish()),
@@ -183,25 +190,33 @@ impl PiiScrubber {
     ) -> Result<Outcome, scan::Error> {
         match value.kind() {
             Kind::String => Ok(self.scrub_string(value, out)),
-            Kind::Object => {
-                let members = value
-                    .members()
-                    .map(|m| m.map(|m| (m.key_offset, Some(m.key), m.value)));
-                self.scrub_items(members, out, |key, member, out| match key {
-                    Some(key) if self.is_field(key) => self.scrub_whole(member, out),
-                    _ => self.scrub_value(member, out),
-                })
-            }
-            Kind::Array => {
-                let elements = value
-                    .elements()
-                    .map(|e| e.map(|e| (e.span().start, None, e)));
-                self.scrub_items(elements, out, |_, element, out| {
-                    self.scrub_value(element, out)
-                })
-            }
+            Kind::Object => self.scrub_object(value.members(), out),
+            Kind::Array => self.scrub_array(value.elements(), out),
             Kind::Number | Kind::Bool | Kind::Null => Ok(Outcome::Kept),
         }
+    }
+
+    fn scrub_object(
+        &self,
+        members: scan::Members<'_>,
+        out: &mut Rewriter<'_>,
+    ) -> Result<Outcome, scan::Error> {
+        let members = members.map(|m| m.map(|m| (m.key_offset, Some(m.key), m.value)));
+        self.scrub_items(members, out, |key, member, out| match key {
+            Some(key) if self.is_field(key) => self.scrub_whole(member, out),
+            _ => self.scrub_value(member, out),
+        })
+    }
+
+    fn scrub_array(
+        &self,
+        elements: scan::Elements<'_>,
+        out: &mut Rewriter<'_>,
+    ) -> Result<Outcome, scan::Error> {
+        let elements = elements.map(|e| e.map(|e| (e.span().start, None, e)));
+        self.scrub_items(elements, out, |_, element, out| {
+            self.scrub_value(element, out)
+        })
     }
 
     /// Scrubs the members (or elements) of one object (or array) with
