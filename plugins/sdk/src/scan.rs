@@ -622,6 +622,7 @@ fn err(offset: usize, what: &'static str) -> Error {
 
 /// The value starting at `at`: its kind, the offset just past it, and (for
 /// strings) whether it has escapes. `enclosing` containers enclose it.
+#[inline]
 fn scan_value(bytes: &[u8], at: usize, enclosing: usize) -> Result<(Kind, usize, bool), Error> {
     match bytes.get(at) {
         Some(b'"') => scan_string(bytes, at).map(|(end, escaped)| (Kind::String, end, escaped)),
@@ -636,6 +637,7 @@ fn scan_value(bytes: &[u8], at: usize, enclosing: usize) -> Result<(Kind, usize,
     }
 }
 
+#[inline]
 fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Result<usize, Error> {
     if bytes.get(at..at + word.len()) == Some(word) {
         Ok(at + word.len())
@@ -644,6 +646,7 @@ fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Result<usize, Error> {
     }
 }
 
+#[inline]
 fn digits(bytes: &[u8], mut at: usize) -> usize {
     while let Some(b'0'..=b'9') = bytes.get(at) {
         at += 1;
@@ -652,6 +655,7 @@ fn digits(bytes: &[u8], mut at: usize) -> usize {
 }
 
 /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+#[inline]
 fn scan_number(bytes: &[u8], start: usize) -> Result<usize, Error> {
     let mut at = start;
     if bytes.get(at) == Some(&b'-') {
@@ -705,6 +709,7 @@ fn zero_bytes(word: u64) -> u64 {
 
 /// The string starting with the quote at `at`: the offset just past its
 /// closing quote, and whether it has escapes.
+#[inline]
 fn scan_string(bytes: &[u8], at: usize) -> Result<(usize, bool), Error> {
     let mut pos = at + 1;
     let mut escaped = false;
@@ -815,6 +820,7 @@ fn skip_container(bytes: &[u8], at: usize, enclosing: usize) -> Result<usize, Er
 }
 
 /// `"key" :` at `at`; the offset of the value after it.
+#[inline]
 fn key_and_colon(bytes: &[u8], at: usize) -> Result<usize, Error> {
     if bytes.get(at) != Some(&b'"') {
         return Err(err(at, "expected a key"));

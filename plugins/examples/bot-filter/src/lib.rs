@@ -52,9 +52,11 @@ pub struct BotFilter {
     needles: Vec<String>,
     case_insensitive: bool,
     /// For each byte, the needles (bit i: `needles[i]`, the first 64) that
-    /// start with it (either case when matching ignores case): one look-up
-    /// per byte of the user agent finds where a match may start.
-    starts: Box<[u64; 256]>,
+    /// start with it (either case when matching ignores case), and those
+    /// whose second byte it is (all one-byte needles too): two look-ups per
+    /// byte of the user agent find the few places where a match may start.
+    first: Box<[u64; 256]>,
+    second: Box<[u64; 256]>,
 }
 
 impl Validator for BotFilter {
@@ -78,19 +80,34 @@ impl Validator for BotFilter {
                 }
             })
             .collect();
-        let mut starts = Box::new([0u64; 256]);
+        let mut first = Box::new([0u64; 256]);
+        let mut second = Box::new([0u64; 256]);
         for (i, needle) in needles.iter().enumerate().take(64) {
-            let first = needle.as_bytes()[0];
-            starts[usize::from(first)] |= 1 << i;
-            if case_insensitive {
-                starts[usize::from(first.to_ascii_uppercase())] |= 1 << i;
+            let bit = 1 << i;
+            let mark = |table: &mut [u64; 256], byte: u8| {
+                table[usize::from(byte)] |= bit;
+                if case_insensitive {
+                    table[usize::from(byte.to_ascii_uppercase())] |= bit;
+                }
+            };
+            match *needle.as_bytes() {
+                [b0] => {
+                    mark(&mut first, b0);
+                    second.iter_mut().for_each(|entry| *entry |= bit);
+                }
+                [b0, b1, ..] => {
+                    mark(&mut first, b0);
+                    mark(&mut second, b1);
+                }
+                [] => {} // refused above
             }
         }
         Ok(Self {
             patterns,
             needles,
             case_insensitive,
-            starts,
+            first,
+            second,
         })
     }
 
@@ -161,8 +178,8 @@ impl BotFilter {
             }
         };
         let mut found: u64 = 0;
-        for (at, &byte) in haystack.iter().enumerate() {
-            let mut candidates = self.starts[usize::from(byte)] & !found;
+        let check = |at: usize, candidates: u64, found: &mut u64| {
+            let mut candidates = candidates & !*found;
             while candidates != 0 {
                 let i = candidates.trailing_zeros() as usize;
                 candidates &= candidates - 1;
@@ -171,11 +188,36 @@ impl BotFilter {
                     .get(at..at + needle.len())
                     .is_some_and(|window| same(window, needle))
                 {
-                    found |= 1 << i;
+                    *found |= 1 << i;
                 }
             }
-            if found & 1 != 0 {
-                break; // the first needle: nothing can come before it
+        };
+        let candidates_at = |pair: &[u8]| match *pair {
+            [b0, b1] => self.first[usize::from(b0)] & self.second[usize::from(b1)],
+            _ => 0,
+        };
+        // Eight start positions at a time: most have no candidate at all.
+        let mut at = 0;
+        while let Some(window) = haystack.get(at..at + 9) {
+            let any = window
+                .windows(2)
+                .fold(0, |any, pair| any | candidates_at(pair));
+            if any & !found != 0 {
+                for (k, pair) in window.windows(2).enumerate() {
+                    check(at + k, candidates_at(pair), &mut found);
+                }
+                if found & 1 != 0 {
+                    break; // the first needle: nothing can come before it
+                }
+            }
+            at += 8;
+        }
+        if found & 1 == 0 {
+            for at in at..haystack.len() {
+                let next = haystack
+                    .get(at + 1)
+                    .map_or(u64::MAX, |&b| self.second[usize::from(b)]);
+                check(at, self.first[usize::from(haystack[at])] & next, &mut found);
             }
         }
         if found != 0 {
@@ -386,6 +428,58 @@ mod tests {
             )
         );
         assert!(plugin.check(&with_context_ua(FIREFOX)).is_accept());
+    }
+
+    #[test]
+    fn matching_agrees_with_lower_casing_and_contains() {
+        const ALPHABET: &[u8] = b"abAB/o0 ";
+        let mut state: u64 = 99;
+        let mut random = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize % n
+        };
+        let mut text = |max: usize| -> String {
+            let len = random(max + 1);
+            (0..len)
+                .map(|_| char::from(ALPHABET[random(ALPHABET.len())]))
+                .collect()
+        };
+        for round in 0..3000 {
+            let count = 1 + (round % 4) * 30;
+            let patterns: Vec<String> = (0..count)
+                .map(|_| {
+                    format!(
+                        "{}{}",
+                        char::from(ALPHABET[round % ALPHABET.len()]),
+                        text(2)
+                    )
+                })
+                .collect();
+            let case_insensitive = round % 2 == 0;
+            let haystack = text(40);
+            let config = sluice_plugin_sdk::json!({
+                "user_agent_patterns": patterns,
+                "case_insensitive": case_insensitive,
+            });
+            let plugin = BotFilter::init(&config.to_string()).unwrap();
+            let folded = if case_insensitive {
+                haystack.to_lowercase()
+            } else {
+                haystack.clone()
+            };
+            let expected = plugin
+                .needles
+                .iter()
+                .position(|n| folded.contains(n.as_str()))
+                .map(|i| plugin.patterns[i].as_str());
+            assert_eq!(
+                plugin.matching(&haystack),
+                expected,
+                "{haystack:?} {config}"
+            );
+        }
     }
 
     #[test]
