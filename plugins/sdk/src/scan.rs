@@ -74,14 +74,18 @@ pub enum Kind {
 /// not decoded), known to be valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Str<'a> {
-    raw: &'a str,
+    /// The scanned document, and where the contents are in it: slicing a
+    /// `&str` checks character boundaries, so it is left until asked for.
+    doc: &'a str,
+    start: usize,
+    end: usize,
     escaped: bool,
 }
 
 impl<'a> Str<'a> {
     /// The text between the quotes, escapes as written.
     pub fn raw(&self) -> &'a str {
-        self.raw
+        &self.doc[self.start..self.end]
     }
 
     /// Whether the string contains a backslash escape (then
@@ -95,13 +99,13 @@ impl<'a> Str<'a> {
         if self.escaped {
             Cow::Owned(self.chars().collect())
         } else {
-            Cow::Borrowed(self.raw)
+            Cow::Borrowed(self.raw())
         }
     }
 
     /// The decoded characters, without allocating.
     pub fn chars(&self) -> Chars<'a> {
-        Chars { rest: self.raw }
+        Chars { rest: self.raw() }
     }
 
     /// Whether the decoded value equals `other`, without allocating.
@@ -110,9 +114,9 @@ impl<'a> Str<'a> {
         if self.escaped {
             // Decoding only shortens the text: an escape is 2 to 12 bytes
             // for a character of 1 to 4.
-            self.raw.len() >= other.len() && self.chars().eq(other.chars())
+            self.end - self.start >= other.len() && self.chars().eq(other.chars())
         } else {
-            self.raw == other
+            self.doc.as_bytes().get(self.start..self.end) == Some(other.as_bytes())
         }
     }
 }
@@ -185,10 +189,11 @@ fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
 /// One JSON value found in a text: its kind and where it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Value<'a> {
-    /// The value's text, exactly (quotes and brackets included).
-    text: &'a str,
-    /// Offset of `text` in the document the scan started from.
-    offset: usize,
+    /// The scanned document, and where the value is in it (quotes and
+    /// brackets included).
+    doc: &'a str,
+    start: usize,
+    end: usize,
     kind: Kind,
     /// Strings: whether they contain an escape.
     escaped: bool,
@@ -199,7 +204,7 @@ pub struct Value<'a> {
 impl<'a> Value<'a> {
     /// The value's text as written (a string with its quotes).
     pub fn text(&self) -> &'a str {
-        self.text
+        &self.doc[self.start..self.end]
     }
 
     /// Its kind.
@@ -210,7 +215,7 @@ impl<'a> Value<'a> {
     /// Its byte range in the scanned document.
     #[inline]
     pub fn span(&self) -> Range<usize> {
-        self.offset..self.offset + self.text.len()
+        self.start..self.end
     }
 
     /// Whether it is `null`.
@@ -222,8 +227,10 @@ impl<'a> Value<'a> {
     /// The string, if it is one.
     #[inline]
     pub fn as_str(&self) -> Option<Str<'a>> {
-        (self.kind == Kind::String).then(|| Str {
-            raw: &self.text[1..self.text.len() - 1],
+        (self.kind == Kind::String).then_some(Str {
+            doc: self.doc,
+            start: self.start + 1,
+            end: self.end - 1,
             escaped: self.escaped,
         })
     }
@@ -231,13 +238,23 @@ impl<'a> Value<'a> {
     /// The members of this object (spans stay relative to the document).
     /// An error on the first item when it is not an object.
     pub fn members(&self) -> Members<'a> {
-        Members(Cursor::new(self.text, self.offset, self.depth, b'{'))
+        Members(Cursor::new(
+            self.doc,
+            self.start..self.end,
+            self.depth,
+            b'{',
+        ))
     }
 
     /// The elements of this array (spans stay relative to the document).
     /// An error on the first item when it is not an array.
     pub fn elements(&self) -> Elements<'a> {
-        Elements(Cursor::new(self.text, self.offset, self.depth, b'['))
+        Elements(Cursor::new(
+            self.doc,
+            self.start..self.end,
+            self.depth,
+            b'[',
+        ))
     }
 }
 
@@ -276,8 +293,9 @@ pub fn value(text: &str) -> Result<Value<'_>, Error> {
         });
     }
     Ok(Value {
-        text: &text[start..end],
-        offset: start,
+        doc: text,
+        start,
+        end,
         kind,
         escaped,
         depth: 0,
@@ -288,13 +306,13 @@ pub fn value(text: &str) -> Result<Value<'_>, Error> {
 /// an error (and then ends) where the text stops being a valid object;
 /// running to the end checks all of it.
 pub fn members(text: &str) -> Members<'_> {
-    Members(Cursor::new(text, 0, 0, b'{'))
+    Members(Cursor::new(text, 0..text.len(), 0, b'{'))
 }
 
 /// The elements of the array that is the whole of `text`, in order (errors
 /// as for [`members`]).
 pub fn elements(text: &str) -> Elements<'_> {
-    Elements(Cursor::new(text, 0, 0, b'['))
+    Elements(Cursor::new(text, 0..text.len(), 0, b'['))
 }
 
 /// The value of the top-level member `key` of the object `text` (the last
@@ -408,7 +426,7 @@ pub struct Members<'a>(Cursor<'a>);
 impl<'a> Iterator for Members<'a> {
     type Item = Result<Member<'a>, Error>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         let c = &mut self.0;
         let result = c.next_item().and_then(|found| {
@@ -423,10 +441,12 @@ impl<'a> Iterator for Members<'a> {
             let value = c.value_at(skip_ws(c.bytes, colon + 1))?;
             Ok(Some(Member {
                 key: Str {
-                    raw: &c.text[key_at + 1..end - 1],
+                    doc: c.doc,
+                    start: key_at + 1,
+                    end: end - 1,
                     escaped,
                 },
-                key_offset: c.base + key_at,
+                key_offset: key_at,
                 value,
             }))
         });
@@ -441,7 +461,7 @@ pub struct Elements<'a>(Cursor<'a>);
 impl<'a> Iterator for Elements<'a> {
     type Item = Result<Value<'a>, Error>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         let c = &mut self.0;
         let result = c
@@ -493,10 +513,10 @@ enum State {
 /// Shared state of [`Members`] and [`Elements`].
 #[derive(Debug, Clone)]
 struct Cursor<'a> {
-    text: &'a str,
+    doc: &'a str,
+    /// The document up to the end of this container: offsets are the
+    /// document's, and the container's end is the end of `bytes`.
     bytes: &'a [u8],
-    /// Offset of `text` in the document (for spans and errors).
-    base: usize,
     /// How many containers enclose the items (this one included).
     depth: usize,
     pos: usize,
@@ -505,13 +525,12 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn new(text: &'a str, base: usize, enclosing: usize, open: u8) -> Self {
+    fn new(doc: &'a str, span: Range<usize>, enclosing: usize, open: u8) -> Self {
         Self {
-            text,
-            bytes: text.as_bytes(),
-            base,
+            doc,
+            bytes: doc.as_bytes().get(..span.end).unwrap_or_default(),
             depth: enclosing + 1,
-            pos: 0,
+            pos: span.start,
             open,
             state: State::Start,
         }
@@ -522,16 +541,13 @@ impl<'a> Cursor<'a> {
     }
 
     fn error(&self, at: usize, what: &'static str) -> Error {
-        Error {
-            offset: self.base + at,
-            what,
-        }
+        Error { offset: at, what }
     }
 
     /// Moves to the next item: `Some(offset of its first byte)` (for an
     /// object: the key's quote), or `None` after the closing bracket (and
     /// nothing but whitespace after it).
-    #[inline]
+    #[inline(always)]
     fn next_item(&mut self) -> Result<Option<usize>, Error> {
         let close = self.close();
         let mut at = skip_ws(self.bytes, self.pos);
@@ -584,22 +600,22 @@ impl<'a> Cursor<'a> {
         Ok(None)
     }
 
-    #[inline]
+    #[inline(always)]
     fn value_at(&mut self, at: usize) -> Result<Value<'a>, Error> {
-        let (kind, end, escaped) =
-            scan_value(self.bytes, at, self.depth).map_err(|e| self.error(e.offset, e.what))?;
+        let (kind, end, escaped) = scan_value(self.bytes, at, self.depth)?;
         self.pos = end;
         self.state = State::Next;
         Ok(Value {
-            text: &self.text[at..end],
-            offset: self.base + at,
+            doc: self.doc,
+            start: at,
+            end,
             kind,
             escaped,
             depth: self.depth,
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn finish<T>(&mut self, result: Result<Option<T>, Error>) -> Option<Result<T, Error>> {
         if result.is_err() {
             self.state = State::Done;
@@ -610,6 +626,10 @@ impl<'a> Cursor<'a> {
 
 #[inline]
 fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    // Compact JSON has none: one test for the common case.
+    if bytes.get(at).is_some_and(|&b| b > b' ') {
+        return at;
+    }
     while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
         at += 1;
     }
@@ -764,8 +784,9 @@ fn scan_escape(bytes: &[u8], at: usize) -> Result<usize, Error> {
 /// The object or array starting at `at` (checked, iteratively): the offset
 /// just past its closing bracket. `enclosing` containers enclose it.
 fn skip_container(bytes: &[u8], at: usize, enclosing: usize) -> Result<usize, Error> {
-    // Bit d of `arrays`: whether nesting level d is an array.
-    let mut arrays: u128 = 0;
+    // Bit d of `arrays`: whether nesting level d is an array. (Two words,
+    // not a `u128`: wasm32 has no 128-bit shifts, they are library calls.)
+    let mut arrays = [0u64; MAX_DEPTH.div_ceil(64)];
     let mut depth = 0usize;
     let mut pos = at;
     loop {
@@ -776,7 +797,12 @@ fn skip_container(bytes: &[u8], at: usize, enclosing: usize) -> Result<usize, Er
                     return Err(err(pos, "nesting too deep"));
                 }
                 let is_array = open == b'[';
-                arrays = (arrays & !(1 << depth)) | (u128::from(is_array) << depth);
+                let (word, bit) = (depth / 64, 1 << (depth % 64));
+                if is_array {
+                    arrays[word] |= bit;
+                } else {
+                    arrays[word] &= !bit;
+                }
                 depth += 1;
                 pos = skip_ws(bytes, pos + 1);
                 let close = if is_array { b']' } else { b'}' };
@@ -798,7 +824,7 @@ fn skip_container(bytes: &[u8], at: usize, enclosing: usize) -> Result<usize, Er
             if depth == 0 {
                 return Ok(pos);
             }
-            let is_array = arrays & (1 << (depth - 1)) != 0;
+            let is_array = arrays[(depth - 1) / 64] & (1 << ((depth - 1) % 64)) != 0;
             pos = skip_ws(bytes, pos);
             match (bytes.get(pos), is_array) {
                 (Some(b','), _) => {
