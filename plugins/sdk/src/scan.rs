@@ -406,9 +406,12 @@ pub fn count_bytes<const N: usize>(text: &str, targets: [u8; N]) -> [usize; N] {
     }
     if !rest.is_empty() {
         // The last few bytes as one zero-padded word, padding masked off.
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        let word = u64::from_le_bytes(last);
+        // (Byte by byte: a `copy_from_slice` of a variable length is a
+        // `memory.copy`, which wasmtime runs as a call out of the guest.)
+        let word = rest
+            .iter()
+            .rev()
+            .fold(0u64, |word, &byte| word << 8 | u64::from(byte));
         let valid = HIGHS >> (8 * (8 - rest.len()));
         for (count, target) in counts.iter_mut().zip(targets) {
             let x = word ^ (ONES * u64::from(target));
