@@ -127,6 +127,9 @@ impl PiiScrubber {
 
     /// The scrubbed properties text, `None` when nothing changed.
     fn scrub_properties(&self, text: &str) -> Result<Option<String>, scan::Error> {
+        if !self.may_contain_pii(text) {
+            return Ok(None); // the usual case: nothing to find, no need to scan
+        }
         let mut out = Rewriter::new(text);
         // An object (what the gateway sends) or array is checked as its
         // items are scanned, not in a pass of its own first.
@@ -139,7 +142,7 @@ impl PiiScrubber {
             // A top-level string to drop (properties that are not an object)
             // has no member to remove: it is kept.
             Ok(_) => Ok(out.finish()),
-            Err(_) if !self.may_contain_pii(text) => Ok(None),
+            Err(_) if !self.looks_like_pii(text) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -165,11 +168,48 @@ impl PiiScrubber {
         }
     }
 
-    /// The pre-check the plugin used to run on the raw text before parsing:
-    /// `false` guarantees that parsing and scanning would find nothing.
-    /// (Escapes could hide an `@` or split an address, so any backslash
-    /// means "look closer".) Now only consulted for text that is not JSON.
+    /// A quick look at the raw text: `false` guarantees that scanning would
+    /// find nothing to scrub. Every address needs an `@` (emails), two dots
+    /// with only one to three digits between them (IPv4), or a second colon
+    /// after a colon with only hex digits and dots between them (IPv6), as
+    /// written in the raw text unless there is an escape (any backslash
+    /// means "look closer"); a configured field needs its name written out.
+    /// JSON numbers have at most one dot and structural colons sit next to
+    /// quotes, so most properties pass with one pass over their bytes.
     fn may_contain_pii(&self, raw: &str) -> bool {
+        let bytes = raw.as_bytes();
+        let mut from = 0;
+        while let Some(at) = scan::find_any_byte(raw, from, [b'@', b'\\', b'.', b':']) {
+            let rest = &bytes[at + 1..];
+            match bytes[at] {
+                b'.' => {
+                    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                    if (1..=3).contains(&digits) && rest.get(digits) == Some(&b'.') {
+                        return true;
+                    }
+                }
+                b':' => {
+                    let run = rest
+                        .iter()
+                        .take_while(|&&b| b.is_ascii_hexdigit() || b == b'.')
+                        .count();
+                    if rest.get(run) == Some(&b':') {
+                        return true;
+                    }
+                }
+                _ => return true, // `@` or `\`
+            }
+            from = at + 1;
+        }
+        self.fields
+            .iter()
+            .any(|field| raw.contains(&format!("\"{field}\"")))
+    }
+
+    /// The pre-check the plugin used to run on the raw text before parsing
+    /// it (stricter than [`may_contain_pii`](Self::may_contain_pii)): text
+    /// that is not JSON but passes it was returned `unchanged`, and still is.
+    fn looks_like_pii(&self, raw: &str) -> bool {
         raw.contains('@')
             || raw.contains('\\')
             || !find_ips(raw).is_empty()
@@ -1183,6 +1223,34 @@ mod tests {
             plugin.scrub_event(context_with_ip),
             Enriched::Failed(_)
         ));
+    }
+
+    #[test]
+    fn the_quick_look_never_misses_an_address() {
+        let plugin = scrubber(json!({"salt": "s"}));
+        let mut random = Random(11);
+        const ALPHABET: &[&str] = &[
+            "0", "1", "25", "9", "a", "f", "g", ":", ".", " ", "@", "x", "::",
+        ];
+        for _ in 0..20_000 {
+            let text: String = (0..random.below(14))
+                .map(|_| random.pick(ALPHABET))
+                .collect();
+            let raw = json!({"k": text, "n": 1.5}).to_string();
+            if !find_pii(&text).is_empty() {
+                assert!(plugin.may_contain_pii(&raw), "{raw}");
+            }
+            assert!(
+                plugin.may_contain_pii(&raw) || !plugin.looks_like_pii(&raw),
+                "{raw}"
+            );
+        }
+        for clean in [
+            r#"{"price":89.99,"url":"https://shop.example.com/p?x=1","v":"1.2","t":"12:30"}"#,
+            r#"{ "a" : -1.5e3 , "b" : [0.1, 2.25] }"#,
+        ] {
+            assert!(!plugin.may_contain_pii(clean), "{clean}");
+        }
     }
 
     #[test]
