@@ -652,7 +652,7 @@ fn err(offset: usize, what: &'static str) -> Error {
 
 /// The value starting at `at`: its kind, the offset just past it, and (for
 /// strings) whether it has escapes. `enclosing` containers enclose it.
-#[inline]
+#[inline(always)]
 fn scan_value(bytes: &[u8], at: usize, enclosing: usize) -> Result<(Kind, usize, bool), Error> {
     match bytes.get(at) {
         Some(b'"') => scan_string(bytes, at).map(|(end, escaped)| (Kind::String, end, escaped)),
@@ -739,7 +739,7 @@ fn zero_bytes(word: u64) -> u64 {
 
 /// The string starting with the quote at `at`: the offset just past its
 /// closing quote, and whether it has escapes.
-#[inline]
+#[inline(always)]
 fn scan_string(bytes: &[u8], at: usize) -> Result<(usize, bool), Error> {
     let mut pos = at + 1;
     let mut escaped = false;
@@ -856,7 +856,7 @@ fn skip_container(bytes: &[u8], at: usize, enclosing: usize) -> Result<usize, Er
 }
 
 /// `"key" :` at `at`; the offset of the value after it.
-#[inline]
+#[inline(always)]
 fn key_and_colon(bytes: &[u8], at: usize) -> Result<usize, Error> {
     if bytes.get(at) != Some(&b'"') {
         return Err(err(at, "expected a key"));
