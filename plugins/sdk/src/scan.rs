@@ -88,6 +88,12 @@ impl<'a> Str<'a> {
         &self.doc[self.start..self.end]
     }
 
+    /// The length of [`raw`](Self::raw) in bytes (without slicing it).
+    #[inline]
+    pub fn raw_len(&self) -> usize {
+        self.end - self.start
+    }
+
     /// Whether the string contains a backslash escape (then
     /// [`raw`](Self::raw) differs from [`decode`](Self::decode)).
     pub fn has_escapes(&self) -> bool {

@@ -11,22 +11,67 @@ use sluice_plugin_sdk::{
     Event, PluginError, Validator, Verdict, export_validator, parse_config, scan,
 };
 
-/// The plugin: event name (or `*`) → required top-level property names.
+/// The configuration.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RequiredProperties {
+struct Config {
+    /// Event name (or `*`) → required top-level property names.
     required: BTreeMap<String, Vec<String>>,
+}
+
+/// The plugin: what each event must have, worked out once at `init`.
+#[derive(Debug)]
+pub struct RequiredProperties {
+    /// Configured event name → its names followed by the `*` ones.
+    per_event: BTreeMap<String, Required>,
+    /// Every other event: the `*` names.
+    wildcard: Required,
+}
+
+/// The property names one event needs, without repeats, in message order.
+#[derive(Debug, Default)]
+struct Required {
+    names: Vec<String>,
+    /// Bit `n` (`n` < 63) set when some name is `n` bytes long, bit 63 for
+    /// longer ones: most keys fail this test and are not compared at all.
+    lengths: u64,
+}
+
+impl Required {
+    fn new<'a>(names: impl IntoIterator<Item = &'a String>) -> Self {
+        let mut required = Self::default();
+        for name in names {
+            if !required.names.contains(name) {
+                required.lengths |= length_bit(name.len());
+                required.names.push(name.clone());
+            }
+        }
+        required
+    }
+}
+
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 impl Validator for RequiredProperties {
     fn init(config: &str) -> Result<Self, PluginError> {
-        let plugin: Self = parse_config(config)?;
-        if plugin.required.values().flatten().any(String::is_empty) {
+        let Config { required } = parse_config(config)?;
+        if required.values().flatten().any(String::is_empty) {
             return Err(PluginError::invalid_config(
                 "property names must not be empty",
             ));
         }
-        Ok(plugin)
+        let for_all = required.get("*").map_or(&[][..], Vec::as_slice);
+        let per_event = required
+            .iter()
+            .filter(|(event, _)| *event != "*")
+            .map(|(event, names)| (event.clone(), Required::new(names.iter().chain(for_all))))
+            .collect();
+        Ok(Self {
+            per_event,
+            wildcard: Required::new(for_all),
+        })
     }
 
     fn validate(&self, events: Vec<Event>) -> Vec<Verdict> {
@@ -36,42 +81,41 @@ impl Validator for RequiredProperties {
 
 impl RequiredProperties {
     fn check(&self, event: &Event) -> Verdict {
-        let for_name = self
-            .required
-            .get(&event.name)
-            .map_or(&[][..], Vec::as_slice);
-        let for_all = self.required.get("*").map_or(&[][..], Vec::as_slice);
-        let count = for_name.len() + for_all.len();
-        if count == 0 {
+        let required = self.per_event.get(&event.name).unwrap_or(&self.wildcard);
+        let names = &required.names;
+        if names.is_empty() {
             return Verdict::accept(); // nothing required: no need to look
         }
-        let required = || for_name.iter().chain(for_all);
 
         // One pass over the top-level members of the raw text (no value
         // tree); the last of repeated keys counts, as when parsing. Running
         // to the end also checks that the whole text is a JSON object.
-        let mut present = Present::new(count);
+        let mut present = Present::new(names.len());
         for member in scan::members(&event.properties) {
             let Ok(member) = member else {
                 return Verdict::reject("invalid_properties", "properties are not a JSON object");
             };
-            for (i, name) in required().enumerate() {
-                if member.key.eq_str(name) {
+            // An escaped key may be longer than its name: compare it always.
+            let key = member.key;
+            if required.lengths & length_bit(key.raw_len()) == 0 && !key.has_escapes() {
+                continue;
+            }
+            for (i, name) in names.iter().enumerate() {
+                if key.eq_str(name) {
                     present.set(i, !member.value.is_null());
                 }
             }
         }
-        if (0..count).all(|i| present.get(i)) {
+        if (0..names.len()).all(|i| present.get(i)) {
             return Verdict::accept();
         }
 
-        let mut missing: Vec<String> = Vec::new();
-        for (i, name) in required().enumerate() {
-            let quoted = format!("`{name}`");
-            if !present.get(i) && !missing.contains(&quoted) {
-                missing.push(quoted);
-            }
-        }
+        let missing: Vec<String> = names
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| !present.get(i))
+            .map(|(_, name)| format!("`{name}`"))
+            .collect();
         let noun = if missing.len() == 1 {
             "property"
         } else {
@@ -269,6 +313,29 @@ mod tests {
             vec![Verdict::reject(
                 "missing_property",
                 "event `x` is missing required property `p70`"
+            )]
+        );
+    }
+
+    #[test]
+    fn long_names_and_escaped_keys() {
+        let long = "x".repeat(63);
+        let longer = "y".repeat(70);
+        let config = json!({"required": {"*": [long, longer, "ab"]}}).to_string();
+        let plugin = RequiredProperties::init(&config).unwrap();
+        let all = json!({long.clone(): 1, longer.clone(): 2, "ab": 3});
+        assert!(plugin.validate(vec![event("x", all)])[0].is_accept());
+        let escaped = Event {
+            properties: format!(r#"{{"{long}": 1, "{longer}": 2, "\u0061\u0062": 3}}"#),
+            ..Event::new("x")
+        };
+        assert!(plugin.validate(vec![escaped])[0].is_accept());
+        let missing = json!({longer.clone(): 2, "ab": 3, "abc": 4});
+        assert_eq!(
+            plugin.validate(vec![event("x", missing)]),
+            vec![Verdict::reject(
+                "missing_property",
+                format!("event `x` is missing required property `{long}`")
             )]
         );
     }
