@@ -750,24 +750,37 @@ fn scan_string(bytes: &[u8], at: usize) -> Result<(usize, bool), Error> {
     let mut pos = at + 1;
     let mut escaped = false;
     loop {
-        // Eight bytes at a time up to the next special byte.
-        while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
-            let mask = special_bytes(u64::from_le_bytes(*chunk));
-            if mask != 0 {
-                pos += (mask.trailing_zeros() / 8) as usize;
-                break;
+        // Eight bytes at a time up to the next special byte, taken from the
+        // word itself (no second look-up).
+        let special = match bytes.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(chunk) => {
+                let word = u64::from_le_bytes(*chunk);
+                let mask = special_bytes(word);
+                if mask == 0 {
+                    pos += 8;
+                    continue;
+                }
+                let shift = mask.trailing_zeros() & !7;
+                pos += (shift / 8) as usize;
+                (word >> shift) as u8
             }
-            pos += 8;
-        }
-        match bytes.get(pos) {
-            None => return Err(err(pos, "unterminated string")),
-            Some(b'"') => return Ok((pos + 1, escaped)),
-            Some(b'\\') => {
+            // The last few bytes of the text, one at a time.
+            None => match bytes.get(pos) {
+                None => return Err(err(pos, "unterminated string")),
+                Some(&b) if b == b'"' || b == b'\\' || b < 0x20 => b,
+                Some(_) => {
+                    pos += 1;
+                    continue;
+                }
+            },
+        };
+        match special {
+            b'"' => return Ok((pos + 1, escaped)),
+            b'\\' => {
                 escaped = true;
                 pos = scan_escape(bytes, pos)?;
             }
-            Some(0..0x20) => return Err(err(pos, "control character in string")),
-            Some(_) => pos += 1,
+            _ => return Err(err(pos, "control character in string")),
         }
     }
 }
