@@ -332,29 +332,16 @@ impl<'a> Iterator for Members<'a> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        let c = &mut self.0;
-        let result = c.next_item().and_then(|found| {
-            let Some(key_at) = found else {
-                return Ok(None);
-            };
-            let (end, escaped) = scan_string(c.bytes, key_at)?;
-            let colon = skip_ws(c.bytes, end);
-            if c.bytes.get(colon) != Some(&b':') {
-                return Err(c.error(colon, "expected ':'"));
-            }
-            let value = c.value_at(skip_ws(c.bytes, colon + 1))?;
-            Ok(Some(Member {
-                key: Str {
-                    doc: c.doc,
-                    start: key_at + 1,
-                    end: end - 1,
-                    escaped,
-                },
-                key_offset: key_at,
-                value,
-            }))
-        });
-        c.finish(result)
+        // Straight-line (no closures): this is the hot loop of every plugin.
+        let result = match self.0.next_item() {
+            Ok(Some(key_at)) => match self.0.member_at(key_at) {
+                Ok(member) => Ok(Some(member)),
+                Err(e) => Err(e),
+            },
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        self.0.finish(result)
     }
 }
 
@@ -502,6 +489,27 @@ impl<'a> Cursor<'a> {
         self.pos = rest;
         self.state = State::Done;
         Ok(None)
+    }
+
+    /// The member whose key starts at `key_at`.
+    #[inline(always)]
+    fn member_at(&mut self, key_at: usize) -> Result<Member<'a>, Error> {
+        let (end, escaped) = scan_string(self.bytes, key_at)?;
+        let colon = skip_ws(self.bytes, end);
+        if self.bytes.get(colon) != Some(&b':') {
+            return Err(self.error(colon, "expected ':'"));
+        }
+        let value = self.value_at(skip_ws(self.bytes, colon + 1))?;
+        Ok(Member {
+            key: Str {
+                doc: self.doc,
+                start: key_at + 1,
+                end: end - 1,
+                escaped,
+            },
+            key_offset: key_at,
+            value,
+        })
     }
 
     #[inline(always)]
