@@ -612,24 +612,3 @@ fn the_cpu_budget_is_per_batch_not_per_instance_lifetime() {
     }
     assert_eq!(pool.idle(), 1);
 }
-
-#[test]
-#[ignore = "diagnostic"]
-fn print_memory_growth() {
-    let rt = runtime();
-    for (name, kind, config) in [
-        ("required_properties", PluginKind::Validator, r#"{"required": {"*": ["plan"]}}"#),
-        ("pii_scrubber", PluginKind::Enricher, r#"{"salt": "s"}"#),
-    ] {
-        let compiled = rt.compile(&component(name), kind).unwrap();
-        let big = format!(r#"{{"plan": "pro", "email": "x@y.io", "text": "{}"}}"#, "a".repeat(1200));
-        let events: Vec<Event> = (0..1000).map(|i| event(i, "e", &big, Some(r#"{"ip": "10.1.2.3"}"#))).collect();
-        let mut instance = rt.instantiate(&compiled, &tag(name)).unwrap();
-        instance.init(config).unwrap();
-        println!("{name}: after init grown {}", instance.memory_grown());
-        for _ in 0..5 {
-            instance.run_batch(rt.config(), &events).unwrap();
-            println!("{name}: after batch grown {}", instance.memory_grown());
-        }
-    }
-}
