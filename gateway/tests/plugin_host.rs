@@ -582,9 +582,10 @@ fn an_enricher_that_changes_nothing_leaves_events_unchanged() {
 
 #[test]
 fn the_cpu_budget_is_per_batch_not_per_instance_lifetime() {
-    // 20 ms per batch; the instance below spends far more than that in
-    // total, over many batches and single calls, and none may be cut off.
-    let rt = runtime_with_cpu(20);
+    // 50 ms per batch (a batch here takes a few ms); the instance below
+    // spends far more than that in total, over many batches and single
+    // calls, and none may be cut off.
+    let rt = runtime_with_cpu(50);
     let compiled = rt
         .compile(&component("required_properties"), PluginKind::Validator)
         .unwrap();
@@ -604,11 +605,74 @@ fn the_cpu_budget_is_per_batch_not_per_instance_lifetime() {
     instance.init(config).unwrap();
     let started = std::time::Instant::now();
     let mut calls = 0;
-    while started.elapsed() < Duration::from_millis(300) || calls < 20 {
+    while started.elapsed() < Duration::from_millis(500) || calls < 20 {
         rt.run_batch(&compiled, &pool, &tag("rp"), config, &events)
             .unwrap();
         instance.validate(&events).unwrap();
         calls += 1;
     }
     assert_eq!(pool.idle(), 1);
+}
+
+#[test]
+fn fates_stay_in_order_when_plugins_remove_events_along_the_chain() {
+    let rt = runtime();
+    let chain = TeamChain {
+        plugins: vec![
+            chain_of(
+                &rt,
+                "required_properties",
+                PluginKind::Validator,
+                FailurePolicy::Reject,
+                r#"{"required": {"*": ["plan"]}}"#,
+            ),
+            chain_of(
+                &rt,
+                "bot_filter",
+                PluginKind::Validator,
+                FailurePolicy::Reject,
+                "{}",
+            ),
+            chain_of(
+                &rt,
+                "pii_scrubber",
+                PluginKind::Enricher,
+                FailurePolicy::Reject,
+                r#"{"salt": "s"}"#,
+            ),
+        ],
+    };
+    let bot = Some(r#"{"user_agent": "Googlebot/2.1"}"#);
+    let events = vec![
+        event(0, "e", r#"{"plan": "pro"}"#, None),
+        event(1, "e", r#"{}"#, None),
+        event(2, "e", r#"{"plan": "pro", "email": "a@b.io"}"#, None),
+        event(3, "e", r#"{"plan": "pro"}"#, bot),
+        event(4, "e", r#"{"plan": "pro", "email": "c@d.io"}"#, bot),
+        event(5, "e", r#"{"plan": "pro", "email": "e@f.io"}"#, None),
+    ];
+    let fates = chain.run(&rt, events, &|_: &ChainPlugin, _: u64, _: &CallError| {});
+    assert_eq!(fates.len(), 6);
+    assert!(matches!(fates[0], Fate::Keep), "{:?}", fates[0]);
+    assert!(
+        matches!(&fates[1], Fate::Reject(r) if r.message.contains("plan")),
+        "{:?}",
+        fates[1]
+    );
+    for i in [2, 5] {
+        match &fates[i] {
+            Fate::Changed(e) => {
+                assert_eq!(e.user_id, format!("u{i}"), "event {i} kept its place");
+                assert!(e.properties.contains("sha256:"), "{}", e.properties);
+            }
+            other => panic!("event {i}: {other:?}"),
+        }
+    }
+    for i in [3, 4] {
+        assert!(
+            matches!(&fates[i], Fate::Reject(r) if r.message.contains("bot")),
+            "event {i}: {:?}",
+            fates[i]
+        );
+    }
 }
