@@ -217,6 +217,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
         &options.brokers,
         std::slice::from_ref(&topic),
         options.partitions,
+        false,
     )
     .await?;
     produce_all(&kafka, &topic, &events).await?;
@@ -426,6 +427,7 @@ async fn window_delay(
         &options.brokers,
         std::slice::from_ref(&topic),
         options.partitions,
+        false,
     )
     .await?;
     let mut config = config(options, kafka, &topic, lateness_ms);

@@ -30,6 +30,10 @@ enum Command {
         /// Only delete.
         #[arg(long)]
         delete: bool,
+        /// Create compacted topics (cleanup.policy=compact), like the
+        /// gateway's key, plugin and schema registries.
+        #[arg(long)]
+        compact: bool,
         #[arg(required = true)]
         topics: Vec<String>,
     },
@@ -150,6 +154,53 @@ enum Command {
         #[arg(long)]
         doc: Option<PathBuf>,
     },
+    /// Plugins in a running gateway: uploads 1 and 3 of the example plugins
+    /// for two teams through the admin API, then closed-loop load per team
+    /// (and a team without plugins) at each batch size; gateway events/s
+    /// and CPU per event, as ratios to the team without plugins.
+    PluginsGateway {
+        #[arg(long, default_value = "http://127.0.0.1:18090")]
+        gateway_url: String,
+        /// The gateway's pid, for its CPU time.
+        #[arg(long)]
+        gateway_pid: u32,
+        /// The gateway's admin.token.
+        #[arg(long)]
+        admin_token: String,
+        /// Directory of compiled components (plugins/build.sh OUT).
+        #[arg(long)]
+        components: PathBuf,
+        /// A team as LABEL=TEAM:API_KEY:PLUGINS (PLUGINS = how many of the
+        /// three examples, in chain order); repeat for each team, the first
+        /// with 0 plugins.
+        #[arg(long, required = true)]
+        setups: Vec<String>,
+        /// Batch sizes and concurrency, SIZE:CLIENTS,...
+        #[arg(long, value_delimiter = ',', default_value = "100:64,1000:8")]
+        batches: Vec<BatchPlan>,
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+        #[arg(long, default_value_t = 4096)]
+        distinct_events: usize,
+        #[arg(long, default_value_t = 5000)]
+        users: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long)]
+        commit: Option<String>,
+        /// Render these results instead of measuring.
+        #[arg(long, conflicts_with = "out")]
+        from: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Document whose generated gateway-plugin section to rewrite.
+        #[arg(long)]
+        doc: Option<PathBuf>,
+    },
     /// The aggregator: events per CPU second in memory and through Kafka
     /// (each against its baseline), and how soon a closed window is visible
     /// in ClickHouse; with --doc, the `## Aggregator` section.
@@ -244,12 +295,13 @@ async fn main() -> anyhow::Result<()> {
             brokers,
             partitions,
             delete,
+            compact,
             topics: names,
         } => {
             if delete {
                 topics::delete(&brokers, &names).await
             } else {
-                topics::recreate(&brokers, &names, partitions).await
+                topics::recreate(&brokers, &names, partitions, compact).await
             }
         }
         Command::Throughput {
@@ -379,6 +431,64 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::PluginsGateway {
+            gateway_url,
+            gateway_pid,
+            admin_token,
+            components,
+            setups,
+            batches,
+            rounds,
+            duration_secs,
+            warmup_secs,
+            distinct_events,
+            users,
+            seed,
+            commit,
+            from,
+            out,
+            doc,
+        } => {
+            let results: plugins::gateway::GatewayPluginResults = match from {
+                Some(path) => read_json(&path)?,
+                None => {
+                    let setups = setups
+                        .iter()
+                        .map(|text| parse_setup(text))
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    anyhow::ensure!(
+                        setups.first().is_some_and(|s| s.plugins == 0),
+                        "the first setup is the baseline and must have 0 plugins"
+                    );
+                    let options = plugins::gateway::GatewayOptions {
+                        gateway_url,
+                        gateway_pid,
+                        admin_token,
+                        components,
+                        setups,
+                        plans: batches,
+                        rounds,
+                        duration: Duration::from_secs(duration_secs),
+                        warmup: Duration::from_secs(warmup_secs),
+                        workload: suite::WorkloadOptions {
+                            distinct_events,
+                            users,
+                            seed,
+                        },
+                    };
+                    let results = plugins::gateway::run(&options).await?;
+                    if let Some(out) = &out {
+                        write_json(out, &results)?;
+                    }
+                    results
+                }
+            };
+            if let Some(doc) = doc {
+                let commit = commit.unwrap_or_else(|| "unknown".to_owned());
+                plugins::gateway::update_doc(&doc, &results, &commit)?;
+            }
+            Ok(())
+        }
         Command::Aggregator {
             brokers,
             clickhouse_url,
@@ -436,4 +546,24 @@ async fn main() -> anyhow::Result<()> {
             sluice_bench::update_doc(&doc, throughput.as_ref(), overload.as_ref())
         }
     }
+}
+
+/// `LABEL=TEAM:API_KEY:PLUGINS` for `plugins-gateway --setups`.
+fn parse_setup(text: &str) -> anyhow::Result<plugins::gateway::Setup> {
+    let parse = || -> Option<plugins::gateway::Setup> {
+        let (label, rest) = text.split_once('=')?;
+        let mut parts = rest.splitn(3, ':');
+        let (team, api_key, count) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(plugins::gateway::Setup {
+            label: label.to_owned(),
+            team: team.to_owned(),
+            api_key: api_key.to_owned(),
+            plugins: count
+                .parse()
+                .ok()
+                .filter(|n| *n <= plugins::PLUGINS.len())?,
+        })
+    };
+    parse()
+        .with_context(|| format!("--setups: `{text}` is not LABEL=TEAM:API_KEY:PLUGINS (0 to 3)"))
 }

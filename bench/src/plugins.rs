@@ -10,10 +10,12 @@
 //! 2. **Throughput** of the ingest stage ([`pipeline`]) per batch size, with
 //!    no plugins, conversion only (an empty chain), one plugin and three,
 //!    interleaved over several rounds; wall clock and this thread's CPU time.
-//! 3. **Per-plugin latency** of one call per batch through the runtime (a
-//!    fresh instance per call, as the gateway does), alternating with the
-//!    same call on a reused instance.
-//! 4. **Instantiation and call overhead** with the [`probe`]: store
+//! 3. **Per-plugin latency** of one batch through the runtime as the chain
+//!    runs it (`Runtime::run_batch` on a warm instance pool), alternating
+//!    with the same batch on a fresh instance (`Runtime::validate`/`enrich`:
+//!    what a batch costs when no instance is parked).
+//! 4. **Instantiation and call overhead** with the runtime's instance API
+//!    (`Runtime::store`, `instantiate_in`, `PluginInstance`): store
 //!    creation, instantiation, `init`, the first call and the drop, timed
 //!    separately; a bare call on a live instance; and `Runtime::validate` /
 //!    `Runtime::enrich` on an empty batch as the end-to-end cross-check.
@@ -23,6 +25,7 @@
 //! [`report`] renders the results into the `## Plugins` section of
 //! `docs/benchmarks.md`.
 
+pub mod gateway;
 pub mod pipeline;
 pub mod probe;
 pub mod report;
@@ -38,7 +41,7 @@ use sluice_gateway::plugins::chain::{ChainPlugin, TeamChain};
 use sluice_gateway::plugins::convert::to_wit;
 use sluice_gateway::plugins::registry::FailurePolicy;
 use sluice_gateway::plugins::runtime::{
-    CompiledPlugin, PluginKind, PluginTag, Runtime, RuntimeConfig,
+    CompiledPlugin, InstancePool, PluginInstance, PluginKind, PluginTag, Runtime, RuntimeConfig,
 };
 
 use crate::procfs;
@@ -47,7 +50,6 @@ use crate::suite::{self, Subject, WorkloadOptions};
 use crate::workload::{TEAM, Workload};
 
 use self::pipeline::{BatchTally, Ingest};
-use self::probe::{Live, Probe, ProbePre};
 
 /// One example plugin: file stem, world, configuration used.
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +86,7 @@ pub const SETUPS: [(&str, &str); 4] = [
     ("none", "no plugins: the team has no chain"),
     (
         "convert",
-        "empty chain: to_wit + from_wit + re-serialise, no plugin called",
+        "empty chain: to_wit and back, no plugin called; unchanged events serialised as admitted",
     ),
     ("1", "required_properties"),
     ("3", "required_properties, bot_filter, pii_scrubber"),
@@ -193,7 +195,7 @@ pub struct LatencyRow {
     /// `Runtime::validate` / `enrich`: fresh store and instance, `init`,
     /// the call, drop (what the chain times per plugin).
     pub fresh: Summary,
-    /// The same call on one reused, initialised instance (probe).
+    /// The same batch through `Runtime::run_batch` on a warm pool.
     pub reused: Summary,
     /// Mean wall time of the fresh calls during which the thread was never
     /// descheduled, and how many of all calls those were.
@@ -423,11 +425,10 @@ fn step(what: &str) {
     eprintln!("==> plugins: {what}");
 }
 
-/// A loaded plugin with what the runtime and the probe need.
+/// A loaded plugin, ready for the chain and for the probes.
 struct Loaded {
     spec: PluginSpec,
     chain: ChainPlugin,
-    probe: ProbePre,
 }
 
 /// Runs every phase; see the module documentation.
@@ -526,21 +527,19 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
     drop(copies);
     results.memory.push(memory_sample("second copies dropped"));
 
-    let first = compiled.first().context("no plugins")?;
-    let probe = Probe::new(&results.runtime, first)?;
     let loaded: Vec<Loaded> = PLUGINS
         .iter()
         .zip(&compiled)
         .map(|(spec, compiled)| {
             Ok(Loaded {
                 spec: *spec,
-                probe: probe.pre(compiled)?,
                 chain: ChainPlugin {
                     tag: probe::tag(TEAM, spec.name),
                     compiled: compiled.clone(),
                     config: spec.config.into(),
                     policy: FailurePolicy::Reject,
                     stats: Default::default(),
+                    instances: std::sync::Arc::new(InstancePool::new(&runtime)),
                 },
             })
         })
@@ -624,7 +623,6 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
             step(&format!("latency: {} at batch {batch}", plugin.spec.name));
             results.latency.push(measure_latency(
                 &runtime,
-                &probe,
                 plugin,
                 &events,
                 options.latency_time,
@@ -639,7 +637,6 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
         step(&format!("instantiation and calls: {}", plugin.spec.name));
         results.calls.push(measure_calls(
             &runtime,
-            &probe,
             plugin,
             one_event,
             options.probe_iterations,
@@ -650,8 +647,7 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
         step("transport: events into a guest that ignores them (fixture_wrong_length)");
         let bytes = std::fs::read(&fixture)?;
         let compiled = runtime.compile(&bytes, PluginKind::Validator)?;
-        let pre = probe.pre(&compiled)?;
-        let mut live = probe.instantiate(&pre, &probe::tag(TEAM, "fixture_wrong_length"))?;
+        let mut live = runtime.instantiate(&compiled, &probe::tag(TEAM, "fixture_wrong_length"))?;
         live.init("{}")?;
         let empty = measure_transport(&mut live, &[], options.latency_time, None)?;
         let base = empty.cpu_us;
@@ -678,9 +674,12 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
                 "memory: {} live instances of {} after a batch of {batch}",
                 options.instances, plugin.spec.name
             ));
-            results
-                .held
-                .push(hold_instances(&probe, plugin, &events, options.instances)?);
+            results.held.push(hold_instances(
+                &runtime,
+                plugin,
+                &events,
+                options.instances,
+            )?);
         }
     }
     results.memory.push(memory_sample("end"));
@@ -771,27 +770,27 @@ fn with_retries<T>(mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T
     }
 }
 
-/// A live, initialised instance that has run `events` once (a trapped
-/// instance is unusable, so a failed attempt starts over).
-fn ready_instance(probe: &Probe, plugin: &Loaded, events: &[Event]) -> anyhow::Result<Live> {
-    with_retries(|| {
-        let mut live = probe.instantiate(&plugin.probe, &plugin.chain.tag)?;
-        live.init(plugin.spec.config)?;
-        live.call(events)?;
-        Ok(live)
-    })
-}
-
 fn measure_latency(
     runtime: &Runtime,
-    probe: &Probe,
     plugin: &Loaded,
     events: &[Event],
     time: Duration,
 ) -> anyhow::Result<LatencyRow> {
     const MIN_CALLS: usize = 200;
     const MAX_CALLS: usize = 50_000;
-    let mut live = ready_instance(probe, plugin, events)?;
+    // What the chain does: `Runtime::run_batch` on the plugin's pool of
+    // warm instances (calls of bounded size on a reused instance).
+    let pool = InstancePool::new(runtime);
+    let pooled = || {
+        runtime.run_batch(
+            &plugin.chain.compiled,
+            &pool,
+            &plugin.chain.tag,
+            &plugin.chain.config,
+            events,
+        )
+    };
+    with_retries(|| Ok(pooled()?))?;
     let changed = with_retries(|| runtime_call(runtime, &plugin.chain, events))?;
     let (mut fresh, mut reused) = (Vec::new(), Vec::new());
     let (mut fresh_u, mut reused_u) = (Undisturbed::default(), Undisturbed::default());
@@ -820,15 +819,14 @@ fn measure_latency(
         }
         let s1b = cpu.switches();
         let t1b = Instant::now();
-        let outcome = live.call(events);
+        let outcome = pooled();
         let t2 = Instant::now();
         let s2 = cpu.switches();
         let f2 = cpu.minor_faults();
         if let Err(err) = outcome {
-            // A trapped instance is unusable: start a new one.
+            // The runtime drops a failed instance; the next call makes one.
             failed.1 += 1;
             last_error = Some(format!("{err:#}"));
-            live = ready_instance(probe, plugin, events)?;
             continue;
         }
         let (a, b) = ((t1 - t0).as_nanos() as f64, (t2 - t1b).as_nanos() as f64);
@@ -858,21 +856,21 @@ fn measure_latency(
 }
 
 fn measure_transport(
-    live: &mut Live,
+    live: &mut PluginInstance,
     events: &[Event],
     time: Duration,
     empty_cpu_us: Option<f64>,
 ) -> anyhow::Result<TransportRow> {
     const MIN_CALLS: usize = 100;
     const MAX_CALLS: usize = 100_000;
-    live.call_unchecked(events)?;
+    live.call_once(events)?;
     let cpu = ThreadCpu::open();
     let mut wall = Vec::new();
     let c0 = cpu.ns();
     let started = Instant::now();
     while wall.len() < MAX_CALLS && (wall.len() < MIN_CALLS || started.elapsed() < time) {
         let t = Instant::now();
-        std::hint::black_box(live.call_unchecked(events)?);
+        std::hint::black_box(live.call_once(events)?);
         wall.push(ns_since(t));
     }
     let cpu_us = cpu.ns().saturating_sub(c0) as f64 / 1000.0 / wall.len().max(1) as f64;
@@ -927,7 +925,6 @@ impl Undisturbed {
 
 fn measure_calls(
     runtime: &Runtime,
-    probe: &Probe,
     plugin: &Loaded,
     one_event: &[Event],
     iterations: usize,
@@ -937,15 +934,16 @@ fn measure_calls(
     const BLOCK: usize = 100;
     let tag = &plugin.chain.tag;
     let config = plugin.spec.config;
-    let mut live = probe.instantiate(&plugin.probe, tag)?;
+    let compiled = &plugin.chain.compiled;
+    let mut live = runtime.instantiate(compiled, tag)?;
     live.init(config)?;
     // Warm-up of every path.
     for _ in 0..100 {
-        let mut fresh = probe.instantiate(&plugin.probe, tag)?;
+        let mut fresh = runtime.instantiate(compiled, tag)?;
         fresh.init(config)?;
-        fresh.call(&[])?;
-        live.call(&[])?;
-        live.call(one_event)?;
+        probe::call(&mut fresh, &[])?;
+        probe::call(&mut live, &[])?;
+        probe::call(&mut live, one_event)?;
         runtime_call(runtime, &plugin.chain, &[])?;
     }
     // Store + instantiate in groups: the mean the goal asks for, from the
@@ -953,12 +951,12 @@ fn measure_calls(
     let cpu = ThreadCpu::open();
     let mut undisturbed = Undisturbed::default();
     let mut dropped_undisturbed = Undisturbed::default();
-    let mut group: Vec<Live> = Vec::with_capacity(GROUP);
+    let mut group: Vec<PluginInstance> = Vec::with_capacity(GROUP);
     for _ in 0..iterations.div_ceil(GROUP) {
         let s0 = cpu.switches();
         let t0 = Instant::now();
         for _ in 0..GROUP {
-            group.push(probe.instantiate(&plugin.probe, tag)?);
+            group.push(runtime.instantiate(compiled, tag)?);
         }
         let t1 = Instant::now();
         let s1 = cpu.switches();
@@ -985,13 +983,13 @@ fn measure_calls(
     ] = &mut series;
     for i in 0..iterations {
         let t0 = Instant::now();
-        let s = probe.store(tag);
+        let s = runtime.store(tag);
         let t1 = Instant::now();
-        let mut fresh = probe.instantiate_in(&plugin.probe, s)?;
+        let mut fresh = runtime.instantiate_in(compiled, s)?;
         let t2 = Instant::now();
         fresh.init(config)?;
         let t3 = Instant::now();
-        fresh.call(&[])?;
+        probe::call(&mut fresh, &[])?;
         let t4 = Instant::now();
         drop(fresh);
         let t5 = Instant::now();
@@ -1014,7 +1012,7 @@ fn measure_calls(
             let s0 = cpu.switches();
             let t = Instant::now();
             for _ in 0..BLOCK {
-                live.call(&[])?;
+                probe::call(&mut live, &[])?;
             }
             let block = ns_since(t);
             let s1 = cpu.switches();
@@ -1022,7 +1020,7 @@ fn measure_calls(
             empty_undisturbed.add(s0 == s1, block, BLOCK);
             let t = Instant::now();
             for _ in 0..BLOCK {
-                live.call(one_event)?;
+                probe::call(&mut live, one_event)?;
             }
             let block = ns_since(t);
             let s2 = cpu.switches();
@@ -1065,30 +1063,30 @@ fn measure_calls(
     })
 }
 
+/// N instances of one plugin made and run exactly as the gateway's
+/// `Runtime::run_batch` does (instantiate, `init`, the batch in calls of
+/// bounded size), then held: the RSS they keep is what an idle, parked
+/// instance costs.
 fn hold_instances(
-    probe: &Probe,
+    runtime: &Runtime,
     plugin: &Loaded,
     events: &[Event],
     n: usize,
 ) -> anyhow::Result<HeldInstances> {
     let before = memory_sample("before");
-    let mut live: Vec<Live> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut instance = probe.instantiate(&plugin.probe, &plugin.chain.tag)?;
+    let mut live: Vec<PluginInstance> = Vec::with_capacity(n);
+    let fresh = || -> anyhow::Result<PluginInstance> {
+        let mut instance = runtime.instantiate(&plugin.chain.compiled, &plugin.chain.tag)?;
         instance.init(plugin.spec.config)?;
-        live.push(instance);
+        Ok(instance)
+    };
+    for _ in 0..n {
+        live.push(fresh()?);
     }
     let after_init = memory_sample("after init");
     for instance in &mut live {
-        let mut attempts = 0;
-        while let Err(err) = instance.call(events) {
-            // Only a busy machine gets here (the CPU budget is wall-clock
-            // time): replace the trapped instance and try again.
-            attempts += 1;
-            anyhow::ensure!(attempts < 5, "{}: {err:#}", plugin.spec.name);
-            *instance = probe.instantiate(&plugin.probe, &plugin.chain.tag)?;
-            instance.init(plugin.spec.config)?;
-        }
+        let results = instance.run_batch(runtime.config(), events)?;
+        anyhow::ensure!(results.len() == events.len(), "{}", plugin.spec.name);
     }
     let after_batch = memory_sample("after a batch");
     drop(live);

@@ -39,10 +39,16 @@ pub async fn delete(brokers: &str, topics: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes and creates `topics` with `partitions` partitions. Deletion is
+/// Deletes and creates `topics` with `partitions` partitions (compacted
+/// logs when `compact`, like the gateway's registries). Deletion is
 /// asynchronous in Kafka, so creation is retried while the old topic is still
 /// going away (bounded to one minute).
-pub async fn recreate(brokers: &str, topics: &[String], partitions: i32) -> anyhow::Result<()> {
+pub async fn recreate(
+    brokers: &str,
+    topics: &[String],
+    partitions: i32,
+    compact: bool,
+) -> anyhow::Result<()> {
     delete(brokers, topics).await?;
     let admin = admin(brokers)?;
     // Replicate like the stack's own topics: 1 with one broker, 3 with three.
@@ -50,7 +56,10 @@ pub async fn recreate(brokers: &str, topics: &[String], partitions: i32) -> anyh
     let deadline = Instant::now() + Duration::from_secs(60);
     for topic in topics {
         loop {
-            let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+            let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+            if compact {
+                new = new.set("cleanup.policy", "compact");
+            }
             let result = admin.create_topics([&new], &options()).await?;
             match result.into_iter().next() {
                 Some(Ok(_)) => break,

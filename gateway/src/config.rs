@@ -161,11 +161,14 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   plugins.topic                   compacted topic of plugin records [sluice.plugins]
   plugins.blobs_topic             compacted topic of component bytes [sluice.plugin-blobs]
   plugins.disable_after_failures  consecutive failed calls before a plugin is disabled [5]
-  plugins.runtime.cpu_budget_ms   CPU time of one plugin call on one batch [100]
+  plugins.runtime.cpu_budget_ms   CPU time (not elapsed time) one plugin may spend on one batch [100]
   plugins.runtime.max_memory_bytes  linear memory of one plugin instance [67108864]
   plugins.runtime.max_component_bytes  largest accepted upload [33554432]
-  plugins.runtime.max_instances   plugin instances alive at once [64]
-  plugins.runtime.max_log_lines_per_call  log lines a plugin may write per call [100]
+  plugins.runtime.max_instances   plugin chains running at once; more batches wait [64]
+  plugins.runtime.max_idle_instances  initialised instances kept for reuse, all plugins; 0 = fresh per batch [64]
+  plugins.runtime.max_events_per_call  events per plugin call; larger batches are split [128]
+  plugins.runtime.max_bytes_per_call  event bytes per plugin call [65536]
+  plugins.runtime.max_log_lines_per_call  log lines a plugin may write per batch [100]
   schemas.topic                   compacted topic of schema versions and settings [sluice.schemas]
 
 Example: SLUICE_GATEWAY_KAFKA__BROKERS=kafka-1:9092,kafka-2:9092 sluice-gateway --config gateway.toml";

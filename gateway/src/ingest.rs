@@ -419,8 +419,14 @@ async fn plan(
             .next()
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plugin chain lost an event")))?;
         match fate {
-            Fate::Keep(changed) => {
-                let record = OwnedEvent::from_wit(changed, limits).and_then(|owned| {
+            // Unchanged by every enricher: the admitted event, serialised as
+            // without plugins (no second contract check needed).
+            Fate::Keep => {
+                records.push(accepted_record(&topics.topic, &event).map_err(internal)?);
+                plans.push(Planned::Accept(event_id));
+            }
+            Fate::Changed(changed) => {
+                let record = OwnedEvent::from_wit(changed, &event, limits).and_then(|owned| {
                     let record =
                         accepted_record(&topics.topic, &owned.as_event()).map_err(|e| {
                             Reject::new(

@@ -29,6 +29,8 @@ pub const READY: &str = "sluice_gateway_ready";
 pub const PLUGIN_DISABLED: &str = "sluice_gateway_plugin_disabled";
 pub const PLUGIN_CALLS: &str = "sluice_gateway_plugin_calls_total";
 pub const PLUGIN_DURATION: &str = "sluice_gateway_plugin_duration_seconds";
+pub const PLUGIN_IDLE_INSTANCES: &str = "sluice_gateway_plugin_idle_instances";
+pub const PLUGIN_INSTANCES_CREATED: &str = "sluice_gateway_plugin_instances_created_total";
 
 /// Registers help texts. Idempotent.
 pub fn describe() {
@@ -92,7 +94,15 @@ pub fn describe() {
     describe_histogram!(
         PLUGIN_DURATION,
         Unit::Seconds,
-        "Time of one plugin call on one batch, instantiation included."
+        "Time of one plugin on one batch (all its calls), instantiation included when no instance was idle."
+    );
+    describe_gauge!(
+        PLUGIN_IDLE_INSTANCES,
+        "Initialised plugin instances parked for reuse, all plugins."
+    );
+    describe_counter!(
+        PLUGIN_INSTANCES_CREATED,
+        "Plugin instances created (and initialised) because none was idle."
     );
 }
 
@@ -109,6 +119,9 @@ pub async fn upkeep(state: AppState, sink: Arc<dyn EventSink>, period: Duration)
         let readiness = state.readiness();
         gauge!(KAFKA_REACHABLE).set(f64::from(u8::from(readiness.backend_reachable())));
         gauge!(READY).set(f64::from(u8::from(state.is_ready())));
+        if let Some(plugins) = state.plugins() {
+            gauge!(PLUGIN_IDLE_INSTANCES).set(f64::from(plugins.runtime().idle_instances()));
+        }
         sluice_core::telemetry::metrics().run_upkeep();
     }
 }

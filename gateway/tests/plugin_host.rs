@@ -19,7 +19,8 @@ use sluice_gateway::plugins::bindings::{Enriched, Event, Verdict};
 use sluice_gateway::plugins::chain::{ChainPlugin, Fate, TeamChain};
 use sluice_gateway::plugins::registry::FailurePolicy;
 use sluice_gateway::plugins::runtime::{
-    CallError, CompileError, CompiledPlugin, PluginKind, PluginTag, Runtime, RuntimeConfig,
+    BatchResults, CallError, CompileError, CompiledPlugin, InstancePool, PluginKind, PluginTag,
+    Runtime, RuntimeConfig,
 };
 
 fn plugins_dir() -> PathBuf {
@@ -347,6 +348,7 @@ fn chain_of(
         config: Arc::from(config),
         policy,
         stats: Arc::default(),
+        instances: Arc::new(InstancePool::new(rt)),
     }
 }
 
@@ -365,7 +367,7 @@ fn failure_policies_decide_the_fate_of_a_failing_plugins_events() {
             (|f: &Fate| matches!(f, Fate::Reject(r) if r.code == RejectCode::PluginFailed))
                 as fn(&Fate) -> bool,
         ),
-        (FailurePolicy::Pass, |f: &Fate| matches!(f, Fate::Keep(_))),
+        (FailurePolicy::Pass, |f: &Fate| matches!(f, Fate::Keep)),
         (
             FailurePolicy::DeadLetter,
             |f: &Fate| matches!(f, Fate::DeadLetter(_, r) if r.code == RejectCode::PluginFailed),
@@ -422,7 +424,7 @@ fn a_chain_runs_validators_then_enrichers_on_the_survivors() {
         &|_: &ChainPlugin, _: u64, _: &CallError| {},
     );
     match &fates[0] {
-        Fate::Keep(e) => {
+        Fate::Changed(e) => {
             assert!(e.properties.contains("sha256:") && !e.properties.contains("x@y.io"))
         }
         other => panic!("{other:?}"),
@@ -461,4 +463,216 @@ fn repeated_failures_are_counted_for_auto_disable() {
     }
     assert_eq!(last.load(Ordering::SeqCst), 3);
     assert_eq!(chain.plugins[0].stats.view().consecutive_failures, 3);
+}
+
+#[test]
+fn a_batch_runs_in_bounded_calls_on_a_reused_instance() {
+    let rt = Runtime::new(RuntimeConfig {
+        max_instances: 4,
+        max_idle_instances: 2,
+        max_events_per_call: 7,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let compiled = rt
+        .compile(&component("required_properties"), PluginKind::Validator)
+        .unwrap();
+    let pool = InstancePool::new(&rt);
+    let config = r#"{"required": {"*": ["plan"]}}"#;
+    // Every third event lacks `plan`: the verdicts must come back in order
+    // across the 15 calls this batch is split into.
+    let events: Vec<Event> = (0..100)
+        .map(|i| {
+            let properties = if i % 3 == 0 {
+                "{}"
+            } else {
+                r#"{"plan": "pro"}"#
+            };
+            event(i, "e", properties, None)
+        })
+        .collect();
+    for round in 0..3 {
+        let results = rt
+            .run_batch(&compiled, &pool, &tag("rp"), config, &events)
+            .unwrap();
+        let BatchResults::Verdicts(verdicts) = results else {
+            panic!("a validator returns verdicts")
+        };
+        assert_eq!(verdicts.len(), 100);
+        for (i, verdict) in verdicts.iter().enumerate() {
+            assert_eq!(
+                matches!(verdict, Verdict::Reject(_)),
+                i % 3 == 0,
+                "round {round}, event {i}"
+            );
+        }
+        assert_eq!(
+            pool.idle(),
+            1,
+            "one instance, parked again after each batch"
+        );
+        assert_eq!(rt.idle_instances(), 1);
+    }
+    drop(pool);
+    assert_eq!(
+        rt.idle_instances(),
+        0,
+        "a dropped pool gives its slots back"
+    );
+}
+
+#[test]
+fn an_instance_that_failed_is_not_reused_and_idle_instances_are_bounded() {
+    let rt = Runtime::new(RuntimeConfig {
+        max_instances: 4,
+        max_idle_instances: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let trap = rt
+        .compile(&component("fixture_trap"), PluginKind::Validator)
+        .unwrap();
+    let trap_pool = InstancePool::new(&rt);
+    let events = [event(1, "e", "{}", None)];
+    assert!(matches!(
+        rt.run_batch(&trap, &trap_pool, &tag("trap"), "{}", &events),
+        Err(CallError::Trap(_))
+    ));
+    assert_eq!(trap_pool.idle(), 0, "a trapped instance is dropped");
+
+    let good = rt
+        .compile(&component("required_properties"), PluginKind::Validator)
+        .unwrap();
+    let (a, b) = (InstancePool::new(&rt), InstancePool::new(&rt));
+    let config = r#"{"required": {}}"#;
+    rt.run_batch(&good, &a, &tag("rp"), config, &events)
+        .unwrap();
+    rt.run_batch(&good, &b, &tag("rp"), config, &events)
+        .unwrap();
+    assert_eq!(
+        (a.idle(), b.idle(), rt.idle_instances()),
+        (1, 0, 1),
+        "past max_idle_instances an instance is dropped, not parked"
+    );
+}
+
+#[test]
+fn an_enricher_that_changes_nothing_leaves_events_unchanged() {
+    let rt = runtime();
+    let chain = TeamChain {
+        plugins: vec![chain_of(
+            &rt,
+            "pii_scrubber",
+            PluginKind::Enricher,
+            FailurePolicy::Reject,
+            r#"{"salt": "s"}"#,
+        )],
+    };
+    let fates = chain.run(
+        &rt,
+        vec![
+            event(1, "e", r#"{"plan": "pro"}"#, None),
+            event(2, "e", r#"{"email": "x@y.io"}"#, None),
+        ],
+        &|_: &ChainPlugin, _: u64, _: &CallError| {},
+    );
+    assert!(matches!(fates[0], Fate::Keep), "{:?}", fates[0]);
+    assert!(matches!(fates[1], Fate::Changed(_)), "{:?}", fates[1]);
+}
+
+#[test]
+fn the_cpu_budget_is_per_batch_not_per_instance_lifetime() {
+    // 50 ms per batch (a batch here takes a few ms); the instance below
+    // spends far more than that in total, over many batches and single
+    // calls, and none may be cut off.
+    let rt = runtime_with_cpu(50);
+    let compiled = rt
+        .compile(&component("required_properties"), PluginKind::Validator)
+        .unwrap();
+    let pool = InstancePool::new(&rt);
+    let config = r#"{"required": {"*": ["plan"]}}"#;
+    let events: Vec<Event> = (0..200)
+        .map(|i| {
+            event(
+                i,
+                "e",
+                r#"{"plan": "pro", "padding": "0123456789abcdef0123456789abcdef"}"#,
+                None,
+            )
+        })
+        .collect();
+    let mut instance = rt.instantiate(&compiled, &tag("rp")).unwrap();
+    instance.init(config).unwrap();
+    let started = std::time::Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_millis(500) || calls < 20 {
+        rt.run_batch(&compiled, &pool, &tag("rp"), config, &events)
+            .unwrap();
+        instance.validate(&events).unwrap();
+        calls += 1;
+    }
+    assert_eq!(pool.idle(), 1);
+}
+
+#[test]
+fn fates_stay_in_order_when_plugins_remove_events_along_the_chain() {
+    let rt = runtime();
+    let chain = TeamChain {
+        plugins: vec![
+            chain_of(
+                &rt,
+                "required_properties",
+                PluginKind::Validator,
+                FailurePolicy::Reject,
+                r#"{"required": {"*": ["plan"]}}"#,
+            ),
+            chain_of(
+                &rt,
+                "bot_filter",
+                PluginKind::Validator,
+                FailurePolicy::Reject,
+                "{}",
+            ),
+            chain_of(
+                &rt,
+                "pii_scrubber",
+                PluginKind::Enricher,
+                FailurePolicy::Reject,
+                r#"{"salt": "s"}"#,
+            ),
+        ],
+    };
+    let bot = Some(r#"{"user_agent": "Googlebot/2.1"}"#);
+    let events = vec![
+        event(0, "e", r#"{"plan": "pro"}"#, None),
+        event(1, "e", r#"{}"#, None),
+        event(2, "e", r#"{"plan": "pro", "email": "a@b.io"}"#, None),
+        event(3, "e", r#"{"plan": "pro"}"#, bot),
+        event(4, "e", r#"{"plan": "pro", "email": "c@d.io"}"#, bot),
+        event(5, "e", r#"{"plan": "pro", "email": "e@f.io"}"#, None),
+    ];
+    let fates = chain.run(&rt, events, &|_: &ChainPlugin, _: u64, _: &CallError| {});
+    assert_eq!(fates.len(), 6);
+    assert!(matches!(fates[0], Fate::Keep), "{:?}", fates[0]);
+    assert!(
+        matches!(&fates[1], Fate::Reject(r) if r.message.contains("plan")),
+        "{:?}",
+        fates[1]
+    );
+    for i in [2, 5] {
+        match &fates[i] {
+            Fate::Changed(e) => {
+                assert_eq!(e.user_id, format!("u{i}"), "event {i} kept its place");
+                assert!(e.properties.contains("sha256:"), "{}", e.properties);
+            }
+            other => panic!("event {i}: {other:?}"),
+        }
+    }
+    for i in [3, 4] {
+        assert!(
+            matches!(&fates[i], Fate::Reject(r) if r.message.contains("bot")),
+            "event {i}: {:?}",
+            fates[i]
+        );
+    }
 }

@@ -315,7 +315,7 @@ pub fn render(results: &PluginResults) -> String {
     if !results.conversion.is_empty() {
         let _ = writeln!(
             md,
-            "\nWhere the host's own per-event time goes (µs per event, whole batches, mean over the undisturbed steps). Without plugins an event is decoded, admitted and serialised; with a chain it is also converted to the WIT record, checked again against the contract when it comes back (`OwnedEvent::from_wit`, for every kept event, changed or not), and serialised from that owned copy.\n"
+            "\nWhere the host's own per-event time goes (µs per event, whole batches, mean over the undisturbed steps). Without plugins an event is decoded, admitted and serialised; with a chain it is also converted to the WIT record; an event an enricher changed is checked again against the contract when it comes back (`OwnedEvent::from_wit`: a changed field is parsed again, an unchanged one only compared) and serialised from that copy (the last two columns, measured on every event with its context changed and its properties not, as the PII scrubber changes this workload), an unchanged one is serialised as admitted.\n"
         );
         let _ = writeln!(
             md,
@@ -339,9 +339,11 @@ pub fn render(results: &PluginResults) -> String {
     let _ = writeln!(
         md,
         "One call per batch; wall clock in µs as mean / p50 / p99 over all calls, then the mean over the *undisturbed* calls (the thread was never descheduled during the call, so no neighbour's time is in it), which also gives the per-event cost, and minor page faults per call. *Fresh* is `Runtime::validate` / \
-         `Runtime::enrich` as the chain calls it (new store and instance, `init(config)`, the \
-         call, drop); *reused* is the same call on one live, initialised instance (probe), \
-         measured alternately with it.\n"
+         `Runtime::enrich`: a new store and instance, `init(config)`, the whole batch in one \
+         call, drop (what a batch costs when no warm instance is parked); *reused* is \
+         `Runtime::run_batch` on the plugin's instance pool, as the chain calls it: a warm, \
+         initialised instance, the batch in calls of at most `max_events_per_call` / \
+         `max_bytes_per_call`, the instance parked again; measured alternately with it.\n"
     );
     let _ = writeln!(
         md,
@@ -426,8 +428,8 @@ pub fn render(results: &PluginResults) -> String {
     let _ = writeln!(md, "\n#### Instantiation and call overhead\n");
     let _ = writeln!(
         md,
-        "Wall-clock µs as mean / p50 / p99 over {} iterations per plugin; *undisturbed* means are wall time per operation over the timed groups (32 instances created, then dropped, back to back; blocks of 100 bare calls) during which the thread was never descheduled (its schedstat switch count did not move), which leaves out the time neighbours had the core; the goals are judged on them. Kept groups: {}. Probe stores are built like \
-         `Runtime::store` on the runtime's own engine and compiled component. *Bare call*: \
+        "Wall-clock µs as mean / p50 / p99 over {} iterations per plugin; *undisturbed* means are wall time per operation over the timed groups (32 instances created, then dropped, back to back; blocks of 100 bare calls) during which the thread was never descheduled (its schedstat switch count did not move), which leaves out the time neighbours had the core; the goals are judged on them. Kept groups: {}. Stores and instances are the \
+         gateway's own (`Runtime::store`, `Runtime::instantiate_in`). *Bare call*: \
          `validate`/`enrich` with 0 (or 1) events on a live instance, timed over blocks of 100 \
          calls (lifting and lowering the lists, the guest's entry and exit, post-return, and \
          re-arming the epoch deadline). *Runtime, 0 events*: the gateway's \
@@ -513,7 +515,7 @@ pub fn render(results: &PluginResults) -> String {
     }
     let _ = writeln!(
         md,
-        "\nLive instances (probe): N instances of one plugin created and initialised, then each given one batch, all held at once, then dropped. Per instance = RSS growth since *before* ÷ N.\n"
+        "\nLive instances: N instances of one plugin created and initialised by the runtime (`Runtime::instantiate`, `init`), then each given one batch exactly as `Runtime::run_batch` gives it (calls of bounded size), all held at once as parked instances are, then dropped. Per instance = RSS growth since *before* ÷ N.\n"
     );
     let _ = writeln!(
         md,

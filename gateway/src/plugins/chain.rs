@@ -9,7 +9,7 @@ use sluice_core::{Reject, RejectCode};
 
 use super::bindings::{Enriched, Event, Verdict};
 use super::registry::FailurePolicy;
-use super::runtime::{CallError, CompiledPlugin, PluginTag, Runtime};
+use super::runtime::{BatchResults, CallError, CompiledPlugin, InstancePool, PluginTag, Runtime};
 use super::stats::PluginStats;
 
 /// One plugin in a chain, ready to call.
@@ -20,6 +20,9 @@ pub struct ChainPlugin {
     pub config: Arc<str>,
     pub policy: FailurePolicy,
     pub stats: Arc<PluginStats>,
+    /// Initialised instances of this version and configuration, reused
+    /// across batches.
+    pub instances: Arc<InstancePool>,
 }
 
 /// A team's plugins in execution order. Immutable: a new upload builds a new
@@ -32,8 +35,11 @@ pub struct TeamChain {
 /// What the chain decided for one event.
 #[derive(Debug)]
 pub enum Fate {
-    /// Continue to `events.raw`, possibly changed by enrichers.
-    Keep(Event),
+    /// Continue to `events.raw` as admitted: no enricher changed it.
+    Keep,
+    /// Continue to `events.raw` as an enricher changed it (to be checked
+    /// against the contract again).
+    Changed(Event),
     /// Refused; the client sees the reason.
     Reject(Reject),
     /// Accepted but diverted to `events.rejected` (plugin failure, policy
@@ -44,10 +50,45 @@ pub enum Fate {
 /// Called when a plugin fails; decides whether it should be disabled.
 pub type OnFailure<'a> = &'a dyn Fn(&ChainPlugin, u64, &CallError);
 
-enum Slot {
-    Alive(Event),
-    Done(Fate),
-    Taken,
+/// The events still in the chain, in order, where each came from, and
+/// whether an enricher changed it. Events stay where they are: a plugin is
+/// handed `&alive.events`, changes are written in place, and the vectors are
+/// compacted only when a plugin removed some (moving a batch of WIT events
+/// around per plugin costs more than the plugins' own bookkeeping).
+struct Alive {
+    events: Vec<Event>,
+    origin: Vec<usize>,
+    changed: Vec<bool>,
+}
+
+impl Alive {
+    /// Drops the events whose `keep` is false, keeping the order.
+    fn retain(&mut self, keep: &[bool]) {
+        let mut flags = keep.iter();
+        self.events.retain(|_| *flags.next().unwrap_or(&true));
+        let mut flags = keep.iter();
+        self.origin.retain(|_| *flags.next().unwrap_or(&true));
+        let mut flags = keep.iter();
+        self.changed.retain(|_| *flags.next().unwrap_or(&true));
+    }
+}
+
+/// Moves an event out of `slot`, leaving an empty one (no allocation).
+fn take(slot: &mut Event) -> Event {
+    std::mem::replace(
+        slot,
+        Event {
+            event_id: String::new(),
+            team_id: String::new(),
+            name: String::new(),
+            user_id: String::new(),
+            timestamp_ms: 0,
+            received_at_ms: 0,
+            schema_version: 0,
+            properties: String::new(),
+            context: None,
+        },
+    )
 }
 
 impl TeamChain {
@@ -57,21 +98,18 @@ impl TeamChain {
         events: Vec<Event>,
         on_failure: OnFailure<'_>,
     ) -> Vec<Fate> {
-        let mut slots: Vec<Slot> = events.into_iter().map(Slot::Alive).collect();
+        let n = events.len();
+        let mut decided: Vec<Option<Fate>> = (0..n).map(|_| None).collect();
+        let mut alive = Alive {
+            events,
+            origin: (0..n).collect(),
+            changed: vec![false; n],
+        };
         for plugin in &self.plugins {
-            let alive: Vec<usize> = (0..slots.len())
-                .filter(|i| matches!(slots[*i], Slot::Alive(_)))
-                .collect();
-            if alive.is_empty() {
+            if alive.events.is_empty() {
                 break;
             }
-            let batch: Vec<Event> = alive
-                .iter()
-                .map(|&i| match std::mem::replace(&mut slots[i], Slot::Taken) {
-                    Slot::Alive(event) => event,
-                    _ => unreachable!("filtered to alive slots"),
-                })
-                .collect();
+            let count = alive.events.len();
             let kind = plugin.compiled.kind().as_str();
             let span = tracing::info_span!(
                 "plugin",
@@ -79,7 +117,7 @@ impl TeamChain {
                 plugin.name = %plugin.tag.name,
                 plugin.version = %plugin.tag.version,
                 plugin.kind = kind,
-                events = batch.len() as i64,
+                events = count as i64,
                 rejected = tracing::field::Empty,
                 failed = tracing::field::Empty,
                 limit = tracing::field::Empty,
@@ -87,58 +125,85 @@ impl TeamChain {
             );
             let _entered = span.enter();
             let started = Instant::now();
-            let outcome = call(runtime, plugin, &batch);
+            let outcome = call(runtime, plugin, &alive.events);
             let took = started.elapsed();
             let result = if outcome.is_ok() { "ok" } else { "failed" };
             ::metrics::histogram!(crate::metrics::PLUGIN_DURATION, "kind" => kind).record(took);
             ::metrics::counter!(crate::metrics::PLUGIN_CALLS, "kind" => kind, "result" => result)
                 .increment(1);
+            let mut keep = vec![true; count];
             match outcome {
                 Ok(results) => {
                     let (mut rejects, mut failed) = (0, 0_usize);
-                    for ((&i, event), result) in alive.iter().zip(batch).zip(results) {
-                        slots[i] = match result {
-                            Ok(kept) => Slot::Alive(kept.unwrap_or(event)),
+                    for (k, result) in results.into_iter().enumerate() {
+                        match result {
+                            Ok(None) => {}
+                            Ok(Some(new)) => {
+                                alive.events[k] = new;
+                                alive.changed[k] = true;
+                            }
                             Err(PerEvent::Rejected(reject)) => {
                                 rejects += 1;
-                                Slot::Done(Fate::Reject(reject))
+                                keep[k] = false;
+                                decided[alive.origin[k]] = Some(Fate::Reject(reject));
                             }
                             Err(PerEvent::Failed(reason)) => {
                                 failed += 1;
-                                apply_policy(plugin, event, &reason)
+                                if let Some(fate) =
+                                    apply_policy(plugin, &mut alive.events[k], &reason)
+                                {
+                                    keep[k] = false;
+                                    decided[alive.origin[k]] = Some(fate);
+                                }
                             }
-                        };
+                        }
                     }
                     span.record("rejected", rejects as i64);
                     span.record("failed", failed as i64);
-                    plugin.stats.success(alive.len(), rejects, took);
+                    plugin.stats.success(count, rejects, took);
                 }
                 Err(err) => {
-                    span.record("failed", alive.len() as i64);
+                    span.record("failed", count as i64);
                     span.record("error", tracing::field::display(&err));
                     if let Some(limit) = err.limit() {
                         span.record("limit", limit);
                     }
-                    let consecutive = plugin.stats.failure(alive.len(), &err.to_string(), took);
+                    let consecutive = plugin.stats.failure(count, &err.to_string(), took);
                     tracing::warn!(
                         team = %plugin.tag.team, plugin = %plugin.tag.name, version = %plugin.tag.version,
                         error = %err, consecutive, policy = ?plugin.policy, "plugin call failed"
                     );
                     on_failure(plugin, consecutive, &err);
                     let reason = err.to_string();
-                    for (&i, event) in alive.iter().zip(batch) {
-                        slots[i] = apply_policy(plugin, event, &reason);
+                    for k in 0..count {
+                        if let Some(fate) = apply_policy(plugin, &mut alive.events[k], &reason) {
+                            keep[k] = false;
+                            decided[alive.origin[k]] = Some(fate);
+                        }
                     }
                 }
             }
+            if keep.contains(&false) {
+                alive.retain(&keep);
+            }
         }
-        slots
+        let Alive {
+            events,
+            origin,
+            changed,
+        } = alive;
+        for ((event, i), changed) in events.into_iter().zip(origin).zip(changed) {
+            decided[i] = Some(if changed {
+                Fate::Changed(event)
+            } else {
+                Fate::Keep
+            });
+        }
+        // Every event is either decided or still alive, so each slot is set.
+        debug_assert!(decided.iter().all(Option::is_some));
+        decided
             .into_iter()
-            .map(|slot| match slot {
-                Slot::Alive(event) => Fate::Keep(event),
-                Slot::Done(fate) => fate,
-                Slot::Taken => unreachable!("every taken slot is put back"),
-            })
+            .map(|fate| fate.unwrap_or(Fate::Keep))
             .collect()
     }
 }
@@ -157,44 +222,46 @@ fn call(
     batch: &[Event],
 ) -> Result<Vec<PerEventResult>, CallError> {
     let tag = &plugin.tag;
-    match &plugin.compiled {
-        CompiledPlugin::Validator(pre) => {
-            let verdicts = runtime.validate(pre, tag, &plugin.config, batch)?;
-            Ok(verdicts
-                .into_iter()
-                .map(|verdict| match verdict {
-                    Verdict::Accept => Ok(None),
-                    Verdict::Reject(r) => Err(PerEvent::Rejected(Reject::new(
-                        RejectCode::PluginRejected,
-                        format!("{} {}: {}: {}", tag.name, tag.version, r.code, r.message),
-                    ))),
-                })
-                .collect())
-        }
-        CompiledPlugin::Enricher(pre) => {
-            let results = runtime.enrich(pre, tag, &plugin.config, batch)?;
-            Ok(results
-                .into_iter()
-                .zip(batch)
-                .map(|(result, original)| match result {
-                    Enriched::Unchanged => Ok(None),
-                    Enriched::Changed(changed) => {
-                        if changed.event_id != original.event_id
-                            || changed.team_id != original.team_id
-                        {
-                            Err(PerEvent::Failed("changed event_id or team_id".to_owned()))
-                        } else {
-                            Ok(Some(changed))
-                        }
+    let results = runtime.run_batch(
+        &plugin.compiled,
+        &plugin.instances,
+        tag,
+        &plugin.config,
+        batch,
+    )?;
+    Ok(match results {
+        BatchResults::Verdicts(verdicts) => verdicts
+            .into_iter()
+            .map(|verdict| match verdict {
+                Verdict::Accept => Ok(None),
+                Verdict::Reject(r) => Err(PerEvent::Rejected(Reject::new(
+                    RejectCode::PluginRejected,
+                    format!("{} {}: {}: {}", tag.name, tag.version, r.code, r.message),
+                ))),
+            })
+            .collect(),
+        BatchResults::Enriched(results) => results
+            .into_iter()
+            .zip(batch)
+            .map(|(result, original)| match result {
+                Enriched::Unchanged => Ok(None),
+                Enriched::Changed(changed) => {
+                    if changed.event_id != original.event_id || changed.team_id != original.team_id
+                    {
+                        Err(PerEvent::Failed("changed event_id or team_id".to_owned()))
+                    } else {
+                        Ok(Some(changed))
                     }
-                    Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),
-                })
-                .collect())
-        }
-    }
+                }
+                Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),
+            })
+            .collect(),
+    })
 }
 
-fn apply_policy(plugin: &ChainPlugin, event: Event, reason: &str) -> Slot {
+/// What the failing plugin's policy makes of `event`: `None` when it
+/// continues (`pass`), else its final fate.
+fn apply_policy(plugin: &ChainPlugin, event: &mut Event, reason: &str) -> Option<Fate> {
     let reject = || {
         Reject::new(
             RejectCode::PluginFailed,
@@ -205,8 +272,8 @@ fn apply_policy(plugin: &ChainPlugin, event: Event, reason: &str) -> Slot {
         )
     };
     match plugin.policy {
-        FailurePolicy::Pass => Slot::Alive(event),
-        FailurePolicy::Reject => Slot::Done(Fate::Reject(reject())),
-        FailurePolicy::DeadLetter => Slot::Done(Fate::DeadLetter(event, reject())),
+        FailurePolicy::Pass => None,
+        FailurePolicy::Reject => Some(Fate::Reject(reject())),
+        FailurePolicy::DeadLetter => Some(Fate::DeadLetter(take(event), reject())),
     }
 }

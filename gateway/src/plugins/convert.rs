@@ -25,9 +25,12 @@ pub fn to_wit(event: &Event<'_>) -> bindings::Event {
     }
 }
 
-/// An event that came back from the plugin chain, owning its JSON.
+/// An event an enricher changed, checked against the contract. Its
+/// `properties` and `context` borrow the admitted event's when the plugin
+/// returned them unchanged (they were checked at admission), and own the
+/// plugin's text when it changed them.
 #[derive(Debug)]
-pub struct OwnedEvent {
+pub struct OwnedEvent<'a> {
     event_id: Uuid,
     team_id: String,
     name: String,
@@ -35,17 +38,23 @@ pub struct OwnedEvent {
     timestamp: Timestamp,
     received_at: Timestamp,
     schema_version: u32,
-    properties: Box<RawValue>,
-    context: Option<Box<RawValue>>,
+    properties: Cow<'a, RawValue>,
+    context: Option<Cow<'a, RawValue>>,
 }
 
 fn contract(message: String) -> Reject {
     Reject::new(RejectCode::PluginFailed, message)
 }
 
-impl OwnedEvent {
-    /// Checks an event returned by a plugin against the contract.
-    pub fn from_wit(event: bindings::Event, limits: &Limits) -> Result<Self, Reject> {
+impl<'a> OwnedEvent<'a> {
+    /// Checks an event returned by a plugin for `original` against the
+    /// contract. A JSON field identical to the original's is not parsed
+    /// again (comparing is far cheaper than parsing).
+    pub fn from_wit(
+        event: bindings::Event,
+        original: &Event<'a>,
+        limits: &Limits,
+    ) -> Result<Self, Reject> {
         let event_id = event.event_id.parse().map_err(|_| {
             contract(format!(
                 "plugin returned an invalid event_id `{}`",
@@ -58,18 +67,25 @@ impl OwnedEvent {
             .map_err(|e| contract(format!("plugin returned a bad timestamp: {e}")))?;
         let received_at = Timestamp::checked(event.received_at_ms)
             .map_err(|e| contract(format!("plugin returned a bad received_at: {e}")))?;
-        let properties = RawValue::from_string(event.properties)
-            .map_err(|e| contract(format!("plugin returned properties that are not JSON: {e}")))?;
-        limits.check_object("properties", properties.get())?;
-        let context = match event.context {
-            Some(text) => {
+        let properties = if event.properties == original.properties.get() {
+            Cow::Borrowed(original.properties)
+        } else {
+            let raw = RawValue::from_string(event.properties).map_err(|e| {
+                contract(format!("plugin returned properties that are not JSON: {e}"))
+            })?;
+            limits.check_object("properties", raw.get())?;
+            Cow::Owned(raw)
+        };
+        let context = match (event.context, original.context) {
+            (Some(text), Some(before)) if text == before.get() => Some(Cow::Borrowed(before)),
+            (Some(text), _) => {
                 let raw = RawValue::from_string(text).map_err(|e| {
                     contract(format!("plugin returned a context that is not JSON: {e}"))
                 })?;
                 limits.check_object("context", raw.get())?;
-                Some(raw)
+                Some(Cow::Owned(raw))
             }
-            None => None,
+            (None, _) => None,
         };
         Ok(Self {
             event_id,
@@ -100,5 +116,61 @@ impl OwnedEvent {
             properties: &self.properties,
             context: self.context.as_deref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admitted<'a>(properties: &'a RawValue, context: Option<&'a RawValue>) -> Event<'a> {
+        Event {
+            event_id: Uuid::nil(),
+            team_id: Cow::Borrowed("team-a"),
+            event: Cow::Borrowed("Signed Up"),
+            user_id: Cow::Borrowed("u1"),
+            timestamp: Timestamp::checked(1_800_000_000_000).unwrap(),
+            received_at: Timestamp::checked(1_800_000_000_000).unwrap(),
+            schema_version: 1,
+            properties,
+            context,
+        }
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn unchanged_fields_are_borrowed_and_changed_ones_checked() {
+        let (properties, context) = (raw(r#"{"plan":"pro"}"#), raw(r#"{"ip":"10.0.0.1"}"#));
+        let original = admitted(&properties, Some(&context));
+        let limits = Limits::default();
+
+        let mut same = to_wit(&original);
+        same.context = Some(r#"{"ip":"sha256:ab"}"#.to_owned());
+        let owned = OwnedEvent::from_wit(same, &original, &limits).unwrap();
+        assert!(matches!(owned.properties, Cow::Borrowed(_)));
+        assert!(matches!(owned.context, Some(Cow::Owned(_))));
+        let event = owned.as_event();
+        assert_eq!(event.properties.get(), r#"{"plan":"pro"}"#);
+        assert_eq!(event.context.unwrap().get(), r#"{"ip":"sha256:ab"}"#);
+
+        let mut broken = to_wit(&original);
+        broken.properties = r#"{"plan": "#.to_owned();
+        let err = OwnedEvent::from_wit(broken, &original, &limits).unwrap_err();
+        assert!(
+            err.message.contains("properties that are not JSON"),
+            "{err}"
+        );
+
+        let mut not_object = to_wit(&original);
+        not_object.context = Some("[1]".to_owned());
+        assert!(OwnedEvent::from_wit(not_object, &original, &limits).is_err());
+
+        let mut dropped = to_wit(&original);
+        dropped.context = None;
+        let owned = OwnedEvent::from_wit(dropped, &original, &limits).unwrap();
+        assert!(owned.as_event().context.is_none());
     }
 }

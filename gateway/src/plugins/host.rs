@@ -19,7 +19,9 @@ use tokio::sync::Semaphore;
 use super::bindings::Event;
 use super::chain::{ChainPlugin, Fate, TeamChain};
 use super::registry::{Disabled, PluginRecord, Registry};
-use super::runtime::{CallError, CompiledPlugin, PluginKind, PluginTag, Runtime, RuntimeConfig};
+use super::runtime::{
+    CallError, CompiledPlugin, InstancePool, PluginKind, PluginTag, Runtime, RuntimeConfig,
+};
 use super::stats::PluginStats;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,8 +58,12 @@ pub struct PluginHost {
     stats: Mutex<HashMap<String, Arc<PluginStats>>>,
     /// One permit per pool slot: batches wait here, not in the allocator.
     slots: Arc<Semaphore>,
+    /// Warm instances per (plugin version, component, configuration).
+    pools: Mutex<HashMap<PoolKey, Arc<InstancePool>>>,
     disable_after: u64,
 }
+
+type PoolKey = (String, String, String);
 
 fn stats_key(team: &str, name: &str, version: &str) -> String {
     format!("{team}/{name}@{version}")
@@ -77,6 +83,7 @@ impl PluginHost {
             chains: RwLock::new(Arc::new(HashMap::new())),
             compiled: Mutex::new(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
+            pools: Mutex::new(HashMap::new()),
             disable_after: config.disable_after_failures.max(1),
         }))
     }
@@ -144,6 +151,8 @@ impl PluginHost {
     /// Plugins whose bytes have not arrived yet are left out until they do.
     pub fn rebuild(&self, records: &[PluginRecord]) {
         let mut teams: HashMap<String, Vec<(bool, i32, String, ChainPlugin)>> = HashMap::new();
+        let previous_pools = self.pools.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut pools = HashMap::new();
         for record in records {
             metrics::gauge!(crate::metrics::PLUGIN_DISABLED, "team" => record.team_id.clone(), "plugin" => record.name.clone())
                 .set(f64::from(u8::from(record.disabled.is_some())));
@@ -170,12 +179,25 @@ impl PluginHost {
                 name: Arc::from(record.name.as_str()),
                 version: Arc::from(version.version.as_str()),
             };
+            // Same version and configuration as before: keep its warm
+            // instances (this runs every second, not only on changes).
+            let pool_key = (
+                stats_key(&tag.team, &tag.name, &tag.version),
+                version.sha256.clone(),
+                record.config.clone(),
+            );
+            let instances = previous_pools
+                .get(&pool_key)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(InstancePool::new(&self.runtime)));
+            pools.insert(pool_key, instances.clone());
             let plugin = ChainPlugin {
                 stats: self.stats_for(&tag),
                 tag,
                 compiled,
                 config: Arc::from(record.config.as_str()),
                 policy: record.policy,
+                instances,
             };
             teams.entry(record.team_id.clone()).or_default().push((
                 record.kind == PluginKind::Enricher,
@@ -194,6 +216,10 @@ impl PluginHost {
             .collect();
         if let Ok(mut current) = self.chains.write() {
             *current = Arc::new(chains);
+        }
+        // Pools of plugins no longer active go with the last chain using them.
+        if let Ok(mut current) = self.pools.lock() {
+            *current = pools;
         }
     }
 

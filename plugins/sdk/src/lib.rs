@@ -60,6 +60,7 @@ mod event;
 pub mod log;
 mod outcome;
 mod plugin;
+pub mod scan;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]

@@ -8,25 +8,70 @@
 use std::collections::BTreeMap;
 
 use sluice_plugin_sdk::{
-    Event, PluginError, Validator, Value, Verdict, export_validator, parse_config,
+    Event, PluginError, Validator, Verdict, export_validator, parse_config, scan,
 };
 
-/// The plugin: event name (or `*`) → required top-level property names.
+/// The configuration.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RequiredProperties {
+struct Config {
+    /// Event name (or `*`) → required top-level property names.
     required: BTreeMap<String, Vec<String>>,
+}
+
+/// The plugin: what each event must have, worked out once at `init`.
+#[derive(Debug)]
+pub struct RequiredProperties {
+    /// Configured event name → its names followed by the `*` ones.
+    per_event: BTreeMap<String, Required>,
+    /// Every other event: the `*` names.
+    wildcard: Required,
+}
+
+/// The property names one event needs, without repeats, in message order.
+#[derive(Debug, Default)]
+struct Required {
+    names: Vec<String>,
+    /// Bit `n` (`n` < 63) set when some name is `n` bytes long, bit 63 for
+    /// longer ones: most keys fail this test and are not compared at all.
+    lengths: u64,
+}
+
+impl Required {
+    fn new<'a>(names: impl IntoIterator<Item = &'a String>) -> Self {
+        let mut required = Self::default();
+        for name in names {
+            if !required.names.contains(name) {
+                required.lengths |= length_bit(name.len());
+                required.names.push(name.clone());
+            }
+        }
+        required
+    }
+}
+
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 impl Validator for RequiredProperties {
     fn init(config: &str) -> Result<Self, PluginError> {
-        let plugin: Self = parse_config(config)?;
-        if plugin.required.values().flatten().any(String::is_empty) {
+        let Config { required } = parse_config(config)?;
+        if required.values().flatten().any(String::is_empty) {
             return Err(PluginError::invalid_config(
                 "property names must not be empty",
             ));
         }
-        Ok(plugin)
+        let for_all = required.get("*").map_or(&[][..], Vec::as_slice);
+        let per_event = required
+            .iter()
+            .filter(|(event, _)| *event != "*")
+            .map(|(event, names)| (event.clone(), Required::new(names.iter().chain(for_all))))
+            .collect();
+        Ok(Self {
+            per_event,
+            wildcard: Required::new(for_all),
+        })
     }
 
     fn validate(&self, events: Vec<Event>) -> Vec<Verdict> {
@@ -36,27 +81,41 @@ impl Validator for RequiredProperties {
 
 impl RequiredProperties {
     fn check(&self, event: &Event) -> Verdict {
-        let mut required = [event.name.as_str(), "*"]
-            .into_iter()
-            .filter_map(|key| self.required.get(key))
-            .flatten()
-            .peekable();
-        if required.peek().is_none() {
-            return Verdict::accept(); // nothing required: no need to parse
+        let required = self.per_event.get(&event.name).unwrap_or(&self.wildcard);
+        let names = &required.names;
+        if names.is_empty() {
+            return Verdict::accept(); // nothing required: no need to look
         }
-        let Ok(properties) = event.properties_json() else {
-            return Verdict::reject("invalid_properties", "properties are not a JSON object");
-        };
-        let mut missing: Vec<String> = Vec::new();
-        for name in required.filter(|name| properties.get(*name).is_none_or(Value::is_null)) {
-            let quoted = format!("`{name}`");
-            if !missing.contains(&quoted) {
-                missing.push(quoted);
+
+        // One pass over the top-level members of the raw text (no value
+        // tree); the last of repeated keys counts, as when parsing. Running
+        // to the end also checks that the whole text is a JSON object.
+        let mut present = Present::new(names.len());
+        for member in scan::members(&event.properties) {
+            let Ok(member) = member else {
+                return Verdict::reject("invalid_properties", "properties are not a JSON object");
+            };
+            // An escaped key may be longer than its name: compare it always.
+            let key = member.key;
+            if required.lengths & length_bit(key.raw_len()) == 0 && !key.has_escapes() {
+                continue;
+            }
+            for (i, name) in names.iter().enumerate() {
+                if key.eq_str(name) {
+                    present.set(i, !member.value.is_null());
+                }
             }
         }
-        if missing.is_empty() {
+        if (0..names.len()).all(|i| present.get(i)) {
             return Verdict::accept();
         }
+
+        let missing: Vec<String> = names
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| !present.get(i))
+            .map(|(_, name)| format!("`{name}`"))
+            .collect();
         let noun = if missing.len() == 1 {
             "property"
         } else {
@@ -68,6 +127,37 @@ impl RequiredProperties {
             missing.join(", ")
         );
         Verdict::reject("missing_property", message)
+    }
+}
+
+/// Which required properties are present (and not `null`): bits, without
+/// allocating, for the usual handful of names.
+enum Present {
+    Few(u64),
+    Many(Vec<bool>),
+}
+
+impl Present {
+    fn new(count: usize) -> Self {
+        if count <= 64 {
+            Self::Few(0)
+        } else {
+            Self::Many(vec![false; count])
+        }
+    }
+
+    fn set(&mut self, i: usize, value: bool) {
+        match self {
+            Self::Few(bits) => *bits = (*bits & !(1 << i)) | (u64::from(value) << i),
+            Self::Many(flags) => flags[i] = value,
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        match self {
+            Self::Few(bits) => bits & (1 << i) != 0,
+            Self::Many(flags) => flags[i],
+        }
     }
 }
 
@@ -159,6 +249,114 @@ mod tests {
             validate(vec![broken])[0].reject_code(),
             Some("invalid_properties")
         );
+    }
+
+    #[test]
+    fn only_top_level_members_count_and_the_last_duplicate_wins() {
+        let verdicts = validate(vec![
+            Event {
+                properties: r#"{"nested": {"app_version": "1"}, "s": "\"app_version\": 1"}"#
+                    .to_owned(),
+                ..Event::new("Page Viewed")
+            },
+            Event {
+                properties: r#"{"app_version": "1", "app_version": null}"#.to_owned(),
+                ..Event::new("Page Viewed")
+            },
+            Event {
+                properties: r#"{"app_version": null, "app_version": "1"}"#.to_owned(),
+                ..Event::new("Page Viewed")
+            },
+            Event {
+                properties: r#"{"app\u005fversion": 0}"#.to_owned(),
+                ..Event::new("Page Viewed")
+            },
+        ]);
+        let codes: Vec<_> = verdicts.iter().map(Verdict::reject_code).collect();
+        assert_eq!(
+            codes,
+            [
+                Some("missing_property"),
+                Some("missing_property"),
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_name_required_twice_is_named_once() {
+        let plugin =
+            RequiredProperties::init(r#"{"required": {"x": ["a", "b"], "*": ["a"]}}"#).unwrap();
+        assert_eq!(
+            plugin.validate(vec![event("x", json!({"b": false}))]),
+            vec![Verdict::reject(
+                "missing_property",
+                "event `x` is missing required property `a`"
+            )]
+        );
+    }
+
+    #[test]
+    fn many_required_names() {
+        let names: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+        let config = json!({"required": {"*": names}}).to_string();
+        let plugin = RequiredProperties::init(&config).unwrap();
+        let mut all = sluice_plugin_sdk::JsonObject::new();
+        for name in &names {
+            all.insert(name.clone(), json!(1));
+        }
+        assert!(plugin.validate(vec![event("x", json!(all))])[0].is_accept());
+        all.remove("p70");
+        assert_eq!(
+            plugin.validate(vec![event("x", json!(all))]),
+            vec![Verdict::reject(
+                "missing_property",
+                "event `x` is missing required property `p70`"
+            )]
+        );
+    }
+
+    #[test]
+    fn long_names_and_escaped_keys() {
+        let long = "x".repeat(63);
+        let longer = "y".repeat(70);
+        let config = json!({"required": {"*": [long, longer, "ab"]}}).to_string();
+        let plugin = RequiredProperties::init(&config).unwrap();
+        let all = json!({long.clone(): 1, longer.clone(): 2, "ab": 3});
+        assert!(plugin.validate(vec![event("x", all)])[0].is_accept());
+        let escaped = Event {
+            properties: format!(r#"{{"{long}": 1, "{longer}": 2, "\u0061\u0062": 3}}"#),
+            ..Event::new("x")
+        };
+        assert!(plugin.validate(vec![escaped])[0].is_accept());
+        let missing = json!({longer.clone(): 2, "ab": 3, "abc": 4});
+        assert_eq!(
+            plugin.validate(vec![event("x", missing)]),
+            vec![Verdict::reject(
+                "missing_property",
+                format!("event `x` is missing required property `{long}`")
+            )]
+        );
+    }
+
+    #[test]
+    fn invalid_text_after_the_required_members_is_still_rejected() {
+        for broken in [
+            r#"{"app_version": 1,}"#,
+            r#"{"app_version": 1} x"#,
+            r#"{"app_version": 1"#,
+        ] {
+            let event = Event {
+                properties: broken.to_owned(),
+                ..Event::new("Page Viewed")
+            };
+            assert_eq!(
+                validate(vec![event])[0].reject_code(),
+                Some("invalid_properties"),
+                "{broken}"
+            );
+        }
     }
 
     #[test]
