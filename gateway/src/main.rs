@@ -6,6 +6,13 @@ use clap::Parser;
 use sluice_core::service::ServiceFlags;
 use sluice_gateway::config::{ENV_PREFIX, GatewayConfig, OPTIONS_HELP};
 
+/// jemalloc instead of glibc's malloc: the ingest path allocates and frees
+/// per event across threads (HTTP workers, the plugin pool, librdkafka's
+/// delivery thread), where glibc spent a fifth of the gateway's CPU in
+/// malloc/free and consolidation (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The Sluice ingest gateway: accepts analytics event batches over HTTP and
 /// answers per event once Kafka has acknowledged them.
 #[derive(Debug, Parser)]
