@@ -136,12 +136,8 @@ enum Command {
         /// Live instances of each plugin held at once for memory.
         #[arg(long, default_value_t = 16)]
         instances: usize,
-        #[arg(long, default_value_t = 4096)]
-        distinct_events: usize,
-        #[arg(long, default_value_t = 5000)]
-        users: u64,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
+        #[command(flatten)]
+        workload: WorkloadArgs,
         /// Commit being measured (for the report).
         #[arg(long)]
         commit: Option<String>,
@@ -184,12 +180,8 @@ enum Command {
         duration_secs: u64,
         #[arg(long, default_value_t = 2)]
         warmup_secs: u64,
-        #[arg(long, default_value_t = 4096)]
-        distinct_events: usize,
-        #[arg(long, default_value_t = 5000)]
-        users: u64,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
+        #[command(flatten)]
+        workload: WorkloadArgs,
         #[arg(long)]
         commit: Option<String>,
         /// Render these results instead of measuring.
@@ -258,6 +250,14 @@ struct Common {
     /// Commit being measured (for the report).
     #[arg(long)]
     commit: Option<String>,
+    #[command(flatten)]
+    workload: WorkloadArgs,
+}
+
+/// The generated events: how many distinct ones, over how many users, from
+/// which seed (the same for every subcommand, so runs are comparable).
+#[derive(Debug, Args)]
+struct WorkloadArgs {
     /// Distinct events generated before timing.
     #[arg(long, default_value_t = 4096)]
     distinct_events: usize,
@@ -265,6 +265,16 @@ struct Common {
     users: u64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+}
+
+impl WorkloadArgs {
+    fn options(&self) -> suite::WorkloadOptions {
+        suite::WorkloadOptions {
+            distinct_events: self.distinct_events,
+            users: self.users,
+            seed: self.seed,
+        }
+    }
 }
 
 impl Common {
@@ -280,11 +290,7 @@ impl Common {
     }
 
     fn workload(&self) -> suite::WorkloadOptions {
-        suite::WorkloadOptions {
-            distinct_events: self.distinct_events,
-            users: self.users,
-            seed: self.seed,
-        }
+        self.workload.options()
     }
 }
 
@@ -391,9 +397,7 @@ async fn main() -> anyhow::Result<()> {
             latency_secs,
             probe_iterations,
             instances,
-            distinct_events,
-            users,
-            seed,
+            workload,
             commit,
             from,
             out,
@@ -410,11 +414,7 @@ async fn main() -> anyhow::Result<()> {
                         latency_time: Duration::from_secs_f64(latency_secs),
                         probe_iterations,
                         instances,
-                        workload: suite::WorkloadOptions {
-                            distinct_events,
-                            users,
-                            seed,
-                        },
+                        workload: workload.options(),
                         commit,
                     };
                     // CPU-bound and synchronous: keep it off the async workers.
@@ -441,9 +441,7 @@ async fn main() -> anyhow::Result<()> {
             rounds,
             duration_secs,
             warmup_secs,
-            distinct_events,
-            users,
-            seed,
+            workload,
             commit,
             from,
             out,
@@ -470,11 +468,7 @@ async fn main() -> anyhow::Result<()> {
                         rounds,
                         duration: Duration::from_secs(duration_secs),
                         warmup: Duration::from_secs(warmup_secs),
-                        workload: suite::WorkloadOptions {
-                            distinct_events,
-                            users,
-                            seed,
-                        },
+                        workload: workload.options(),
                     };
                     let results = plugins::gateway::run(&options).await?;
                     if let Some(out) = &out {
