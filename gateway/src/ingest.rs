@@ -462,7 +462,7 @@ async fn plan(
                 ));
                 plans.push(Planned::Reject(Some(event_id), reject));
             }
-            Fate::DeadLetter(_, reject) => {
+            Fate::DeadLetter(reject) => {
                 // The admitted event (ids and times stamped), ready to be
                 // replayed into `events.raw` once the plugin is fixed.
                 let payload = serde_json::to_string(&event).map_err(internal)?;

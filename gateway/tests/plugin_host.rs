@@ -335,6 +335,18 @@ fn uploads_of_the_wrong_shape_are_refused_at_compile_time() {
     ));
 }
 
+/// One of the example plugins, with the configuration these tests use and
+/// the `reject` policy.
+fn example(rt: &Runtime, name: &str) -> ChainPlugin {
+    let (kind, config) = match name {
+        "required_properties" => (PluginKind::Validator, r#"{"required": {"*": ["plan"]}}"#),
+        "bot_filter" => (PluginKind::Validator, "{}"),
+        "pii_scrubber" => (PluginKind::Enricher, r#"{"salt": "s"}"#),
+        other => panic!("no example plugin `{other}`"),
+    };
+    chain_of(rt, name, kind, FailurePolicy::Reject, config)
+}
+
 fn chain_of(
     rt: &Runtime,
     name: &str,
@@ -370,7 +382,7 @@ fn failure_policies_decide_the_fate_of_a_failing_plugins_events() {
         (FailurePolicy::Pass, |f: &Fate| matches!(f, Fate::Keep)),
         (
             FailurePolicy::DeadLetter,
-            |f: &Fate| matches!(f, Fate::DeadLetter(_, r) if r.code == RejectCode::PluginFailed),
+            |f: &Fate| matches!(f, Fate::DeadLetter(r) if r.code == RejectCode::PluginFailed),
         ),
     ] {
         let chain = TeamChain {
@@ -398,20 +410,8 @@ fn a_chain_runs_validators_then_enrichers_on_the_survivors() {
     let rt = runtime();
     let chain = TeamChain {
         plugins: vec![
-            chain_of(
-                &rt,
-                "required_properties",
-                PluginKind::Validator,
-                FailurePolicy::Reject,
-                r#"{"required": {"*": ["plan"]}}"#,
-            ),
-            chain_of(
-                &rt,
-                "pii_scrubber",
-                PluginKind::Enricher,
-                FailurePolicy::Reject,
-                r#"{"salt": "s"}"#,
-            ),
+            example(&rt, "required_properties"),
+            example(&rt, "pii_scrubber"),
         ],
     };
     let stats = chain.plugins[0].stats.clone();
@@ -560,13 +560,7 @@ fn an_instance_that_failed_is_not_reused_and_idle_instances_are_bounded() {
 fn an_enricher_that_changes_nothing_leaves_events_unchanged() {
     let rt = runtime();
     let chain = TeamChain {
-        plugins: vec![chain_of(
-            &rt,
-            "pii_scrubber",
-            PluginKind::Enricher,
-            FailurePolicy::Reject,
-            r#"{"salt": "s"}"#,
-        )],
+        plugins: vec![example(&rt, "pii_scrubber")],
     };
     let fates = chain.run(
         &rt,
@@ -619,27 +613,9 @@ fn fates_stay_in_order_when_plugins_remove_events_along_the_chain() {
     let rt = runtime();
     let chain = TeamChain {
         plugins: vec![
-            chain_of(
-                &rt,
-                "required_properties",
-                PluginKind::Validator,
-                FailurePolicy::Reject,
-                r#"{"required": {"*": ["plan"]}}"#,
-            ),
-            chain_of(
-                &rt,
-                "bot_filter",
-                PluginKind::Validator,
-                FailurePolicy::Reject,
-                "{}",
-            ),
-            chain_of(
-                &rt,
-                "pii_scrubber",
-                PluginKind::Enricher,
-                FailurePolicy::Reject,
-                r#"{"salt": "s"}"#,
-            ),
+            example(&rt, "required_properties"),
+            example(&rt, "bot_filter"),
+            example(&rt, "pii_scrubber"),
         ],
     };
     let bot = Some(r#"{"user_agent": "Googlebot/2.1"}"#);

@@ -191,7 +191,7 @@ impl<'a> Ingest<'a> {
                     records.push(self.rejected_record(raw.get(), &reject));
                     tally.rejected += 1;
                 }
-                Fate::DeadLetter(_, reject) => {
+                Fate::DeadLetter(reject) => {
                     let payload = serde_json::to_string(&event)?;
                     records.push(self.rejected_record(&payload, &reject));
                     tally.dead_lettered += 1;

@@ -43,8 +43,8 @@ pub enum Fate {
     /// Refused; the client sees the reason.
     Reject(Reject),
     /// Accepted but diverted to `events.rejected` (plugin failure, policy
-    /// `dead_letter`).
-    DeadLetter(Event, Reject),
+    /// `dead_letter`); the admitted event is what gets written there.
+    DeadLetter(Reject),
 }
 
 /// Called when a plugin fails; decides whether it should be disabled.
@@ -64,31 +64,16 @@ struct Alive {
 impl Alive {
     /// Drops the events whose `keep` is false, keeping the order.
     fn retain(&mut self, keep: &[bool]) {
-        let mut flags = keep.iter();
-        self.events.retain(|_| *flags.next().unwrap_or(&true));
-        let mut flags = keep.iter();
-        self.origin.retain(|_| *flags.next().unwrap_or(&true));
-        let mut flags = keep.iter();
-        self.changed.retain(|_| *flags.next().unwrap_or(&true));
+        retain_flagged(&mut self.events, keep);
+        retain_flagged(&mut self.origin, keep);
+        retain_flagged(&mut self.changed, keep);
     }
 }
 
-/// Moves an event out of `slot`, leaving an empty one (no allocation).
-fn take(slot: &mut Event) -> Event {
-    std::mem::replace(
-        slot,
-        Event {
-            event_id: String::new(),
-            team_id: String::new(),
-            name: String::new(),
-            user_id: String::new(),
-            timestamp_ms: 0,
-            received_at_ms: 0,
-            schema_version: 0,
-            properties: String::new(),
-            context: None,
-        },
-    )
+/// Keeps `items[i]` where `keep[i]` (`Vec::retain` visits in order, once).
+fn retain_flagged<T>(items: &mut Vec<T>, keep: &[bool]) {
+    let mut flags = keep.iter();
+    items.retain(|_| *flags.next().unwrap_or(&true));
 }
 
 impl TeamChain {
@@ -149,9 +134,7 @@ impl TeamChain {
                             }
                             Err(PerEvent::Failed(reason)) => {
                                 failed += 1;
-                                if let Some(fate) =
-                                    apply_policy(plugin, &mut alive.events[k], &reason)
-                                {
+                                if let Some(fate) = apply_policy(plugin, &reason) {
                                     keep[k] = false;
                                     decided[alive.origin[k]] = Some(fate);
                                 }
@@ -176,7 +159,7 @@ impl TeamChain {
                     on_failure(plugin, consecutive, &err);
                     let reason = err.to_string();
                     for k in 0..count {
-                        if let Some(fate) = apply_policy(plugin, &mut alive.events[k], &reason) {
+                        if let Some(fate) = apply_policy(plugin, &reason) {
                             keep[k] = false;
                             decided[alive.origin[k]] = Some(fate);
                         }
@@ -259,9 +242,9 @@ fn call(
     })
 }
 
-/// What the failing plugin's policy makes of `event`: `None` when it
-/// continues (`pass`), else its final fate.
-fn apply_policy(plugin: &ChainPlugin, event: &mut Event, reason: &str) -> Option<Fate> {
+/// What the failing plugin's policy makes of an event it failed on: `None`
+/// when the event continues (`pass`), else its final fate.
+fn apply_policy(plugin: &ChainPlugin, reason: &str) -> Option<Fate> {
     let reject = || {
         Reject::new(
             RejectCode::PluginFailed,
@@ -274,6 +257,6 @@ fn apply_policy(plugin: &ChainPlugin, event: &mut Event, reason: &str) -> Option
     match plugin.policy {
         FailurePolicy::Pass => None,
         FailurePolicy::Reject => Some(Fate::Reject(reject())),
-        FailurePolicy::DeadLetter => Some(Fate::DeadLetter(take(event), reject())),
+        FailurePolicy::DeadLetter => Some(Fate::DeadLetter(reject())),
     }
 }

@@ -639,6 +639,9 @@ impl Runtime {
             CompiledPlugin::Enricher(pre) => pre.instantiate(&mut store).map(Exports::Enricher),
         }
         .map_err(|e| classify(&mut store, e))?;
+        // Count growth from here: the memory a component starts with (stack,
+        // data) is not something it allocated.
+        store.data_mut().grown = 0;
         Ok(PluginInstance { store, exports })
     }
 
@@ -798,11 +801,6 @@ impl PluginInstance {
         state.budget = Budget::start(state.cpu_budget_ms);
         state.log_budget = state.log_lines;
         self.store.set_epoch_deadline(1);
-    }
-
-    /// Bytes this instance's linear memory grew by since it was created.
-    pub fn memory_grown(&self) -> usize {
-        self.store.data().grown
     }
 
     /// One `validate` call with its own CPU budget (this instance must be a
