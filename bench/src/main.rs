@@ -105,6 +105,9 @@ enum Command {
         queue_max_kbytes: u64,
         #[arg(long)]
         max_body_bytes: u64,
+        /// The gateway's `admission.max_connections`.
+        #[arg(long, default_value_t = 4096)]
+        max_connections: u64,
         /// Resident memory the gateway must stay under.
         #[arg(long)]
         rss_budget_bytes: u64,
@@ -358,6 +361,7 @@ async fn main() -> anyhow::Result<()> {
             memory_budget_bytes,
             queue_max_kbytes,
             max_body_bytes,
+            max_connections,
             rss_budget_bytes,
             out,
         } => {
@@ -381,6 +385,7 @@ async fn main() -> anyhow::Result<()> {
                     memory_budget_bytes,
                     queue_max_kbytes,
                     max_body_bytes,
+                    max_connections,
                     rss_budget_bytes,
                 },
             };

@@ -444,13 +444,22 @@ fn render_overload(md: &mut String, o: &OverloadResults) {
         "### Overload\n\n\
          A second gateway with small limits: `admission.max_in_flight_requests` = {}, \
          `admission.memory_budget_bytes` = {}, `producer.queue_max_kbytes` = {} KiB, \
-         `ingest.max_body_bytes` = {}; RSS budget {}. Offered {:.0}× the measured capacity \
+         `ingest.max_body_bytes` = {}{}; RSS budget {}. Offered {:.0}× the measured capacity \
          ({} events/s) as {:.0} requests/s of {} events for {:.0} s, at most {} requests open \
          on the client side.\n",
         c.max_in_flight_requests,
         mib(c.memory_budget_bytes),
         c.queue_max_kbytes,
         mib(c.max_body_bytes),
+        if c.max_connections > 0 {
+            format!(
+                ", `admission.max_connections` = {}, `admission.max_resident_bytes` = the budget \
+                 (64 MiB base + bodies + queue + 32 KiB per connection)",
+                c.max_connections
+            )
+        } else {
+            String::new()
+        },
         mib(c.rss_budget_bytes),
         o.factor,
         thousands(o.capacity_events_per_second),

@@ -297,6 +297,9 @@ pub struct OverloadConfig {
     pub memory_budget_bytes: u64,
     pub queue_max_kbytes: u64,
     pub max_body_bytes: u64,
+    /// `admission.max_connections` (absent from runs before it was recorded).
+    #[serde(default)]
+    pub max_connections: u64,
     /// The resident-memory budget the gateway must stay under.
     pub rss_budget_bytes: u64,
 }

@@ -13,7 +13,11 @@
 //! it new ones wait in the listen backlog (see [`crate::connections`]).
 //!
 //! Together with the producer's bounded queue this keeps resident memory flat
-//! under any offered load: excess load is refused early and cheaply.
+//! under any offered load: excess load is refused early and cheaply. The
+//! resident memory those bounds allow is at most [`resident_allowance`]; when
+//! `admission.max_resident_bytes` is set, the configuration must fit in it and
+//! a sampled [`ResidentLimit`] refuses requests (503) and pauses accepting
+//! while the process is at the limit anyway.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -23,7 +27,10 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::connections::ConnectionLimits;
 use crate::error::ApiError;
+use crate::memory::ResidentLimit;
+use crate::metrics;
 
 /// Budget accounting unit: permits are KiB so a `u32` covers terabytes.
 const UNIT: usize = 1024;
@@ -41,6 +48,31 @@ pub struct AdmissionConfig {
     pub memory_budget_bytes: usize,
     /// HTTP connections open at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Resident memory of the whole process; 0 = no limit.
+    pub max_resident_bytes: u64,
+}
+
+/// Resident memory of a gateway with no traffic, with room for what warms up
+/// on first use: code, the async runtime, the Kafka client and its threads,
+/// the plugin engine, metrics. Measured: 22-48 MiB idle, 51-56 MiB after a
+/// first load (docs/benchmarks.md).
+pub const BASE_ALLOWANCE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Resident memory of one open connection: hyper's read buffer (at most
+/// [`crate::connections::READ_BUFFER_BYTES`]) and write buffer (8 KiB), the
+/// connection's task and its request's state. Measured: about 26 KiB per idle
+/// keep-alive connection.
+pub const CONNECTION_ALLOWANCE_BYTES: u64 = 32 * 1024;
+
+/// The most resident memory the static bounds allow: the base, the body
+/// budget, the producer queue and every allowed connection. Plugin instances
+/// are not in it (their linear memory is reserved, and touched only as used);
+/// the sampled limit covers them.
+pub fn resident_allowance(config: &AdmissionConfig, producer_queue_bytes: u64) -> u64 {
+    BASE_ALLOWANCE_BYTES
+        .saturating_add(config.memory_budget_bytes as u64)
+        .saturating_add(producer_queue_bytes)
+        .saturating_add((config.max_connections as u64).saturating_mul(CONNECTION_ALLOWANCE_BYTES))
 }
 
 impl Default for AdmissionConfig {
@@ -51,6 +83,7 @@ impl Default for AdmissionConfig {
             max_in_flight_requests: 1024,
             memory_budget_bytes: 512 * 1024 * 1024,
             max_connections: 4096,
+            max_resident_bytes: 0,
         }
     }
 }
@@ -64,6 +97,7 @@ pub struct Admission {
     memory_units: usize,
     connections: Arc<Semaphore>,
     max_connections: usize,
+    resident: Arc<ResidentLimit>,
 }
 
 /// What an admitted request holds until its response is sent.
@@ -120,7 +154,14 @@ impl Admission {
             memory_units,
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
+            resident: Arc::new(ResidentLimit::new(config.max_resident_bytes)),
         }
+    }
+
+    /// The sampled resident-memory limit, shared with its sampler and the
+    /// accept loop.
+    pub fn resident_limit(&self) -> Arc<ResidentLimit> {
+        self.resident.clone()
     }
 
     /// Admits a request expected to carry `body_bytes`, or refuses it now.
@@ -128,6 +169,10 @@ impl Admission {
         let overloaded = || ApiError::Overloaded {
             retry_after_secs: OVERLOADED_RETRY_SECS,
         };
+        if self.resident.is_exceeded() {
+            ::metrics::counter!(metrics::MEMORY_LIMIT_REFUSALS).increment(1);
+            return Err(overloaded());
+        }
         let in_flight = self
             .in_flight
             .clone()
@@ -186,9 +231,12 @@ impl Admission {
         self.max_in_flight - self.in_flight.available_permits()
     }
 
-    /// One permit per connection allowed open, for the listener.
-    pub fn connection_permits(&self) -> Arc<Semaphore> {
-        self.connections.clone()
+    /// What bounds the connections the listener accepts.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            permits: self.connections.clone(),
+            memory: self.resident.clone(),
+        }
     }
 
     pub fn connections_open(&self) -> usize {
@@ -207,7 +255,39 @@ mod tests {
             max_in_flight_requests: 2,
             memory_budget_bytes: 64 * 1024,
             max_connections: 4,
+            max_resident_bytes: 0,
         }
+    }
+
+    #[test]
+    fn requests_are_refused_while_resident_memory_is_at_the_limit() {
+        let admission = Admission::new(&AdmissionConfig {
+            max_resident_bytes: 1000,
+            ..config()
+        });
+        let limit = admission.resident_limit();
+        limit.record(999);
+        drop(admission.admit(1024).expect("admitted below the limit"));
+        limit.record(1000);
+        assert!(matches!(
+            admission.admit(1024),
+            Err(ApiError::Overloaded { .. })
+        ));
+        limit.record(500);
+        assert!(admission.admit(1024).is_ok(), "admitted again once below");
+    }
+
+    #[test]
+    fn the_allowance_counts_every_bound() {
+        let config = AdmissionConfig {
+            memory_budget_bytes: 16 << 20,
+            max_connections: 2048,
+            ..AdmissionConfig::default()
+        };
+        assert_eq!(
+            resident_allowance(&config, 32 << 20),
+            (64 << 20) + (16 << 20) + (32 << 20) + 2048 * (32 << 10)
+        );
     }
 
     #[test]

@@ -158,6 +158,8 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   admission.max_in_flight_requests  ingest requests processed at once, else 503 [1024]
   admission.memory_budget_bytes   bytes all in-flight bodies may hold, else 503 [536870912]
   admission.max_connections       open HTTP connections; more wait in the listen backlog [4096]
+  admission.max_resident_bytes    resident memory of the process: the limits above must fit in it, and
+                                  at it requests get 503 and accepting pauses; 0 = no limit [0]
   plugins.topic                   compacted topic of plugin records [sluice.plugins]
   plugins.blobs_topic             compacted topic of component bytes [sluice.plugin-blobs]
   plugins.disable_after_failures  consecutive failed calls before a plugin is disabled [5]
@@ -211,6 +213,23 @@ impl GatewayConfig {
         if admission.memory_budget_bytes < 2 * self.ingest.max_decompressed_bytes {
             return Err("admission.memory_budget_bytes must be at least twice ingest.max_decompressed_bytes".to_owned());
         }
+        if admission.max_resident_bytes > 0 {
+            let queue_bytes = self.producer.queue_max_kbytes.saturating_mul(1024);
+            let needed = crate::admission::resident_allowance(admission, queue_bytes);
+            if admission.max_resident_bytes < needed {
+                return Err(format!(
+                    "admission.max_resident_bytes ({}) is below what the other limits allow ({needed}: \
+                     {} base + admission.memory_budget_bytes {} + producer.queue_max_kbytes {} KiB + \
+                     admission.max_connections {} x {} per connection); raise it or lower those",
+                    admission.max_resident_bytes,
+                    crate::admission::BASE_ALLOWANCE_BYTES,
+                    admission.memory_budget_bytes,
+                    self.producer.queue_max_kbytes,
+                    admission.max_connections,
+                    crate::admission::CONNECTION_ALLOWANCE_BYTES,
+                ));
+            }
+        }
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
             return Err(
                 "admin.token must be at least 16 characters (or empty to disable)".to_owned(),
@@ -256,5 +275,21 @@ mod tests {
         let mut config = GatewayConfig::default();
         config.ingest.event.max_event_bytes = 2 * 1024 * 1024;
         assert!(config.validate().unwrap_err().contains("max_event_bytes"));
+    }
+
+    #[test]
+    fn a_resident_limit_must_fit_the_other_limits() {
+        let mut config = GatewayConfig::default();
+        config.admission.memory_budget_bytes = 64 << 20;
+        config.ingest.max_decompressed_bytes = 16 << 20;
+        config.producer.queue_max_kbytes = 32 << 10;
+        config.admission.max_connections = 1024;
+        // 64 MiB base + 64 MiB bodies + 32 MiB queue + 1024 x 32 KiB = 192 MiB.
+        config.admission.max_resident_bytes = 192 << 20;
+        config.validate().unwrap();
+        config.admission.max_resident_bytes = (192 << 20) - 1;
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("admission.max_resident_bytes"), "{err}");
+        assert!(err.contains("admission.max_connections 1024"), "{err}");
     }
 }

@@ -11,6 +11,7 @@
 //! - [`admin`]: the admin API (`/admin/v1`).
 //! - [`admission`]: per-key rate limits, in-flight, memory and connection bounds.
 //! - [`connections`]: the HTTP accept loop (connection cap, per-connection buffers).
+//! - [`memory`]: the process's resident memory and the allocator's statistics.
 //! - [`body`]: reading request bodies under size, decompression and time limits.
 //! - [`sink`]: where accepted and rejected events go (Kafka, or memory in tests).
 //! - [`plugins`]: the Wasm plugin host (validators and enrichers per team).
@@ -32,6 +33,7 @@ pub mod connections;
 pub mod error;
 pub mod ingest;
 pub mod keys;
+pub mod memory;
 pub mod metrics;
 pub mod plugins;
 pub mod routes;
@@ -91,11 +93,16 @@ pub async fn serve(
         Duration::from_secs(1),
     ));
 
+    // Resident memory is sampled only when it is limited.
+    let resident_limit = state.admission().resident_limit();
+    let memory_watch = (resident_limit.limit() > 0)
+        .then(|| tokio::spawn(resident_limit.watch(Duration::from_millis(50))));
+
     let draining = state.readiness();
-    let permits = state.admission().connection_permits();
+    let limits = state.admission().connection_limits();
     let app = router(state);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    connections::serve(listener, app, permits, async move {
+    connections::serve(listener, app, limits, async move {
         shutdown.await;
         // Load balancers stop routing to us once /readyz fails; in-flight
         // requests keep running until they have their Kafka answer.
@@ -105,6 +112,9 @@ pub async fn serve(
     .await;
     readiness.abort();
     upkeep.abort();
+    if let Some(watch) = memory_watch {
+        watch.abort();
+    }
     plugin_sync.abort();
     schema_sync.abort();
 

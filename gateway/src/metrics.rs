@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram, gauge};
 
+use crate::memory;
 use crate::sink::EventSink;
 use crate::state::AppState;
 
@@ -23,6 +24,11 @@ pub const DLQ_WRITE_FAILURES: &str = "sluice_gateway_dlq_write_failures_total";
 pub const IN_FLIGHT: &str = "sluice_gateway_in_flight_requests";
 pub const CONNECTIONS: &str = "sluice_gateway_connections_open";
 pub const MEMORY_RESERVED: &str = "sluice_gateway_memory_reserved_bytes";
+pub const RESIDENT_MEMORY: &str = "sluice_gateway_resident_memory_bytes";
+pub const ALLOCATED_MEMORY: &str = "sluice_gateway_allocator_allocated_bytes";
+pub const ALLOCATOR_RESIDENT: &str = "sluice_gateway_allocator_resident_bytes";
+pub const MEMORY_LIMIT_EXCEEDED: &str = "sluice_gateway_memory_limit_exceeded";
+pub const MEMORY_LIMIT_REFUSALS: &str = "sluice_gateway_memory_limit_refusals_total";
 pub const PRODUCER_QUEUE: &str = "sluice_gateway_producer_queue_messages";
 pub const KAFKA_REACHABLE: &str = "sluice_gateway_kafka_reachable";
 pub const READY: &str = "sluice_gateway_ready";
@@ -78,6 +84,29 @@ pub fn describe() {
         "Bytes reserved by in-flight requests from the memory budget."
     );
     describe_gauge!(
+        RESIDENT_MEMORY,
+        Unit::Bytes,
+        "The process's resident memory (all of it: heap, librdkafka, plugin instances, code)."
+    );
+    describe_gauge!(
+        MEMORY_LIMIT_EXCEEDED,
+        "1 while resident memory is at admission.max_resident_bytes (requests refused, accepting paused)."
+    );
+    describe_counter!(
+        MEMORY_LIMIT_REFUSALS,
+        "Ingest requests refused with 503 because resident memory was at admission.max_resident_bytes."
+    );
+    describe_gauge!(
+        ALLOCATED_MEMORY,
+        Unit::Bytes,
+        "Bytes in live allocations, as the allocator reports them."
+    );
+    describe_gauge!(
+        ALLOCATOR_RESIDENT,
+        Unit::Bytes,
+        "Bytes the allocator holds resident: live allocations, fragmentation and freed pages not yet returned."
+    );
+    describe_gauge!(
         PRODUCER_QUEUE,
         "Records handed to the producer and not yet acknowledged."
     );
@@ -116,6 +145,15 @@ pub async fn upkeep(state: AppState, sink: Arc<dyn EventSink>, period: Duration)
         gauge!(CONNECTIONS).set(admission.connections_open() as f64);
         gauge!(MEMORY_RESERVED).set(admission.memory_used() as f64);
         gauge!(PRODUCER_QUEUE).set(sink.queue_depth() as f64);
+        if let Some(bytes) = memory::resident_bytes() {
+            gauge!(RESIDENT_MEMORY).set(bytes as f64);
+        }
+        let limit = admission.resident_limit();
+        gauge!(MEMORY_LIMIT_EXCEEDED).set(f64::from(u8::from(limit.is_exceeded())));
+        if let Some(stats) = memory::allocator_stats() {
+            gauge!(ALLOCATED_MEMORY).set(stats.allocated as f64);
+            gauge!(ALLOCATOR_RESIDENT).set(stats.resident as f64);
+        }
         let readiness = state.readiness();
         gauge!(KAFKA_REACHABLE).set(f64::from(u8::from(readiness.backend_reachable())));
         gauge!(READY).set(f64::from(u8::from(state.is_ready())));

@@ -20,11 +20,11 @@ use common::{KEY, harness_with};
 async fn serve(state: AppState) -> SocketAddr {
     let inner = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = inner.local_addr().unwrap();
-    let permits = state.admission().connection_permits();
+    let limits = state.admission().connection_limits();
     tokio::spawn(connections::serve(
         inner,
         router(state),
-        permits,
+        limits,
         std::future::pending(),
     ));
     addr
@@ -116,4 +116,44 @@ async fn an_unauthenticated_upload_gets_its_401() {
     )
     .await;
     assert!(head.starts_with("http/1.1 401"), "{head}");
+}
+
+#[tokio::test]
+async fn at_the_resident_limit_requests_get_503_and_new_connections_wait() {
+    let h = harness_with(|config| {
+        config.admission.max_resident_bytes = 1 << 30;
+    });
+    let addr = serve(h.state.clone()).await;
+    let limit = h.state.admission().resident_limit();
+    limit.record(1 << 29);
+    let mut open = TcpStream::connect(addr).await.unwrap();
+    let head = send_slowly(&mut open, KEY, &batch_of_len(1024)).await;
+    assert!(head.starts_with("http/1.1 200"), "below the limit: {head}");
+
+    limit.record(1 << 30);
+    let head = send_slowly(&mut open, KEY, &batch_of_len(1024)).await;
+    assert!(head.starts_with("http/1.1 503"), "at the limit: {head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+
+    // A new connection waits in the backlog, unanswered, while at the limit...
+    let mut waiting = TcpStream::connect(addr).await.unwrap();
+    let request = tokio::spawn(async move {
+        let head = send_slowly(&mut waiting, KEY, &batch_of_len(1024)).await;
+        (waiting, head)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !request.is_finished(),
+        "served a new connection at the limit"
+    );
+
+    // ...and is served once memory is back below it, as is the open one.
+    limit.record(1 << 28);
+    let (_, head) = tokio::time::timeout(Duration::from_secs(10), request)
+        .await
+        .expect("served once below the limit")
+        .unwrap();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let head = send_slowly(&mut open, KEY, &batch_of_len(1024)).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
 }
