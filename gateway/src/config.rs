@@ -158,8 +158,7 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   admission.max_in_flight_requests  ingest requests processed at once, else 503 [1024]
   admission.memory_budget_bytes   bytes all in-flight bodies may hold, else 503 [536870912]
   admission.max_connections       open HTTP connections; more wait in the listen backlog [4096]
-  admission.max_resident_bytes    resident memory of the process: the limits above must fit in it, and
-                                  at it requests get 503 and accepting pauses; 0 = no limit [0]
+  admission.max_resident_bytes    process memory ceiling (503 at it); 0 = none [0]
   plugins.topic                   compacted topic of plugin records [sluice.plugins]
   plugins.blobs_topic             compacted topic of component bytes [sluice.plugin-blobs]
   plugins.disable_after_failures  consecutive failed calls before a plugin is disabled [5]
