@@ -6,6 +6,7 @@
 //! state. If the stack is not running, tests fail with a message saying so;
 //! they never skip silently.
 
+pub mod binary;
 pub mod plugin_admin;
 pub mod stack;
 
