@@ -16,8 +16,8 @@
 //! under any offered load: excess load is refused early and cheaply. The
 //! resident memory those bounds allow is at most [`resident_allowance`]; when
 //! `admission.max_resident_bytes` is set, the configuration must fit in it and
-//! a sampled [`ResidentLimit`] refuses requests (503) and pauses accepting
-//! while the process is at the limit anyway.
+//! a sampled [`ResidentLimit`] refuses requests (503) while the process is at
+//! the limit anyway.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -27,7 +27,6 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::connections::ConnectionLimits;
 use crate::error::ApiError;
 use crate::memory::ResidentLimit;
 use crate::metrics;
@@ -158,8 +157,7 @@ impl Admission {
         }
     }
 
-    /// The sampled resident-memory limit, shared with its sampler and the
-    /// accept loop.
+    /// The sampled resident-memory limit, shared with its sampler.
     pub fn resident_limit(&self) -> Arc<ResidentLimit> {
         self.resident.clone()
     }
@@ -231,12 +229,9 @@ impl Admission {
         self.max_in_flight - self.in_flight.available_permits()
     }
 
-    /// What bounds the connections the listener accepts.
-    pub fn connection_limits(&self) -> ConnectionLimits {
-        ConnectionLimits {
-            permits: self.connections.clone(),
-            memory: self.resident.clone(),
-        }
+    /// One permit per connection allowed open, for the listener.
+    pub fn connection_permits(&self) -> Arc<Semaphore> {
+        self.connections.clone()
     }
 
     pub fn connections_open(&self) -> usize {

@@ -12,9 +12,7 @@
 //! - the read buffer is capped at [`READ_BUFFER_BYTES`] (bodies stream
 //!   through it in pieces; a request head must fit in it);
 //! - a connection must send a request head within hyper's 30 s header
-//!   timeout, so idle or stalled connections give their permit back;
-//! - while resident memory is at `admission.max_resident_bytes`, accepting
-//!   pauses (connections already open are served, and refused, as usual).
+//!   timeout, so idle or stalled connections give their permit back.
 //!
 //! The cap is a safety bound, to be set above the connections clients and
 //! load balancers normally keep open: a client beyond it waits for a free
@@ -40,29 +38,17 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::memory::ResidentLimit;
-
-/// What bounds the connections [`serve`] accepts.
-#[derive(Debug, Clone)]
-pub struct ConnectionLimits {
-    /// One permit per connection allowed open.
-    pub permits: Arc<Semaphore>,
-    /// Accepting pauses while this is exceeded.
-    pub memory: Arc<ResidentLimit>,
-}
-
 /// Largest read buffer of one connection, and so the largest request head.
 pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
-/// Serves `app` on `listener` within `limits` until `shutdown` completes; then
-/// drains connections and returns.
+/// Serves `app` on `listener` with at most `permits`' number of connections
+/// open, until `shutdown` completes; then drains connections and returns.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    limits: ConnectionLimits,
+    permits: Arc<Semaphore>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let ConnectionLimits { permits, memory } = limits;
     let mut builder = http1::Builder::new();
     builder
         .max_buf_size(READ_BUFFER_BYTES)
@@ -88,12 +74,6 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        // At the memory limit the accepted connection waits unserved (it costs
-        // a socket, no buffers), and so does the backlog behind it.
-        tokio::select! {
-            () = memory.wait_until_within() => {}
-            () = &mut shutdown => break,
-        }
         let service = TowerToHyperService::new(app.clone());
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -146,13 +126,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let permits = Arc::new(Semaphore::new(1));
-        let limits = ConnectionLimits {
-            permits: permits.clone(),
-            memory: Arc::new(ResidentLimit::new(0)),
-        };
         let stop = Arc::new(Notify::new());
         let app = Router::new().route("/", get(|| async { "ok" }));
-        let server = tokio::spawn(serve(listener, app, limits, {
+        let server = tokio::spawn(serve(listener, app, permits.clone(), {
             let stop = stop.clone();
             async move { stop.notified().await }
         }));

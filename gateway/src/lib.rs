@@ -99,10 +99,10 @@ pub async fn serve(
         .then(|| tokio::spawn(resident_limit.watch(Duration::from_millis(50))));
 
     let draining = state.readiness();
-    let limits = state.admission().connection_limits();
+    let permits = state.admission().connection_permits();
     let app = router(state);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    connections::serve(listener, app, limits, async move {
+    connections::serve(listener, app, permits, async move {
         shutdown.await;
         // Load balancers stop routing to us once /readyz fails; in-flight
         // requests keep running until they have their Kafka answer.

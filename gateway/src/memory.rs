@@ -7,12 +7,9 @@
 //! a probe the binary installs, because only the binary knows which global
 //! allocator it links.
 
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-use tokio::sync::Notify;
 
 /// What the allocator reports about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,13 +55,13 @@ fn parse_statm_resident(statm: &str) -> Option<u64> {
 /// flat by construction; this is the safety net for what they do not model:
 /// allocator fragmentation, plugin instances, unusually large headers. While
 /// resident memory is at or above the limit the gateway refuses new ingest
-/// requests with 503 and stops accepting connections, the two things that
-/// would make it grow, until it is back below. Zero means no limit.
+/// requests with 503, until it is back below. Connections are still accepted
+/// (up to `admission.max_connections`, which the static bounds count), so
+/// health probes and `/metrics` keep answering. Zero means no limit.
 #[derive(Debug, Default)]
 pub struct ResidentLimit {
     limit: u64,
     resident: AtomicU64,
-    within: Notify,
 }
 
 impl ResidentLimit {
@@ -90,26 +87,9 @@ impl ResidentLimit {
         self.limit > 0 && self.resident() >= self.limit
     }
 
-    /// Records a sample of resident bytes; wakes waiters when within the limit.
+    /// Records a sample of resident bytes.
     pub fn record(&self, resident_bytes: u64) {
         self.resident.store(resident_bytes, Ordering::Relaxed);
-        if !self.is_exceeded() {
-            self.within.notify_waiters();
-        }
-    }
-
-    /// Returns once the last sample is within the limit.
-    pub async fn wait_until_within(&self) {
-        loop {
-            let mut notified = pin!(self.within.notified());
-            // Registered before checking, so a sample recorded in between
-            // still wakes us.
-            notified.as_mut().enable();
-            if !self.is_exceeded() {
-                return;
-            }
-            notified.await;
-        }
     }
 
     /// Samples the process's resident memory every `period`, forever.
@@ -148,26 +128,18 @@ mod tests {
         assert!(!limit.is_exceeded());
     }
 
-    #[tokio::test]
-    async fn waiters_resume_once_a_sample_is_within_the_limit() {
-        let limit = Arc::new(ResidentLimit::new(100));
+    #[test]
+    fn exceeded_from_the_limit_on_until_back_below() {
+        let limit = ResidentLimit::new(100);
+        limit.record(99);
+        assert!(!limit.is_exceeded());
+        limit.record(100);
+        assert!(limit.is_exceeded());
         limit.record(150);
         assert!(limit.is_exceeded());
-        let waiter = tokio::spawn({
-            let limit = limit.clone();
-            async move { limit.wait_until_within().await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "resumed while over the limit");
-        limit.record(120);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "resumed while still over the limit");
-        limit.record(99);
-        tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .expect("resumed once within the limit")
-            .unwrap();
+        limit.record(80);
         assert!(!limit.is_exceeded());
+        assert_eq!(limit.resident(), 80);
     }
 
     #[test]

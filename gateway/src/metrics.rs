@@ -90,7 +90,7 @@ pub fn describe() {
     );
     describe_gauge!(
         MEMORY_LIMIT_EXCEEDED,
-        "1 while resident memory is at admission.max_resident_bytes (requests refused, accepting paused)."
+        "1 while resident memory is at admission.max_resident_bytes (ingest requests refused)."
     );
     describe_counter!(
         MEMORY_LIMIT_REFUSALS,
