@@ -144,14 +144,8 @@ enum Command {
         /// Commit being measured (for the report).
         #[arg(long)]
         commit: Option<String>,
-        /// Render these results instead of measuring.
-        #[arg(long, conflicts_with = "out")]
-        from: Option<PathBuf>,
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Document whose plugin section to rewrite.
-        #[arg(long)]
-        doc: Option<PathBuf>,
+        #[command(flatten)]
+        files: ResultFiles,
     },
     /// Plugins in a running gateway: uploads 1 and 3 of the example plugins
     /// for two teams through the admin API, then closed-loop load per team
@@ -187,14 +181,8 @@ enum Command {
         workload: WorkloadArgs,
         #[arg(long)]
         commit: Option<String>,
-        /// Render these results instead of measuring.
-        #[arg(long, conflicts_with = "out")]
-        from: Option<PathBuf>,
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Document whose generated gateway-plugin section to rewrite.
-        #[arg(long)]
-        doc: Option<PathBuf>,
+        #[command(flatten)]
+        files: ResultFiles,
     },
     /// The aggregator: events per CPU second in memory and through Kafka
     /// (each against its baseline), and how soon a closed window is visible
@@ -216,14 +204,8 @@ enum Command {
         delay_phases: usize,
         #[arg(long)]
         commit: Option<String>,
-        /// Render these results instead of measuring.
-        #[arg(long)]
-        from: Option<PathBuf>,
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Document whose aggregator section to rewrite.
-        #[arg(long)]
-        doc: Option<PathBuf>,
+        #[command(flatten)]
+        files: ResultFiles,
     },
     /// Render results into the marked section of the benchmarks document.
     Report {
@@ -255,6 +237,41 @@ struct Common {
     commit: Option<String>,
     #[command(flatten)]
     workload: WorkloadArgs,
+}
+
+/// Where a subcommand's results come from and go: measured now (and saved to
+/// --out), or rendered again from an earlier run's file (--from); --doc
+/// rewrites the subcommand's generated section of the benchmarks document.
+#[derive(Debug, Args)]
+struct ResultFiles {
+    /// Render these results instead of measuring.
+    #[arg(long, conflicts_with = "out")]
+    from: Option<PathBuf>,
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Document whose generated section to rewrite.
+    #[arg(long)]
+    doc: Option<PathBuf>,
+}
+
+impl ResultFiles {
+    /// The results of --from, or those `measure` produces, saved to --out.
+    async fn load_or_measure<T>(
+        &self,
+        measure: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        if let Some(path) = &self.from {
+            return read_json(path);
+        }
+        let results = measure.await?;
+        if let Some(out) = &self.out {
+            write_json(out, &results)?;
+        }
+        Ok(results)
+    }
 }
 
 /// The generated events: how many distinct ones, over how many users, from
@@ -404,13 +421,10 @@ async fn main() -> anyhow::Result<()> {
             instances,
             workload,
             commit,
-            from,
-            out,
-            doc,
+            files,
         } => {
-            let results = match from {
-                Some(path) => read_json(&path)?,
-                None => {
+            let results = files
+                .load_or_measure(async {
                     let options = plugins::Options {
                         components,
                         batches,
@@ -423,16 +437,11 @@ async fn main() -> anyhow::Result<()> {
                         commit,
                     };
                     // CPU-bound and synchronous: keep it off the async workers.
-                    let results =
-                        tokio::task::spawn_blocking(move || plugins::run(&options)).await??;
-                    if let Some(out) = &out {
-                        write_json(out, &results)?;
-                    }
-                    results
-                }
-            };
-            if let Some(doc) = doc {
-                plugins::update_doc(&doc, &results)?;
+                    tokio::task::spawn_blocking(move || plugins::run(&options)).await?
+                })
+                .await?;
+            if let Some(doc) = &files.doc {
+                plugins::update_doc(doc, &results)?;
             }
             Ok(())
         }
@@ -448,13 +457,10 @@ async fn main() -> anyhow::Result<()> {
             warmup_secs,
             workload,
             commit,
-            from,
-            out,
-            doc,
+            files,
         } => {
-            let results: plugins::gateway::GatewayPluginResults = match from {
-                Some(path) => read_json(&path)?,
-                None => {
+            let results: plugins::gateway::GatewayPluginResults = files
+                .load_or_measure(async {
                     let setups = setups
                         .iter()
                         .map(|text| parse_setup(text))
@@ -475,16 +481,12 @@ async fn main() -> anyhow::Result<()> {
                         warmup: Duration::from_secs(warmup_secs),
                         workload: workload.options(),
                     };
-                    let results = plugins::gateway::run(&options).await?;
-                    if let Some(out) = &out {
-                        write_json(out, &results)?;
-                    }
-                    results
-                }
-            };
-            if let Some(doc) = doc {
-                let commit = commit.unwrap_or_else(|| "unknown".to_owned());
-                plugins::gateway::update_doc(&doc, &results, &commit)?;
+                    plugins::gateway::run(&options).await
+                })
+                .await?;
+            if let Some(doc) = &files.doc {
+                let commit = commit.as_deref().unwrap_or("unknown");
+                plugins::gateway::update_doc(doc, &results, commit)?;
             }
             Ok(())
         }
@@ -496,13 +498,10 @@ async fn main() -> anyhow::Result<()> {
             rounds,
             delay_phases,
             commit,
-            from,
-            out,
-            doc,
+            files,
         } => {
-            let results: aggregator::Results = match from {
-                Some(path) => read_json(&path)?,
-                None => {
+            let results: aggregator::Results = files
+                .load_or_measure(async {
                     let options = aggregator::Options {
                         brokers,
                         clickhouse_url,
@@ -512,16 +511,12 @@ async fn main() -> anyhow::Result<()> {
                         delay_phases,
                         commit,
                     };
-                    let results = aggregator::run(&options).await?;
-                    if let Some(out) = &out {
-                        write_json(out, &results)?;
-                    }
-                    results
-                }
-            };
+                    aggregator::run(&options).await
+                })
+                .await?;
             println!("{}", aggregator::render(&results));
-            if let Some(doc) = doc {
-                let text = std::fs::read_to_string(&doc)
+            if let Some(doc) = &files.doc {
+                let text = std::fs::read_to_string(doc)
                     .with_context(|| format!("reading {}", doc.display()))?;
                 let updated = sluice_bench::report::splice_section(
                     &text,
@@ -529,7 +524,7 @@ async fn main() -> anyhow::Result<()> {
                     aggregator::END_MARKER,
                     &aggregator::render(&results),
                 )?;
-                std::fs::write(&doc, updated)?;
+                std::fs::write(doc, updated)?;
             }
             Ok(())
         }
