@@ -10,7 +10,9 @@ use anyhow::{Context, bail};
 ///
 /// `cargo test --workspace` has built it already, next to this test's own
 /// executable; a narrower `cargo test -p sluice-tests` has not, so it is built
-/// here (incrementally, into the same target directory).
+/// here (into the same target directory). A binary already there is used as
+/// is: after changing the gateway, run the workspace tests (as CI does) or
+/// build it first, or a narrow run tests the previous build.
 pub fn workspace_binary(package: &str, name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
     // target/<profile>/deps/<test> -> target/<profile>/<name>
