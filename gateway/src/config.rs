@@ -170,6 +170,7 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   plugins.runtime.max_events_per_call  events per plugin call; larger batches are split [128]
   plugins.runtime.max_bytes_per_call  event bytes per plugin call [65536]
   plugins.runtime.max_log_lines_per_call  log lines a plugin may write per batch [100]
+  plugins.runtime.perf_map        write /tmp/perf-<pid>.map so perf names plugin code [false]
   schemas.topic                   compacted topic of schema versions and settings [sluice.schemas]
 
 Example: SLUICE_GATEWAY_KAFKA__BROKERS=kafka-1:9092,kafka-2:9092 sluice-gateway --config gateway.toml";

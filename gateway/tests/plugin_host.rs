@@ -652,3 +652,42 @@ fn fates_stay_in_order_when_plugins_remove_events_along_the_chain() {
         );
     }
 }
+
+/// `plugins.runtime.perf_map`: compiling a plugin names its functions in
+/// `/tmp/perf-<pid>.map`, the file `perf report` reads for JIT code.
+#[test]
+fn perf_map_names_the_plugins_functions() {
+    let map = PathBuf::from(format!("/tmp/perf-{}.map", std::process::id()));
+    let rt = Runtime::new(RuntimeConfig {
+        perf_map: true,
+        max_instances: 2,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let compiled = rt
+        .compile(&component("required_properties"), PluginKind::Validator)
+        .unwrap();
+    // The map is written as the code is registered; a line is
+    // `0x<hex address> <hex size> <symbol>`.
+    let text = std::fs::read_to_string(&map).unwrap();
+    let plugin_lines = text
+        .lines()
+        .filter(|line| line.contains("required_properties"))
+        .collect::<Vec<_>>();
+    assert!(
+        !plugin_lines.is_empty(),
+        "no required_properties symbol in {}",
+        map.display()
+    );
+    let fields: Vec<&str> = plugin_lines[0].splitn(3, ' ').collect();
+    assert_eq!(fields.len(), 3, "{}", plugin_lines[0]);
+    let address = fields[0].strip_prefix("0x").unwrap_or(fields[0]);
+    assert!(
+        u64::from_str_radix(address, 16).is_ok_and(|a| a > 0),
+        "{}",
+        plugin_lines[0]
+    );
+    assert!(u64::from_str_radix(fields[1], 16).is_ok_and(|s| s > 0));
+    drop(compiled);
+    let _ = std::fs::remove_file(&map);
+}

@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+    ResourceLimiter, Store, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -80,6 +80,11 @@ pub struct RuntimeConfig {
     pub max_bytes_per_call: usize,
     /// Log lines a plugin may write per batch; the rest are dropped and counted.
     pub max_log_lines_per_call: u32,
+    /// Writes `/tmp/perf-<pid>.map` naming the compiled plugin code, so that
+    /// `perf record` / `perf report` attribute samples to plugin functions
+    /// instead of anonymous addresses. Off by default: the file grows with
+    /// every compiled upload and is never pruned.
+    pub perf_map: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -93,6 +98,7 @@ impl Default for RuntimeConfig {
             max_events_per_call: 128,
             max_bytes_per_call: 64 * 1024,
             max_log_lines_per_call: 100,
+            perf_map: false,
         }
     }
 }
@@ -503,6 +509,9 @@ impl Runtime {
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if config.perf_map {
+            wasm.profiler(ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm).map_err(to_anyhow)?;
 
         let mut linker = Linker::<PluginState>::new(&engine);
