@@ -26,6 +26,7 @@
 //! `docs/benchmarks.md`.
 
 pub mod gateway;
+pub mod native;
 pub mod pipeline;
 pub mod probe;
 pub mod report;
@@ -333,6 +334,8 @@ pub struct PluginResults {
     pub transport: Vec<TransportRow>,
     #[serde(default)]
     pub conversion: Vec<pipeline::ConversionCosts>,
+    #[serde(default)]
+    pub native: Vec<native::NativeRow>,
     pub memory: Vec<MemorySample>,
     pub held: Vec<HeldInstances>,
 }
@@ -628,6 +631,22 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
                 options.latency_time,
             )?);
         }
+    }
+
+    // The same plugins' Rust code compiled natively, on the same batches.
+    for (batch, bodies) in &bodies {
+        step(&format!(
+            "native floor: the example plugins without Wasm at batch {batch}"
+        ));
+        let (_, decisions) = ingest.admit(&bodies[0], Timestamp::now())?;
+        let events: Vec<_> = decisions
+            .iter()
+            .filter_map(|d| d.as_ref().ok())
+            .map(native::sdk_event)
+            .collect();
+        results
+            .native
+            .extend(native::measure(&events, options.latency_time)?);
     }
 
     // 4. Instantiation and call overhead.

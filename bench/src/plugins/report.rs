@@ -425,6 +425,10 @@ pub fn render(results: &PluginResults) -> String {
         }
     }
 
+    if !results.native.is_empty() {
+        render_native(&mut md, results);
+    }
+
     let _ = writeln!(md, "\n#### Instantiation and call overhead\n");
     let _ = writeln!(
         md,
@@ -536,6 +540,52 @@ pub fn render(results: &PluginResults) -> String {
     md
 }
 
+/// The native floor next to the same plugins in the runtime.
+fn render_native(md: &mut String, results: &PluginResults) {
+    let _ = writeln!(
+        md,
+        "\n#### Native floor: the same plugins without Wasm\n\nThe three example plugins' own Rust code compiled for the host (LLVM, the workspace's release profile; no Wasm, no canonical ABI, no runtime), handed the same batches as owned SDK events and timed on the measuring thread, undisturbed calls only. *Copy* is building those owned events (a clone of the batch, what a guest's export glue builds from the lists it is handed); *own code* is the plugin's `validate`/`enrich`, which includes dropping the owned events it was handed (timed on its own as *drop*). *In the runtime* is the reused-instance mean per event from the latency table above (transport, guest code and the host's bookkeeping).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| plugin | batch | native: copy µs/event | native: own code µs/event | of which drop | in the runtime µs/event | runtime ÷ native own code | undisturbed calls kept | events changed or rejected |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for batch in batches(results) {
+        let (mut own_sum, mut drop_sum, mut runtime_sum) = (0.0, 0.0, 0.0);
+        for row in results.native.iter().filter(|r| r.batch == batch) {
+            let runtime = results
+                .latency
+                .iter()
+                .find(|l| l.plugin == row.plugin && l.batch == batch)
+                .map_or(f64::NAN, |l| l.reused_undisturbed_us / batch as f64);
+            own_sum += row.own_us;
+            drop_sum += row.drop_us;
+            runtime_sum += runtime;
+            let _ = writeln!(
+                md,
+                "| {} | {batch} | {} | {} | {} | {} | {:.1} × | {} / {} | {} |",
+                row.plugin,
+                us(row.copy_us),
+                us(row.own_us),
+                us(row.drop_us),
+                us(runtime),
+                runtime / row.own_us,
+                row.kept,
+                row.calls,
+                row.changed_or_rejected,
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| all three | {batch} | | **{}** | {} | **{}** | {:.1} × | | |",
+            us(own_sum),
+            us(drop_sum),
+            us(runtime_sum),
+            runtime_sum / own_sum,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,5 +636,40 @@ mod tests {
         assert_eq!(r, vec![(0.5, 0.5), (0.5, 0.5)]);
         assert!(goals(&results)[0].2.contains("not met"));
         assert_eq!(thousands(1234567.0), "1,234,567");
+    }
+    #[test]
+    fn native_floor_sums_the_three_plugins() {
+        let native = |plugin: &str, own_us| super::super::native::NativeRow {
+            plugin: plugin.to_owned(),
+            batch: 1000,
+            copy_us: 0.2,
+            own_us,
+            drop_us: 0.1,
+            kept: 10,
+            calls: 10,
+            changed_or_rejected: 0,
+        };
+        let results = PluginResults {
+            throughput: vec![ThroughputCell {
+                round: 1,
+                batch: 1000,
+                setup: "none".to_owned(),
+                batches: 1,
+                events: 1000,
+                accepted: 1000,
+                rejected: 0,
+                failed_calls: 0,
+                wall_seconds: 1.0,
+                cpu_seconds: 1.0,
+            }],
+            native: vec![native("a", 0.5), native("b", 1.0), native("c", 1.5)],
+            ..PluginResults::default()
+        };
+        let md = render(&results);
+        assert!(md.contains("| a | 1000 | 0.20 | 0.50 | 0.10 |"), "{md}");
+        assert!(
+            md.contains("| all three | 1000 | | **3.00** | 0.30 |"),
+            "{md}"
+        );
     }
 }
