@@ -543,6 +543,7 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
                     policy: FailurePolicy::Reject,
                     stats: Default::default(),
                     instances: std::sync::Arc::new(InstancePool::new(&runtime)),
+                    events: None,
                 },
             })
         })

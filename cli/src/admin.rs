@@ -94,7 +94,8 @@ impl AdminClient {
             .1)
     }
 
-    /// Changes a plugin's settings (`config`, `policy`, `order`, `enabled`, `active_version`).
+    /// Changes a plugin's settings (`config`, `policy`, `order`, `enabled`,
+    /// `events`, `active_version`).
     pub async fn update_plugin(
         &self,
         team: &str,

@@ -203,7 +203,8 @@ enum PluginAction {
         #[arg(long)]
         events: PathBuf,
     },
-    /// Change a plugin's configuration, failure policy, order or enabled state.
+    /// Change a plugin's configuration, failure policy, order, enabled state
+    /// or the events it runs on.
     Configure {
         #[arg(long)]
         team: String,
@@ -221,6 +222,13 @@ enum PluginAction {
         /// Re-enable (true) or disable (false) the plugin.
         #[arg(long)]
         enabled: Option<bool>,
+        /// Run the plugin only on events with this name (repeat for more);
+        /// the others pass it unchanged, without a call.
+        #[arg(long = "event", value_name = "NAME")]
+        events: Vec<String>,
+        /// Run the plugin on every event again (clears --event).
+        #[arg(long, conflicts_with = "events")]
+        all_events: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -592,6 +600,8 @@ async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
             policy,
             order,
             enabled,
+            events,
+            all_events,
             admin,
         } => {
             let client = admin_client(admin)?;
@@ -610,9 +620,20 @@ async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
             if let Some(enabled) = enabled {
                 change.insert("enabled".into(), enabled.into());
             }
+            if all_events || !events.is_empty() {
+                change.insert("events".into(), events.into());
+            }
             let updated = client.update_plugin(&team, &name, change.into()).await?;
+            let runs_on = match updated["events"].as_array() {
+                Some(names) => names
+                    .iter()
+                    .filter_map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => "every event".to_owned(),
+            };
             println!(
-                "{team}/{name}: state {}, policy {}, config {}",
+                "{team}/{name}: state {}, policy {}, config {}, runs on {runs_on}",
                 updated["state"].as_str().unwrap_or("?"),
                 updated["policy"].as_str().unwrap_or("?"),
                 updated["config"].as_str().unwrap_or("?")

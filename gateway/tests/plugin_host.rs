@@ -361,6 +361,7 @@ fn chain_of(
         policy,
         stats: Arc::default(),
         instances: Arc::new(InstancePool::new(rt)),
+        events: None,
     }
 }
 
@@ -651,6 +652,109 @@ fn fates_stay_in_order_when_plugins_remove_events_along_the_chain() {
             fates[i]
         );
     }
+}
+
+/// A plugin with an event filter runs only on those events, which keep
+/// their places; the others pass it untouched and uncounted.
+#[test]
+fn a_plugin_with_an_event_filter_sees_only_its_events() {
+    let rt = runtime();
+    let only = |plugin: ChainPlugin, names: &[&str]| ChainPlugin {
+        events: Some(Arc::new(names.iter().map(|n| n.to_string()).collect())),
+        ..plugin
+    };
+    let chain = TeamChain {
+        plugins: vec![
+            only(example(&rt, "required_properties"), &["Signed Up"]),
+            only(example(&rt, "pii_scrubber"), &["Signed Up", "Invited"]),
+            only(example(&rt, "bot_filter"), &["Never Sent"]),
+        ],
+    };
+    let (required, scrubber, bots) = (
+        chain.plugins[0].stats.clone(),
+        chain.plugins[1].stats.clone(),
+        chain.plugins[2].stats.clone(),
+    );
+    let bot = Some(r#"{"user_agent": "Googlebot/2.1"}"#);
+    let events = vec![
+        event(0, "Page Viewed", r#"{"email": "a@b.io"}"#, bot),
+        event(1, "Signed Up", r#"{"email": "c@d.io"}"#, None),
+        event(
+            2,
+            "Signed Up",
+            r#"{"plan": "pro", "email": "e@f.io"}"#,
+            None,
+        ),
+        event(3, "Invited", r#"{"email": "g@h.io"}"#, None),
+        event(4, "Page Viewed", r#"{}"#, None),
+    ];
+    let fates = chain.run(&rt, events, &|_: &ChainPlugin, _: u64, _: &CallError| {});
+    assert_eq!(fates.len(), 5);
+    // Neither validator nor enricher looked at the page views: no `plan`
+    // needed, the email kept, the bot let through.
+    assert!(matches!(fates[0], Fate::Keep), "{:?}", fates[0]);
+    assert!(matches!(fates[4], Fate::Keep), "{:?}", fates[4]);
+    assert!(
+        matches!(&fates[1], Fate::Reject(r) if r.message.contains("plan")),
+        "{:?}",
+        fates[1]
+    );
+    for (i, user) in [(2, "u2"), (3, "u3")] {
+        match &fates[i] {
+            Fate::Changed(e) => {
+                assert_eq!(e.user_id, user, "event {i} kept its place");
+                assert!(e.properties.contains("sha256:"), "{}", e.properties);
+            }
+            other => panic!("event {i}: {other:?}"),
+        }
+    }
+    let counts = |stats: &Arc<sluice_gateway::plugins::stats::PluginStats>| {
+        let view = stats.view();
+        (view.calls, view.events, view.rejects)
+    };
+    assert_eq!(counts(&required), (1, 2, 1), "two sign-ups, one rejected");
+    assert_eq!(
+        counts(&scrubber),
+        (1, 2, 0),
+        "the surviving sign-up and the invite"
+    );
+    assert_eq!(counts(&bots), (0, 0, 0), "no event of its name: not called");
+    // The filter as the admin API compares it with a record's `events`.
+    assert!(chain.plugins[1].runs_on(&["Invited".to_owned(), "Signed Up".to_owned()]));
+    assert!(!chain.plugins[1].runs_on(&["Signed Up".to_owned()]));
+    assert!(!chain.plugins[1].runs_on(&[]));
+    assert!(example(&rt, "bot_filter").runs_on(&[]));
+
+    // A failing plugin's policy applies to its events only.
+    let trap = ChainPlugin {
+        events: Some(Arc::new(["Signed Up".to_owned()].into())),
+        ..chain_of(
+            &rt,
+            "fixture_trap",
+            PluginKind::Validator,
+            FailurePolicy::Reject,
+            "{}",
+        )
+    };
+    let fates = TeamChain {
+        plugins: vec![trap],
+    }
+    .run(
+        &rt,
+        vec![
+            event(0, "Page Viewed", "{}", None),
+            event(1, "Signed Up", "{}", None),
+            event(2, "Page Viewed", "{}", None),
+        ],
+        &|_: &ChainPlugin, _: u64, _: &CallError| {},
+    );
+    assert!(matches!(fates[0], Fate::Keep), "{:?}", fates[0]);
+    assert!(
+        matches!(&fates[1], Fate::Reject(r) if r.code == RejectCode::PluginFailed),
+        "{:?}",
+        fates[1]
+    );
+    assert!(matches!(fates[2], Fate::Keep), "{:?}", fates[2]);
 }
 
 /// `plugins.runtime.perf_map`: compiling a plugin names its functions in

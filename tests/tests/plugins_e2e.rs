@@ -129,6 +129,90 @@ async fn an_uploaded_validator_and_enricher_shape_what_reaches_kafka_on_every_re
     b.stop().await.unwrap();
 }
 
+/// `events` in a plugin's record: the plugin runs on those event names only;
+/// other events reach Kafka as if it had accepted them unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_runs_only_on_the_events_its_filter_names() {
+    let topics = TestTopics::create(1).await.unwrap();
+    let gateway = RunningGateway::start(topics.gateway_config(KEY_A, "team-a"))
+        .await
+        .unwrap();
+    gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let admin = Admin::new(&gateway);
+    let (status, body) = admin
+        .upload(
+            "team-a",
+            "scrub",
+            "1.0.0",
+            "enricher",
+            component("pii_scrubber"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // A name an event could not have is refused, and nothing changes.
+    for bad in [
+        json!([""]),
+        json!(["ok", "bad\u{7}name"]),
+        json!("Signed Up"),
+    ] {
+        let (status, body) = admin
+            .try_patch("team-a", "scrub", json!({ "events": bad }))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+    }
+    let shown = admin.show("team-a", "scrub").await;
+    assert!(shown.get("events").is_none(), "{shown}");
+
+    let shown = admin
+        .patch(
+            "team-a",
+            "scrub",
+            json!({ "config": { "salt": "e2e" }, "events": ["Signed Up", "Invited", "Signed Up"] }),
+        )
+        .await;
+    assert_eq!(
+        shown["events"],
+        json!(["Invited", "Signed Up"]),
+        "sorted, once each"
+    );
+    admin.wait_active("team-a", "scrub", "1.0.0").await;
+
+    let (status, body) = send(&gateway, KEY_A, json!([
+        { "event": "Signed Up", "user_id": "u1", "properties": { "email": "ann@example.com" } },
+        { "event": "Page Viewed", "user_id": "u2", "properties": { "email": "bob@example.com" } },
+    ]))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    let raw = read_all(&topics.raw, 1).await;
+    let email = |user: &str| {
+        raw.iter().find(|e| e["user_id"] == user).unwrap()["properties"]["email"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(email("u1").starts_with("sha256:"), "{raw:?}");
+    assert_eq!(
+        email("u2"),
+        "bob@example.com",
+        "not in the filter: untouched"
+    );
+    let stats = &admin.show("team-a", "scrub").await["stats"];
+    assert_eq!(
+        stats["events"], 1,
+        "only the sign-up went to the plugin: {stats}"
+    );
+
+    // `[]` clears the filter: every event again.
+    let shown = admin
+        .patch("team-a", "scrub", json!({ "events": [] }))
+        .await;
+    assert!(shown.get("events").is_none(), "{shown}");
+    gateway.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_validated_before_anything_changes() {
     let topics = TestTopics::create(1).await.unwrap();

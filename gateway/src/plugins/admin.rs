@@ -8,8 +8,9 @@
 //! - `GET    /admin/v1/teams/{team}/plugins` and `.../plugins/{name}`: records,
 //!   state on this replica, and this replica's call statistics.
 //! - `PATCH  /admin/v1/teams/{team}/plugins/{name}` `{"active_version", "policy",
-//!   "config", "order", "enabled"}`: activate a version, change the failure
-//!   policy or configuration, reorder, disable or re-enable.
+//!   "config", "order", "enabled", "events"}`: activate a version, change the
+//!   failure policy or configuration, reorder, disable or re-enable, or run
+//!   the plugin only on the listed event names (`[]`: on every event).
 //! - `POST   /admin/v1/teams/{team}/plugins/{name}/rollback`: back to the
 //!   previously active version.
 //! - `DELETE /admin/v1/teams/{team}/plugins/{name}`.
@@ -88,7 +89,7 @@ struct PluginView {
     #[serde(flatten)]
     record: PluginRecord,
     /// `active`, `loading` (this replica does not run the recorded version,
-    /// policy and configuration yet), `disabled` or `inactive`.
+    /// policy, configuration and event filter yet), `disabled` or `inactive`.
     state: &'static str,
     /// Calls of the active version on this replica.
     stats: Option<StatsView>,
@@ -109,6 +110,7 @@ fn view(host: &PluginHost, record: PluginRecord) -> PluginView {
                     && *p.tag.version == *version
                     && p.policy == record.policy
                     && *p.config == *record.config
+                    && p.runs_on(&record.events)
             })
         });
         if running { "active" } else { "loading" }
@@ -239,6 +241,7 @@ async fn upload(
         policy: FailurePolicy::default(),
         config: "{}".to_owned(),
         order: 0,
+        events: Vec::new(),
         disabled: None,
     });
     if !record.versions.iter().any(|v| v.version == version) {
@@ -293,6 +296,31 @@ struct Update {
     config: Option<Box<RawValue>>,
     order: Option<i32>,
     enabled: Option<bool>,
+    events: Option<Vec<String>>,
+}
+
+/// Most names in a plugin's event filter.
+const MAX_FILTER_EVENTS: usize = 1000;
+
+/// A plugin's event filter as stored: every name one an event could have
+/// (the gateway's event-name rules), sorted and without duplicates.
+fn event_filter(mut names: Vec<String>, state: &AppState) -> Result<Vec<String>, ApiError> {
+    if names.len() > MAX_FILTER_EVENTS {
+        return Err(ApiError::InvalidRequest(format!(
+            "`events` lists {} names; the limit is {MAX_FILTER_EVENTS}",
+            names.len()
+        )));
+    }
+    for name in &names {
+        state
+            .ingest()
+            .event
+            .check_event_name(name)
+            .map_err(|r| ApiError::InvalidRequest(format!("`events`: {}", r.message)))?;
+    }
+    names.sort_unstable();
+    names.dedup();
+    Ok(names)
 }
 
 async fn update(
@@ -304,6 +332,10 @@ async fn update(
     let (host, registry) = context(&state, &headers, &team)?;
     let change: Update =
         serde_json::from_slice(&body).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let events = change
+        .events
+        .map(|names| event_filter(names, &state))
+        .transpose()?;
     let mut record = find(registry, &team, &name)?;
     if let Some(version) = change.active_version {
         if !record.versions.iter().any(|v| v.version == version) {
@@ -326,6 +358,9 @@ async fn update(
     }
     if let Some(order) = change.order {
         record.order = order;
+    }
+    if let Some(events) = events {
+        record.events = events;
     }
     match change.enabled {
         Some(true) => record.disabled = None,

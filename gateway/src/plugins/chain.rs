@@ -2,6 +2,7 @@
 //! each plugin seeing only the events still alive. Every failure is contained
 //! and resolved by the failing plugin's [`FailurePolicy`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +24,52 @@ pub struct ChainPlugin {
     /// Initialised instances of this version and configuration, reused
     /// across batches.
     pub instances: Arc<InstancePool>,
+    /// The event names the plugin runs on (`events` in its record); `None`:
+    /// every event.
+    pub events: Option<Arc<HashSet<String>>>,
+}
+
+impl ChainPlugin {
+    /// Which of `events` this plugin runs on, as positions: `None` when it
+    /// runs on all of them (no filter, or every name matches).
+    fn select(&self, events: &[Event]) -> Option<Vec<usize>> {
+        let names = self.events.as_ref()?;
+        let picked: Vec<usize> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| names.contains(e.name.as_str()))
+            .map(|(k, _)| k)
+            .collect();
+        (picked.len() < events.len()).then_some(picked)
+    }
+
+    /// Whether this chain plugin runs with the event filter `names` (a
+    /// record's `events`, free of duplicates; empty: every event).
+    pub fn runs_on(&self, names: &[String]) -> bool {
+        match &self.events {
+            None => names.is_empty(),
+            Some(set) => set.len() == names.len() && names.iter().all(|n| set.contains(n)),
+        }
+    }
+}
+
+/// An event moved out of a batch, leaving an empty one (no allocation) in
+/// its place until it is put back.
+fn take_event(slot: &mut Event) -> Event {
+    std::mem::replace(
+        slot,
+        Event {
+            event_id: String::new(),
+            team_id: String::new(),
+            name: String::new(),
+            user_id: String::new(),
+            timestamp_ms: 0,
+            received_at_ms: 0,
+            schema_version: 0,
+            properties: String::new(),
+            context: None,
+        },
+    )
 }
 
 /// A team's plugins in execution order. Immutable: a new upload builds a new
@@ -94,7 +141,21 @@ impl TeamChain {
             if alive.events.is_empty() {
                 break;
             }
-            let count = alive.events.len();
+            // A plugin with an event filter gets only its events, moved out
+            // of the batch for the call and back after it; `at(j)` is where
+            // the call's `j`th event sits in the batch.
+            let picked = plugin.select(&alive.events);
+            if picked.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            let mut subset: Option<Vec<Event>> = picked.as_ref().map(|picked| {
+                picked
+                    .iter()
+                    .map(|&k| take_event(&mut alive.events[k]))
+                    .collect()
+            });
+            let at = |j: usize| picked.as_ref().map_or(j, |picked| picked[j]);
+            let count = subset.as_ref().map_or(alive.events.len(), Vec::len);
             let kind = plugin.compiled.kind().as_str();
             let span = tracing::info_span!(
                 "plugin",
@@ -110,17 +171,23 @@ impl TeamChain {
             );
             let _entered = span.enter();
             let started = Instant::now();
-            let outcome = call(runtime, plugin, &alive.events);
+            let outcome = call(runtime, plugin, subset.as_deref().unwrap_or(&alive.events));
             let took = started.elapsed();
+            if let (Some(picked), Some(subset)) = (&picked, subset.take()) {
+                for (&k, event) in picked.iter().zip(subset) {
+                    alive.events[k] = event;
+                }
+            }
             let result = if outcome.is_ok() { "ok" } else { "failed" };
             ::metrics::histogram!(crate::metrics::PLUGIN_DURATION, "kind" => kind).record(took);
             ::metrics::counter!(crate::metrics::PLUGIN_CALLS, "kind" => kind, "result" => result)
                 .increment(1);
-            let mut keep = vec![true; count];
+            let mut keep = vec![true; alive.events.len()];
             match outcome {
                 Ok(results) => {
                     let (mut rejects, mut failed) = (0, 0_usize);
-                    for (k, result) in results.into_iter().enumerate() {
+                    for (j, result) in results.into_iter().enumerate() {
+                        let k = at(j);
                         match result {
                             Ok(None) => {}
                             Ok(Some(new)) => {
@@ -158,7 +225,7 @@ impl TeamChain {
                     );
                     on_failure(plugin, consecutive, &err);
                     let reason = err.to_string();
-                    for k in 0..count {
+                    for k in (0..count).map(at) {
                         if let Some(fate) = apply_policy(plugin, &reason) {
                             keep[k] = false;
                             decided[alive.origin[k]] = Some(fate);

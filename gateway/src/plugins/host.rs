@@ -198,6 +198,8 @@ impl PluginHost {
                 config: Arc::from(record.config.as_str()),
                 policy: record.policy,
                 instances,
+                events: (!record.events.is_empty())
+                    .then(|| Arc::new(record.events.iter().cloned().collect())),
             };
             teams.entry(record.team_id.clone()).or_default().push((
                 record.kind == PluginKind::Enricher,

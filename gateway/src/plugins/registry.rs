@@ -74,6 +74,11 @@ pub struct PluginRecord {
     /// Position in the team's chain (validators always run before enrichers).
     #[serde(default)]
     pub order: i32,
+    /// Event names the plugin runs on; empty: every event. Other events pass
+    /// it as if it had accepted them unchanged, without a call, so a plugin
+    /// that matters for a few events costs nothing on the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
     /// Set when the plugin was disabled (automatically after repeated
     /// failures, or by an operator); cleared by re-enabling.
     #[serde(default)]
@@ -217,5 +222,30 @@ impl Registry {
     /// A receiver that changes whenever the record table applies a write.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<std::collections::BTreeMap<i32, i64>> {
         self.records.changes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_without_an_event_filter_read_and_write_as_before() {
+        // A record written before `events` existed.
+        let stored = r#"{"team_id":"t","name":"scrub","kind":"enricher","versions":[],
+            "active_version":null,"history":[],"policy":"reject","config":"{}","order":0,
+            "disabled":null}"#;
+        let record: PluginRecord = serde_json::from_str(stored).unwrap();
+        assert!(record.events.is_empty(), "every event");
+        let written = serde_json::to_value(&record).unwrap();
+        assert!(written.get("events").is_none(), "{written}");
+
+        let filtered = PluginRecord {
+            events: vec!["Signed Up".to_owned()],
+            ..record
+        };
+        let written = serde_json::to_string(&filtered).unwrap();
+        let back: PluginRecord = serde_json::from_str(&written).unwrap();
+        assert_eq!(back.events, ["Signed Up"]);
     }
 }
