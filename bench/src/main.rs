@@ -164,8 +164,9 @@ enum Command {
         #[arg(long)]
         components: PathBuf,
         /// A team as LABEL=TEAM:API_KEY:PLUGINS (PLUGINS = how many of the
-        /// three examples, in chain order); repeat for each team, the first
-        /// with 0 plugins.
+        /// three examples, in chain order, optionally followed by @EVENT to
+        /// run the enricher only on that event name); repeat for each team,
+        /// the first with 0 plugins.
         #[arg(long, required = true)]
         setups: Vec<String>,
         /// Batch sizes and concurrency, SIZE:CLIENTS,...
@@ -547,7 +548,12 @@ fn parse_setup(text: &str) -> anyhow::Result<plugins::gateway::Setup> {
     let parse = || -> Option<plugins::gateway::Setup> {
         let (label, rest) = text.split_once('=')?;
         let mut parts = rest.splitn(3, ':');
-        let (team, api_key, count) = (parts.next()?, parts.next()?, parts.next()?);
+        let (team, api_key, plugins) = (parts.next()?, parts.next()?, parts.next()?);
+        let (count, only_on) = match plugins.split_once('@') {
+            Some((count, event)) if !event.is_empty() => (count, Some(event.to_owned())),
+            Some(_) => return None,
+            None => (plugins, None),
+        };
         Some(plugins::gateway::Setup {
             label: label.to_owned(),
             team: team.to_owned(),
@@ -556,8 +562,12 @@ fn parse_setup(text: &str) -> anyhow::Result<plugins::gateway::Setup> {
                 .parse()
                 .ok()
                 .filter(|n| *n <= plugins::PLUGINS.len())?,
+            enricher_only_on: only_on,
         })
     };
-    parse()
-        .with_context(|| format!("--setups: `{text}` is not LABEL=TEAM:API_KEY:PLUGINS (0 to 3)"))
+    parse().with_context(|| {
+        format!(
+            "--setups: `{text}` is not LABEL=TEAM:API_KEY:PLUGINS (0 to 3, optionally @EVENT: the enricher runs only on that event name)"
+        )
+    })
 }

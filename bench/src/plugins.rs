@@ -83,7 +83,7 @@ pub const PLUGINS: [PluginSpec; 3] = [
 ];
 
 /// The plugin setups the throughput phase compares.
-pub const SETUPS: [(&str, &str); 4] = [
+pub const SETUPS: [(&str, &str); 5] = [
     ("none", "no plugins: the team has no chain"),
     (
         "convert",
@@ -91,7 +91,14 @@ pub const SETUPS: [(&str, &str); 4] = [
     ),
     ("1", "required_properties"),
     ("3", "required_properties, bot_filter, pii_scrubber"),
+    (
+        "3, filtered",
+        "the same three, pii_scrubber limited to `Checkout Started` (one event name in six) by an event filter",
+    ),
 ];
+
+/// The event name the `3, filtered` setup runs the scrubber on.
+pub const FILTERED_EVENT: &str = "Checkout Started";
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -561,6 +568,19 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
             "3",
             Some(TeamChain {
                 plugins: loaded.iter().map(|l| l.chain.clone()).collect(),
+            }),
+        ),
+        (
+            "3, filtered",
+            Some(TeamChain {
+                plugins: loaded
+                    .iter()
+                    .map(|l| ChainPlugin {
+                        events: (l.spec.kind == PluginKind::Enricher)
+                            .then(|| std::sync::Arc::new([FILTERED_EVENT.to_owned()].into())),
+                        ..l.chain.clone()
+                    })
+                    .collect(),
             }),
         ),
     ];
