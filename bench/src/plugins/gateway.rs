@@ -427,7 +427,7 @@ pub fn render(results: &GatewayPluginResults, commit: &str) -> String {
         .filter_map(|s| {
             let name = s.enricher_only_on.as_ref()?;
             Some(format!(
-                "team `{}` runs its enricher only on `{name}` events (an event filter, `events` in the plugin's record)",
+                "team `{}` runs its enricher only on `{name}` events, by an event filter (`events` in the plugin's record)",
                 s.label
             ))
         })
@@ -435,11 +435,11 @@ pub fn render(results: &GatewayPluginResults, commit: &str) -> String {
     let filtered = if filtered.is_empty() {
         String::new()
     } else {
-        format!(" ({})", filtered.join("; "))
+        format!("; {}", filtered.join("; "))
     };
     let _ = writeln!(
         md,
-        "{} (load average at start {}); commit {commit}. One release gateway process, {teams} uploaded through the admin API{filtered}, closed loop per team, {rounds} interleaved round(s). Events/s counts events answered `accepted`; gateway CPU is `/proc/<pid>/stat` user + system over the run ÷ accepted events. Ratios are against the team without plugins in the same round, then averaged (lowest–highest round).\n",
+        "{} (load average at start {}); commit {commit}. One release gateway process, {teams} uploaded through the admin API{filtered}; closed loop per team, {rounds} interleaved round(s). Events/s counts events answered `accepted`; gateway CPU is `/proc/<pid>/stat` user + system over the run ÷ accepted events. Ratios are against the team without plugins in the same round, then averaged (lowest–highest round).\n",
         results.measured_at, results.load_average
     );
     let summaries = results.summaries();
