@@ -302,7 +302,7 @@ struct Update {
 /// Most names in a plugin's event filter.
 const MAX_FILTER_EVENTS: usize = 1000;
 
-/// A plugin's event filter as stored: every name one an event could have
+/// A plugin's event filter as stored: every name one that an event could have
 /// (the gateway's event-name rules), sorted and without duplicates.
 fn event_filter(mut names: Vec<String>, state: &AppState) -> Result<Vec<String>, ApiError> {
     if names.len() > MAX_FILTER_EVENTS {
