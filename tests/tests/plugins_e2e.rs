@@ -134,10 +134,9 @@ async fn an_uploaded_validator_and_enricher_shape_what_reaches_kafka_on_every_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_runs_only_on_the_events_its_filter_names() {
     let topics = TestTopics::create(1).await.unwrap();
-    let gateway = RunningGateway::start(topics.gateway_config(KEY_A, "team-a"))
+    let gateway = RunningGateway::start_ready(topics.gateway_config(KEY_A, "team-a"))
         .await
         .unwrap();
-    gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
     let admin = Admin::new(&gateway);
     let (status, body) = admin
         .upload(
