@@ -18,8 +18,8 @@ use sluice_aggregator::clickhouse::schema::{ROLLUP_COLUMNS, ROLLUPS_5M, migratio
 use sluice_aggregator::clickhouse::store::{dedup_token, stored_since_sql};
 use sluice_aggregator::query::{Granularity, dau_sql, event_counts_sql, top_events_sql};
 use sluice_aggregator::window::{Emission, RollupKey, WINDOW_MS, window_start};
+use sluice_clickhouse::{Capabilities, ServerVersion};
 use sluice_core::Timestamp;
-use sluice_loader::clickhouse::{Capabilities, ServerVersion};
 
 const DATABASE: &str = "sluice_agg";
 const TOPIC: &str = "events.raw";

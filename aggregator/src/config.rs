@@ -138,7 +138,7 @@ impl AggregatorConfig {
                 self.clickhouse.url
             ));
         }
-        if !sluice_loader::clickhouse::is_identifier(&self.clickhouse.database) {
+        if !sluice_clickhouse::is_identifier(&self.clickhouse.database) {
             return Err(format!(
                 "clickhouse.database `{}` must be an identifier ([A-Za-z_][A-Za-z0-9_]*)",
                 self.clickhouse.database

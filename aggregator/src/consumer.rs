@@ -35,6 +35,7 @@ use metrics::{counter, gauge, histogram};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
+use sluice_core::backoff::Backoff;
 use sluice_core::clock::{Clock, SystemClock};
 use sluice_core::service::RebalanceLog;
 use sluice_core::trace::TraceLinks;
@@ -156,7 +157,7 @@ impl Aggregator {
             .engine
             .store
             .retention()
-            .map(|job| job.spawn(sluice_loader::retention::PERIOD));
+            .map(|job| job.spawn(sluice_clickhouse::RETENTION_PERIOD));
         let interval = Duration::from_millis(self.engine.config.flush.interval_ms);
         let mut next_flush = Instant::now() + interval;
         let flush_timer = tokio::time::sleep_until(next_flush.into());
@@ -365,10 +366,10 @@ impl Engine {
         shutdown: &mut (impl Future<Output = ()> + Unpin),
     ) -> anyhow::Result<bool> {
         let flush = &self.config.flush;
-        let mut backoff = Duration::from_millis(flush.min_backoff_ms);
+        let mut backoff = Backoff::from_millis(flush.min_backoff_ms, flush.max_backoff_ms);
         loop {
             let emitted_at = self.clock.now().as_millis();
-            match self
+            let outcome = self
                 .store
                 .insert(
                     &self.config.topic,
@@ -376,8 +377,9 @@ impl Engine {
                     &emissions,
                     crate::clickhouse::rows::seconds(emitted_at),
                 )
-                .await
-            {
+                .await;
+            let retryable = matches!(outcome, InsertOutcome::Retryable(_));
+            match outcome {
                 InsertOutcome::Inserted { rows, took } => {
                     self.status.set_clickhouse_up(true);
                     crate::status::record_insert(rows, took);
@@ -396,18 +398,18 @@ impl Engine {
                     }
                     return Ok(true);
                 }
-                InsertOutcome::Failed { retryable, reason } => {
+                InsertOutcome::Retryable(reason) | InsertOutcome::Permanent(reason) => {
                     self.status.set_clickhouse_up(false);
+                    let delay = backoff.next_delay();
                     if retryable {
-                        tracing::warn!(partition, %reason, backoff_ms = backoff.as_millis() as u64, "rollup insert failed; retrying");
+                        tracing::warn!(partition, %reason, backoff_ms = delay.as_millis() as u64, "rollup insert failed; retrying");
                     } else {
-                        tracing::error!(partition, %reason, backoff_ms = backoff.as_millis() as u64, "ClickHouse refused rollup rows; retrying until an operator fixes the cause");
+                        tracing::error!(partition, %reason, backoff_ms = delay.as_millis() as u64, "ClickHouse refused rollup rows; retrying until an operator fixes the cause");
                     }
                     tokio::select! {
                         () = &mut *shutdown => return Ok(false),
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(delay) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_millis(flush.max_backoff_ms));
                     // The failed insert may have been applied: keep only what
                     // is not stored (guarantee, point 4).
                     let from = emissions.iter().map(|e| e.max_offset).min().unwrap_or(0);

@@ -21,7 +21,6 @@ pub mod window;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -42,9 +41,9 @@ pub async fn serve(
     sluice_core::telemetry::metrics();
     status::describe();
     let status = Arc::new(status::new_status());
-    let backoff = (
-        Duration::from_millis(config.flush.min_backoff_ms),
-        Duration::from_millis(config.flush.max_backoff_ms),
+    let backoff = sluice_core::backoff::Backoff::from_millis(
+        config.flush.min_backoff_ms,
+        config.flush.max_backoff_ms,
     );
     sluice_core::service::serve_consumer(
         "aggregating",

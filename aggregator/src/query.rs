@@ -8,8 +8,8 @@
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use sluice_clickhouse::quote_literal;
 use sluice_core::Timestamp;
-use sluice_loader::clickhouse::quote_literal;
 
 use crate::clickhouse::schema::{DAU_DAILY, ROLLUPS_5M, ROLLUPS_DAILY, ROLLUPS_HOURLY};
 
@@ -151,7 +151,7 @@ impl Dashboard {
     /// `database` must be an identifier (it is pasted into SQL).
     pub fn new(url: &str, database: &str) -> anyhow::Result<Self> {
         anyhow::ensure!(
-            sluice_loader::clickhouse::is_identifier(database),
+            sluice_clickhouse::is_identifier(database),
             "database `{database}` must be an identifier"
         );
         Ok(Self {

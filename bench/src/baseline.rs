@@ -4,7 +4,7 @@
 //! It is what the gateway could at best achieve on this machine and broker:
 //! same `durable_producer_config` (acks=all, idempotence, zstd, linger), same
 //! queue bound, same keys, headers and record values (pre-serialised), and
-//! the same pattern as the gateway's sink — a "batch" enqueues all its
+//! the same pattern as the gateway's producer — a "batch" enqueues all its
 //! records, then awaits all acknowledgements together — with as many
 //! batches in flight as the gateway run has HTTP clients. What it lacks is
 //! exactly the gateway's work: HTTP, JSON decoding, validation, encoding.
@@ -33,7 +33,7 @@ pub struct ProducerSetup {
 }
 
 impl ProducerSetup {
-    /// The gateway's `KafkaSink::new` configuration, rebuilt from the same
+    /// The gateway's `KafkaProducer::new` configuration, rebuilt from the same
     /// shared `sluice_core` function.
     pub fn producer(&self) -> anyhow::Result<FutureProducer> {
         let settings = KafkaSettings {
@@ -58,7 +58,7 @@ async fn send_batch(
     let mut counts = Counts::default();
     let mut pending = Vec::new();
     for record in records {
-        // Headers built per record, as the gateway's sink does.
+        // Headers built per record, as the gateway's producer does.
         let headers = OwnedHeaders::new_with_capacity(2)
             .insert(Header {
                 key: headers::TEAM,

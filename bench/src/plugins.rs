@@ -37,12 +37,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sluice_core::Timestamp;
-use sluice_gateway::plugins::bindings::{Enriched, Event};
-use sluice_gateway::plugins::chain::{ChainPlugin, TeamChain};
-use sluice_gateway::plugins::convert::to_wit;
-use sluice_gateway::plugins::registry::FailurePolicy;
-use sluice_gateway::plugins::runtime::{
-    CompiledPlugin, InstancePool, PluginInstance, PluginKind, PluginTag, Runtime, RuntimeConfig,
+use sluice_plugin_host::bindings::{Enriched, Event};
+use sluice_plugin_host::chain::{ChainPlugin, TeamChain};
+use sluice_plugin_host::convert::to_wit;
+use sluice_plugin_host::registry::FailurePolicy;
+use sluice_plugin_host::runtime::{
+    CompiledPlugin, InstancePool, PluginInstance, PluginKind, PluginTag, Runtime, RuntimeSettings,
 };
 
 use crate::procfs;
@@ -330,7 +330,7 @@ pub fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Err
 pub struct PluginResults {
     pub environment: Environment,
     pub workload: WorkloadInfo,
-    pub runtime: RuntimeConfig,
+    pub runtime: RuntimeSettings,
     pub rounds: usize,
     pub slice_seconds: f64,
     pub plugins: Vec<PluginInfo>,
@@ -471,7 +471,7 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
             mean_event_bytes: workload.mean_event_bytes(),
             mean_record_bytes: workload.mean_record_bytes(),
         },
-        runtime: RuntimeConfig::default(),
+        runtime: RuntimeSettings::default(),
         rounds: options.rounds,
         slice_seconds: options.slice.as_secs_f64(),
         ..PluginResults::default()
@@ -787,7 +787,7 @@ fn runtime_call(
         CompiledPlugin::Validator(pre) => runtime
             .validate(pre, tag, config, events)?
             .iter()
-            .filter(|v| !matches!(v, sluice_gateway::plugins::bindings::Verdict::Accept))
+            .filter(|v| !matches!(v, sluice_plugin_host::bindings::Verdict::Accept))
             .count(),
         CompiledPlugin::Enricher(pre) => runtime
             .enrich(pre, tag, config, events)?

@@ -23,67 +23,12 @@ enum Command {
     ///
     /// Only events ClickHouse does not already hold are inserted, so
     /// replaying a range twice, or a range the loader loaded, adds nothing.
-    Replay {
-        /// The lake: a directory (the loader's `lake.dir`) or
-        /// `s3://bucket/prefix` (its `lake.url`; credentials from
-        /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
-        #[arg(long)]
-        lake: String,
-        /// The S3-compatible server of an `s3://` lake, `http://host:port`.
-        #[arg(long, env = "SLUICE_LAKE_ENDPOINT")]
-        lake_endpoint: Option<String>,
-        /// The region of an `s3://` lake.
-        #[arg(long, default_value = "us-east-1")]
-        lake_region: String,
-        /// Start of the range (event time, RFC 3339, inclusive).
-        #[arg(long)]
-        from: String,
-        /// End of the range (event time, RFC 3339, exclusive).
-        #[arg(long)]
-        to: String,
-        /// Only this team.
-        #[arg(long)]
-        team: Option<String>,
-        #[arg(
-            long,
-            env = "SLUICE_CLICKHOUSE_URL",
-            default_value = "http://127.0.0.1:18123"
-        )]
-        clickhouse_url: String,
-        #[arg(long, default_value = "sluice")]
-        database: String,
-        #[arg(long, default_value = "events")]
-        table: String,
-    },
+    Replay(ReplayArgs),
     /// What dashboards show, read from the aggregator's rollups in ClickHouse.
     ///
     /// Ranges are UTC, `--from` inclusive, `--to` exclusive; each accepts a
     /// date (2026-11-26) or an RFC 3339 instant.
-    Stats {
-        #[command(subcommand)]
-        query: StatsQuery,
-        /// The team whose numbers to show.
-        #[arg(long, global = true)]
-        team: Option<String>,
-        /// Start of the range [default: one period before --to].
-        #[arg(long, global = true)]
-        from: Option<String>,
-        /// End of the range [default: now].
-        #[arg(long, global = true)]
-        to: Option<String>,
-        /// Print JSON instead of a table.
-        #[arg(long, global = true)]
-        json: bool,
-        #[arg(
-            long,
-            global = true,
-            env = "SLUICE_CLICKHOUSE_URL",
-            default_value = "http://127.0.0.1:18123"
-        )]
-        clickhouse_url: String,
-        #[arg(long, global = true, default_value = "sluice")]
-        database: String,
-    },
+    Stats(StatsArgs),
     /// Print the last records of a topic (key, headers, value).
     Tail {
         /// Topic to read, e.g. events.raw or events.rejected.
@@ -145,6 +90,67 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The lake: a directory (the loader's `lake.dir`) or
+    /// `s3://bucket/prefix` (its `lake.url`; credentials from
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    lake: String,
+    /// The S3-compatible server of an `s3://` lake, `http://host:port`.
+    #[arg(long, env = "SLUICE_LAKE_ENDPOINT")]
+    lake_endpoint: Option<String>,
+    /// The region of an `s3://` lake.
+    #[arg(long, default_value = "us-east-1")]
+    lake_region: String,
+    /// Start of the range (event time, RFC 3339, inclusive).
+    #[arg(long)]
+    from: String,
+    /// End of the range (event time, RFC 3339, exclusive).
+    #[arg(long)]
+    to: String,
+    /// Only this team.
+    #[arg(long)]
+    team: Option<String>,
+    #[arg(
+        long,
+        env = "SLUICE_CLICKHOUSE_URL",
+        default_value = "http://127.0.0.1:18123"
+    )]
+    clickhouse_url: String,
+    #[arg(long, default_value = "sluice")]
+    database: String,
+    #[arg(long, default_value = "events")]
+    table: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatsArgs {
+    #[command(subcommand)]
+    query: StatsQuery,
+    /// The team whose numbers to show.
+    #[arg(long, global = true)]
+    team: Option<String>,
+    /// Start of the range [default: one period before --to].
+    #[arg(long, global = true)]
+    from: Option<String>,
+    /// End of the range [default: now].
+    #[arg(long, global = true)]
+    to: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_CLICKHOUSE_URL",
+        default_value = "http://127.0.0.1:18123"
+    )]
+    clickhouse_url: String,
+    #[arg(long, global = true, default_value = "sluice")]
+    database: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -378,101 +384,8 @@ async fn schema_command(admin: AdminArgs, action: SchemaAction) -> std::process:
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plugin { action } => return plugin_command(action).await,
-        Command::Stats {
-            query,
-            team,
-            from,
-            to,
-            json,
-            clickhouse_url,
-            database,
-        } => {
-            use sluice_aggregator::query::Dashboard;
-            const DAY_MS: i64 = 86_400_000;
-            let team = team.ok_or_else(|| anyhow::anyhow!("--team is required"))?;
-            let dashboard = Dashboard::new(&clickhouse_url, &database)?;
-            let span = match query {
-                StatsQuery::Events { .. } => DAY_MS,
-                StatsQuery::Dau | StatsQuery::Top { .. } => 7 * DAY_MS,
-            };
-            let (from, to) = sluice_cli::stats::range(from.as_deref(), to.as_deref(), span)?;
-            let points = match query {
-                StatsQuery::Events { by, event } => {
-                    dashboard
-                        .event_counts(&team, from, to, by, event.as_deref())
-                        .await?
-                }
-                StatsQuery::Dau => dashboard.dau(&team, from, to).await?,
-                StatsQuery::Top { limit } => dashboard.top_events(&team, from, to, limit).await?,
-            };
-            println!("{}", sluice_cli::stats::render(&points, json));
-        }
-        Command::Replay {
-            lake,
-            lake_endpoint,
-            lake_region,
-            from,
-            to,
-            team,
-            clickhouse_url,
-            database,
-            table,
-        } => {
-            let parse = |text: &str| {
-                sluice_core::Timestamp::parse_rfc3339(text)
-                    .map_err(|e| anyhow::anyhow!("`{text}`: {e}"))
-            };
-            let range = sluice_loader::replay::ReplayRange {
-                from: parse(&from)?,
-                to: parse(&to)?,
-                team,
-            };
-            let settings = sluice_loader::config::ClickHouseSettings {
-                url: clickhouse_url,
-                database,
-                table,
-                ..Default::default()
-            };
-            let sink = sluice_loader::sink::ClickHouseSink::connect(&settings).await?;
-            let lake_settings = if lake.starts_with("s3://") {
-                sluice_loader::config::LakeSettings {
-                    url: Some(lake),
-                    endpoint: lake_endpoint,
-                    region: lake_region,
-                    ..Default::default()
-                }
-            } else {
-                sluice_loader::config::LakeSettings {
-                    dir: Some(PathBuf::from(lake)),
-                    ..Default::default()
-                }
-            };
-            let store = lake_settings
-                .store()
-                .map_err(anyhow::Error::msg)?
-                .ok_or_else(|| anyhow::anyhow!("--lake is empty"))?;
-            let lake = sluice_loader::lake::Lake::new(store);
-            let files = sluice_loader::replay::files_in_range(&lake, &range)
-                .await?
-                .len();
-            let bar = indicatif::ProgressBar::new(files as u64).with_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            let report = sluice_loader::replay::replay(&lake, &sink, &range, |r| {
-                bar.inc(1);
-                bar.set_message(format!(
-                    "{} inserted, {} already present",
-                    r.inserted, r.already_present
-                ));
-            })
-            .await?;
-            bar.finish();
-            println!(
-                "replayed {} files: {} events in range, {} inserted, {} already present",
-                report.files, report.events_in_range, report.inserted, report.already_present
-            );
-        }
+        Command::Stats(args) => stats(args).await?,
+        Command::Replay(args) => replay(args).await?,
         Command::Tail {
             topic,
             last,
@@ -553,6 +466,90 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sample::run(&options).await?;
         }
     }
+    Ok(())
+}
+
+/// `sluice stats`: one dashboard query, printed as a table or JSON.
+async fn stats(args: StatsArgs) -> anyhow::Result<()> {
+    use sluice_aggregator::query::Dashboard;
+    const DAY_MS: i64 = 86_400_000;
+    let team = args
+        .team
+        .ok_or_else(|| anyhow::anyhow!("--team is required"))?;
+    let dashboard = Dashboard::new(&args.clickhouse_url, &args.database)?;
+    let span = match args.query {
+        StatsQuery::Events { .. } => DAY_MS,
+        StatsQuery::Dau | StatsQuery::Top { .. } => 7 * DAY_MS,
+    };
+    let (from, to) = sluice_cli::stats::range(args.from.as_deref(), args.to.as_deref(), span)?;
+    let points = match args.query {
+        StatsQuery::Events { by, event } => {
+            dashboard
+                .event_counts(&team, from, to, by, event.as_deref())
+                .await?
+        }
+        StatsQuery::Dau => dashboard.dau(&team, from, to).await?,
+        StatsQuery::Top { limit } => dashboard.top_events(&team, from, to, limit).await?,
+    };
+    println!("{}", sluice_cli::stats::render(&points, args.json));
+    Ok(())
+}
+
+/// `sluice replay`: the lake's events in a range that ClickHouse lacks.
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let parse = |text: &str| {
+        sluice_core::Timestamp::parse_rfc3339(text).map_err(|e| anyhow::anyhow!("`{text}`: {e}"))
+    };
+    let range = sluice_loader::replay::ReplayRange {
+        from: parse(&args.from)?,
+        to: parse(&args.to)?,
+        team: args.team,
+    };
+    let settings = sluice_loader::config::ClickHouseSettings {
+        url: args.clickhouse_url,
+        database: args.database,
+        table: args.table,
+        ..Default::default()
+    };
+    let sink = sluice_loader::sink::ClickHouseSink::connect(&settings).await?;
+    let lake_settings = if args.lake.starts_with("s3://") {
+        sluice_loader::config::LakeSettings {
+            url: Some(args.lake),
+            endpoint: args.lake_endpoint,
+            region: args.lake_region,
+            ..Default::default()
+        }
+    } else {
+        sluice_loader::config::LakeSettings {
+            dir: Some(PathBuf::from(args.lake)),
+            ..Default::default()
+        }
+    };
+    let store = lake_settings
+        .store()
+        .map_err(anyhow::Error::msg)?
+        .ok_or_else(|| anyhow::anyhow!("--lake is empty"))?;
+    let lake = sluice_loader::lake::Lake::new(store);
+    let files = sluice_loader::replay::files_in_range(&lake, &range)
+        .await?
+        .len();
+    let bar = indicatif::ProgressBar::new(files as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = sluice_loader::replay::replay(&lake, &sink, &range, |r| {
+        bar.inc(1);
+        bar.set_message(format!(
+            "{} inserted, {} already present",
+            r.inserted, r.already_present
+        ));
+    })
+    .await?;
+    bar.finish();
+    println!(
+        "replayed {} files: {} events in range, {} inserted, {} already present",
+        report.files, report.events_in_range, report.inserted, report.already_present
+    );
     Ok(())
 }
 

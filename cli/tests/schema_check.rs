@@ -13,8 +13,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use sluice_core::clock::SystemClock;
 use sluice_gateway::keys::{ConfiguredKeys, MemoryKeys};
+use sluice_gateway::producer::MemoryProducer;
 use sluice_gateway::schemas::SchemaRegistry;
-use sluice_gateway::sink::MemorySink;
 use sluice_gateway::{AppState, GatewayConfig, router};
 
 const OPERATOR: &str = "operator-token-0123456789";
@@ -25,7 +25,7 @@ async fn gateway() -> String {
     let state = AppState::new(
         &config,
         Arc::new(MemoryKeys::new(ConfiguredKeys::default())),
-        Arc::new(MemorySink::default()),
+        Arc::new(MemoryProducer::default()),
         Arc::new(SystemClock),
     )
     .with_schemas(Arc::new(SchemaRegistry::in_memory()));

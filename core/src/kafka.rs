@@ -32,6 +32,16 @@ pub fn traceparent_header<M: rdkafka::Message>(message: &M) -> Option<&[u8]> {
         .value
 }
 
+/// One record to produce: the gateway's unit of work for its producer, and
+/// what the plugin benchmark builds to measure the same work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub topic: String,
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
 /// `team:user`. A user's events share a partition, so they stay in order.
 pub fn partition_key(team: &str, user: &str) -> String {
     let mut key = String::with_capacity(team.len() + 1 + user.len());

@@ -10,17 +10,22 @@
 //! - [`config`]: typed configuration from defaults, a TOML file and environment.
 //! - [`telemetry`]: structured logging and the Prometheus recorder.
 //! - [`trace`]: OpenTelemetry tracing set-up and `traceparent` in Kafka headers.
+//! - [`table`]: a key-value table replicated through a compacted Kafka topic
+//!   (API keys, plugin records, schemas: state every gateway replica must see).
 //! - [`service`]: readiness, health/metrics routes and rebalance bookkeeping
 //!   shared by the consumer services.
 //! - [`shutdown`]: SIGINT/SIGTERM for graceful shutdown.
+//! - [`backoff`]: exponential backoff between retries.
 //! - [`clock`]: an injectable clock so time-dependent code is testable.
 
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod event;
 pub mod kafka;
 pub mod service;
 pub mod shutdown;
+pub mod table;
 pub mod telemetry;
 pub mod timestamp;
 pub mod trace;

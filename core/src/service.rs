@@ -198,14 +198,14 @@ pub fn manual_commit_consumer(
 
 /// What a consumer service's `serve` does: health and metrics on
 /// `listener`; `connect` until it succeeds (ClickHouse or Kafka may start
-/// after us), backing off from `min` to `max`, logging each failure and
+/// after us), waiting `backoff` between tries, logging each failure and
 /// reporting not-ready meanwhile; then `run` with the shutdown signal. Ends
 /// early, successfully, if `shutdown` fires while still connecting.
 pub async fn serve_consumer<T, S, C, R>(
     what: &str,
     listener: tokio::net::TcpListener,
     status: Arc<ConsumerStatus>,
-    (min, max): (Duration, Duration),
+    mut backoff: crate::backoff::Backoff,
     shutdown: S,
     mut connect: impl FnMut() -> C,
     run: impl FnOnce(T, Pin<Box<S>>) -> R,
@@ -217,7 +217,6 @@ where
 {
     let _health = spawn_health(listener, status.clone());
     let mut shutdown = Box::pin(shutdown);
-    let mut backoff = min;
     let started = loop {
         tokio::select! {
             () = shutdown.as_mut() => return Ok(()),
@@ -225,9 +224,9 @@ where
                 Ok(started) => break started,
                 Err(err) => {
                     status.set_clickhouse_up(false);
-                    tracing::warn!(error = %format!("{err:#}"), backoff_ms = backoff.as_millis() as u64, "cannot start {what} yet; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(max);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %format!("{err:#}"), backoff_ms = delay.as_millis() as u64, "cannot start {what} yet; retrying");
+                    tokio::time::sleep(delay).await;
                 }
             }
         }

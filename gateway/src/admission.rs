@@ -14,7 +14,8 @@
 //!
 //! Together with the producer's bounded queue this keeps resident memory flat
 //! under any offered load: excess load is refused early and cheaply. The
-//! resident memory those bounds allow is at most [`resident_allowance`]; when
+//! resident memory those bounds allow is at most
+//! [`AdmissionSettings::resident_allowance`]; when
 //! `admission.max_resident_bytes` is set, the configuration must fit in it and
 //! a sampled [`ResidentLimit`] refuses requests (503) while the process is at
 //! the limit anyway.
@@ -24,67 +25,26 @@ use std::sync::Arc;
 
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::ApiError;
+use crate::config::AdmissionSettings;
 use crate::memory::ResidentLimit;
 use crate::metrics;
 
 /// Budget accounting unit: permits are KiB so a `u32` covers terabytes.
 const UNIT: usize = 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdmissionConfig {
-    /// Sustained events per second allowed per API key.
-    pub events_per_second_per_key: u32,
-    /// Events a key may send at once above the sustained rate.
-    pub burst_events_per_key: u32,
-    /// Ingest requests processed at once (including those waiting for Kafka).
-    pub max_in_flight_requests: usize,
-    /// Bytes all in-flight request bodies may hold together.
-    pub memory_budget_bytes: usize,
-    /// HTTP connections open at once; more wait to be accepted.
-    pub max_connections: usize,
-    /// Resident memory of the whole process; 0 = no limit.
-    pub max_resident_bytes: u64,
-}
-
-/// Resident memory of a gateway with no traffic, with room for what warms up
-/// on first use: code, the async runtime, the Kafka client and its threads,
-/// the plugin engine, metrics. Measured: 22-48 MiB idle, 51-56 MiB after a
-/// first load (docs/benchmarks.md).
-pub const BASE_ALLOWANCE_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Resident memory of one open connection: hyper's read buffer (at most
-/// [`crate::connections::READ_BUFFER_BYTES`]) and write buffer (8 KiB), the
-/// connection's task and its request's state. Measured: about 26 KiB per idle
-/// keep-alive connection.
-pub const CONNECTION_ALLOWANCE_BYTES: u64 = 32 * 1024;
-
-/// The most resident memory the static bounds allow: the base, the body
-/// budget, the producer queue and every allowed connection. Plugin instances
-/// are not in it (their linear memory is reserved, and touched only as used);
-/// the sampled limit covers them.
-pub fn resident_allowance(config: &AdmissionConfig, producer_queue_bytes: u64) -> u64 {
-    BASE_ALLOWANCE_BYTES
-        .saturating_add(config.memory_budget_bytes as u64)
-        .saturating_add(producer_queue_bytes)
-        .saturating_add((config.max_connections as u64).saturating_mul(CONNECTION_ALLOWANCE_BYTES))
-}
-
-impl Default for AdmissionConfig {
-    fn default() -> Self {
-        Self {
-            events_per_second_per_key: 50_000,
-            burst_events_per_key: 100_000,
-            max_in_flight_requests: 1024,
-            memory_budget_bytes: 512 * 1024 * 1024,
-            max_connections: 4096,
-            max_resident_bytes: 0,
-        }
-    }
+/// Why a request was not admitted. The HTTP boundary turns it into
+/// [`ApiError`](crate::error::ApiError) in one place (`From`), so this module
+/// knows nothing of HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// In-flight, memory budget or resident memory spent (503).
+    #[error("the gateway is at capacity; retry in {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
+    /// The API key's event rate is spent (429).
+    #[error("too many requests for this API key; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
 }
 
 #[derive(Debug)]
@@ -137,7 +97,7 @@ impl Ticket {
 const OVERLOADED_RETRY_SECS: u64 = 1;
 
 impl Admission {
-    pub fn new(config: &AdmissionConfig) -> Self {
+    pub fn new(config: &AdmissionSettings) -> Self {
         let per_key = NonZeroU32::new(config.events_per_second_per_key).map(|rate| {
             let burst = NonZeroU32::new(config.burst_events_per_key).unwrap_or(rate);
             DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
@@ -163,8 +123,8 @@ impl Admission {
     }
 
     /// Admits a request expected to carry `body_bytes`, or refuses it now.
-    pub fn admit(&self, body_bytes: usize) -> Result<Ticket, ApiError> {
-        let overloaded = || ApiError::Overloaded {
+    pub fn admit(&self, body_bytes: usize) -> Result<Ticket, Refusal> {
+        let overloaded = || Refusal::Overloaded {
             retry_after_secs: OVERLOADED_RETRY_SECS,
         };
         if self.resident.is_exceeded() {
@@ -190,7 +150,7 @@ impl Admission {
     }
 
     /// Charges `events` against `key`'s rate; refuses with the wait time.
-    pub fn charge(&self, key: &Arc<str>, events: usize) -> Result<(), ApiError> {
+    pub fn charge(&self, key: &Arc<str>, events: usize) -> Result<(), Refusal> {
         let Some(limiter) = &self.per_key else {
             return Ok(());
         };
@@ -200,12 +160,12 @@ impl Admission {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                Err(ApiError::RateLimited {
+                Err(Refusal::RateLimited {
                     retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
                 })
             }
             // More events than the burst: can never pass as one request.
-            Err(_) => Err(ApiError::RateLimited {
+            Err(_) => Err(Refusal::RateLimited {
                 retry_after_secs: 1,
             }),
         }
@@ -243,8 +203,8 @@ impl Admission {
 mod tests {
     use super::*;
 
-    fn config() -> AdmissionConfig {
-        AdmissionConfig {
+    fn config() -> AdmissionSettings {
+        AdmissionSettings {
             events_per_second_per_key: 10,
             burst_events_per_key: 20,
             max_in_flight_requests: 2,
@@ -256,7 +216,7 @@ mod tests {
 
     #[test]
     fn requests_are_refused_while_resident_memory_is_at_the_limit() {
-        let admission = Admission::new(&AdmissionConfig {
+        let admission = Admission::new(&AdmissionSettings {
             max_resident_bytes: 1000,
             ..config()
         });
@@ -266,7 +226,7 @@ mod tests {
         limit.record(1000);
         assert!(matches!(
             admission.admit(1024),
-            Err(ApiError::Overloaded { .. })
+            Err(Refusal::Overloaded { .. })
         ));
         limit.record(500);
         assert!(admission.admit(1024).is_ok(), "admitted again once below");
@@ -274,13 +234,13 @@ mod tests {
 
     #[test]
     fn the_allowance_counts_every_bound() {
-        let config = AdmissionConfig {
+        let config = AdmissionSettings {
             memory_budget_bytes: 16 << 20,
             max_connections: 2048,
-            ..AdmissionConfig::default()
+            ..AdmissionSettings::default()
         };
         assert_eq!(
-            resident_allowance(&config, 32 << 20),
+            config.resident_allowance(32 << 20),
             (64 << 20) + (16 << 20) + (32 << 20) + 2048 * (32 << 10)
         );
     }
@@ -291,7 +251,7 @@ mod tests {
         let a = admission.admit(1024).unwrap();
         let mut b = admission.admit(1024).unwrap();
         assert!(
-            matches!(admission.admit(1), Err(ApiError::Overloaded { .. })),
+            matches!(admission.admit(1), Err(Refusal::Overloaded { .. })),
             "third request refused"
         );
         assert!(b.reserve(32 * 1024));
@@ -302,7 +262,7 @@ mod tests {
         assert_eq!(admission.in_flight_available(), 2);
         assert!(matches!(
             admission.admit(65 * 1024),
-            Err(ApiError::Overloaded { .. })
+            Err(Refusal::Overloaded { .. })
         ));
     }
 
@@ -312,13 +272,13 @@ mod tests {
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
         admission.charge(&a, 20).unwrap();
         match admission.charge(&a, 5) {
-            Err(ApiError::RateLimited { retry_after_secs }) => assert!(retry_after_secs >= 1),
+            Err(Refusal::RateLimited { retry_after_secs }) => assert!(retry_after_secs >= 1),
             other => panic!("expected 429, got {other:?}"),
         }
         admission.charge(&b, 20).unwrap();
         assert!(matches!(
             admission.charge(&b, 21),
-            Err(ApiError::RateLimited { .. })
+            Err(Refusal::RateLimited { .. })
         ));
     }
 }

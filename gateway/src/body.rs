@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use ::metrics::counter;
 
 use crate::admission::Ticket;
-use crate::config::IngestConfig;
+use crate::config::IngestSettings;
 use crate::error::ApiError;
 use crate::metrics;
 use crate::state::AppState;
@@ -94,7 +94,7 @@ pub async fn read_request(
     }
     let ticket = match state.admission().admit(declared) {
         Ok(ticket) => ticket,
-        Err(err) => return Err(refuse(body, config, err).await),
+        Err(refusal) => return Err(refuse(body, config, refusal.into()).await),
     };
     let (bytes, mut ticket) = read(body, encoding, config, ticket).await?;
     counter!(metrics::REQUEST_BYTES)
@@ -124,7 +124,7 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
 pub async fn read(
     body: Body,
     encoding: Encoding,
-    config: &IngestConfig,
+    config: &IngestSettings,
     mut ticket: Ticket,
 ) -> Result<(Bytes, Ticket), ApiError> {
     let timeout = Duration::from_millis(config.body_timeout_ms);
@@ -173,7 +173,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// keeps the connection usable for the client's next request. A body larger
 /// than the limit, or one that stalls, is given up on: the client then gets
 /// the answer only if its upload has ended.
-pub async fn refuse(body: Body, config: &IngestConfig, err: ApiError) -> ApiError {
+pub async fn refuse(body: Body, config: &IngestSettings, err: ApiError) -> ApiError {
     let limit = config.max_body_bytes;
     let timeout = DRAIN_TIMEOUT.min(Duration::from_millis(config.body_timeout_ms));
     let drain = async {

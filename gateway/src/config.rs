@@ -1,5 +1,9 @@
 //! Gateway configuration: defaults < `--config` TOML file < `SLUICE_GATEWAY_*`
 //! environment variables. Validated before any connection is made.
+//!
+//! Every section of the gateway's configuration is defined here, named
+//! `*Settings` (the whole file is [`GatewayConfig`]); the plugin host's own
+//! section is its crate's [`PluginSettings`], re-exported.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -7,10 +11,8 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 use sluice_core::Limits;
 
-use crate::admission::AdmissionConfig;
-use crate::plugins::PluginsConfig;
-use crate::schemas::SchemasConfig;
 use sluice_core::kafka::KafkaSettings;
+pub use sluice_plugin_host::PluginSettings;
 
 /// Environment variable prefix; nesting uses `__` (`SLUICE_GATEWAY_KAFKA__BROKERS`).
 pub const ENV_PREFIX: &str = "SLUICE_GATEWAY_";
@@ -22,12 +24,12 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub kafka: KafkaSettings,
     pub producer: ProducerSettings,
-    pub ingest: IngestConfig,
-    pub auth: AuthConfig,
-    pub admin: AdminConfig,
-    pub admission: AdmissionConfig,
-    pub plugins: PluginsConfig,
-    pub schemas: SchemasConfig,
+    pub ingest: IngestSettings,
+    pub auth: AuthSettings,
+    pub admin: AdminSettings,
+    pub admission: AdmissionSettings,
+    pub plugins: PluginSettings,
+    pub schemas: SchemaRegistrySettings,
 }
 
 impl Default for GatewayConfig {
@@ -36,12 +38,12 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             kafka: KafkaSettings::default(),
             producer: ProducerSettings::default(),
-            ingest: IngestConfig::default(),
-            auth: AuthConfig::default(),
-            admin: AdminConfig::default(),
-            admission: AdmissionConfig::default(),
-            plugins: PluginsConfig::default(),
-            schemas: SchemasConfig::default(),
+            ingest: IngestSettings::default(),
+            auth: AuthSettings::default(),
+            admin: AdminSettings::default(),
+            admission: AdmissionSettings::default(),
+            plugins: PluginSettings::default(),
+            schemas: SchemaRegistrySettings::default(),
         }
     }
 }
@@ -78,7 +80,7 @@ impl Default for ProducerSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct IngestConfig {
+pub struct IngestSettings {
     /// Most events accepted in one batch request.
     pub max_events_per_batch: usize,
     /// Largest accepted request body as sent (compressed), in bytes.
@@ -91,7 +93,7 @@ pub struct IngestConfig {
     pub event: Limits,
 }
 
-impl Default for IngestConfig {
+impl Default for IngestSettings {
     fn default() -> Self {
         Self {
             max_events_per_batch: 1000,
@@ -105,7 +107,7 @@ impl Default for IngestConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
+pub struct AuthSettings {
     /// API key → team id, role `ingest`. For development and tests; production
     /// keys are created through the admin API and stored hashed in Kafka.
     pub keys: BTreeMap<String, String>,
@@ -113,7 +115,7 @@ pub struct AuthConfig {
     pub keys_topic: String,
 }
 
-impl Default for AuthConfig {
+impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             keys: BTreeMap::new(),
@@ -124,7 +126,7 @@ impl Default for AuthConfig {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AdminConfig {
+pub struct AdminSettings {
     /// Operator token for the admin API (all teams). Empty disables it; team
     /// admin keys still work.
     pub token: String,
@@ -175,6 +177,81 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
 
 Example: SLUICE_GATEWAY_KAFKA__BROKERS=kafka-1:9092,kafka-2:9092 sluice-gateway --config gateway.toml";
 
+/// Per-key rates and the bounds on in-flight work, memory and connections
+/// ([`crate::admission`] enforces them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionSettings {
+    /// Sustained events per second allowed per API key.
+    pub events_per_second_per_key: u32,
+    /// Events a key may send at once above the sustained rate.
+    pub burst_events_per_key: u32,
+    /// Ingest requests processed at once (including those waiting for Kafka).
+    pub max_in_flight_requests: usize,
+    /// Bytes all in-flight request bodies may hold together.
+    pub memory_budget_bytes: usize,
+    /// HTTP connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Resident memory of the whole process; 0 = no limit.
+    pub max_resident_bytes: u64,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        Self {
+            events_per_second_per_key: 50_000,
+            burst_events_per_key: 100_000,
+            max_in_flight_requests: 1024,
+            memory_budget_bytes: 512 * 1024 * 1024,
+            max_connections: 4096,
+            max_resident_bytes: 0,
+        }
+    }
+}
+
+/// Resident memory of a gateway with no traffic, with room for what warms up
+/// on first use: code, the async runtime, the Kafka client and its threads,
+/// the plugin engine, metrics. Measured: 22-48 MiB idle, 51-56 MiB after a
+/// first load (docs/benchmarks.md).
+pub const BASE_ALLOWANCE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Resident memory of one open connection: hyper's read buffer (at most
+/// [`crate::connections::READ_BUFFER_BYTES`]) and write buffer (8 KiB), the
+/// connection's task and its request's state. Measured: about 26 KiB per idle
+/// keep-alive connection.
+pub const CONNECTION_ALLOWANCE_BYTES: u64 = 32 * 1024;
+
+impl AdmissionSettings {
+    /// The most resident memory the static bounds allow: the base, the body
+    /// budget, the producer queue and every allowed connection. Plugin instances
+    /// are not in it (their linear memory is reserved, and touched only as used);
+    /// the sampled limit covers them.
+    pub fn resident_allowance(&self, producer_queue_bytes: u64) -> u64 {
+        BASE_ALLOWANCE_BYTES
+            .saturating_add(self.memory_budget_bytes as u64)
+            .saturating_add(producer_queue_bytes)
+            .saturating_add(
+                (self.max_connections as u64).saturating_mul(CONNECTION_ALLOWANCE_BYTES),
+            )
+    }
+}
+
+/// Where the schema registry lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemaRegistrySettings {
+    /// Compacted topic of schema versions and configuration.
+    pub topic: String,
+}
+
+impl Default for SchemaRegistrySettings {
+    fn default() -> Self {
+        Self {
+            topic: "sluice.schemas".to_owned(),
+        }
+    }
+}
+
 impl GatewayConfig {
     /// Rejects settings that would fail later or behave surprisingly.
     pub fn validate(&self) -> Result<(), String> {
@@ -215,18 +292,18 @@ impl GatewayConfig {
         }
         if admission.max_resident_bytes > 0 {
             let queue_bytes = self.producer.queue_max_kbytes.saturating_mul(1024);
-            let needed = crate::admission::resident_allowance(admission, queue_bytes);
+            let needed = admission.resident_allowance(queue_bytes);
             if admission.max_resident_bytes < needed {
                 return Err(format!(
                     "admission.max_resident_bytes ({}) is below what the other limits allow ({needed}: \
                      {} base + admission.memory_budget_bytes {} + producer.queue_max_kbytes {} KiB + \
                      admission.max_connections {} x {} per connection); raise it or lower those",
                     admission.max_resident_bytes,
-                    crate::admission::BASE_ALLOWANCE_BYTES,
+                    BASE_ALLOWANCE_BYTES,
                     admission.memory_budget_bytes,
                     self.producer.queue_max_kbytes,
                     admission.max_connections,
-                    crate::admission::CONNECTION_ALLOWANCE_BYTES,
+                    CONNECTION_ALLOWANCE_BYTES,
                 ));
             }
         }

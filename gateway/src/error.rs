@@ -9,6 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::admission::Refusal;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(
@@ -143,6 +145,15 @@ impl ApiError {
             | Self::Overloaded { retry_after_secs }
             | Self::NotReady { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Overloaded { retry_after_secs } => Self::Overloaded { retry_after_secs },
+            Refusal::RateLimited { retry_after_secs } => Self::RateLimited { retry_after_secs },
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The ingest pipeline, from events to per-event outcomes: the native batch
 //! endpoint ([`ingest_batch`]) and the SDK compatibility routes
-//! ([`ingest_events`], fed by `compat`) share it.
+//! ([`ingest_events`], fed by [`crate::sdk`]) share it.
 //!
 //! A request is refused as a whole (an [`ApiError`]) only when the batch itself
 //! is unusable: not JSON, empty, too large. Otherwise every event gets its own
@@ -27,17 +27,19 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sluice_core::kafka::headers;
-use sluice_core::{Event, IncomingEvent, Reject, RejectCode};
+use sluice_core::{Event, IncomingEvent, Limits, Reject, RejectCode};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::admission::Refusal;
+use crate::config::ProducerSettings;
 use crate::error::ApiError;
 use crate::keys::Principal;
 use crate::metrics;
-use crate::plugins::chain::Fate;
-use crate::plugins::convert::{OwnedEvent, to_wit};
-use crate::sink::{Record, SinkError};
+use crate::producer::{ProduceError, Record};
 use crate::state::AppState;
+use sluice_plugin_host::chain::Fate;
+use sluice_plugin_host::convert::{OwnedEvent, to_wit};
 
 /// How long clients should wait before retrying events Kafka did not take.
 pub(crate) const RETRY_AFTER_SECS: u64 = 5;
@@ -193,85 +195,112 @@ pub async fn ingest_events(
     result
 }
 
+/// An event after decoding: admitted, or rejected (with its id if it had one).
+type Decision<'a> = Result<Event<'a>, (Option<Uuid>, Reject)>;
+
+/// The stages, in order: admit the batch, decode, schema check, plan (the
+/// plugin chain and one record per event), produce, answer.
 async fn pipeline(
     state: &AppState,
     principal: &Principal,
     candidates: &[Candidate<'_>],
 ) -> Result<BatchResponse, ApiError> {
     let team: &str = &principal.team;
+    admit_batch(state, principal, candidates.len())?;
+    let mut decisions = decode(state, team, candidates);
+    schema_check(state, team, &mut decisions);
+    let raws: Vec<&RawValue> = candidates.iter().map(Candidate::raw).collect();
+    let plan = plan(state, team, &raws, decisions).await?;
+    let (acks, produce_wait) = produce(state, plan.records).await;
+    Ok(answer(team, plan.planned, acks, produce_wait))
+}
+
+/// Batch limits and the per-key rate limit: the whole request or nothing.
+fn admit_batch(state: &AppState, principal: &Principal, events: usize) -> Result<(), ApiError> {
     let config = state.ingest();
-    if candidates.is_empty() {
+    if events == 0 {
         return Err(ApiError::EmptyBatch);
     }
-    if candidates.len() > config.max_events_per_batch {
+    if events > config.max_events_per_batch {
         return Err(ApiError::TooManyEvents {
-            count: candidates.len(),
+            count: events,
             max: config.max_events_per_batch,
         });
     }
-    if let Err(err) = state
-        .admission()
-        .charge(&principal.key_id, candidates.len())
-    {
-        if matches!(err, ApiError::RateLimited { .. }) {
-            counter!(metrics::RATE_LIMITED).increment(candidates.len() as u64);
+    if let Err(refusal) = state.admission().charge(&principal.key_id, events) {
+        if matches!(refusal, Refusal::RateLimited { .. }) {
+            counter!(metrics::RATE_LIMITED).increment(events as u64);
         }
-        return Err(err);
+        return Err(refusal.into());
     }
+    Ok(())
+}
 
+/// Each candidate against the event contract, stamped with the team and the
+/// receive time; a repeated `event_id` within the batch is rejected.
+fn decode<'a>(state: &AppState, team: &'a str, candidates: &[Candidate<'a>]) -> Vec<Decision<'a>> {
+    let limits = &state.ingest().event;
     let received_at = state.clock().now();
     let mut seen = HashSet::with_capacity(candidates.len());
-    let mut decisions: Vec<Result<Event<'_>, (Option<Uuid>, Reject)>> =
-        tracing::info_span!("decode", events = candidates.len() as i64).in_scope(|| {
-            candidates
-                .iter()
-                .map(|candidate| {
-                    let raw = match *candidate {
-                        Candidate::Event(raw) => raw,
-                        Candidate::Untranslatable { reject, .. } => {
-                            return Err((None, reject.clone()));
-                        }
-                    };
-                    let incoming =
-                        IncomingEvent::decode(raw, &config.event).map_err(|r| (None, r))?;
-                    let event = incoming
-                        .admit(team, received_at, &config.event, Uuid::now_v7)
-                        .map_err(|r| (None, r))?;
-                    if !seen.insert(event.event_id) {
-                        return Err((
-                            Some(event.event_id),
-                            Reject::new(
-                                RejectCode::DuplicateEventId,
-                                format!(
-                                    "`event_id` {} appears earlier in this batch",
-                                    event.event_id
-                                ),
-                            ),
-                        ));
+    tracing::info_span!("decode", events = candidates.len() as i64).in_scope(|| {
+        candidates
+            .iter()
+            .map(|candidate| {
+                let raw = match *candidate {
+                    Candidate::Event(raw) => raw,
+                    Candidate::Untranslatable { reject, .. } => {
+                        return Err((None, reject.clone()));
                     }
-                    Ok(event)
-                })
-                .collect()
-        });
+                };
+                let incoming = IncomingEvent::decode(raw, limits).map_err(|r| (None, r))?;
+                let event = incoming
+                    .admit(team, received_at, limits, Uuid::now_v7)
+                    .map_err(|r| (None, r))?;
+                if !seen.insert(event.event_id) {
+                    return Err((
+                        Some(event.event_id),
+                        Reject::new(
+                            RejectCode::DuplicateEventId,
+                            format!(
+                                "`event_id` {} appears earlier in this batch",
+                                event.event_id
+                            ),
+                        ),
+                    ));
+                }
+                Ok(event)
+            })
+            .collect()
+    })
+}
+
+/// Admitted events against the team's registered schemas, if it has any.
+fn schema_check(state: &AppState, team: &str, decisions: &mut [Decision<'_>]) {
     // One view for the whole batch: a registration landing mid-batch applies
     // to the next batch, never to half of this one.
-    if let Some(schemas) = state.schemas().map(|registry| registry.view()) {
-        let span = tracing::info_span!("schema_check", rejected = tracing::field::Empty);
-        let _entered = span.enter();
-        let mut rejected = 0_usize;
-        for decision in &mut decisions {
-            if let Ok(event) = decision
-                && let Err(reject) = schemas.check(team, event)
-            {
-                rejected += 1;
-                *decision = Err((Some(event.event_id), reject));
-            }
+    let Some(schemas) = state.schemas().map(|registry| registry.view()) else {
+        return;
+    };
+    let span = tracing::info_span!("schema_check", rejected = tracing::field::Empty);
+    let _entered = span.enter();
+    let mut rejected = 0_usize;
+    for decision in decisions {
+        if let Ok(event) = decision
+            && let Err(reject) = schemas.check(team, event)
+        {
+            rejected += 1;
+            *decision = Err((Some(event.event_id), reject));
         }
-        span.record("rejected", rejected as i64);
     }
+    span.record("rejected", rejected as i64);
+}
 
-    let raws: Vec<&RawValue> = candidates.iter().map(Candidate::raw).collect();
-    let (mut records, plans) = plan(state, team, &raws, decisions).await?;
+/// Produces every record (with the request's trace context) and waits for
+/// Kafka's answer to each: one result per record, in order.
+async fn produce(
+    state: &AppState,
+    mut records: Vec<Record>,
+) -> (Vec<Result<(), ProduceError>>, Duration) {
     // The request's context, so the consumers' batch spans can link to it.
     if let Some(traceparent) = sluice_core::trace::current_traceparent() {
         for record in &mut records {
@@ -280,30 +309,39 @@ async fn pipeline(
                 .push((headers::TRACEPARENT, traceparent.clone()));
         }
     }
-
-    let produce_started = Instant::now();
+    let started = Instant::now();
+    let count = records.len();
     let acks = state
-        .sink()
+        .producer()
         .send(records)
         .instrument(tracing::info_span!(
             "produce",
-            records = plans.len() as i64,
+            records = count as i64,
             partitions = tracing::field::Empty,
             failed = tracing::field::Empty,
         ))
         .await;
-    let produce_wait = produce_started.elapsed();
+    let produce_wait = started.elapsed();
     histogram!(metrics::PRODUCE_DURATION).record(produce_wait);
+    (acks, produce_wait)
+}
 
+/// Each event's outcome from its plan and Kafka's answer for its record.
+fn answer(
+    team: &str,
+    planned: Vec<Planned>,
+    acks: Vec<Result<(), ProduceError>>,
+    produce_wait: Duration,
+) -> BatchResponse {
     let mut response = BatchResponse {
         accepted: 0,
         rejected: 0,
         dead_lettered: 0,
         failed: 0,
-        results: Vec::with_capacity(plans.len()),
+        results: Vec::with_capacity(planned.len()),
         produce_wait,
     };
-    for (plan, ack) in plans.into_iter().zip(acks) {
+    for (plan, ack) in planned.into_iter().zip(acks) {
         let outcome = match (plan, ack) {
             (Planned::Reject(event_id, reject), dlq) => {
                 if let Err(err) = dlq {
@@ -350,43 +388,28 @@ async fn pipeline(
     }
     counter!(metrics::EVENTS, "outcome" => "accepted", "reason" => "")
         .increment(response.accepted as u64);
-    Ok(response)
+    response
 }
 
-/// Runs the team's plugin chain (if any) and builds one record per event.
-async fn plan(
-    state: &AppState,
-    team: &str,
+/// Runs the team's plugin chain (if any) and plans one record per event.
+async fn plan<'s>(
+    state: &'s AppState,
+    team: &'s str,
     raws: &[&RawValue],
-    decisions: Vec<Result<Event<'_>, (Option<Uuid>, Reject)>>,
-) -> Result<(Vec<Record>, Vec<Planned>), ApiError> {
-    let topics = state.producer_settings();
-    let internal = |e: serde_json::Error| ApiError::Internal(e.into());
-    let mut records = Vec::with_capacity(decisions.len());
-    let mut plans = Vec::with_capacity(decisions.len());
-
+    decisions: Vec<Decision<'_>>,
+) -> Result<Plan<'s>, ApiError> {
+    let mut plan = Plan::new(team, state.producer_settings(), decisions.len());
     let chain = state
         .plugins()
         .and_then(|host| host.chain(team).map(|chain| (host, chain)));
     let Some((host, chain)) = chain.filter(|_| decisions.iter().any(Result::is_ok)) else {
         for (decision, raw) in decisions.into_iter().zip(raws) {
             match decision {
-                Ok(event) => {
-                    records.push(accepted_record(&topics.topic, &event).map_err(internal)?);
-                    plans.push(Planned::Accept(event.event_id));
-                }
-                Err((event_id, reject)) => {
-                    records.push(rejected_record(
-                        &topics.rejected_topic,
-                        team,
-                        raw.get(),
-                        &reject,
-                    ));
-                    plans.push(Planned::Reject(event_id, reject));
-                }
+                Ok(event) => plan.accept(&event)?,
+                Err((event_id, reject)) => plan.reject(event_id, raw, reject),
             }
         }
-        return Ok((records, plans));
+        return Ok(plan);
     };
 
     let alive: Vec<_> = decisions
@@ -401,34 +424,77 @@ async fn plan(
         .into_iter();
     let limits = &state.ingest().event;
     for (decision, raw) in decisions.into_iter().zip(raws) {
-        let event = match decision {
-            Ok(event) => event,
-            Err((event_id, reject)) => {
-                records.push(rejected_record(
-                    &topics.rejected_topic,
-                    team,
-                    raw.get(),
-                    &reject,
-                ));
-                plans.push(Planned::Reject(event_id, reject));
-                continue;
+        match decision {
+            Ok(event) => {
+                let fate = fates.next().ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("plugin chain lost an event"))
+                })?;
+                plan.apply(fate, &event, raw, limits)?;
             }
-        };
+            Err((event_id, reject)) => plan.reject(event_id, raw, reject),
+        }
+    }
+    Ok(plan)
+}
+
+/// The records to produce and, in the same order, what each event's
+/// outcome will be once Kafka has answered.
+struct Plan<'s> {
+    team: &'s str,
+    topics: &'s ProducerSettings,
+    records: Vec<Record>,
+    planned: Vec<Planned>,
+}
+
+impl<'s> Plan<'s> {
+    fn new(team: &'s str, topics: &'s ProducerSettings, capacity: usize) -> Self {
+        Self {
+            team,
+            topics,
+            records: Vec::with_capacity(capacity),
+            planned: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// The admitted event, as the client sent it (or unchanged by plugins).
+    fn accept(&mut self, event: &Event<'_>) -> Result<(), ApiError> {
+        let record =
+            accepted_record(&self.topics.topic, event).map_err(|e| ApiError::Internal(e.into()))?;
+        self.records.push(record);
+        self.planned.push(Planned::Accept(event.event_id));
+        Ok(())
+    }
+
+    /// The one way an event is rejected: the text the client sent goes to
+    /// the dead-letter topic with the reason in its headers, and the client
+    /// is told the reason.
+    fn reject(&mut self, event_id: Option<Uuid>, raw: &RawValue, reject: Reject) {
+        self.records.push(rejected_record(
+            &self.topics.rejected_topic,
+            self.team,
+            raw.get(),
+            &reject,
+        ));
+        self.planned.push(Planned::Reject(event_id, reject));
+    }
+
+    /// What the plugin chain decided for an admitted event.
+    fn apply(
+        &mut self,
+        fate: Fate,
+        event: &Event<'_>,
+        raw: &RawValue,
+        limits: &Limits,
+    ) -> Result<(), ApiError> {
         let event_id = event.event_id;
-        let fate = fates
-            .next()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plugin chain lost an event")))?;
         match fate {
             // Unchanged by every enricher: the admitted event, serialised as
             // without plugins (no second contract check needed).
-            Fate::Keep => {
-                records.push(accepted_record(&topics.topic, &event).map_err(internal)?);
-                plans.push(Planned::Accept(event_id));
-            }
+            Fate::Keep => self.accept(event)?,
             Fate::Changed(changed) => {
-                let record = OwnedEvent::from_wit(changed, &event, limits).and_then(|owned| {
+                let record = OwnedEvent::from_wit(changed, event, limits).and_then(|owned| {
                     let record =
-                        accepted_record(&topics.topic, &owned.as_event()).map_err(|e| {
+                        accepted_record(&self.topics.topic, &owned.as_event()).map_err(|e| {
                             Reject::new(
                                 RejectCode::PluginFailed,
                                 format!("enriched event cannot be serialised: {e}"),
@@ -439,51 +505,36 @@ async fn plan(
                 });
                 match record {
                     Ok(record) => {
-                        records.push(record);
-                        plans.push(Planned::Accept(event_id));
+                        self.records.push(record);
+                        self.planned.push(Planned::Accept(event_id));
                     }
-                    Err(reject) => {
-                        records.push(rejected_record(
-                            &topics.rejected_topic,
-                            team,
-                            raw.get(),
-                            &reject,
-                        ));
-                        plans.push(Planned::Reject(Some(event_id), reject));
-                    }
+                    Err(reject) => self.reject(Some(event_id), raw, reject),
                 }
             }
-            Fate::Reject(reject) => {
-                records.push(rejected_record(
-                    &topics.rejected_topic,
-                    team,
-                    raw.get(),
-                    &reject,
-                ));
-                plans.push(Planned::Reject(Some(event_id), reject));
-            }
+            Fate::Reject(reject) => self.reject(Some(event_id), raw, reject),
             Fate::DeadLetter(reject) => {
                 // The admitted event (ids and times stamped), ready to be
                 // replayed into `events.raw` once the plugin is fixed.
-                let payload = serde_json::to_string(&event).map_err(internal)?;
-                records.push(rejected_record(
-                    &topics.rejected_topic,
-                    team,
+                let payload =
+                    serde_json::to_string(event).map_err(|e| ApiError::Internal(e.into()))?;
+                self.records.push(rejected_record(
+                    &self.topics.rejected_topic,
+                    self.team,
                     &payload,
                     &reject,
                 ));
-                plans.push(Planned::DeadLetter(event_id, reject));
+                self.planned.push(Planned::DeadLetter(event_id, reject));
             }
         }
+        Ok(())
     }
-    Ok((records, plans))
 }
 
-fn failure_code(err: &SinkError) -> &'static str {
+fn failure_code(err: &ProduceError) -> &'static str {
     match err {
-        SinkError::Unavailable(_) => "kafka_unavailable",
-        SinkError::QueueFull => "overloaded",
-        SinkError::TooLarge => "too_large_for_kafka",
+        ProduceError::Unavailable(_) => "kafka_unavailable",
+        ProduceError::QueueFull => "overloaded",
+        ProduceError::TooLarge => "too_large_for_kafka",
     }
 }
 

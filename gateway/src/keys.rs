@@ -6,7 +6,7 @@
 //! for random keys this long (there is nothing to brute-force), and a fast
 //! one keeps the check off the latency budget.
 //!
-//! Records live in the compacted topic `sluice.keys` (see [`crate::table`]),
+//! Records live in the compacted topic `sluice.keys` (see [`sluice_core::table`]),
 //! so a key created or revoked through any replica is honoured by all of them
 //! within a second. Keys from the config file (`auth.keys`) are for development.
 
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use sluice_core::Timestamp;
 use sluice_core::kafka::KafkaSettings;
 
-use crate::table::ReplicatedTable;
+use sluice_core::table::ReplicatedTable;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

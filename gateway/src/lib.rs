@@ -4,19 +4,19 @@
 //! - [`config`]: the typed, validated configuration (file + environment).
 //! - [`routes`]: `router(state) -> Router`, the whole HTTP surface.
 //! - [`ingest`]: the one ingest pipeline, from events to per-event outcomes.
-//! - [`compat`]: drop-in Segment and PostHog routes that translate into [`ingest`].
+//! - [`sdk`]: drop-in Segment and PostHog routes that translate into [`ingest`].
 //! - [`auth`]: who is calling (ingest keys, team admins, the operator).
 //! - [`keys`]: API key generation, hashed records, key stores.
-//! - [`table`]: a key-value table replicated through a compacted Kafka topic.
-//! - [`admin`]: the admin API (`/admin/v1`).
+//! - [`admin`]: the admin API (`/admin/v1`): keys, plugins.
 //! - [`admission`]: per-key rate limits, in-flight, memory and connection bounds.
 //! - [`connections`]: the HTTP accept loop (connection cap, per-connection buffers).
 //! - [`memory`]: the process's resident memory and the allocator's statistics.
 //! - [`body`]: reading request bodies under size, decompression and time limits.
-//! - [`sink`]: where accepted and rejected events go (Kafka, or memory in tests).
-//! - [`plugins`]: the Wasm plugin host (validators and enrichers per team).
+//! - [`producer`]: where accepted and rejected events go (Kafka, or memory in tests).
 //! - [`schemas`]: the schema registry (API, storage) and event validation.
-//! - [`metrics`]: Prometheus metric names and gauge sampling (`/metrics`).
+//! - [`metrics`]: Prometheus metric names and help texts (`/metrics`).
+//! - [`gauges`]: the gauges sampled once a second from the running gateway.
+//! - [`readiness`]: whether this replica should get traffic (`/readyz`).
 //! - [`error`]: the one error type of the HTTP boundary and its status mapping.
 //! - [`state`]: what handlers share.
 //!
@@ -27,20 +27,20 @@ pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod body;
-pub mod compat;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod gauges;
 pub mod ingest;
 pub mod keys;
 pub mod memory;
 pub mod metrics;
-pub mod plugins;
+pub mod producer;
+pub mod readiness;
 pub mod routes;
 pub mod schemas;
-pub mod sink;
+pub mod sdk;
 pub mod state;
-pub mod table;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,43 +53,46 @@ pub use config::GatewayConfig;
 pub use routes::router;
 pub use state::AppState;
 
-/// Builds the production state (Kafka sink, configured keys) and serves HTTP on
+/// Builds the production state (Kafka producer, configured keys) and serves HTTP on
 /// `listener` until `shutdown` completes.
 pub async fn serve(
     config: GatewayConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let sink = Arc::new(sink::KafkaSink::new(&config.kafka, &config.producer)?);
+    let producer = Arc::new(producer::KafkaProducer::new(
+        &config.kafka,
+        &config.producer,
+    )?);
     let keys = Arc::new(keys::KafkaKeys::start(
         keys::ConfiguredKeys::new(&config.auth.keys),
         &config.kafka,
         &config.auth.keys_topic,
     )?);
-    let registry = Arc::new(plugins::registry::Registry::start(
+    let registry = Arc::new(sluice_plugin_host::registry::Registry::start(
         &config.kafka,
         &config.plugins.topic,
         &config.plugins.blobs_topic,
     )?);
-    let plugin_host = plugins::PluginHost::new(&config.plugins, Some(registry))?;
+    let plugin_host = sluice_plugin_host::PluginHost::new(&config.plugins, Some(registry))?;
     let plugin_sync = tokio::spawn(plugin_host.clone().sync());
     let schemas = Arc::new(schemas::SchemaRegistry::start(
         &config.kafka,
         &config.schemas.topic,
     )?);
     let schema_sync = tokio::spawn(schemas.clone().sync());
-    let state = AppState::new(&config, keys, sink.clone(), Arc::new(SystemClock))
+    let state = AppState::new(&config, keys, producer.clone(), Arc::new(SystemClock))
         .with_plugins(plugin_host)
         .with_schemas(schemas);
-    let readiness = tokio::spawn(sink::watch_readiness(
-        sink.clone(),
+    let readiness = tokio::spawn(producer::watch_readiness(
+        producer.clone(),
         state.readiness(),
         Duration::from_secs(2),
     ));
 
-    let upkeep = tokio::spawn(metrics::upkeep(
+    let upkeep = tokio::spawn(gauges::upkeep(
         state.clone(),
-        sink.clone(),
+        producer.clone(),
         Duration::from_secs(1),
     ));
 
@@ -119,7 +122,7 @@ pub async fn serve(
     schema_sync.abort();
 
     let flush_timeout = Duration::from_millis(config.producer.delivery_timeout_ms);
-    tokio::task::spawn_blocking(move || sink.flush(flush_timeout)).await??;
+    tokio::task::spawn_blocking(move || producer.flush(flush_timeout)).await??;
     tracing::info!("producer flushed; gateway stopped");
     Ok(())
 }

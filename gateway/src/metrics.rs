@@ -1,17 +1,10 @@
-//! The gateway's Prometheus metrics: names, help texts, and the periodic
-//! sampling of gauges. Rendered at `GET /metrics`.
+//! The gateway's Prometheus metrics: names and help texts (the periodic
+//! sampling of gauges is [`crate::gauges`]). Rendered at `GET /metrics`.
 //!
 //! Labels are bounded sets (route names, status codes, reason codes), never
 //! team ids or user input, so series count cannot grow with traffic.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use metrics::{Unit, describe_counter, describe_gauge, describe_histogram, gauge};
-
-use crate::memory;
-use crate::sink::EventSink;
-use crate::state::AppState;
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 pub const REQUESTS: &str = "sluice_gateway_requests_total";
 pub const EVENTS: &str = "sluice_gateway_events_total";
@@ -32,11 +25,6 @@ pub const MEMORY_LIMIT_REFUSALS: &str = "sluice_gateway_memory_limit_refusals_to
 pub const PRODUCER_QUEUE: &str = "sluice_gateway_producer_queue_messages";
 pub const KAFKA_REACHABLE: &str = "sluice_gateway_kafka_reachable";
 pub const READY: &str = "sluice_gateway_ready";
-pub const PLUGIN_DISABLED: &str = "sluice_gateway_plugin_disabled";
-pub const PLUGIN_CALLS: &str = "sluice_gateway_plugin_calls_total";
-pub const PLUGIN_DURATION: &str = "sluice_gateway_plugin_duration_seconds";
-pub const PLUGIN_IDLE_INSTANCES: &str = "sluice_gateway_plugin_idle_instances";
-pub const PLUGIN_INSTANCES_CREATED: &str = "sluice_gateway_plugin_instances_created_total";
 
 /// Registers help texts. Idempotent.
 pub fn describe() {
@@ -112,54 +100,5 @@ pub fn describe() {
     );
     describe_gauge!(KAFKA_REACHABLE, "1 when the last Kafka probe succeeded.");
     describe_gauge!(READY, "1 when /readyz answers 200.");
-    describe_gauge!(
-        PLUGIN_DISABLED,
-        "1 when a team's plugin is disabled (automatically or by an operator)."
-    );
-    describe_counter!(
-        PLUGIN_CALLS,
-        "Plugin calls by kind and result (ok, failed)."
-    );
-    describe_histogram!(
-        PLUGIN_DURATION,
-        Unit::Seconds,
-        "Time of one plugin on one batch (all its calls), instantiation included when no instance was idle."
-    );
-    describe_gauge!(
-        PLUGIN_IDLE_INSTANCES,
-        "Initialised plugin instances parked for reuse, all plugins."
-    );
-    describe_counter!(
-        PLUGIN_INSTANCES_CREATED,
-        "Plugin instances created (and initialised) because none was idle."
-    );
-}
-
-/// Samples gauges and lets the exporter age its histograms, every `period`.
-pub async fn upkeep(state: AppState, sink: Arc<dyn EventSink>, period: Duration) {
-    let mut ticker = tokio::time::interval(period);
-    loop {
-        ticker.tick().await;
-        let admission = state.admission();
-        gauge!(IN_FLIGHT).set(admission.in_flight_used() as f64);
-        gauge!(CONNECTIONS).set(admission.connections_open() as f64);
-        gauge!(MEMORY_RESERVED).set(admission.memory_used() as f64);
-        gauge!(PRODUCER_QUEUE).set(sink.queue_depth() as f64);
-        if let Some(bytes) = memory::resident_bytes() {
-            gauge!(RESIDENT_MEMORY).set(bytes as f64);
-        }
-        let limit = admission.resident_limit();
-        gauge!(MEMORY_LIMIT_EXCEEDED).set(f64::from(u8::from(limit.is_exceeded())));
-        if let Some(stats) = memory::allocator_stats() {
-            gauge!(ALLOCATED_MEMORY).set(stats.allocated as f64);
-            gauge!(ALLOCATOR_RESIDENT).set(stats.resident as f64);
-        }
-        let readiness = state.readiness();
-        gauge!(KAFKA_REACHABLE).set(f64::from(u8::from(readiness.backend_reachable())));
-        gauge!(READY).set(f64::from(u8::from(state.is_ready())));
-        if let Some(plugins) = state.plugins() {
-            gauge!(PLUGIN_IDLE_INSTANCES).set(f64::from(plugins.runtime().idle_instances()));
-        }
-        sluice_core::telemetry::metrics().run_upkeep();
-    }
+    sluice_plugin_host::metrics::describe();
 }

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use ::metrics::{counter, histogram};
 
-use crate::{admin, auth, body, compat, metrics};
+use crate::{admin, auth, body, metrics, sdk};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -25,8 +25,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .merge(admin::routes())
-        .merge(crate::schemas::api::routes())
-        .merge(compat::routes())
+        .merge(sdk::routes())
         .with_state(state)
 }
 

@@ -1,16 +1,16 @@
 //! What every handler shares. Cheap to clone (one `Arc`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use sluice_core::clock::Clock;
 
 use crate::admission::Admission;
-use crate::config::{GatewayConfig, IngestConfig, ProducerSettings};
+use crate::config::{GatewayConfig, IngestSettings, ProducerSettings};
 use crate::keys::KeyStore;
-use crate::plugins::PluginHost;
+use crate::producer::EventProducer;
+use crate::readiness::Readiness;
 use crate::schemas::SchemaRegistry;
-use crate::sink::EventSink;
+use sluice_plugin_host::PluginHost;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -19,12 +19,12 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    ingest: IngestConfig,
-    producer: ProducerSettings,
+    ingest: IngestSettings,
+    producer_settings: ProducerSettings,
     operator_token: Option<String>,
     admission: Admission,
     keys: Arc<dyn KeyStore>,
-    sink: Arc<dyn EventSink>,
+    producer: Arc<dyn EventProducer>,
     clock: Arc<dyn Clock>,
     readiness: Readiness,
     plugins: Option<Arc<PluginHost>>,
@@ -35,7 +35,7 @@ impl AppState {
     pub fn new(
         config: &GatewayConfig,
         keys: Arc<dyn KeyStore>,
-        sink: Arc<dyn EventSink>,
+        producer: Arc<dyn EventProducer>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         // Metrics recorded before the recorder exists are lost; install it
@@ -45,11 +45,11 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 ingest: config.ingest.clone(),
-                producer: config.producer.clone(),
+                producer_settings: config.producer.clone(),
                 operator_token: Some(config.admin.token.clone()).filter(|t| !t.is_empty()),
                 admission: Admission::new(&config.admission),
                 keys,
-                sink,
+                producer,
                 clock,
                 readiness: Readiness::default(),
                 plugins: None,
@@ -82,12 +82,12 @@ impl AppState {
         self.inner.plugins.as_ref()
     }
 
-    pub fn ingest(&self) -> &IngestConfig {
+    pub fn ingest(&self) -> &IngestSettings {
         &self.inner.ingest
     }
 
     pub fn producer_settings(&self) -> &ProducerSettings {
-        &self.inner.producer
+        &self.inner.producer_settings
     }
 
     pub fn operator_token(&self) -> Option<&str> {
@@ -102,8 +102,8 @@ impl AppState {
         self.inner.keys.as_ref()
     }
 
-    pub fn sink(&self) -> &dyn EventSink {
-        self.inner.sink.as_ref()
+    pub fn producer(&self) -> &dyn EventProducer {
+        self.inner.producer.as_ref()
     }
 
     pub fn clock(&self) -> &dyn Clock {
@@ -121,37 +121,5 @@ impl AppState {
 
     pub fn readiness(&self) -> Readiness {
         self.inner.readiness.clone()
-    }
-}
-
-/// Ready = the backend answered the last probe and we are not draining.
-#[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<ReadinessFlags>);
-
-#[derive(Debug, Default)]
-struct ReadinessFlags {
-    backend_reachable: AtomicBool,
-    draining: AtomicBool,
-}
-
-impl Readiness {
-    pub fn is_ready(&self) -> bool {
-        self.backend_reachable() && !self.is_draining()
-    }
-
-    pub fn backend_reachable(&self) -> bool {
-        self.0.backend_reachable.load(Ordering::Relaxed)
-    }
-
-    pub fn set_backend_reachable(&self, reachable: bool) {
-        self.0.backend_reachable.store(reachable, Ordering::Relaxed);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.0.draining.load(Ordering::Relaxed)
-    }
-
-    pub fn start_draining(&self) {
-        self.0.draining.store(true, Ordering::Relaxed);
     }
 }

@@ -1,4 +1,4 @@
-//! The HTTP layer driven through `router()` with an in-memory sink: no socket,
+//! The HTTP layer driven through `router()` with an in-memory producer: no socket,
 //! no Kafka. The same behaviour against the real broker is in `tests/`.
 
 // Test helpers unwrap: a panic is the failure report we want.
@@ -10,8 +10,8 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sluice_core::Timestamp;
 use sluice_core::kafka::headers;
+use sluice_gateway::producer::ProduceError;
 use sluice_gateway::router;
-use sluice_gateway::sink::SinkError;
 use tower::ServiceExt;
 
 mod common;
@@ -59,7 +59,7 @@ async fn accepted_events_are_produced_keyed_by_team_and_user() {
         "results": [{ "status": "accepted", "event_id": id }] })
     );
 
-    let records = h.sink.records().await;
+    let records = h.producer.records().await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].topic, "events.raw");
     assert_eq!(records[0].key, "team-a:u1");
@@ -98,7 +98,7 @@ async fn each_event_gets_its_own_outcome_and_rejects_go_to_the_dlq() {
     assert_eq!(body["results"][2]["code"], "duplicate_event_id");
     assert_eq!(body["results"][2]["event_id"], id);
 
-    let records = h.sink.records().await;
+    let records = h.producer.records().await;
     let dlq: Vec<_> = records
         .iter()
         .filter(|r| r.topic == "events.rejected")
@@ -115,8 +115,8 @@ async fn each_event_gets_its_own_outcome_and_rejects_go_to_the_dlq() {
 #[tokio::test]
 async fn kafka_failure_is_a_503_naming_the_events_to_retry() {
     let h = harness();
-    h.sink
-        .fail_with(Some(SinkError::Unavailable("broker down".into())));
+    h.producer
+        .fail_with(Some(ProduceError::Unavailable("broker down".into())));
     let (status, headers, body) = post(
         &h,
         Some(KEY),
@@ -198,7 +198,7 @@ async fn request_level_errors_have_specific_codes() {
                 .is_some_and(|m| !m.is_empty())
         );
     }
-    assert!(h.sink.records().await.is_empty());
+    assert!(h.producer.records().await.is_empty());
 }
 
 #[tokio::test]
@@ -276,7 +276,7 @@ async fn keys_are_created_used_and_revoked_through_the_admin_api() {
     let event = batch(json!([{ "event": "e", "user_id": "u" }]));
     let (status, _, _) = post(&h, Some(&key), event.clone()).await;
     assert_eq!(status, StatusCode::OK);
-    let records = h.sink.records().await;
+    let records = h.producer.records().await;
     assert_eq!(records[0].key, "team-b:u", "events go to the key's team");
 
     let (status, listed) = call(&h, "GET", "/admin/v1/keys?team_id=team-b", OPERATOR, None).await;

@@ -1,5 +1,5 @@
 //! The schema registry API and ingest enforcement through `router()` with an
-//! in-memory registry and sink: no socket, no Kafka. The same against the
+//! in-memory registry and producer: no socket, no Kafka. The same against the
 //! real broker, across two replicas, is in `tests/tests/schemas_e2e.rs`.
 
 // Test helpers unwrap: a panic is the failure report we want.
@@ -15,8 +15,8 @@ use sluice_core::Timestamp;
 use sluice_core::clock::FixedClock;
 use sluice_core::kafka::headers;
 use sluice_gateway::keys::{self, ConfiguredKeys, KeyStore, MemoryKeys, Role};
+use sluice_gateway::producer::MemoryProducer;
 use sluice_gateway::schemas::SchemaRegistry;
-use sluice_gateway::sink::MemorySink;
 use sluice_gateway::{AppState, GatewayConfig, router};
 use tower::ServiceExt;
 
@@ -26,7 +26,7 @@ const BASE: &str = "/schemas/v1/teams/team-a";
 
 struct Harness {
     state: AppState,
-    sink: Arc<MemorySink>,
+    producer: Arc<MemoryProducer>,
     admin_a: String,
     ingest_a: String,
     admin_b: String,
@@ -45,17 +45,17 @@ async fn harness() -> Harness {
     let admin_a = make("team-a", Role::Admin).await;
     let ingest_a = make("team-a", Role::Ingest).await;
     let admin_b = make("team-b", Role::Admin).await;
-    let sink = Arc::new(MemorySink::default());
+    let producer = Arc::new(MemoryProducer::default());
     let state = AppState::new(
         &config,
         keys.clone(),
-        sink.clone(),
+        producer.clone(),
         Arc::new(FixedClock::new(now)),
     )
     .with_schemas(Arc::new(SchemaRegistry::in_memory()));
     Harness {
         state,
-        sink,
+        producer,
         admin_a,
         ingest_a,
         admin_b,
@@ -502,13 +502,13 @@ async fn events_are_checked_against_the_version_they_name() {
     // An event name without a schema passes by default.
     assert_eq!(results[4]["status"], "accepted");
 
-    let records = h.sink.records().await;
+    let records = h.producer.records().await;
     let rejected: Vec<_> = records
         .iter()
         .filter(|r| r.headers.iter().any(|(k, _)| *k == headers::REJECT_CODE))
         .collect();
     assert_eq!(rejected.len(), 3);
-    let header = |r: &sluice_gateway::sink::Record, name: &str| {
+    let header = |r: &sluice_gateway::producer::Record, name: &str| {
         r.headers
             .iter()
             .find(|(k, _)| *k == name)

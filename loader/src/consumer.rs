@@ -40,7 +40,9 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use sluice_clickhouse::InsertOutcome;
 use sluice_core::Event;
+use sluice_core::backoff::Backoff;
 use sluice_core::kafka::headers;
 use sluice_core::service::RebalanceLog;
 use tracing::Instrument;
@@ -48,7 +50,7 @@ use tracing::Instrument;
 use crate::batch::{PartitionBatch, SourceRecord, dedup_token};
 use crate::config::LoaderConfig;
 use crate::lake::Lake;
-use crate::sink::{ClickHouseSink, InsertOutcome};
+use crate::sink::ClickHouseSink;
 use crate::status::Status;
 
 /// Splits offset-ordered events into maximal runs of the same UTC day of
@@ -159,7 +161,7 @@ impl Loader {
             .storer
             .sink
             .retention()
-            .map(|job| job.spawn(crate::retention::PERIOD));
+            .map(|job| job.spawn(sluice_clickhouse::RETENTION_PERIOD));
         let max_wait = Duration::from_millis(self.config.batch.max_wait_ms);
         let mut last_lag = std::time::Instant::now();
         let mut loading: Option<Loading> = None;
@@ -334,6 +336,14 @@ impl Loader {
 }
 
 impl Storer {
+    /// Waits between retries of one write, from `batch.*_backoff_ms`.
+    fn backoff(&self) -> Backoff {
+        Backoff::from_millis(
+            self.config.batch.min_backoff_ms,
+            self.config.batch.max_backoff_ms,
+        )
+    }
+
     /// Lake, then ClickHouse, in one `load_batch` span linked to the requests
     /// that produced the batch. Returns the partition and the last offset now
     /// stored, if any; the loop commits it ([`Loader::on_stored`]).
@@ -379,15 +389,14 @@ impl Storer {
             // The lake before ClickHouse: a range in ClickHouse is always in
             // the lake too. A store outage holds the partition, like a
             // ClickHouse outage does.
-            let mut backoff = Duration::from_millis(self.config.batch.min_backoff_ms);
+            let mut backoff = self.backoff();
             while let Err(err) = lake
                 .write_range(&topic, partition, first, last, &events)
                 .await
             {
-                tracing::warn!(%topic, partition, first, last, error = format!("{err:#}"), backoff_ms = backoff.as_millis() as u64, "lake write failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff =
-                    (backoff * 2).min(Duration::from_millis(self.config.batch.max_backoff_ms));
+                let delay = backoff.next_delay();
+                tracing::warn!(%topic, partition, first, last, error = format!("{err:#}"), backoff_ms = delay.as_millis() as u64, "lake write failed; retrying");
+                tokio::time::sleep(delay).await;
             }
         }
         // One INSERT is atomic only within one table partition (a UTC day of
@@ -423,7 +432,7 @@ impl Storer {
         };
         let (first, last) = (*first, *last);
         let token = dedup_token(topic, partition, first, last);
-        let mut backoff = Duration::from_millis(self.config.batch.min_backoff_ms);
+        let mut backoff = self.backoff();
         loop {
             match self.sink.insert(topic, partition, run, &token).await? {
                 InsertOutcome::Inserted { rows, took } => {
@@ -432,10 +441,9 @@ impl Storer {
                 }
                 InsertOutcome::Retryable(reason) => {
                     self.status.set_clickhouse_up(false);
-                    tracing::warn!(topic, partition, first, last, %reason, backoff_ms = backoff.as_millis() as u64, "insert failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff =
-                        (backoff * 2).min(Duration::from_millis(self.config.batch.max_backoff_ms));
+                    let delay = backoff.next_delay();
+                    tracing::warn!(topic, partition, first, last, %reason, backoff_ms = delay.as_millis() as u64, "insert failed; retrying");
+                    tokio::time::sleep(delay).await;
                     // The failed insert may have been applied (e.g. a timeout
                     // after the server wrote it): check before inserting again.
                     if let Ok(progress) = self.sink.loaded_offsets(topic).await {
@@ -474,7 +482,7 @@ impl Storer {
     ) -> anyhow::Result<()> {
         for (offset, event) in events {
             let token = dedup_token(topic, partition, *offset, *offset);
-            let mut backoff = Duration::from_millis(self.config.batch.min_backoff_ms);
+            let mut backoff = self.backoff();
             loop {
                 match self
                     .sink
@@ -498,10 +506,9 @@ impl Storer {
                         break;
                     }
                     InsertOutcome::Retryable(reason) => {
-                        tracing::warn!(topic, partition, offset, %reason, "row insert failed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2)
-                            .min(Duration::from_millis(self.config.batch.max_backoff_ms));
+                        let delay = backoff.next_delay();
+                        tracing::warn!(topic, partition, offset, %reason, backoff_ms = delay.as_millis() as u64, "row insert failed; retrying");
+                        tokio::time::sleep(delay).await;
                     }
                 }
             }

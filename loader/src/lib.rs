@@ -4,27 +4,23 @@
 //! - [`config`]: typed configuration (file + environment), validated first.
 //! - [`consumer`]: the load loop (batches per partition, commit after insert).
 //! - [`batch`]: deterministic per-partition offset-range batches.
-//! - [`sink`]: the loop's view of ClickHouse (insert, progress, errors).
-//! - [`clickhouse`]: server probing, versioned migrations, RowBinary inserts.
+//! - [`sink`]: the loop's view of ClickHouse (insert, progress, errors, the
+//!   retention job), on the `sluice-clickhouse` layer.
 //! - [`lake`]: the immutable JSON-lines copy with per-range manifests, in a
 //!   local directory or an S3-compatible store.
 //! - [`replay`]: re-loading a time range from the lake, idempotently.
-//! - [`retention`]: dropping expired day partitions hourly (servers without TTL).
 //! - [`status`]: readiness and Prometheus metrics.
 
 pub mod batch;
-pub mod clickhouse;
 pub mod config;
 pub mod consumer;
 pub mod lake;
 pub mod replay;
-pub mod retention;
 pub mod sink;
 pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -45,9 +41,9 @@ pub async fn serve(
     sluice_core::telemetry::metrics();
     status::describe();
     let status = Arc::new(status::new_status());
-    let backoff = (
-        Duration::from_millis(config.batch.min_backoff_ms),
-        Duration::from_millis(config.batch.max_backoff_ms),
+    let backoff = sluice_core::backoff::Backoff::from_millis(
+        config.batch.min_backoff_ms,
+        config.batch.max_backoff_ms,
     );
     sluice_core::service::serve_consumer(
         "loading",

@@ -14,10 +14,11 @@ use std::collections::HashSet;
 
 use anyhow::Context;
 use chrono::DateTime;
+use sluice_clickhouse::InsertOutcome;
 use sluice_core::{Event, Timestamp};
 
 use crate::lake::Lake;
-use crate::sink::{ClickHouseSink, InsertOutcome};
+use crate::sink::ClickHouseSink;
 
 /// The pseudo-topic replayed rows are stored under.
 pub const REPLAY_TOPIC: &str = "lake-replay";

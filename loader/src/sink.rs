@@ -1,27 +1,17 @@
 //! The load loop's view of ClickHouse: connect (probe + migrate), insert one
-//! batch, read the progress table. Wraps [`crate::clickhouse`] and turns its
+//! batch, read the progress table. Wraps [`sluice_clickhouse`] and turns its
 //! errors into what the loop decides on: done, retry later, or bad data.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use sluice_core::{Event, Timestamp};
 
-use crate::clickhouse::{self as ch, Capabilities, InsertError, RowLayout, SchemaSettings};
 use crate::config::ClickHouseSettings;
-
-#[derive(Debug)]
-pub enum InsertOutcome {
-    Inserted {
-        rows: usize,
-        took: Duration,
-    },
-    /// Network, timeout, overload: the same batch may succeed later.
-    Retryable(String),
-    /// ClickHouse refused the data itself.
-    Permanent(String),
-}
+use sluice_clickhouse::{
+    self as ch, Capabilities, InsertError, InsertOutcome, RowLayout, SchemaSettings,
+};
 
 pub struct ClickHouseSink {
     client: clickhouse::Client,
@@ -79,10 +69,15 @@ impl ClickHouseSink {
     }
 
     /// The retention job, when `retention_days` is set.
-    pub fn retention(&self) -> Option<crate::retention::Retention> {
-        self.schema
-            .retention_days
-            .map(|_| crate::retention::Retention::new(self.root.clone(), self.schema.clone()))
+    pub fn retention(&self) -> Option<ch::Retention> {
+        self.schema.retention_days.map(|_| {
+            ch::Retention::new(
+                self.root.clone(),
+                self.schema.clone(),
+                crate::status::RETENTION_DROPPED,
+                crate::status::RETENTION_RUNS,
+            )
+        })
     }
 
     /// Event ids already stored for `team` with a timestamp in `[from_ms, to_ms)`.
@@ -140,13 +135,8 @@ impl ClickHouseSink {
                     rows: rows.len(),
                     took: started.elapsed(),
                 },
-                Err(err @ InsertError::Retryable { .. }) => {
-                    InsertOutcome::Retryable(err.to_string())
-                }
-                Err(err @ InsertError::Permanent { .. }) => {
-                    InsertOutcome::Permanent(err.to_string())
-                }
                 Err(err @ InsertError::InvalidBatch(_)) => return Err(err.into()),
+                Err(err) => InsertOutcome::failed(&err),
             },
         )
     }

@@ -8,9 +8,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::{Days, Utc};
+use sluice_clickhouse::InsertOutcome;
 use sluice_core::{Event, Timestamp};
 use sluice_loader::config::ClickHouseSettings;
-use sluice_loader::sink::{ClickHouseSink, InsertOutcome};
+use sluice_loader::sink::ClickHouseSink;
 
 fn event(i: u128, at_ms: i64) -> Event<'static> {
     Event {

@@ -28,6 +28,19 @@ use crate::validate::{
     missing_required, never, not_allowed,
 };
 
+impl Schema {
+    /// Checks JSON text (an event's raw `properties`) while parsing it: the
+    /// gateway's per-event call. Same rules and messages as
+    /// [`Schema::validate`]; when an instance breaks several rules, the one
+    /// reported may differ (this walk meets object members in text order and
+    /// checks `required` and item counts after the members). It lives here,
+    /// not in [`crate::validate`], so imports run one way: stream uses the
+    /// rules of validate, never the reverse.
+    pub fn validate_text(&self, text: &str, root: &str) -> Result<(), validate::Violation> {
+        validate(self, text).map_err(|failure| failure.into_violation(root))
+    }
+}
+
 /// Where the first violation is kept while serde unwinds.
 #[derive(Default)]
 struct Walk {

@@ -57,7 +57,7 @@ impl Failure {
         self
     }
 
-    fn into_violation(self, root: &str) -> Violation {
+    pub(crate) fn into_violation(self, root: &str) -> Violation {
         let mut path = root.to_owned();
         for segment in self.segments.iter().rev() {
             match segment {
@@ -81,18 +81,10 @@ impl Failure {
 
 impl Schema {
     /// Checks `instance`; `root` names it in the violation's path (the
-    /// gateway passes `properties`).
+    /// gateway passes `properties`). [`Schema::validate_text`] does the same
+    /// on JSON text while parsing it.
     pub fn validate(&self, instance: &Value, root: &str) -> Result<(), Violation> {
         check(self, instance).map_err(|failure| failure.into_violation(root))
-    }
-
-    /// Checks JSON text (an event's raw `properties`) while parsing it: the
-    /// gateway's per-event call. Same rules and messages as
-    /// [`Schema::validate`]; when an instance breaks several rules, the one
-    /// reported may differ (this walk meets object members in text order and
-    /// checks `required` and item counts after the members).
-    pub fn validate_text(&self, text: &str, root: &str) -> Result<(), Violation> {
-        crate::stream::validate(self, text).map_err(|failure| failure.into_violation(root))
     }
 
     /// True if `instance` is valid.

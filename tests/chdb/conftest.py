@@ -1,5 +1,5 @@
 """Fixtures for the modern-dialect suite: the loader's rendered schema and a
-RowBinary batch (from `cargo run -p sluice-loader --example render_modern`),
+RowBinary batch (from `cargo run -p sluice-clickhouse --example render_modern`),
 and a chdb session (the ClickHouse 26 engine in-process) to run them in.
 
 Set SLUICE_CHDB_FIXTURES=DIR to use an already rendered directory instead of
@@ -50,7 +50,7 @@ def rendered(tmp_path_factory) -> Rendered:
     env = dict(os.environ)
     cache = env.get("SLUICE_CACHE", str(Path.home() / ".cache" / "sluice"))
     env.setdefault("CARGO_TARGET_DIR", str(Path(cache) / "target"))
-    cmd = ["cargo", "run", "--quiet", "-p", "sluice-loader", "--example", "render_modern", "--", str(out)]
+    cmd = ["cargo", "run", "--quiet", "-p", "sluice-clickhouse", "--example", "render_modern", "--", str(out)]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         pytest.fail(

@@ -26,9 +26,9 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use sluice_core::clock::SystemClock;
 use sluice_core::kafka::headers;
-use sluice_gateway::compat::event_id_for;
 use sluice_gateway::keys::{ConfiguredKeys, MemoryKeys};
-use sluice_gateway::sink::{EventSink, KafkaSink, Record, SinkError};
+use sluice_gateway::producer::{EventProducer, KafkaProducer, ProduceError, Record};
+use sluice_gateway::sdk::event_id_for;
 use sluice_gateway::{AppState, router};
 use sluice_tests::plugin_admin::{Admin, component};
 use sluice_tests::{RunningGateway, TestTopics, read_all, read_records};
@@ -352,24 +352,24 @@ async fn posthog_js_in_headless_chromium_events_arrive_once() {
     );
 }
 
-/// Kafka through a sink that fails the first `failures` sends: the gateway's
+/// Kafka through a producer that fails the first `failures` sends: the gateway's
 /// real 503 path, without touching the shared broker.
 #[derive(Debug)]
 struct Flaky {
-    inner: KafkaSink,
+    inner: KafkaProducer,
     failures: AtomicUsize,
     failed: AtomicUsize,
 }
 
-impl EventSink for Flaky {
-    fn send(&self, records: Vec<Record>) -> BoxFuture<'_, Vec<Result<(), SinkError>>> {
+impl EventProducer for Flaky {
+    fn send(&self, records: Vec<Record>) -> BoxFuture<'_, Vec<Result<(), ProduceError>>> {
         let fail = self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if fail {
             self.failed.fetch_add(1, Ordering::SeqCst);
-            let error = SinkError::Unavailable("test: broker unreachable".into());
+            let error = ProduceError::Unavailable("test: broker unreachable".into());
             return Box::pin(async move { records.iter().map(|_| Err(error.clone())).collect() });
         }
         self.inner.send(records)
@@ -382,21 +382,21 @@ impl EventSink for Flaky {
 
 async fn flaky_gateway(topics: &TestTopics, failures: usize) -> (SocketAddr, Arc<Flaky>) {
     let config = topics.gateway_config(KEY, TEAM);
-    let sink = Arc::new(Flaky {
-        inner: KafkaSink::new(&config.kafka, &config.producer).unwrap(),
+    let producer = Arc::new(Flaky {
+        inner: KafkaProducer::new(&config.kafka, &config.producer).unwrap(),
         failures: AtomicUsize::new(failures),
         failed: AtomicUsize::new(0),
     });
     let state = AppState::new(
         &config,
         Arc::new(MemoryKeys::new(ConfiguredKeys::new(&config.auth.keys))),
-        sink.clone(),
+        producer.clone(),
         Arc::new(SystemClock),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    (addr, sink)
+    (addr, producer)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,7 +410,7 @@ async fn sdks_retry_through_503s_and_nothing_is_lost_or_duplicated() {
         (Client::Node("posthog-browser.js"), 11),
     ] {
         let topics = TestTopics::create(PARTITIONS).await.unwrap();
-        let (addr, sink) = flaky_gateway(&topics, 2).await;
+        let (addr, producer) = flaky_gateway(&topics, 2).await;
         let segment = matches!(client, Client::Node("segment-node.js"));
         let run = run_tag();
         let report = run_client(
@@ -423,7 +423,7 @@ async fn sdks_retry_through_503s_and_nothing_is_lost_or_duplicated() {
         .await;
         assert_eq!(report.sent.len(), expected, "{}", report.raw);
         assert_eq!(
-            sink.failed.load(Ordering::SeqCst),
+            producer.failed.load(Ordering::SeqCst),
             2,
             "the gateway answered 503 twice"
         );

@@ -1,5 +1,6 @@
-//! The aggregator's ClickHouse layer. Probing and the migration runner are
-//! the loader's ([`sluice_loader::clickhouse`]); the tables are ours.
+//! The aggregator's ClickHouse tables. Probing, the migration runner,
+//! inserts' outcomes and retention are the shared layer's
+//! ([`sluice_clickhouse`]); the tables are ours.
 //!
 //! - [`schema`]: `rollups_5m`, the hourly and daily rollups, daily active
 //!   users, and the views that feed them.
@@ -10,4 +11,5 @@ pub mod rows;
 pub mod schema;
 pub mod store;
 
-pub use store::{InsertOutcome, RollupStore};
+pub use sluice_clickhouse::InsertOutcome;
+pub use store::RollupStore;

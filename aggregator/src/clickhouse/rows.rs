@@ -2,6 +2,8 @@
 //! [`ROLLUP_COLUMNS`](super::schema::ROLLUP_COLUMNS) order. The chdb suite
 //! inserts these bytes into the modern engine; the legacy tests into 18.16.
 
+use sluice_clickhouse::rowbinary::put_str;
+
 use crate::window::Emission;
 
 /// One emission of `topic`/`partition`, stamped with `emitted_at_secs`.
@@ -33,20 +35,6 @@ pub fn encode_row(row: &RollupRow<'_>, out: &mut Vec<u8>) {
 /// (1970 to 2106); the gateway's timestamp rules keep real events inside it.
 pub fn seconds(ms: i64) -> u32 {
     ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32
-}
-
-fn put_str(out: &mut Vec<u8>, text: &str) {
-    let mut len = text.len() as u64;
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
-    out.extend_from_slice(text.as_bytes());
 }
 
 #[cfg(test)]
@@ -87,13 +75,5 @@ mod tests {
         expect.extend_from_slice(&258u64.to_le_bytes());
         expect.extend_from_slice(&1_795_651_560u32.to_le_bytes());
         assert_eq!(out, expect);
-    }
-
-    #[test]
-    fn long_strings_get_multi_byte_lengths() {
-        let mut out = Vec::new();
-        put_str(&mut out, &"x".repeat(300));
-        assert_eq!(&out[..2], &[0xac, 0x02]);
-        assert_eq!(out.len(), 302);
     }
 }

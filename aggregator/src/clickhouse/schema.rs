@@ -36,7 +36,7 @@
 //! kept). `uniq` is exact up to 65,536 users per team and day and within
 //! about 1% beyond.
 
-use sluice_loader::clickhouse::{Capabilities, Migration, bootstrap};
+use sluice_clickhouse::{Capabilities, Migration, bootstrap};
 
 pub const COMPONENT: &str = "aggregator";
 pub const ROLLUPS_5M: &str = "rollups_5m";
@@ -181,7 +181,7 @@ fn dau_view(database: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use sluice_loader::clickhouse::ServerVersion;
+    use sluice_clickhouse::ServerVersion;
 
     use super::*;
 

@@ -1,32 +1,18 @@
 //! The aggregator's view of ClickHouse: connect (probe + migrate), insert
 //! emissions, and read back what is already stored for a partition.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use sluice_loader::clickhouse::{self as ch, Capabilities, InsertError};
+use sluice_clickhouse::{self as ch, Capabilities, InsertError, InsertOutcome};
 
 use super::rows::{RollupRow, encode_row};
 use super::schema::{COMPONENT, ROLLUP_COLUMNS, ROLLUPS_5M, migrations};
 use crate::config::ClickHouseSettings;
 use crate::window::{Emission, RollupKey, WINDOW_MS};
-
-/// What one insert attempt came to.
-#[derive(Debug)]
-pub enum InsertOutcome {
-    Inserted {
-        rows: usize,
-        took: Duration,
-    },
-    /// The server may or may not have applied it: re-read before retrying.
-    Failed {
-        retryable: bool,
-        reason: String,
-    },
-}
 
 #[derive(Clone)]
 pub struct RollupStore {
@@ -83,17 +69,19 @@ impl RollupStore {
         })
     }
 
-    /// Dropping expired day partitions of `rollups_5m` (the loader's
-    /// scheduler, our metrics): needed where the server has no TTL, and
+    /// Dropping expired day partitions of `rollups_5m` (the shared
+    /// retention job, our metrics): needed where the server has no TTL, and
     /// harmless where it has one. `None` when rollups are kept forever.
-    pub fn retention(&self) -> Option<sluice_loader::retention::Retention> {
+    pub fn retention(&self) -> Option<ch::Retention> {
         (self.retention_days > 0).then(|| {
-            let settings = sluice_loader::clickhouse::SchemaSettings {
+            let settings = ch::SchemaSettings {
                 database: self.database.clone(),
                 events_table: ROLLUPS_5M.to_owned(),
                 retention_days: Some(self.retention_days),
             };
-            sluice_loader::retention::Retention::new(self.client.clone(), settings).with_metrics(
+            ch::Retention::new(
+                self.client.clone(),
+                settings,
                 crate::status::RETENTION_DROPPED,
                 crate::status::RETENTION_RUNS,
             )
@@ -151,10 +139,7 @@ impl RollupStore {
                 .insert_day(topic, partition, day, emitted_at_secs)
                 .await
             {
-                return InsertOutcome::Failed {
-                    retryable: err.is_retryable(),
-                    reason: err.to_string(),
-                };
+                return InsertOutcome::failed(&err);
             }
         }
         InsertOutcome::Inserted {

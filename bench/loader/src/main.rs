@@ -33,8 +33,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use serde::Serialize;
+use sluice_clickhouse as ch;
 use sluice_core::kafka::KafkaSettings;
-use sluice_loader::clickhouse as ch;
 
 mod report;
 

@@ -25,7 +25,7 @@ use crate::load::{self, Target};
 use crate::procfs::{CpuClock, Pid};
 use crate::suite::{BatchPlan, WorkloadOptions};
 use crate::workload::Workload;
-use sluice_gateway::plugins::runtime::PluginKind;
+use sluice_plugin_host::runtime::PluginKind;
 
 /// One team of the comparison: its label, API key and team id, how many
 /// of [`PLUGINS`] (from the first) it runs, and the one event name its

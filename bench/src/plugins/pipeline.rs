@@ -1,6 +1,6 @@
 //! The gateway's per-batch ingest work, minus HTTP and Kafka, with or without
 //! a team's plugin chain: what `ingest::ingest_batch` and `ingest::plan` do
-//! between the request body and the records handed to the sink.
+//! between the request body and the records handed to the producer.
 //!
 //! Without a chain: UTF-8 check, parse the body into raw events, decode and
 //! admit each (contract checks, stamps team and `received_at`), reject
@@ -21,12 +21,11 @@ use std::collections::HashSet;
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use sluice_core::kafka::headers;
+use sluice_core::kafka::{Record, headers};
 use sluice_core::{Event, IncomingEvent, Limits, Reject, Timestamp};
-use sluice_gateway::plugins::chain::{Fate, TeamChain};
-use sluice_gateway::plugins::convert::{OwnedEvent, to_wit};
-use sluice_gateway::plugins::runtime::{CallError, Runtime};
-use sluice_gateway::sink::Record;
+use sluice_plugin_host::chain::{Fate, TeamChain};
+use sluice_plugin_host::convert::{OwnedEvent, to_wit};
+use sluice_plugin_host::runtime::{CallError, Runtime};
 use uuid::Uuid;
 
 /// The request body, as the gateway parses it.
@@ -230,7 +229,7 @@ fn accepted_record(topic: &str, event: &Event<'_>) -> anyhow::Result<Record> {
     })
 }
 
-/// Counts the bytes and drops the records (the sink would take them here).
+/// Counts the bytes and drops the records (the producer would take them here).
 fn finish(mut tally: BatchTally, records: Vec<Record>) -> BatchTally {
     tally.bytes = records.iter().map(|r| r.payload.len()).sum();
     std::hint::black_box(records);

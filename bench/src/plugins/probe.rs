@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use sluice_gateway::plugins::bindings::Event;
-use sluice_gateway::plugins::runtime::{CompiledPlugin, PluginInstance, PluginTag};
+use sluice_plugin_host::bindings::Event;
+use sluice_plugin_host::runtime::{CompiledPlugin, PluginInstance, PluginTag};
 
 /// One call with `events` on a live instance, checked to return one result
 /// per event; returns the number of results.

@@ -25,7 +25,7 @@ use sluice_core::kafka::KafkaSettings;
 use sluice_core::{Event, Reject, RejectCode, Timestamp};
 use sluice_schemas::{Compatibility, Schema};
 
-use crate::table::ReplicatedTable;
+use sluice_core::table::ReplicatedTable;
 
 /// One registered version of a subject (a team's event name).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

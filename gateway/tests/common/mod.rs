@@ -1,5 +1,5 @@
 //! The router-test harness shared by `router.rs` and `compat.rs`: a gateway
-//! state with one key, a fixed clock and an in-memory sink.
+//! state with one key, a fixed clock and an in-memory producer.
 
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sluice_core::Timestamp;
 use sluice_core::clock::FixedClock;
 use sluice_gateway::keys::{ConfiguredKeys, MemoryKeys};
-use sluice_gateway::sink::MemorySink;
+use sluice_gateway::producer::MemoryProducer;
 use sluice_gateway::{AppState, GatewayConfig};
 
 pub const KEY: &str = "sk_test_team_a";
@@ -18,7 +18,7 @@ pub const OPERATOR: &str = "operator-token-0123456789";
 
 pub struct Harness {
     pub state: AppState,
-    pub sink: Arc<MemorySink>,
+    pub producer: Arc<MemoryProducer>,
 }
 
 pub fn harness() -> Harness {
@@ -33,12 +33,12 @@ pub fn harness_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
     config.ingest.max_events_per_batch = 3;
     config.ingest.max_body_bytes = 64 * 1024;
     adjust(&mut config);
-    let sink = Arc::new(MemorySink::default());
+    let producer = Arc::new(MemoryProducer::default());
     let state = AppState::new(
         &config,
         Arc::new(MemoryKeys::new(ConfiguredKeys::new(&config.auth.keys))),
-        sink.clone(),
+        producer.clone(),
         Arc::new(FixedClock::new(Timestamp::from_millis(NOW))),
     );
-    Harness { state, sink }
+    Harness { state, producer }
 }

@@ -1,0 +1,414 @@
+//! PostHog's capture API: `/batch/`, `/e/`, `/capture/`, `/track/` and
+//! `/i/v0/e/`, with or without the trailing slash. The key is the `api_key`
+//! (or `token`) in the body, as every PostHog SDK sends it; a Sluice API key
+//! goes where the project token would. Mapping: `docs/sdk-compat.md`.
+//!
+//! Bodies arrive in the shapes the SDKs use: `{"api_key", "batch": [...],
+//! "sent_at"}` (posthog-node, posthog-python, posthog-js), a bare array or a
+//! single event (older posthog-js, `curl`), or a form field `data=` holding
+//! JSON or base64 JSON (`compression=base64`). Gzip comes as
+//! `Content-Encoding: gzip` (posthog-node), `?compression=gzip-js` (older
+//! posthog-js), or unannounced (posthog-js now), which is why the body is
+//! sniffed when neither says.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::post;
+use base64::Engine;
+use base64::prelude::{BASE64_STANDARD, BASE64_STANDARD_NO_PAD};
+use serde_json::{Map, Value, json};
+use sluice_core::RejectCode;
+
+use super::{
+    Context, NativeEvent, Parsed, Protocol, Translated, first_text, refuse, sdk_block, text_of,
+};
+use crate::body::Encoding;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every capture path the SDKs call.
+const PATHS: [&str; 5] = ["/batch", "/e", "/capture", "/track", "/i/v0/e"];
+
+/// Top-level person-property operations, kept in `properties` like PostHog does.
+const PERSON_OPS: [&str; 3] = ["$set", "$set_once", "$unset"];
+
+pub fn routes() -> Router<AppState> {
+    let mut router = Router::new();
+    for path in PATHS {
+        for path in [path.to_owned(), format!("{path}/")] {
+            router = router.route(
+                &path,
+                post(
+                    |State(state): State<AppState>,
+                     RawQuery(query): RawQuery,
+                     headers: HeaderMap,
+                     body: Body| async move {
+                        serve(&state, query, &headers, body).await
+                    },
+                ),
+            );
+        }
+    }
+    router
+}
+
+async fn serve(
+    state: &AppState,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let compression = query.as_deref().and_then(|query| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()?
+            .into_iter()
+            .find_map(|(name, value)| (name == "compression").then_some(value))
+    });
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    super::serve(state, headers, body, &PostHog { compression, form }).await
+}
+
+/// The protocol, with what the request line and headers said about the body.
+#[derive(Debug, Clone, Default)]
+pub struct PostHog {
+    /// The `compression` query parameter: `gzip-js`, `gzip`, `base64`.
+    pub compression: Option<String>,
+    /// The body is `application/x-www-form-urlencoded` (`data=...`).
+    pub form: bool,
+}
+
+impl Protocol for PostHog {
+    const ROUTE: &'static str = "posthog";
+    const NAME: &'static str = "PostHog";
+
+    fn key_in_header(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+        // Only a bearer token: PostHog SDKs send none, but a proxy or a
+        // hand-written client may prefer a header to a key in the body.
+        match headers.get(header::AUTHORIZATION) {
+            Some(_) => crate::auth::bearer(headers).map(|key| Some(key.to_owned())),
+            None => Ok(None),
+        }
+    }
+
+    fn encoding(&self, headers: &HeaderMap) -> Result<Encoding, ApiError> {
+        if headers.contains_key(header::CONTENT_ENCODING) {
+            return Encoding::from_headers(headers);
+        }
+        match self.compression.as_deref() {
+            // Base64 is a property of the form field, undone in `parse`.
+            None | Some("base64") => Ok(Encoding::Detect),
+            Some(name) => Encoding::from_name(name)
+                .ok_or_else(|| ApiError::UnsupportedEncoding(name.to_owned())),
+        }
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<Parsed, ApiError> {
+        let json = if self.form || body.starts_with(b"data=") {
+            form_data(body, self.compression.as_deref())?
+        } else {
+            body.to_vec()
+        };
+        let value: Value =
+            serde_json::from_slice(&json).map_err(|err| ApiError::from_body_json(&err))?;
+        let (mut key, messages, sent_at) = match value {
+            Value::Object(mut body) if body.contains_key("batch") => {
+                let Some(Value::Array(messages)) = body.remove("batch") else {
+                    return Err(ApiError::InvalidBatch(
+                        "`batch` must be an array".to_owned(),
+                    ));
+                };
+                (key_of(&body), messages, body.remove("sent_at"))
+            }
+            Value::Array(messages) => (None, messages, None),
+            single @ Value::Object(_) => (None, vec![single], None),
+            _ => {
+                return Err(ApiError::InvalidBatch(
+                    "expected {\"batch\": [...]}, an array of events, or one event".to_owned(),
+                ));
+            }
+        };
+        if key.is_none() {
+            // Older posthog-js puts the token in every event's properties.
+            key = messages.iter().find_map(|message| {
+                let message = message.as_object()?;
+                key_of(message).or_else(|| key_of(message.get("properties")?.as_object()?))
+            });
+        }
+        Ok(Parsed {
+            key,
+            messages,
+            sent_at,
+        })
+    }
+
+    fn translate(&self, message: Map<String, Value>, context: &Context<'_>) -> Translated {
+        translate(message, context)
+    }
+
+    fn body(&self, ok: bool) -> Map<String, Value> {
+        Map::from_iter([("status".to_owned(), Value::from(u8::from(ok)))])
+    }
+
+    // posthog-js retries 5xx but treats a 429 as final (its retry queue
+    // resends only when the status is below 400 or at least 500), so a
+    // rate-limited browser batch would be lost. 503 with the same
+    // `Retry-After` and `rate_limited` code makes every PostHog SDK retry.
+    const RATE_LIMITED: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+}
+
+fn key_of(object: &Map<String, Value>) -> Option<String> {
+    ["api_key", "token"]
+        .into_iter()
+        .find_map(|name| object.get(name)?.as_str().filter(|k| !k.is_empty()))
+        .map(str::to_owned)
+}
+
+/// The JSON in a form body's `data` field: as it is, or base64-decoded.
+fn form_data(body: &[u8], compression: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| ApiError::InvalidRequest(format!("form body: {e}")))?;
+    let find = |name: &str| {
+        fields
+            .iter()
+            .find_map(|(field, value)| (field == name).then_some(value.as_str()))
+    };
+    let data = find("data")
+        .ok_or_else(|| ApiError::InvalidRequest("form body without a `data` field".to_owned()))?
+        .trim();
+    let base64 = compression.or(find("compression")) == Some("base64")
+        || !(data.starts_with('{') || data.starts_with('['));
+    if !base64 {
+        return Ok(data.as_bytes().to_vec());
+    }
+    BASE64_STANDARD
+        .decode(data)
+        .or_else(|_| BASE64_STANDARD_NO_PAD.decode(data))
+        .map_err(|_| ApiError::InvalidRequest("`data` is neither JSON nor base64 JSON".to_owned()))
+}
+
+/// One PostHog event to one native event. Fields with no contract
+/// counterpart go to `context.posthog`; the key is never stored.
+fn translate(mut m: Map<String, Value>, context: &Context<'_>) -> Translated {
+    m.remove("api_key");
+    m.remove("token");
+    if let Some(Value::Object(props)) = m.get_mut("properties") {
+        props.remove("token");
+    }
+    let Some(name) = m.get("event").and_then(text_of).map(|n| n.into_owned()) else {
+        return refuse(
+            m,
+            RejectCode::MissingField,
+            "a PostHog event needs a non-empty `event`",
+        );
+    };
+    let in_properties = m.get("properties").and_then(|p| p.get("distinct_id"));
+    let Some(user) = first_text([m.get("distinct_id"), in_properties]) else {
+        return refuse(
+            m,
+            RejectCode::MissingField,
+            "a PostHog event needs `distinct_id`",
+        );
+    };
+    // From here on every field is taken out of `m` as it is mapped; what is
+    // left goes to `context.posthog` as sent.
+    m.remove("event");
+    m.remove("distinct_id");
+    let event_id = context.event_id(m.get("uuid"));
+    let timestamp = context.timestamp(m.get("timestamp"), m.get("sent_at"), m.get("offset"));
+
+    let mut properties = m
+        .remove("properties")
+        .filter(|p| !p.is_null())
+        .unwrap_or_else(|| json!({}));
+    if let Value::Object(props) = &mut properties {
+        for op in PERSON_OPS {
+            if let Some(value) = m.remove(op) {
+                props.entry(op).or_insert(value);
+            }
+        }
+    }
+    let posthog = sdk_block(
+        [
+            ("uuid", m.remove("uuid")),
+            ("timestamp", m.remove("timestamp")),
+            (
+                "sent_at",
+                m.remove("sent_at").or_else(|| context.sent_at.cloned()),
+            ),
+            ("offset", m.remove("offset")),
+            ("type", m.remove("type")),
+            ("library", m.remove("library")),
+            ("library_version", m.remove("library_version")),
+        ],
+        m,
+    );
+
+    Ok(NativeEvent {
+        event_id,
+        name,
+        user,
+        timestamp,
+        properties,
+        context: json!({ "posthog": posthog }),
+    }
+    .into_value())
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::Timestamp;
+
+    use super::*;
+
+    const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+    fn run(message: Value, sent_at: Option<&Value>) -> Translated {
+        let context = Context {
+            team: "team-a",
+            now: NOW,
+            sent_at,
+        };
+        crate::sdk::translate(&PostHog::default(), message, &context)
+    }
+
+    #[test]
+    fn a_capture_maps_onto_the_contract() {
+        let uuid = "0190d6a8-0000-7000-8000-0000000000aa";
+        let sent = json!("2027-01-15T08:00:01.000Z");
+        let event = run(
+            json!({
+                "event": "$pageview", "distinct_id": "d-1", "uuid": uuid,
+                "timestamp": "2027-01-15T08:00:00.250Z", "type": "capture",
+                "properties": { "$current_url": "https://example.com/", "token": "sk_secret" },
+                "$set": { "email": "x@example.com" }, "api_key": "sk_secret", "$groups": { "company": "c-1" }
+            }),
+            Some(&sent),
+        )
+        .unwrap();
+        assert_eq!(event["event_id"], uuid);
+        assert_eq!(event["event"], "$pageview");
+        assert_eq!(event["user_id"], "d-1");
+        assert_eq!(event["timestamp"], NOW.as_millis() - 750);
+        assert_eq!(
+            event["properties"],
+            json!({ "$current_url": "https://example.com/", "$set": { "email": "x@example.com" } })
+        );
+        assert_eq!(event["context"]["posthog"]["uuid"], uuid);
+        assert_eq!(event["context"]["posthog"]["type"], "capture");
+        assert_eq!(
+            event["context"]["posthog"]["$groups"],
+            json!({ "company": "c-1" }),
+            "unmapped fields are kept"
+        );
+        assert!(event["context"]["posthog"].get("distinct_id").is_none());
+        assert!(
+            !event.to_string().contains("sk_secret"),
+            "the key is never stored"
+        );
+    }
+
+    #[test]
+    fn posthog_js_events_carry_the_user_in_properties_and_may_use_offset() {
+        let event = run(
+            json!({ "event": "clicked", "offset": 300, "uuid": "custom-id",
+                    "properties": { "distinct_id": 12, "token": "sk_x" } }),
+            None,
+        )
+        .unwrap();
+        assert_eq!(event["user_id"], "12");
+        assert_eq!(event["timestamp"], NOW.as_millis() - 300);
+        let id: uuid::Uuid = event["event_id"].as_str().unwrap().parse().unwrap();
+        assert_eq!(id.get_version_num(), 8);
+    }
+
+    #[test]
+    fn untranslatable_events_keep_their_text_minus_the_key() {
+        let (original, reject) = run(json!({ "event": "e", "api_key": "sk_x" }), None).unwrap_err();
+        assert_eq!(reject.code, RejectCode::MissingField);
+        assert_eq!(original, json!({ "event": "e" }));
+        let (_, reject) = run(json!({ "distinct_id": "d" }), None).unwrap_err();
+        assert_eq!(reject.code, RejectCode::MissingField);
+        let (_, reject) = run(json!(3), None).unwrap_err();
+        assert_eq!(reject.code, RejectCode::NotAnObject);
+    }
+
+    #[test]
+    fn every_body_shape_finds_its_key_and_events() {
+        let plain = PostHog::default();
+        let batch = plain
+            .parse(
+                br#"{"api_key":"sk_a","batch":[{"event":"e"}],"sent_at":"2027-01-15T08:00:00Z"}"#,
+            )
+            .unwrap();
+        assert_eq!(batch.key.as_deref(), Some("sk_a"));
+        assert_eq!(batch.messages.len(), 1);
+        assert!(batch.sent_at.is_some());
+
+        let array = plain
+            .parse(br#"[{"event":"e","properties":{"token":"sk_b"}},{"event":"f"}]"#)
+            .unwrap();
+        assert_eq!(array.key.as_deref(), Some("sk_b"));
+        assert_eq!(array.messages.len(), 2);
+
+        let single = plain
+            .parse(br#"{"api_key":"sk_c","event":"e","distinct_id":"d"}"#)
+            .unwrap();
+        assert_eq!(single.key.as_deref(), Some("sk_c"));
+        assert_eq!(single.messages.len(), 1);
+
+        let json = r#"[{"event":"e","properties":{"token":"sk_d"}}]"#;
+        let b64 = BASE64_STANDARD.encode(json);
+        let form = format!(
+            "data={}&compression=base64",
+            b64.replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
+        );
+        let parsed = PostHog {
+            form: true,
+            ..PostHog::default()
+        }
+        .parse(form.as_bytes())
+        .unwrap();
+        assert_eq!(parsed.key.as_deref(), Some("sk_d"));
+
+        assert!(matches!(plain.parse(b"42"), Err(ApiError::InvalidBatch(_))));
+        assert!(matches!(
+            plain.parse(b"{oops"),
+            Err(ApiError::MalformedJson(_))
+        ));
+    }
+
+    #[test]
+    fn compression_comes_from_the_header_the_query_or_the_bytes() {
+        let mut headers = HeaderMap::new();
+        let gzip_js = PostHog {
+            compression: Some("gzip-js".to_owned()),
+            form: false,
+        };
+        assert_eq!(gzip_js.encoding(&headers).unwrap(), Encoding::Gzip);
+        assert_eq!(
+            PostHog::default().encoding(&headers).unwrap(),
+            Encoding::Detect
+        );
+        let lz = PostHog {
+            compression: Some("lz64".to_owned()),
+            form: false,
+        };
+        assert!(matches!(
+            lz.encoding(&headers),
+            Err(ApiError::UnsupportedEncoding(_))
+        ));
+        headers.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert_eq!(
+            PostHog::default().encoding(&headers).unwrap(),
+            Encoding::Gzip
+        );
+    }
+}

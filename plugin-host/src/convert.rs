@@ -1,0 +1,176 @@
+//! Between the event contract ([`sluice_core::Event`]) and the WIT `event`
+//! record plugins see. Events coming back from an enricher are checked like
+//! client input: a plugin must not be able to put into Kafka what a client
+//! could not.
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+use sluice_core::{Event, Limits, Reject, RejectCode, Timestamp};
+use uuid::Uuid;
+
+use crate::bindings;
+
+pub fn to_wit(event: &Event<'_>) -> bindings::Event {
+    bindings::Event {
+        event_id: event.event_id.to_string(),
+        team_id: event.team_id.to_string(),
+        name: event.event.to_string(),
+        user_id: event.user_id.to_string(),
+        timestamp_ms: event.timestamp.as_millis(),
+        received_at_ms: event.received_at.as_millis(),
+        schema_version: event.schema_version,
+        properties: event.properties.get().to_owned(),
+        context: event.context.map(|c| c.get().to_owned()),
+    }
+}
+
+/// An event an enricher changed, checked against the contract. Its
+/// `properties` and `context` borrow the admitted event's when the plugin
+/// returned them unchanged (they were checked at admission), and own the
+/// plugin's text when it changed them.
+#[derive(Debug)]
+pub struct OwnedEvent<'a> {
+    event_id: Uuid,
+    team_id: String,
+    name: String,
+    user_id: String,
+    timestamp: Timestamp,
+    received_at: Timestamp,
+    schema_version: u32,
+    properties: Cow<'a, RawValue>,
+    context: Option<Cow<'a, RawValue>>,
+}
+
+fn contract(message: String) -> Reject {
+    Reject::new(RejectCode::PluginFailed, message)
+}
+
+impl<'a> OwnedEvent<'a> {
+    /// Checks an event returned by a plugin for `original` against the
+    /// contract. A JSON field identical to the original's is not parsed
+    /// again (comparing is far cheaper than parsing).
+    pub fn from_wit(
+        event: bindings::Event,
+        original: &Event<'a>,
+        limits: &Limits,
+    ) -> Result<Self, Reject> {
+        let event_id = event.event_id.parse().map_err(|_| {
+            contract(format!(
+                "plugin returned an invalid event_id `{}`",
+                event.event_id
+            ))
+        })?;
+        limits.check_event_name(&event.name)?;
+        limits.check_user_id(&event.user_id)?;
+        let timestamp = Timestamp::checked(event.timestamp_ms)
+            .map_err(|e| contract(format!("plugin returned a bad timestamp: {e}")))?;
+        let received_at = Timestamp::checked(event.received_at_ms)
+            .map_err(|e| contract(format!("plugin returned a bad received_at: {e}")))?;
+        let properties = if event.properties == original.properties.get() {
+            Cow::Borrowed(original.properties)
+        } else {
+            let raw = RawValue::from_string(event.properties).map_err(|e| {
+                contract(format!("plugin returned properties that are not JSON: {e}"))
+            })?;
+            limits.check_object("properties", raw.get())?;
+            Cow::Owned(raw)
+        };
+        let context = match (event.context, original.context) {
+            (Some(text), Some(before)) if text == before.get() => Some(Cow::Borrowed(before)),
+            (Some(text), _) => {
+                let raw = RawValue::from_string(text).map_err(|e| {
+                    contract(format!("plugin returned a context that is not JSON: {e}"))
+                })?;
+                limits.check_object("context", raw.get())?;
+                Some(Cow::Owned(raw))
+            }
+            (None, _) => None,
+        };
+        Ok(Self {
+            event_id,
+            team_id: event.team_id,
+            name: event.name,
+            user_id: event.user_id,
+            timestamp,
+            received_at,
+            schema_version: event.schema_version,
+            properties,
+            context,
+        })
+    }
+
+    pub fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+
+    pub fn as_event(&self) -> Event<'_> {
+        Event {
+            event_id: self.event_id,
+            team_id: Cow::Borrowed(&self.team_id),
+            event: Cow::Borrowed(&self.name),
+            user_id: Cow::Borrowed(&self.user_id),
+            timestamp: self.timestamp,
+            received_at: self.received_at,
+            schema_version: self.schema_version,
+            properties: &self.properties,
+            context: self.context.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admitted<'a>(properties: &'a RawValue, context: Option<&'a RawValue>) -> Event<'a> {
+        Event {
+            event_id: Uuid::nil(),
+            team_id: Cow::Borrowed("team-a"),
+            event: Cow::Borrowed("Signed Up"),
+            user_id: Cow::Borrowed("u1"),
+            timestamp: Timestamp::checked(1_800_000_000_000).unwrap(),
+            received_at: Timestamp::checked(1_800_000_000_000).unwrap(),
+            schema_version: 1,
+            properties,
+            context,
+        }
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn unchanged_fields_are_borrowed_and_changed_ones_checked() {
+        let (properties, context) = (raw(r#"{"plan":"pro"}"#), raw(r#"{"ip":"10.0.0.1"}"#));
+        let original = admitted(&properties, Some(&context));
+        let limits = Limits::default();
+
+        let mut same = to_wit(&original);
+        same.context = Some(r#"{"ip":"sha256:ab"}"#.to_owned());
+        let owned = OwnedEvent::from_wit(same, &original, &limits).unwrap();
+        assert!(matches!(owned.properties, Cow::Borrowed(_)));
+        assert!(matches!(owned.context, Some(Cow::Owned(_))));
+        let event = owned.as_event();
+        assert_eq!(event.properties.get(), r#"{"plan":"pro"}"#);
+        assert_eq!(event.context.unwrap().get(), r#"{"ip":"sha256:ab"}"#);
+
+        let mut broken = to_wit(&original);
+        broken.properties = r#"{"plan": "#.to_owned();
+        let err = OwnedEvent::from_wit(broken, &original, &limits).unwrap_err();
+        assert!(
+            err.message.contains("properties that are not JSON"),
+            "{err}"
+        );
+
+        let mut not_object = to_wit(&original);
+        not_object.context = Some("[1]".to_owned());
+        assert!(OwnedEvent::from_wit(not_object, &original, &limits).is_err());
+
+        let mut dropped = to_wit(&original);
+        dropped.context = None;
+        let owned = OwnedEvent::from_wit(dropped, &original, &limits).unwrap();
+        assert!(owned.as_event().context.is_none());
+    }
+}

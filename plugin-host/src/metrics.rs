@@ -1,0 +1,42 @@
+//! The plugin host's Prometheus metrics. The names keep the `sluice_gateway_`
+//! prefix they had before the host became a crate of its own: the gateway is
+//! the process that exports them, and operators' dashboards use these names.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram, gauge};
+
+pub const PLUGIN_DISABLED: &str = "sluice_gateway_plugin_disabled";
+pub const PLUGIN_CALLS: &str = "sluice_gateway_plugin_calls_total";
+pub const PLUGIN_DURATION: &str = "sluice_gateway_plugin_duration_seconds";
+pub const PLUGIN_IDLE_INSTANCES: &str = "sluice_gateway_plugin_idle_instances";
+pub const PLUGIN_INSTANCES_CREATED: &str = "sluice_gateway_plugin_instances_created_total";
+
+/// Registers help texts. Idempotent.
+pub fn describe() {
+    describe_gauge!(
+        PLUGIN_DISABLED,
+        "1 when a team's plugin is disabled (automatically or by an operator)."
+    );
+    describe_counter!(
+        PLUGIN_CALLS,
+        "Plugin calls by kind and result (ok, failed)."
+    );
+    describe_histogram!(
+        PLUGIN_DURATION,
+        Unit::Seconds,
+        "Time of one plugin on one batch (all its calls), instantiation included when no instance was idle."
+    );
+    describe_gauge!(
+        PLUGIN_IDLE_INSTANCES,
+        "Initialised plugin instances parked for reuse, all plugins."
+    );
+    describe_counter!(
+        PLUGIN_INSTANCES_CREATED,
+        "Plugin instances created (and initialised) because none was idle."
+    );
+}
+
+/// Sets the gauges that are sampled rather than updated as they change:
+/// `idle_instances` from [`Runtime::idle_instances`](crate::runtime::Runtime::idle_instances).
+pub fn sample(idle_instances: u32) {
+    gauge!(PLUGIN_IDLE_INSTANCES).set(f64::from(idle_instances));
+}

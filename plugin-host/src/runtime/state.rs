@@ -1,0 +1,154 @@
+//! What each plugin instance's store holds: the (empty) WASI context, its
+//! memory accounting (`ResourceLimiter`), the running batch's CPU and
+//! wall-clock budget that the epoch callback checks, and the log budget of
+//! the one import a plugin really has.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::{CallError, EPOCH_TICK, PluginTag, WALL_CLOCK_FACTOR};
+use crate::bindings::{self, Level};
+
+/// Per-instance state: WASI (empty), memory accounting, the running batch's
+/// CPU clock, log budget.
+pub struct PluginState {
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) tag: PluginTag,
+    /// Linear memory cap of this instance.
+    pub(super) max_memory: usize,
+    /// Bytes `memory.grow` added since instantiation.
+    pub(super) grown: usize,
+    /// The current batch's clocks and limits.
+    pub(super) budget: Budget,
+    /// CPU budget of one batch (or one single call).
+    pub(super) cpu_budget_ms: u64,
+    /// Log lines allowed per batch.
+    pub(super) log_lines: u32,
+    /// Why the epoch callback interrupted the guest, if it did.
+    pub(super) interrupted: Option<CallError>,
+    pub(super) log_budget: u32,
+    pub(super) logs_dropped: u32,
+}
+
+/// What the epoch callback checks at every tick.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Budget {
+    /// The thread's CPU time when the budget started, read lazily at the
+    /// first epoch tick (see [`Budget::exceeded`]).
+    pub(super) cpu_started: Option<Duration>,
+    pub(super) wall_started: Instant,
+    pub(super) cpu_limit: Duration,
+    pub(super) wall_limit: Duration,
+}
+
+impl Budget {
+    pub(super) fn start(cpu_budget_ms: u64) -> Self {
+        let cpu_limit = Duration::from_millis(cpu_budget_ms);
+        Self {
+            cpu_started: None,
+            wall_started: Instant::now(),
+            cpu_limit,
+            wall_limit: cpu_limit * WALL_CLOCK_FACTOR,
+        }
+    }
+
+    /// Called at each epoch tick while a guest runs. Reading a thread's CPU
+    /// clock is a system call, so a call that ends before the first tick
+    /// never reads it; the first tick sets the baseline, counting the time
+    /// before it as CPU time, but at most two ticks of it: elapsed time
+    /// there may be time the thread spent descheduled on a busy machine,
+    /// which must not fail the call. Over-counts by at most two ticks (10
+    /// ms); under-counts only when the epoch ticker itself was starved for
+    /// longer, and then only that first stretch (a runaway guest is still
+    /// stopped at the following ticks).
+    pub(super) fn exceeded(&mut self) -> Option<CallError> {
+        let wall = self.wall_started.elapsed();
+        let now = thread_cpu_time();
+        let before = wall.min(EPOCH_TICK * 2);
+        let started = *self.cpu_started.get_or_insert(now.saturating_sub(before));
+        let cpu = now.saturating_sub(started);
+        if cpu > self.cpu_limit {
+            return Some(CallError::CpuBudget(self.cpu_limit.as_millis() as u64));
+        }
+        (wall > self.wall_limit).then_some(CallError::WallClock(wall.as_millis() as u64))
+    }
+}
+
+/// CPU time of the calling thread. Guests run on the thread that calls
+/// them, so the difference across a call is the guest's (and the host
+/// glue's) CPU time, whatever else the machine is doing.
+pub(super) fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+impl std::fmt::Debug for PluginState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginState")
+            .field("tag", &self.tag)
+            .field("grown", &self.grown)
+            .field("log_budget", &self.log_budget)
+            .field("logs_dropped", &self.logs_dropped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResourceLimiter for PluginState {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Refusing (rather than trapping) lets the guest's allocator fail
+        // the way it would on any host; Rust guests then abort, which is
+        // contained like any trap.
+        if desired > self.max_memory {
+            return Ok(false);
+        }
+        self.grown += desired.saturating_sub(current);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::LogHost for PluginState {
+    fn log(&mut self, level: Level, message: String) {
+        if self.log_budget == 0 {
+            self.logs_dropped += 1;
+            return;
+        }
+        self.log_budget -= 1;
+        let (team, plugin, version) = (&*self.tag.team, &*self.tag.name, &*self.tag.version);
+        // Truncate: a plugin must not be able to flood the log pipeline.
+        let message: String = message.chars().take(1000).collect();
+        match level {
+            Level::Trace => tracing::trace!(team, plugin, version, "{message}"),
+            Level::Debug => tracing::debug!(team, plugin, version, "{message}"),
+            Level::Info => tracing::info!(team, plugin, version, "{message}"),
+            Level::Warn => tracing::warn!(team, plugin, version, "{message}"),
+            Level::Error => tracing::error!(team, plugin, version, "{message}"),
+        }
+    }
+}
