@@ -211,33 +211,7 @@ enum PluginAction {
     },
     /// Change a plugin's configuration, failure policy, order, enabled state
     /// or the events it runs on.
-    Configure {
-        #[arg(long)]
-        team: String,
-        #[arg(long)]
-        name: String,
-        /// The team's configuration for the plugin (a JSON object).
-        #[arg(long)]
-        config: Option<String>,
-        /// What happens to events when the plugin fails.
-        #[arg(long, value_parser = ["reject", "pass", "dead_letter"])]
-        policy: Option<String>,
-        /// Position in the chain (validators always run before enrichers).
-        #[arg(long)]
-        order: Option<i32>,
-        /// Re-enable (true) or disable (false) the plugin.
-        #[arg(long)]
-        enabled: Option<bool>,
-        /// Run the plugin only on events with this name (repeat for more);
-        /// the others pass it unchanged, without a call.
-        #[arg(long = "event", value_name = "NAME")]
-        events: Vec<String>,
-        /// Run the plugin on every event again (clears --event).
-        #[arg(long, conflicts_with = "events")]
-        all_events: bool,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
+    Configure(ConfigureArgs),
     /// Upload a component to a gateway and wait until it runs (unless --no-activate).
     Upload {
         component: PathBuf,
@@ -254,6 +228,35 @@ enum PluginAction {
         #[command(flatten)]
         admin: AdminArgs,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigureArgs {
+    #[arg(long)]
+    team: String,
+    #[arg(long)]
+    name: String,
+    /// The team's configuration for the plugin (a JSON object).
+    #[arg(long)]
+    config: Option<String>,
+    /// What happens to events when the plugin fails.
+    #[arg(long, value_parser = ["reject", "pass", "dead_letter"])]
+    policy: Option<String>,
+    /// Position in the chain (validators always run before enrichers).
+    #[arg(long)]
+    order: Option<i32>,
+    /// Re-enable (true) or disable (false) the plugin.
+    #[arg(long)]
+    enabled: Option<bool>,
+    /// Run the plugin only on events with this name (repeat for more);
+    /// the others pass it unchanged, without a call.
+    #[arg(long = "event", value_name = "NAME")]
+    events: Vec<String>,
+    /// Run the plugin on every event again (clears --event).
+    #[arg(long, conflicts_with = "events")]
+    all_events: bool,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -553,6 +556,56 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `sluice plugin configure`: changes a plugin's record through the admin API.
+async fn configure(args: ConfigureArgs) -> anyhow::Result<()> {
+    let ConfigureArgs {
+        team,
+        name,
+        config,
+        policy,
+        order,
+        enabled,
+        events,
+        all_events,
+        admin,
+    } = args;
+    let client = admin_client(admin)?;
+    let mut change = serde_json::Map::new();
+    if let Some(config) = config {
+        let value: serde_json::Value = serde_json::from_str(&config)
+            .map_err(|e| anyhow::anyhow!("--config is not JSON: {e}"))?;
+        change.insert("config".into(), value);
+    }
+    if let Some(policy) = policy {
+        change.insert("policy".into(), policy.into());
+    }
+    if let Some(order) = order {
+        change.insert("order".into(), order.into());
+    }
+    if let Some(enabled) = enabled {
+        change.insert("enabled".into(), enabled.into());
+    }
+    if all_events || !events.is_empty() {
+        change.insert("events".into(), events.into());
+    }
+    let updated = client.update_plugin(&team, &name, change.into()).await?;
+    let runs_on = match updated["events"].as_array() {
+        Some(names) => names
+            .iter()
+            .filter_map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "every event".to_owned(),
+    };
+    println!(
+        "{team}/{name}: state {}, policy {}, config {}, runs on {runs_on}",
+        updated["state"].as_str().unwrap_or("?"),
+        updated["policy"].as_str().unwrap_or("?"),
+        updated["config"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
 fn admin_client(admin: AdminArgs) -> anyhow::Result<AdminClient> {
     let token = admin.token.ok_or_else(|| {
         anyhow::anyhow!("an admin token is required: --token or SLUICE_ADMIN_TOKEN")
@@ -590,52 +643,7 @@ async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        PluginAction::Configure {
-            team,
-            name,
-            config,
-            policy,
-            order,
-            enabled,
-            events,
-            all_events,
-            admin,
-        } => {
-            let client = admin_client(admin)?;
-            let mut change = serde_json::Map::new();
-            if let Some(config) = config {
-                let value: serde_json::Value = serde_json::from_str(&config)
-                    .map_err(|e| anyhow::anyhow!("--config is not JSON: {e}"))?;
-                change.insert("config".into(), value);
-            }
-            if let Some(policy) = policy {
-                change.insert("policy".into(), policy.into());
-            }
-            if let Some(order) = order {
-                change.insert("order".into(), order.into());
-            }
-            if let Some(enabled) = enabled {
-                change.insert("enabled".into(), enabled.into());
-            }
-            if all_events || !events.is_empty() {
-                change.insert("events".into(), events.into());
-            }
-            let updated = client.update_plugin(&team, &name, change.into()).await?;
-            let runs_on = match updated["events"].as_array() {
-                Some(names) => names
-                    .iter()
-                    .filter_map(|n| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                None => "every event".to_owned(),
-            };
-            println!(
-                "{team}/{name}: state {}, policy {}, config {}, runs on {runs_on}",
-                updated["state"].as_str().unwrap_or("?"),
-                updated["policy"].as_str().unwrap_or("?"),
-                updated["config"].as_str().unwrap_or("?")
-            );
-        }
+        PluginAction::Configure(args) => configure(args).await?,
         PluginAction::Upload {
             component,
             team,
