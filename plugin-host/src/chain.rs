@@ -56,20 +56,7 @@ impl ChainPlugin {
 /// An event moved out of a batch, leaving an empty one (no allocation) in
 /// its place until it is put back.
 fn take_event(slot: &mut Event) -> Event {
-    std::mem::replace(
-        slot,
-        Event {
-            event_id: String::new(),
-            team_id: String::new(),
-            name: String::new(),
-            user_id: String::new(),
-            timestamp_ms: 0,
-            received_at_ms: 0,
-            schema_version: 0,
-            properties: String::new(),
-            context: None,
-        },
-    )
+    std::mem::replace(slot, crate::convert::empty_event())
 }
 
 /// A team's plugins in execution order. Immutable: a new upload builds a new

@@ -11,6 +11,22 @@ use uuid::Uuid;
 
 use crate::bindings;
 
+/// A WIT event with every field empty (no allocation): a placeholder where
+/// an event was moved out, and a base for test events.
+pub(crate) fn empty_event() -> bindings::Event {
+    bindings::Event {
+        event_id: String::new(),
+        team_id: String::new(),
+        name: String::new(),
+        user_id: String::new(),
+        timestamp_ms: 0,
+        received_at_ms: 0,
+        schema_version: 0,
+        properties: String::new(),
+        context: None,
+    }
+}
+
 pub fn to_wit(event: &Event<'_>) -> bindings::Event {
     bindings::Event {
         event_id: event.event_id.to_string(),

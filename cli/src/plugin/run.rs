@@ -59,41 +59,33 @@ pub fn run(
         version: Arc::from("local"),
     };
     let started = std::time::Instant::now();
+    // One line per event: what the plugin said, and why when it refused.
+    let said: Vec<(&str, String)> = match compiled {
+        CompiledPlugin::Validator(pre) => runtime
+            .validate(&pre, &tag, config, &events)?
+            .into_iter()
+            .map(|verdict| match verdict {
+                Verdict::Accept => ("accept", String::new()),
+                Verdict::Reject(r) => ("reject", format!("{}: {}", r.code, r.message)),
+            })
+            .collect(),
+        CompiledPlugin::Enricher(pre) => runtime
+            .enrich(&pre, &tag, config, &events)?
+            .into_iter()
+            .map(|result| match result {
+                Enriched::Unchanged => ("unchanged", String::new()),
+                Enriched::Changed(changed) => {
+                    ("changed", format!("properties={}", changed.properties))
+                }
+                Enriched::Failed(reason) => ("failed", reason),
+            })
+            .collect(),
+    };
     let mut refused = 0;
-    match compiled {
-        CompiledPlugin::Validator(pre) => {
-            let verdicts = runtime.validate(&pre, &tag, config, &events)?;
-            for (i, (event, verdict)) in events.iter().zip(verdicts).enumerate() {
-                match verdict {
-                    Verdict::Accept => println!("#{i:<4} {:<24} accept", event.name),
-                    Verdict::Reject(r) => {
-                        refused += 1;
-                        println!(
-                            "#{i:<4} {:<24} reject  {}: {}",
-                            event.name, r.code, r.message
-                        );
-                    }
-                }
-            }
-        }
-        CompiledPlugin::Enricher(pre) => {
-            let results = runtime.enrich(&pre, &tag, config, &events)?;
-            for (i, (event, result)) in events.iter().zip(results).enumerate() {
-                match result {
-                    Enriched::Unchanged => println!("#{i:<4} {:<24} unchanged", event.name),
-                    Enriched::Changed(changed) => {
-                        println!(
-                            "#{i:<4} {:<24} changed  properties={}",
-                            event.name, changed.properties
-                        )
-                    }
-                    Enriched::Failed(reason) => {
-                        refused += 1;
-                        println!("#{i:<4} {:<24} failed   {reason}", event.name);
-                    }
-                }
-            }
-        }
+    for (i, (event, (word, detail))) in events.iter().zip(said).enumerate() {
+        refused += usize::from(matches!(word, "reject" | "failed"));
+        let line = format!("#{i:<4} {:<24} {word:<7} {detail}", event.name);
+        println!("{}", line.trim_end());
     }
     eprintln!(
         "{} events in {:?} (instantiation included)",

@@ -803,15 +803,9 @@ mod tests {
 
     fn event(bytes: usize) -> Event {
         Event {
-            event_id: String::new(),
-            team_id: String::new(),
-            name: String::new(),
-            user_id: String::new(),
-            timestamp_ms: 0,
-            received_at_ms: 0,
             schema_version: 1,
             properties: "x".repeat(bytes),
-            context: None,
+            ..crate::convert::empty_event()
         }
     }
 
