@@ -1,7 +1,7 @@
-//! The HTTP admin surface, one module per resource, all authenticated the
-//! same way: the operator token (`admin.token`, every team) or a team's
-//! `admin`-role key (that team only: one team can never see or change
-//! another's resources).
+//! The HTTP admin surface, one module per resource. Callers are the operator
+//! token (`admin.token`, every team) or a team's key for that team only (one
+//! team can never see or change another's resources): an `admin`-role key
+//! to change anything, and for schemas any key of the team to read.
 //!
 //! - [`keys`]: API keys under `/admin/v1/keys`.
 //! - [`plugins`]: a team's plugins under `/admin/v1/teams/{team}/plugins`.
