@@ -7,13 +7,13 @@
 //! - [`sdk`]: drop-in Segment and PostHog routes that translate into [`ingest`].
 //! - [`auth`]: who is calling (ingest keys, team admins, the operator).
 //! - [`keys`]: API key generation, hashed records, key stores.
-//! - [`admin`]: the admin API (`/admin/v1`): keys, plugins.
+//! - [`admin`]: the admin routes: keys and plugins (`/admin/v1`), schemas (`/schemas/v1`).
 //! - [`admission`]: per-key rate limits, in-flight, memory and connection bounds.
 //! - [`connections`]: the HTTP accept loop (connection cap, per-connection buffers).
 //! - [`memory`]: the process's resident memory and the allocator's statistics.
 //! - [`body`]: reading request bodies under size, decompression and time limits.
 //! - [`producer`]: where accepted and rejected events go (Kafka, or memory in tests).
-//! - [`schemas`]: the schema registry (API, storage) and event validation.
+//! - [`schemas`]: the schema registry (storage, the per-batch view) and event validation.
 //! - [`metrics`]: Prometheus metric names and help texts (`/metrics`).
 //! - [`gauges`]: the gauges sampled once a second from the running gateway.
 //! - [`readiness`]: whether this replica should get traffic (`/readyz`).
