@@ -10,7 +10,10 @@ use std::time::Duration;
 use metrics::gauge;
 
 use crate::memory;
-use crate::metrics::*;
+use crate::metrics::{
+    ALLOCATED_MEMORY, ALLOCATOR_RESIDENT, CONNECTIONS, IN_FLIGHT, KAFKA_REACHABLE,
+    MEMORY_LIMIT_EXCEEDED, MEMORY_RESERVED, PRODUCER_QUEUE, READY, RESIDENT_MEMORY,
+};
 use crate::producer::EventProducer;
 use crate::state::AppState;
 

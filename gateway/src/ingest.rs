@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sluice_core::kafka::headers;
 use sluice_core::{Event, IncomingEvent, Limits, Reject, RejectCode};
+use sluice_plugin_host::chain::Fate;
+use sluice_plugin_host::convert::{OwnedEvent, to_wit};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -38,8 +40,6 @@ use crate::keys::Principal;
 use crate::metrics;
 use crate::producer::{ProduceError, Record};
 use crate::state::AppState;
-use sluice_plugin_host::chain::Fate;
-use sluice_plugin_host::convert::{OwnedEvent, to_wit};
 
 /// How long clients should wait before retrying events Kafka did not take.
 pub(crate) const RETRY_AFTER_SECS: u64 = 5;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use sluice_core::clock::Clock;
+use sluice_plugin_host::PluginHost;
 
 use crate::admission::Admission;
 use crate::config::{GatewayConfig, IngestSettings, ProducerSettings};
@@ -10,7 +11,6 @@ use crate::keys::KeyStore;
 use crate::producer::EventProducer;
 use crate::readiness::Readiness;
 use crate::schemas::SchemaRegistry;
-use sluice_plugin_host::PluginHost;
 
 #[derive(Debug, Clone)]
 pub struct AppState {

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use anyhow::Context;
-use sluice_core::{Event, Timestamp};
-
-use crate::config::ClickHouseSettings;
 use sluice_clickhouse::{
     self as ch, Capabilities, InsertError, InsertOutcome, RowLayout, SchemaSettings,
 };
+use sluice_core::{Event, Timestamp};
+
+use crate::config::ClickHouseSettings;
 
 pub struct ClickHouseSink {
     client: clickhouse::Client,

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sluice_core::{Reject, RejectCode};
 
@@ -175,9 +175,7 @@ impl ChainBatch {
             error = tracing::field::Empty,
         );
         let _entered = span.enter();
-        let started = Instant::now();
-        let outcome = self.call(runtime, plugin, picked.as_deref());
-        let took = started.elapsed();
+        let (outcome, took) = self.call_picked(runtime, plugin, picked.as_deref());
         let result = if outcome.is_ok() { "ok" } else { "failed" };
         ::metrics::histogram!(crate::metrics::PLUGIN_DURATION, "kind" => kind).record(took);
         ::metrics::counter!(crate::metrics::PLUGIN_CALLS, "kind" => kind, "result" => result)
@@ -233,24 +231,31 @@ impl ChainBatch {
 
     /// Calls `plugin` on the alive events, or only on those at `picked`:
     /// those are moved out of the batch for the call and back after it.
-    fn call(
+    /// Returns the call's time alone, moves excluded (what the plugin's
+    /// statistics and duration metric count).
+    fn call_picked(
         &mut self,
         runtime: &Runtime,
         plugin: &ChainPlugin,
         picked: Option<&[usize]>,
-    ) -> Result<Vec<PerEventResult>, CallError> {
+    ) -> (Result<Vec<PerEventResult>, CallError>, Duration) {
+        let timed = |batch: &[Event]| {
+            let started = Instant::now();
+            let outcome = call(runtime, plugin, batch);
+            (outcome, started.elapsed())
+        };
         let Some(picked) = picked else {
-            return call(runtime, plugin, &self.alive.events);
+            return timed(&self.alive.events);
         };
         let subset: Vec<Event> = picked
             .iter()
             .map(|&k| take_event(&mut self.alive.events[k]))
             .collect();
-        let outcome = call(runtime, plugin, &subset);
+        let result = timed(&subset);
         for (&k, event) in picked.iter().zip(subset) {
             self.alive.events[k] = event;
         }
-        outcome
+        result
     }
 
     /// Gives the alive event at `k` its final fate, if any (`None`: it

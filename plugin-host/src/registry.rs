@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sluice_core::Timestamp;
 use sluice_core::kafka::KafkaSettings;
+use sluice_core::table::ReplicatedTable;
 
 use crate::kind::PluginKind;
-use sluice_core::table::ReplicatedTable;
 
 /// Bytes per blob chunk (before base64).
 pub const CHUNK_BYTES: usize = 512 * 1024;

@@ -19,13 +19,13 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sluice_plugin_host::runtime::PluginKind;
 
 use super::PLUGINS;
 use crate::load::{self, Target};
 use crate::procfs::{CpuClock, Pid};
 use crate::suite::{BatchPlan, WorkloadOptions};
 use crate::workload::Workload;
-use sluice_plugin_host::runtime::PluginKind;
 
 /// One team of the comparison: its label, API key and team id, how many
 /// of [`PLUGINS`] (from the first) it runs, and the one event name its

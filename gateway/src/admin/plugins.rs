@@ -26,7 +26,6 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sluice_core::Timestamp;
-
 use sluice_plugin_host::PluginHost;
 use sluice_plugin_host::registry::{Disabled, FailurePolicy, PluginRecord, Registry, VersionInfo};
 use sluice_plugin_host::runtime::{CompileError, PluginKind};
