@@ -17,7 +17,9 @@
 # Checks per component: the header says "component" (layer 0x0d 0x00 0x01 0x00
 # after the magic, where a core module has version 1 0 0 0), and the binary
 # names the interface that [package.metadata.sluice].export in its Cargo.toml
-# says it exports (for sluice plugins: and not the other world's interface).
+# says it exports (for sluice plugins: and not the other world's interface,
+# and no sluice:plugin interface of another version: the examples are
+# `@0.2.0` plugins, most fixtures `@0.1.0` ones, and the SDK carries both).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -78,6 +80,16 @@ for dir in examples/*/ fixtures/*/; do
     esac
     if [[ -z $problem && -n $other ]] && grep -qaF "$other" "$out/$file"; then
         problem="also names $other (wrong world?)"
+    fi
+    if [[ -z $problem && $export == sluice:plugin/* ]]; then
+        # Every sluice:plugin interface it names (imports included) is of
+        # the version it exports.
+        version=${export##*@}
+        stray=$(grep -aoE 'sluice:plugin/[a-z-]+@[0-9]+\.[0-9]+\.[0-9]+' "$out/$file" \
+            | grep -vF "@$version" | sort -u | tr '\n' ' ' || true)
+        if [[ -n $stray ]]; then
+            problem="also names ${stray% } (another version)"
+        fi
     fi
     printf '%-32s %9d  %-10s %s\n' "$file" "$(wc -c <"$out/$file")" component "$world ($export)"
     if [[ -n $problem ]]; then

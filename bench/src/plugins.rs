@@ -37,12 +37,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sluice_core::Timestamp;
-use sluice_plugin_host::bindings::{Enriched, Event};
+use sluice_plugin_host::bindings::{Enriched, Event, v0_2};
 use sluice_plugin_host::chain::{ChainPlugin, TeamChain};
 use sluice_plugin_host::convert::to_wit;
 use sluice_plugin_host::registry::FailurePolicy;
 use sluice_plugin_host::runtime::{
-    CompiledPlugin, InstancePool, PluginInstance, PluginKind, PluginTag, Runtime, RuntimeSettings,
+    BatchResults, InstancePool, PluginInstance, PluginKind, PluginTag, Runtime, RuntimeSettings,
 };
 
 use crate::procfs;
@@ -663,7 +663,7 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
         let events: Vec<_> = decisions
             .iter()
             .filter_map(|d| d.as_ref().ok())
-            .map(native::sdk_event)
+            .map(to_wit)
             .collect();
         results
             .native
@@ -783,18 +783,22 @@ fn runtime_call(
     events: &[Event],
 ) -> anyhow::Result<usize> {
     let (tag, config): (&PluginTag, &str) = (&plugin.tag, &plugin.config);
-    Ok(match &plugin.compiled {
-        CompiledPlugin::Validator(pre) => runtime
-            .validate(pre, tag, config, events)?
-            .iter()
-            .filter(|v| !matches!(v, sluice_plugin_host::bindings::Verdict::Accept))
-            .count(),
-        CompiledPlugin::Enricher(pre) => runtime
-            .enrich(pre, tag, config, events)?
-            .iter()
-            .filter(|e| !matches!(e, Enriched::Unchanged))
-            .count(),
-    })
+    Ok(
+        match runtime.run_once(&plugin.compiled, tag, config, events)? {
+            BatchResults::Verdicts(verdicts) => verdicts
+                .iter()
+                .filter(|v| !matches!(v, sluice_plugin_host::bindings::Verdict::Accept))
+                .count(),
+            BatchResults::Enriched(results) => results
+                .iter()
+                .filter(|e| !matches!(e, Enriched::Unchanged))
+                .count(),
+            BatchResults::Patches(results) => results
+                .iter()
+                .filter(|e| !matches!(e, v0_2::Enriched::Unchanged))
+                .count(),
+        },
+    )
 }
 
 /// Calls `f` until it succeeds, at most five times: on a busy machine a call

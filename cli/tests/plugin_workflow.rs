@@ -35,6 +35,9 @@ fn scaffold_build_and_run_a_validator() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The scaffold passes its own unit tests as generated.
+    generated_tests_pass(&dir.join(&name));
+
     let out = sluice()
         .args(["plugin", "build"])
         .arg(dir.join(&name))
@@ -71,7 +74,11 @@ fn scaffold_build_and_run_a_validator() {
         Some(1),
         "a rejection fails the run: {stdout}"
     );
-    assert!(stdout.contains("reject  blocked_event"), "{stdout}");
+    let first: Vec<&str> = stdout.lines().next().unwrap().split_whitespace().collect();
+    assert!(
+        first.windows(2).any(|w| w == ["reject", "blocked_event:"]),
+        "{stdout}"
+    );
     assert!(
         stdout.lines().nth(1).unwrap().ends_with("accept"),
         "{stdout}"
@@ -91,5 +98,51 @@ fn scaffold_build_and_run_a_validator() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `cargo test` in a scaffolded crate (natively: plugin logic is plain Rust).
+fn generated_tests_pass(crate_dir: &std::path::Path) {
+    let out = sluice()
+        .get_envs()
+        .fold(Command::new("cargo"), |mut cargo, (key, value)| {
+            if let Some(value) = value {
+                cargo.env(key, value);
+            }
+            cargo
+        })
+        .args(["test", "--lib", "--manifest-path"])
+        .arg(crate_dir.join("Cargo.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("test result: ok."), "{stdout}");
+    assert!(
+        !stdout.contains("running 0 tests"),
+        "the scaffold has tests: {stdout}"
+    );
+}
+
+#[test]
+fn a_scaffolded_enricher_passes_its_own_tests() {
+    let dir =
+        std::env::temp_dir().join(format!("sluice-scaffold-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = sluice()
+        .args(["plugin", "new", "tag-env", "--kind", "enricher", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    generated_tests_pass(&dir.join("tag-env"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

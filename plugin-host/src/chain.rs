@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use sluice_core::{Reject, RejectCode};
 
-use crate::bindings::{Enriched, Event, Verdict};
+use crate::bindings::{Enriched, Event, Verdict, v0_2};
+use crate::patch;
 use crate::registry::FailurePolicy;
 use crate::runtime::{BatchResults, CallError, CompiledPlugin, InstancePool, PluginTag, Runtime};
 use crate::stats::PluginStats;
@@ -183,28 +184,25 @@ impl ChainBatch {
         let mut keep = vec![true; self.alive.events.len()];
         match outcome {
             Ok(results) => {
-                let (mut rejects, mut failed) = (0, 0_usize);
-                for (j, result) in results.into_iter().enumerate() {
-                    let k = at(j);
-                    match result {
-                        Ok(None) => {}
-                        Ok(Some(new)) => {
-                            self.alive.events[k] = new;
-                            self.alive.changed[k] = true;
-                        }
-                        Err(PerEvent::Rejected(reject)) => {
-                            rejects += 1;
-                            self.decide(&mut keep, k, Some(Fate::Reject(reject)));
-                        }
-                        Err(PerEvent::Failed(reason)) => {
-                            failed += 1;
-                            self.decide(&mut keep, k, apply_policy(plugin, &reason));
-                        }
-                    }
-                }
+                let (rejects, failed, breach) = self.take_results(plugin, results, at, &mut keep);
                 span.record("rejected", rejects as i64);
                 span.record("failed", failed as i64);
-                plugin.stats.success(count, rejects, took);
+                match breach {
+                    None => plugin.stats.success(count, rejects, took),
+                    // A result that breaks the contract is the plugin's
+                    // fault like a trap: a failed call, logged, and counted
+                    // towards disabling the plugin.
+                    Some(reason) => {
+                        let err = CallError::Contract(reason);
+                        span.record("error", tracing::field::display(&err));
+                        let consecutive = plugin.stats.failure(count, &err.to_string(), took);
+                        tracing::warn!(
+                            team = %plugin.tag.team, plugin = %plugin.tag.name, version = %plugin.tag.version,
+                            error = %err, consecutive, policy = ?plugin.policy, "plugin broke the contract"
+                        );
+                        on_failure(plugin, consecutive, &err);
+                    }
+                }
             }
             Err(err) => {
                 span.record("failed", count as i64);
@@ -227,6 +225,44 @@ impl ChainBatch {
         if keep.contains(&false) {
             self.alive.retain(&keep);
         }
+    }
+
+    /// A successful call's results, event by event: changes written in
+    /// place, decided events marked to leave. Returns the numbers rejected
+    /// and failed, and the first breach of the contract, if any.
+    fn take_results(
+        &mut self,
+        plugin: &ChainPlugin,
+        results: Vec<PerEventResult>,
+        at: impl Fn(usize) -> usize,
+        keep: &mut [bool],
+    ) -> (usize, usize, Option<String>) {
+        let (mut rejects, mut failed) = (0, 0_usize);
+        let mut breach = None;
+        for (j, result) in results.into_iter().enumerate() {
+            let k = at(j);
+            match result {
+                Ok(None) => {}
+                Ok(Some(new)) => {
+                    self.alive.events[k] = new;
+                    self.alive.changed[k] = true;
+                }
+                Err(PerEvent::Rejected(reject)) => {
+                    rejects += 1;
+                    self.decide(keep, k, Some(Fate::Reject(reject)));
+                }
+                Err(PerEvent::Failed(reason)) => {
+                    failed += 1;
+                    self.decide(keep, k, apply_policy(plugin, &reason));
+                }
+                Err(PerEvent::Breach(reason)) => {
+                    failed += 1;
+                    self.decide(keep, k, apply_policy(plugin, &reason));
+                    breach.get_or_insert(reason);
+                }
+            }
+        }
+        (rejects, failed, breach)
     }
 
     /// Calls `plugin` on the alive events, or only on those at `picked`:
@@ -294,7 +330,11 @@ impl ChainBatch {
 
 enum PerEvent {
     Rejected(Reject),
+    /// The plugin said it could not process the event.
     Failed(String),
+    /// The plugin's result for the event breaks the contract (a changed id,
+    /// a forbidden or malformed patch).
+    Breach(String),
 }
 
 /// `Ok(Some(e))` = replace with `e`; `Ok(None)` = keep as is.
@@ -332,12 +372,23 @@ fn call(
                 Enriched::Changed(changed) => {
                     if changed.event_id != original.event_id || changed.team_id != original.team_id
                     {
-                        Err(PerEvent::Failed("changed event_id or team_id".to_owned()))
+                        Err(PerEvent::Breach("changed event_id or team_id".to_owned()))
                     } else {
                         Ok(Some(changed))
                     }
                 }
                 Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),
+            })
+            .collect(),
+        BatchResults::Patches(results) => results
+            .into_iter()
+            .zip(batch)
+            .map(|(result, original)| match result {
+                v0_2::Enriched::Unchanged => Ok(None),
+                v0_2::Enriched::Patched(text) => patch::apply(original, &text)
+                    .map(Some)
+                    .map_err(|e| PerEvent::Breach(e.to_string())),
+                v0_2::Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),
             })
             .collect(),
     })

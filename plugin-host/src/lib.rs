@@ -23,6 +23,8 @@
 //! `plugins/` folder; the WIT package in `wit/`.)
 
 #[cfg(feature = "runtime")]
+pub mod batch;
+#[cfg(feature = "runtime")]
 pub mod bindings;
 #[cfg(feature = "runtime")]
 pub mod chain;
@@ -33,6 +35,8 @@ pub mod host;
 pub mod kind;
 #[cfg(feature = "runtime")]
 pub mod metrics;
+#[cfg(feature = "runtime")]
+pub mod patch;
 pub mod registry;
 #[cfg(feature = "runtime")]
 pub mod runtime;

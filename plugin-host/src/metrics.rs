@@ -9,6 +9,8 @@ pub const PLUGIN_CALLS: &str = "sluice_gateway_plugin_calls_total";
 pub const PLUGIN_DURATION: &str = "sluice_gateway_plugin_duration_seconds";
 pub const PLUGIN_IDLE_INSTANCES: &str = "sluice_gateway_plugin_idle_instances";
 pub const PLUGIN_INSTANCES_CREATED: &str = "sluice_gateway_plugin_instances_created_total";
+pub const PLUGIN_ARTIFACTS: &str = "sluice_gateway_plugin_artifacts_total";
+pub const PLUGIN_COMPILE_DURATION: &str = "sluice_gateway_plugin_compile_seconds";
 
 /// Registers help texts. Idempotent.
 pub fn describe() {
@@ -32,6 +34,15 @@ pub fn describe() {
     describe_counter!(
         PLUGIN_INSTANCES_CREATED,
         "Plugin instances created (and initialised) because none was idle."
+    );
+    describe_counter!(
+        PLUGIN_ARTIFACTS,
+        "Compiled-component cache lookups by result: hit, miss, rejected (failed its integrity check; compiled anew)."
+    );
+    describe_histogram!(
+        PLUGIN_COMPILE_DURATION,
+        Unit::Seconds,
+        "Time to compile one component (cache misses only)."
     );
 }
 

@@ -45,6 +45,10 @@ pub struct VersionInfo {
     pub size: usize,
     pub chunks: usize,
     pub uploaded_at: Timestamp,
+    /// The `sluice:plugin` version the component implements (`0.1.0`,
+    /// `0.2.0`); empty in records written before versions were recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub wit_version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

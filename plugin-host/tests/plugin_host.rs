@@ -9,97 +9,20 @@
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{chain_of, component, enrich, event, runtime, runtime_with_cpu, tag, validate};
 use sluice_core::RejectCode;
 use sluice_plugin_host::bindings::{Enriched, Event, Verdict};
 use sluice_plugin_host::chain::{ChainPlugin, Fate, TeamChain};
 use sluice_plugin_host::registry::FailurePolicy;
 use sluice_plugin_host::runtime::{
-    BatchResults, CallError, CompileError, CompiledPlugin, InstancePool, PluginKind, PluginTag,
-    Runtime, RuntimeSettings,
+    BatchResults, CallError, CompileError, InstancePool, PluginKind, Runtime, RuntimeSettings,
 };
-
-fn plugins_dir() -> PathBuf {
-    std::env::var_os("SLUICE_PLUGINS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"))
-}
-
-fn component(name: &str) -> Vec<u8> {
-    let path = plugins_dir().join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; build the plugins first: plugins/build.sh",
-            path.display()
-        )
-    })
-}
-
-fn runtime() -> Runtime {
-    runtime_with_cpu(100)
-}
-
-/// Tests about memory give the guest ample CPU, so on a loaded machine the
-/// memory limit, not the CPU budget, is what stops it.
-fn runtime_with_cpu(cpu_budget_ms: u64) -> Runtime {
-    Runtime::new(RuntimeSettings {
-        cpu_budget_ms,
-        max_memory_bytes: 32 * 1024 * 1024,
-        max_instances: 8,
-        ..RuntimeSettings::default()
-    })
-    .unwrap()
-}
-
-fn tag(name: &str) -> PluginTag {
-    PluginTag {
-        team: Arc::from("team-a"),
-        name: Arc::from(name),
-        version: Arc::from("1.0.0"),
-    }
-}
-
-fn event(i: usize, name: &str, properties: &str, context: Option<&str>) -> Event {
-    Event {
-        event_id: format!("0190d6a8-0000-7000-8000-{i:012}"),
-        team_id: "team-a".into(),
-        name: name.into(),
-        user_id: format!("u{i}"),
-        timestamp_ms: 1_800_000_000_000,
-        received_at_ms: 1_800_000_000_000,
-        schema_version: 1,
-        properties: properties.into(),
-        context: context.map(str::to_owned),
-    }
-}
-
-fn validate(
-    rt: &Runtime,
-    name: &str,
-    config: &str,
-    events: &[Event],
-) -> Result<Vec<Verdict>, CallError> {
-    match rt.compile(&component(name), PluginKind::Validator).unwrap() {
-        CompiledPlugin::Validator(pre) => rt.validate(&pre, &tag(name), config, events),
-        other => panic!("{other:?}"),
-    }
-}
-
-fn enrich(
-    rt: &Runtime,
-    name: &str,
-    config: &str,
-    events: &[Event],
-) -> Result<Vec<Enriched>, CallError> {
-    match rt.compile(&component(name), PluginKind::Enricher).unwrap() {
-        CompiledPlugin::Enricher(pre) => rt.enrich(&pre, &tag(name), config, events),
-        other => panic!("{other:?}"),
-    }
-}
 
 /// A good plugin still works on this runtime (after an adversarial one ran).
 fn still_serving(rt: &Runtime) {
@@ -347,24 +270,6 @@ fn example(rt: &Runtime, name: &str) -> ChainPlugin {
     chain_of(rt, name, kind, FailurePolicy::Reject, config)
 }
 
-fn chain_of(
-    rt: &Runtime,
-    name: &str,
-    kind: PluginKind,
-    policy: FailurePolicy,
-    config: &str,
-) -> ChainPlugin {
-    ChainPlugin {
-        tag: tag(name),
-        compiled: rt.compile(&component(name), kind).unwrap(),
-        config: Arc::from(config),
-        policy,
-        stats: Arc::default(),
-        instances: Arc::new(InstancePool::new(rt)),
-        events: None,
-    }
-}
-
 #[test]
 fn failure_policies_decide_the_fate_of_a_failing_plugins_events() {
     let rt = runtime();
@@ -603,7 +508,7 @@ fn the_cpu_budget_is_per_batch_not_per_instance_lifetime() {
     while started.elapsed() < Duration::from_millis(500) || calls < 20 {
         rt.run_batch(&compiled, &pool, &tag("rp"), config, &events)
             .unwrap();
-        instance.validate(&events).unwrap();
+        instance.run_batch(rt.config(), &events).unwrap();
         calls += 1;
     }
     assert_eq!(pool.idle(), 1);
@@ -761,7 +666,7 @@ fn a_plugin_with_an_event_filter_sees_only_its_events() {
 /// `/tmp/perf-<pid>.map`, the file `perf report` reads for JIT code.
 #[test]
 fn perf_map_names_the_plugins_functions() {
-    let map = PathBuf::from(format!("/tmp/perf-{}.map", std::process::id()));
+    let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", std::process::id()));
     let rt = Runtime::new(RuntimeSettings {
         perf_map: true,
         max_instances: 2,

@@ -1,15 +1,18 @@
 //! The native floor: the three example plugins' own Rust code compiled for
 //! the host (LLVM, no Wasm, no canonical ABI), run on the same events with
-//! the same configurations. What a plugin costs here is the work it does,
-//! whatever runs it; the difference to its cost in the runtime is what Wasm
-//! (Cranelift's code, the transport, the host's bookkeeping) adds.
+//! the same configurations, through the same SDK code a component runs: the
+//! batch as the host encodes it for `sluice:plugin@0.2.0`, read by the SDK's
+//! `Batch`, one call per event. What a plugin costs here is the work it
+//! does, whatever runs it; the difference to its cost in the runtime is what
+//! Wasm (Cranelift's code, the transport, the host's bookkeeping) adds.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use sluice_core::Event as Admitted;
-use sluice_plugin_sdk::{Enricher, Event, Validator};
+use sluice_plugin_host::batch;
+use sluice_plugin_host::bindings::{Event, v0_2};
+use sluice_plugin_sdk::{Batch, Enricher, Fields, Validator};
 
 use super::{PLUGINS, ThreadCpu, Undisturbed};
 
@@ -18,17 +21,18 @@ use super::{PLUGINS, ThreadCpu, Undisturbed};
 pub struct NativeRow {
     pub plugin: String,
     pub batch: usize,
-    /// µs per event to build the owned SDK events the plugin is handed (a
-    /// clone of the batch: what the guest's export glue builds from the
-    /// canonical-ABI lists), mean over undisturbed calls.
+    /// µs per event to copy the encoded batch (text and spans) the plugin
+    /// is handed: what the canonical ABI copies into the guest, mean over
+    /// undisturbed calls.
     #[serde(deserialize_with = "super::null_as_nan")]
     pub copy_us: f64,
-    /// µs per event in the plugin's own `validate`/`enrich` (dropping the
-    /// events and results included), mean over undisturbed calls.
+    /// µs per event in the SDK's batch reader and the plugin's own
+    /// `validate`/`enrich` (dropping the batch and results included), mean
+    /// over undisturbed calls.
     #[serde(deserialize_with = "super::null_as_nan")]
     pub own_us: f64,
-    /// µs per event to drop a batch of the owned events (part of `own_us`:
-    /// the SDK hands a plugin owned events, which it drops when done).
+    /// µs per event to drop a copied batch (part of `own_us`: the guest
+    /// frees the batch it was handed when done).
     #[serde(default = "nan", deserialize_with = "super::null_as_nan")]
     pub drop_us: f64,
     /// Undisturbed calls kept / calls made.
@@ -43,19 +47,29 @@ fn nan() -> f64 {
     f64::NAN
 }
 
-/// The SDK's event for an admitted one: the fields the WIT record carries.
-pub fn sdk_event(event: &Admitted<'_>) -> Event {
-    Event {
-        event_id: event.event_id.to_string(),
-        team_id: event.team_id.to_string(),
-        name: event.event.to_string(),
-        user_id: event.user_id.to_string(),
-        timestamp_ms: event.timestamp.as_millis(),
-        received_at_ms: event.received_at.as_millis(),
-        schema_version: event.schema_version,
-        properties: event.properties.get().to_owned(),
-        context: event.context.map(|c| c.get().to_owned()),
+/// The batch a 0.2 plugin reading `fields` receives for `events`, encoded
+/// by the host's own encoder (spans included, as the Rust SDK asks).
+fn encoded(events: &[Event], fields: Fields) -> (String, Vec<u32>) {
+    let mut wanted = v0_2::Fields::empty();
+    for (flag, sdk) in [
+        (v0_2::Fields::USER_ID, Fields::USER_ID),
+        (v0_2::Fields::TIMES, Fields::TIMES),
+        (v0_2::Fields::SCHEMA_VERSION, Fields::SCHEMA_VERSION),
+        (v0_2::Fields::PROPERTIES, Fields::PROPERTIES),
+        (v0_2::Fields::CONTEXT, Fields::CONTEXT),
+    ] {
+        if fields.contains(sdk) {
+            wanted |= flag;
+        }
     }
+    let batch = batch::encode(
+        events,
+        v0_2::Needs {
+            fields: wanted,
+            spans: true,
+        },
+    );
+    (batch.events, batch.spans)
 }
 
 /// A plugin built natively from its configuration.
@@ -76,9 +90,22 @@ impl Native {
         })
     }
 
-    /// One call; how many events were rejected or changed.
-    fn call(&self, events: Vec<Event>) -> usize {
+    /// What the plugin declares it reads.
+    fn fields(&self) -> Fields {
+        match self {
+            Self::Required(_) => required_properties::RequiredProperties::FIELDS,
+            Self::Bots(_) => bot_filter::BotFilter::FIELDS,
+            Self::Pii(_) => pii_scrubber::PiiScrubber::FIELDS,
+        }
+    }
+
+    /// One call on a batch handed over as the guest gets it; how many
+    /// events were rejected or changed.
+    fn call(&self, (text, spans): (String, Vec<u32>)) -> usize {
         use sluice_plugin_sdk::{Enriched, Verdict};
+        let Ok(batch) = Batch::new(text, spans, self.fields()) else {
+            return usize::MAX;
+        };
         let rejected = |verdicts: Vec<Verdict>| {
             verdicts
                 .iter()
@@ -86,10 +113,10 @@ impl Native {
                 .count()
         };
         match self {
-            Self::Required(plugin) => rejected(plugin.validate(events)),
-            Self::Bots(plugin) => rejected(plugin.validate(events)),
-            Self::Pii(plugin) => plugin
-                .enrich(events)
+            Self::Required(plugin) => rejected(batch.validate_with(plugin)),
+            Self::Bots(plugin) => rejected(batch.validate_with(plugin)),
+            Self::Pii(plugin) => batch
+                .enrich_with(plugin)
                 .iter()
                 .filter(|e| !matches!(e, Enriched::Unchanged))
                 .count(),
@@ -105,7 +132,13 @@ pub fn measure(events: &[Event], time: Duration) -> anyhow::Result<Vec<NativeRow
     for spec in &PLUGINS {
         let plugin = Native::init(spec.name, spec.config)
             .with_context(|| format!("native build of {}", spec.name))?;
-        let changed_or_rejected = plugin.call(events.to_vec());
+        let encoded = encoded(events, plugin.fields());
+        let changed_or_rejected = plugin.call(encoded.clone());
+        anyhow::ensure!(
+            changed_or_rejected != usize::MAX,
+            "{}: the SDK refused the host's batch",
+            spec.name
+        );
         let (mut copy, mut own) = (Undisturbed::default(), Undisturbed::default());
         let mut dropping = Undisturbed::default();
         let cpu = ThreadCpu::open();
@@ -114,13 +147,13 @@ pub fn measure(events: &[Event], time: Duration) -> anyhow::Result<Vec<NativeRow
         while calls < MIN_CALLS || started.elapsed() < time {
             let s0 = cpu.switches();
             let t0 = Instant::now();
-            let batch = events.to_vec();
+            let batch = encoded.clone();
             let t1 = Instant::now();
             let s1 = cpu.switches();
             std::hint::black_box(plugin.call(std::hint::black_box(batch)));
             let t2 = Instant::now();
             let s2 = cpu.switches();
-            let spare = std::hint::black_box(events.to_vec());
+            let spare = std::hint::black_box(encoded.clone());
             let s3 = cpu.switches();
             let t3 = Instant::now();
             drop(spare);

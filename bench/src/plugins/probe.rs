@@ -11,7 +11,7 @@ use sluice_plugin_host::runtime::{CompiledPlugin, PluginInstance, PluginTag};
 /// One call with `events` on a live instance, checked to return one result
 /// per event; returns the number of results.
 pub fn call(instance: &mut PluginInstance, events: &[Event]) -> anyhow::Result<usize> {
-    let n = instance.call_once(events)?;
+    let n = instance.call_once(events)?.len();
     anyhow::ensure!(n == events.len(), "{n} results for {} events", events.len());
     Ok(n)
 }
@@ -27,9 +27,6 @@ pub fn tag(team: &str, name: &str) -> PluginTag {
 
 /// Length in bytes of a compiled component's code image in memory.
 pub fn image_bytes(compiled: &CompiledPlugin) -> usize {
-    let range = match compiled {
-        CompiledPlugin::Validator(pre) => pre.instance_pre().component().image_range(),
-        CompiledPlugin::Enricher(pre) => pre.instance_pre().component().image_range(),
-    };
+    let range = compiled.component().image_range();
     (range.end as usize).saturating_sub(range.start as usize)
 }

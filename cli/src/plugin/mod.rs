@@ -93,9 +93,9 @@ codegen-units = 1
     )?;
     let source = match kind {
         PluginKind::Validator => format!(
-            r#"//! A Sluice validator: one verdict per event.
+            r##"//! A Sluice validator: one verdict per event.
 
-use sluice_plugin_sdk::{{Event, PluginError, Validator, Verdict, export_validator, parse_config}};
+use sluice_plugin_sdk::{{Event, Fields, PluginError, Validator, Verdict, export_validator, parse_config}};
 
 /// Configuration, from the team's plugin settings (JSON).
 #[derive(Debug, Default, serde::Deserialize)]
@@ -106,31 +106,52 @@ pub struct {type_name} {{
 }}
 
 impl Validator for {type_name} {{
+    /// What the host sends besides `event_id` and `name`: nothing else is
+    /// needed here (add e.g. `Fields::PROPERTIES` to read properties).
+    const FIELDS: Fields = Fields::NONE;
+
     fn init(config: &str) -> Result<Self, PluginError> {{
         parse_config(config)
     }}
 
-    fn validate(&self, events: Vec<Event>) -> Vec<Verdict> {{
-        events
-            .iter()
-            .map(|event| {{
-                if self.blocked_events.contains(&event.name) {{
-                    Verdict::reject("blocked_event", format!("`{{}}` events are not accepted", event.name))
-                }} else {{
-                    Verdict::accept()
-                }}
-            }})
-            .collect()
+    fn validate(&self, event: &Event<'_>) -> Verdict {{
+        let name = event.name();
+        if self.blocked_events.iter().any(|blocked| *blocked == name) {{
+            Verdict::reject("blocked_event", format!("`{{name}}` events are not accepted"))
+        }} else {{
+            Verdict::accept()
+        }}
     }}
 }}
 
 export_validator!({type_name});
-"#
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use sluice_plugin_sdk::{{Batch, EventBuf}};
+
+    #[test]
+    fn refuses_the_blocked_events_only() {{
+        let plugin = {type_name}::init(r#"{{"blocked_events": ["Test Event"]}}"#).unwrap();
+        let events = [EventBuf::new("Test Event"), EventBuf::new("Signed Up")];
+        // Encoded as the host encodes them for this plugin's fields.
+        let verdicts = Batch::encode(&events, {type_name}::FIELDS).validate_with(&plugin);
+        assert_eq!(verdicts[0].reject_code(), Some("blocked_event"));
+        assert!(verdicts[1].is_accept());
+    }}
+
+    #[test]
+    fn an_unknown_setting_is_an_invalid_configuration() {{
+        assert!({type_name}::init(r#"{{"blocked": []}}"#).is_err());
+    }}
+}}
+"##
         ),
         PluginKind::Enricher => format!(
-            r#"//! A Sluice enricher: may change each event.
+            r##"//! A Sluice enricher: may change each event, by a patch.
 
-use sluice_plugin_sdk::{{Enriched, Enricher, Event, PluginError, export_enricher, parse_config}};
+use sluice_plugin_sdk::{{Enriched, Enricher, Event, Fields, Patch, PluginError, export_enricher, parse_config}};
 
 /// Configuration, from the team's plugin settings (JSON).
 #[derive(Debug, Default, serde::Deserialize)]
@@ -141,23 +162,39 @@ pub struct {type_name} {{
 }}
 
 impl Enricher for {type_name} {{
+    /// A patch may add properties without reading them: nothing is needed.
+    const FIELDS: Fields = Fields::NONE;
+
     fn init(config: &str) -> Result<Self, PluginError> {{
         parse_config(config)
     }}
 
-    fn enrich(&self, events: Vec<Event>) -> Vec<Enriched> {{
-        events
-            .into_iter()
-            .map(|event| match event.with_property("environment", self.environment.clone()) {{
-                Ok(changed) => Enriched::changed(changed),
-                Err(err) => Enriched::failed(err.to_string()),
-            }})
-            .collect()
+    fn enrich(&self, _event: &Event<'_>) -> Enriched {{
+        let mut patch = Patch::new();
+        patch.set_property("environment", self.environment.clone());
+        Enriched::patched(patch)
     }}
 }}
 
 export_enricher!({type_name});
-"#
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use sluice_plugin_sdk::{{Batch, EventBuf}};
+
+    #[test]
+    fn adds_the_environment_to_every_event() {{
+        let plugin = {type_name}::init(r#"{{"environment": "staging"}}"#).unwrap();
+        let events = [EventBuf::new("Signed Up")];
+        let results = Batch::encode(&events, {type_name}::FIELDS).enrich_with(&plugin);
+        let Enriched::Patched(patch) = &results[0] else {{
+            panic!("{{:?}}", results[0])
+        }};
+        assert_eq!(patch.to_json(), r#"{{"properties":{{"environment":"staging"}}}}"#);
+    }}
+}}
+"##
         ),
     };
     std::fs::write(root.join("src/lib.rs"), source)?;

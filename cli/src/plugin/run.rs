@@ -9,9 +9,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sluice_core::{IncomingEvent, Limits, Timestamp};
 use sluice_plugin_host::PluginKind;
-use sluice_plugin_host::bindings::{Enriched, Verdict};
+use sluice_plugin_host::bindings::{Enriched, Verdict, v0_2};
 use sluice_plugin_host::convert::to_wit;
-use sluice_plugin_host::runtime::{CompiledPlugin, PluginTag, Runtime, RuntimeSettings};
+use sluice_plugin_host::patch;
+use sluice_plugin_host::runtime::{BatchResults, PluginTag, Runtime, RuntimeSettings};
 
 /// Runs a component over the events in `events_file` and prints each result.
 /// Returns the number of events the plugin rejected or failed on.
@@ -59,18 +60,17 @@ pub fn run(
         version: Arc::from("local"),
     };
     let started = std::time::Instant::now();
-    // One line per event: what the plugin said, and why when it refused.
-    let said: Vec<(&str, String)> = match compiled {
-        CompiledPlugin::Validator(pre) => runtime
-            .validate(&pre, &tag, config, &events)?
+    // One line per event: what the plugin said, and why when it refused
+    // or what it changed.
+    let said: Vec<(&str, String)> = match runtime.run_once(&compiled, &tag, config, &events)? {
+        BatchResults::Verdicts(verdicts) => verdicts
             .into_iter()
             .map(|verdict| match verdict {
                 Verdict::Accept => ("accept", String::new()),
                 Verdict::Reject(r) => ("reject", format!("{}: {}", r.code, r.message)),
             })
             .collect(),
-        CompiledPlugin::Enricher(pre) => runtime
-            .enrich(&pre, &tag, config, &events)?
+        BatchResults::Enriched(results) => results
             .into_iter()
             .map(|result| match result {
                 Enriched::Unchanged => ("unchanged", String::new()),
@@ -80,11 +80,25 @@ pub fn run(
                 Enriched::Failed(reason) => ("failed", reason),
             })
             .collect(),
+        BatchResults::Patches(results) => results
+            .into_iter()
+            .zip(&events)
+            .map(|(result, event)| match result {
+                v0_2::Enriched::Unchanged => ("unchanged", String::new()),
+                // The patch as the plugin wrote it, and whether the host
+                // would accept it.
+                v0_2::Enriched::Patched(text) => match patch::apply(event, &text) {
+                    Ok(_) => ("patched", text),
+                    Err(e) => ("failed", format!("{e}: {text}")),
+                },
+                v0_2::Enriched::Failed(reason) => ("failed", reason),
+            })
+            .collect(),
     };
     let mut refused = 0;
     for (i, (event, (word, detail))) in events.iter().zip(said).enumerate() {
         refused += usize::from(matches!(word, "reject" | "failed"));
-        let line = format!("#{i:<4} {:<24} {word:<7} {detail}", event.name);
+        let line = format!("#{i:<4} {:<24} {word:<9} {detail}", event.name);
         println!("{}", line.trim_end());
     }
     eprintln!(

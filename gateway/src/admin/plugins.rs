@@ -219,7 +219,7 @@ async fn upload(
 
     // Validate everything before storing anything.
     let (compile_host, compile_bytes, compile_sha) = (host.clone(), bytes.clone(), sha.clone());
-    tokio::task::spawn_blocking(move || {
+    let compiled = tokio::task::spawn_blocking(move || {
         compile_host.compiled(&compile_sha, kind, || Some(Ok(compile_bytes.to_vec())))
     })
     .await
@@ -251,6 +251,7 @@ async fn upload(
             size: bytes.len(),
             chunks,
             uploaded_at: Timestamp::now(),
+            wit_version: compiled.wit_version().to_owned(),
         });
     }
     if query.activate {

@@ -28,8 +28,8 @@
 //!   with an empty context: no preopened directories, no environment, no
 //!   sockets, no inherited stdio. The only real import is `log`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -40,14 +40,20 @@ use wasmtime::{
 };
 use wasmtime_wasi::WasiCtx;
 
+mod artifacts;
+mod instance;
+mod pool;
 mod state;
 
+pub use artifacts::ArtifactCounts;
+use artifacts::{ArtifactCache, Lookup};
+use instance::Exports;
+pub use instance::{BatchResults, PluginInstance};
+pub use pool::InstancePool;
 use state::Budget;
 pub use state::PluginState;
 
-use crate::bindings::{
-    self, Enriched, Enricher, EnricherPre, Event, PluginError, Validator, ValidatorPre, Verdict,
-};
+use crate::bindings::{self, Event, v0_2};
 
 /// How often the epoch advances; the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -89,6 +95,13 @@ pub struct RuntimeSettings {
     /// instead of anonymous addresses. Off by default: the file grows with
     /// every compiled upload and is never pruned.
     pub perf_map: bool,
+    /// Directory of compiled components (see `artifacts.rs`), shared by
+    /// restarts and by replicas on one volume; empty: compile every
+    /// component at every start.
+    pub artifact_dir: String,
+    /// Secret that signs the artifacts (the same on every replica sharing
+    /// `artifact_dir`); empty: a key file made inside `artifact_dir`.
+    pub artifact_key: String,
 }
 
 impl Default for RuntimeSettings {
@@ -103,6 +116,8 @@ impl Default for RuntimeSettings {
             max_bytes_per_call: 64 * 1024,
             max_log_lines_per_call: 100,
             perf_map: false,
+            artifact_dir: String::new(),
+            artifact_key: String::new(),
         }
     }
 }
@@ -118,7 +133,9 @@ pub enum CompileError {
         "not a WebAssembly component (a core module or other bytes); build with --target wasm32-wasip2"
     )]
     NotAComponent,
-    #[error("component does not implement the sluice:plugin@0.1.0 `{expected}` world: {detail}")]
+    #[error(
+        "component implements neither sluice:plugin@0.2.0 nor @0.1.0 `{expected}` world: {detail}"
+    )]
     WrongWorld {
         expected: &'static str,
         detail: String,
@@ -135,27 +152,50 @@ pub struct PluginTag {
     pub version: Arc<str>,
 }
 
-/// A compiled, linked plugin, ready to instantiate.
+/// A compiled, linked plugin, ready to instantiate: a kind, in the WIT
+/// version the component was built for.
 #[derive(Clone)]
 pub enum CompiledPlugin {
-    Validator(ValidatorPre<PluginState>),
-    Enricher(EnricherPre<PluginState>),
+    Validator(bindings::ValidatorPre<PluginState>),
+    Enricher(bindings::EnricherPre<PluginState>),
+    ValidatorV2(v0_2::ValidatorPre<PluginState>),
+    EnricherV2(v0_2::EnricherPre<PluginState>),
 }
 
 impl std::fmt::Debug for CompiledPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Validator(_) => "CompiledPlugin::Validator",
-            Self::Enricher(_) => "CompiledPlugin::Enricher",
-        })
+        write!(
+            f,
+            "CompiledPlugin({} @{})",
+            self.kind().as_str(),
+            self.wit_version()
+        )
     }
 }
 
 impl CompiledPlugin {
     pub fn kind(&self) -> PluginKind {
         match self {
-            Self::Validator(_) => PluginKind::Validator,
-            Self::Enricher(_) => PluginKind::Enricher,
+            Self::Validator(_) | Self::ValidatorV2(_) => PluginKind::Validator,
+            Self::Enricher(_) | Self::EnricherV2(_) => PluginKind::Enricher,
+        }
+    }
+
+    /// The `sluice:plugin` version the component implements.
+    pub fn wit_version(&self) -> &'static str {
+        match self {
+            Self::Validator(_) | Self::Enricher(_) => "0.1.0",
+            Self::ValidatorV2(_) | Self::EnricherV2(_) => "0.2.0",
+        }
+    }
+
+    /// The compiled component (for tools that inspect its code).
+    pub fn component(&self) -> &Component {
+        match self {
+            Self::Validator(pre) => pre.instance_pre().component(),
+            Self::Enricher(pre) => pre.instance_pre().component(),
+            Self::ValidatorV2(pre) => pre.instance_pre().component(),
+            Self::EnricherV2(pre) => pre.instance_pre().component(),
         }
     }
 }
@@ -179,6 +219,8 @@ pub enum CallError {
     Contract(String),
     #[error("no instance slot free: {0}")]
     Capacity(String),
+    #[error("tried to block ({0}); plugins may not wait (no sleeps, timers or polls)")]
+    Blocked(String),
 }
 
 impl CallError {
@@ -188,6 +230,7 @@ impl CallError {
             Self::CpuBudget(_) | Self::WallClock(_) => Some("cpu"),
             Self::Memory(_) => Some("memory"),
             Self::Capacity(_) => Some("instances"),
+            Self::Blocked(_) => Some("blocking"),
             _ => None,
         }
     }
@@ -200,6 +243,7 @@ pub struct Runtime {
     /// Instances parked in any [`InstancePool`]; at most `max_idle_instances`.
     idle: Arc<AtomicU32>,
     ticker_stop: Arc<AtomicBool>,
+    artifacts: Option<ArtifactCache>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -227,115 +271,6 @@ pub struct PluginStore(Store<PluginState>);
 impl std::fmt::Debug for PluginStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("PluginStore").field(self.0.data()).finish()
-    }
-}
-
-/// The generated exports of either world.
-enum Exports {
-    Validator(Validator),
-    Enricher(Enricher),
-}
-
-/// A live plugin instance with its store. Dropped, it returns its pool slot
-/// (the allocator resets its memory).
-pub struct PluginInstance {
-    store: Store<PluginState>,
-    exports: Exports,
-}
-
-impl std::fmt::Debug for PluginInstance {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginInstance")
-            .field("state", self.store.data())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A plugin's idle, initialised instances, shared by the batches that run
-/// it. Belongs to one compiled version and configuration: a new upload or
-/// configuration builds a new chain with a new pool, and the old instances
-/// go when the last batch using the old chain ends.
-pub struct InstancePool {
-    idle: Mutex<Vec<PluginInstance>>,
-    /// The runtime's count of parked instances (bounded by
-    /// `max_idle_instances`, because each holds a pool slot).
-    parked: Arc<AtomicU32>,
-}
-
-impl std::fmt::Debug for InstancePool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstancePool")
-            .field("idle", &self.idle())
-            .finish()
-    }
-}
-
-impl InstancePool {
-    pub fn new(runtime: &Runtime) -> Self {
-        Self {
-            idle: Mutex::new(Vec::new()),
-            parked: runtime.idle.clone(),
-        }
-    }
-
-    /// Initialised instances waiting in this pool.
-    pub fn idle(&self) -> usize {
-        self.idle.lock().map(|v| v.len()).unwrap_or(0)
-    }
-
-    fn take(&self) -> Option<PluginInstance> {
-        let instance = self.idle.lock().ok()?.pop()?;
-        self.parked.fetch_sub(1, Ordering::Relaxed);
-        Some(instance)
-    }
-
-    /// Keeps `instance` for the next batch if the runtime has room.
-    fn park(&self, instance: PluginInstance, max: u32) {
-        if instance.store.data().grown > MAX_IDLE_GROWTH_BYTES {
-            return;
-        }
-        let claimed = self
-            .parked
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
-        if !claimed {
-            return;
-        }
-        match self.idle.lock() {
-            Ok(mut idle) => idle.push(instance),
-            Err(_) => {
-                self.parked.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-impl Drop for InstancePool {
-    fn drop(&mut self) {
-        let n = self.idle.get_mut().map(|v| v.len()).unwrap_or(0) as u32;
-        self.parked.fetch_sub(n, Ordering::Relaxed);
-    }
-}
-
-/// What a plugin decided for a batch: one result per event, in order.
-#[derive(Debug)]
-pub enum BatchResults {
-    Verdicts(Vec<Verdict>),
-    Enriched(Vec<Enriched>),
-}
-
-impl BatchResults {
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Verdicts(v) => v.len(),
-            Self::Enriched(v) => v.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -369,6 +304,12 @@ impl Runtime {
             |state| state,
         )
         .map_err(to_anyhow)?;
+        v0_2::validator::sluice::plugin::log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(to_anyhow)?;
+        state::refuse_blocking(&mut linker).map_err(to_anyhow)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (weak, stop) = (engine.weak(), ticker_stop.clone());
@@ -383,7 +324,19 @@ impl Runtime {
                     }
                 }
             })?;
+        let artifacts = match config.artifact_dir.as_str() {
+            "" => None,
+            dir => Some(
+                ArtifactCache::open(
+                    std::path::Path::new(dir),
+                    Some(config.artifact_key.as_str()),
+                    &engine,
+                )
+                .map_err(|e| anyhow::anyhow!("plugins.runtime.artifact_dir {dir}: {e}"))?,
+            ),
+        };
         Ok(Self {
+            artifacts,
             engine,
             linker,
             config,
@@ -394,6 +347,12 @@ impl Runtime {
 
     pub fn config(&self) -> &RuntimeSettings {
         &self.config
+    }
+
+    /// How the compiled-component cache served this runtime (`None`: no
+    /// `artifact_dir`).
+    pub fn artifact_counts(&self) -> Option<ArtifactCounts> {
+        self.artifacts.as_ref().map(ArtifactCache::counts)
     }
 
     /// Instances parked for reuse, over all plugins.
@@ -413,8 +372,7 @@ impl Runtime {
         if !is_component(bytes) {
             return Err(CompileError::NotAComponent);
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| CompileError::Compile(format!("{e:#}")))?;
+        let component = self.component(bytes)?;
         let wrong_world = |e: wasmtime::Error| CompileError::WrongWorld {
             expected: kind.as_str(),
             detail: format!("{e:#}"),
@@ -423,14 +381,52 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(wrong_world)?;
-        Ok(match kind {
-            PluginKind::Validator => {
-                CompiledPlugin::Validator(ValidatorPre::new(pre).map_err(wrong_world)?)
+        // The newest version first; a component exports one of them.
+        let compiled = match kind {
+            PluginKind::Validator => v0_2::ValidatorPre::new(pre.clone())
+                .map(CompiledPlugin::ValidatorV2)
+                .or_else(|_| bindings::ValidatorPre::new(pre).map(CompiledPlugin::Validator)),
+            PluginKind::Enricher => v0_2::EnricherPre::new(pre.clone())
+                .map(CompiledPlugin::EnricherV2)
+                .or_else(|_| bindings::EnricherPre::new(pre).map(CompiledPlugin::Enricher)),
+        };
+        compiled.map_err(wrong_world)
+    }
+
+    /// The compiled component for `bytes`: from the artifact cache when it
+    /// holds a checked one, else compiled (and cached).
+    fn component(&self, bytes: &[u8]) -> Result<Component, CompileError> {
+        let compile = || {
+            let started = std::time::Instant::now();
+            let component = Component::new(&self.engine, bytes)
+                .map_err(|e| CompileError::Compile(format!("{e:#}")))?;
+            ::metrics::histogram!(crate::metrics::PLUGIN_COMPILE_DURATION)
+                .record(started.elapsed());
+            Ok(component)
+        };
+        let Some(cache) = &self.artifacts else {
+            return compile();
+        };
+        let sha256 = crate::registry::sha256_hex(bytes);
+        let counted = |result: &'static str| {
+            ::metrics::counter!(crate::metrics::PLUGIN_ARTIFACTS, "result" => result).increment(1);
+        };
+        match cache.load(&self.engine, &sha256) {
+            Lookup::Hit(component) => {
+                counted("hit");
+                return Ok(component);
             }
-            PluginKind::Enricher => {
-                CompiledPlugin::Enricher(EnricherPre::new(pre).map_err(wrong_world)?)
+            Lookup::Miss => counted("miss"),
+            Lookup::Rejected(why) => {
+                counted("rejected");
+                tracing::warn!(%why, "compiled plugin artifact rejected; compiling anew");
             }
-        })
+        }
+        let component = compile()?;
+        if let Err(e) = cache.store(&sha256, &component) {
+            tracing::warn!(error = %e, "could not cache a compiled plugin");
+        }
+        Ok(component)
     }
 
     /// A store for one instance of a plugin tagged `tag`: empty WASI
@@ -494,40 +490,32 @@ impl Runtime {
         let exports = match plugin {
             CompiledPlugin::Validator(pre) => pre.instantiate(&mut store).map(Exports::Validator),
             CompiledPlugin::Enricher(pre) => pre.instantiate(&mut store).map(Exports::Enricher),
+            CompiledPlugin::ValidatorV2(pre) => pre
+                .instantiate(&mut store)
+                .map(|v| Exports::ValidatorV2(v, None)),
+            CompiledPlugin::EnricherV2(pre) => pre
+                .instantiate(&mut store)
+                .map(|e| Exports::EnricherV2(e, None)),
         }
-        .map_err(|e| classify(&mut store, e))?;
+        .map_err(|e| instance::classify(&mut store, e))?;
         // Count growth from here: the memory a component starts with (stack,
         // data) is not something it allocated.
         store.data_mut().grown = 0;
         Ok(PluginInstance { store, exports })
     }
 
-    /// Runs a validator over `events` in a fresh instance (no pool).
-    pub fn validate(
+    /// Runs `plugin` over `events` in a fresh instance (no pool): what
+    /// `sluice plugin run` and the benchmarks' cold path do.
+    pub fn run_once(
         &self,
-        plugin: &ValidatorPre<PluginState>,
+        plugin: &CompiledPlugin,
         tag: &PluginTag,
         config: &str,
         events: &[Event],
-    ) -> Result<Vec<Verdict>, CallError> {
-        let compiled = CompiledPlugin::Validator(plugin.clone());
-        let mut instance = self.instantiate(&compiled, tag)?;
+    ) -> Result<BatchResults, CallError> {
+        let mut instance = self.instantiate(plugin, tag)?;
         instance.init(config)?;
-        instance.validate(events)
-    }
-
-    /// Runs an enricher over `events` in a fresh instance (no pool).
-    pub fn enrich(
-        &self,
-        plugin: &EnricherPre<PluginState>,
-        tag: &PluginTag,
-        config: &str,
-        events: &[Event],
-    ) -> Result<Vec<Enriched>, CallError> {
-        let compiled = CompiledPlugin::Enricher(plugin.clone());
-        let mut instance = self.instantiate(&compiled, tag)?;
-        instance.init(config)?;
-        instance.enrich(events)
+        instance.run_batch(&self.config, events)
     }
 
     /// Runs one plugin over a batch: an instance from `pool` (or a new,
@@ -556,192 +544,6 @@ impl Runtime {
         let results = instance.run_batch(&self.config, events)?;
         pool.park(instance, self.config.max_idle_instances);
         Ok(results)
-    }
-}
-
-/// Splits a batch into calls of bounded size. A single event larger than
-/// the byte bound still goes alone in one call.
-struct Chunks<'a> {
-    rest: &'a [Event],
-    max_events: usize,
-    max_bytes: usize,
-}
-
-impl<'a> Chunks<'a> {
-    fn new(events: &'a [Event], config: &RuntimeSettings) -> Self {
-        Self {
-            rest: events,
-            max_events: config.max_events_per_call.max(1),
-            max_bytes: config.max_bytes_per_call,
-        }
-    }
-}
-
-/// Bytes of an event's strings: what the call copies into the guest.
-fn event_bytes(event: &Event) -> usize {
-    event.event_id.len()
-        + event.team_id.len()
-        + event.name.len()
-        + event.user_id.len()
-        + event.properties.len()
-        + event.context.as_ref().map_or(0, String::len)
-}
-
-impl<'a> Iterator for Chunks<'a> {
-    type Item = &'a [Event];
-
-    fn next(&mut self) -> Option<&'a [Event]> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let mut bytes = 0;
-        let mut n = 0;
-        for event in self.rest.iter().take(self.max_events) {
-            bytes += event_bytes(event);
-            if n > 0 && bytes > self.max_bytes {
-                break;
-            }
-            n += 1;
-        }
-        let (chunk, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        Some(chunk)
-    }
-}
-
-impl PluginInstance {
-    /// The whole batch through this instance, as [`Runtime::run_batch`] does
-    /// it: one CPU budget for the batch, then calls of bounded size,
-    /// stopping at the first failure.
-    pub fn run_batch(
-        &mut self,
-        config: &RuntimeSettings,
-        events: &[Event],
-    ) -> Result<BatchResults, CallError> {
-        self.start_budget();
-        let mut results = match self.exports {
-            Exports::Validator(_) => BatchResults::Verdicts(Vec::with_capacity(events.len())),
-            Exports::Enricher(_) => BatchResults::Enriched(Vec::with_capacity(events.len())),
-        };
-        for chunk in Chunks::new(events, config) {
-            match &mut results {
-                BatchResults::Verdicts(all) => {
-                    let verdicts = self.raw_validate(chunk)?;
-                    check_len(chunk.len(), verdicts.len())?;
-                    all.extend(verdicts);
-                }
-                BatchResults::Enriched(all) => {
-                    let enriched = self.raw_enrich(chunk)?;
-                    check_len(chunk.len(), enriched.len())?;
-                    all.extend(enriched);
-                }
-            }
-        }
-        Ok(results)
-    }
-
-    /// Calls the plugin's `init(config)`, within a CPU budget of its own.
-    pub fn init(&mut self, config: &str) -> Result<(), CallError> {
-        self.start_budget();
-        let result = match &self.exports {
-            Exports::Validator(v) => v
-                .sluice_plugin_validate()
-                .call_init(&mut self.store, config),
-            Exports::Enricher(e) => e.sluice_plugin_enrich().call_init(&mut self.store, config),
-        };
-        init_result(result.map_err(|e| classify(&mut self.store, e))?)
-    }
-
-    /// A fresh CPU budget and log budget, for what follows until the next.
-    fn start_budget(&mut self) {
-        let state = self.store.data_mut();
-        state.budget = Budget::start(state.cpu_budget_ms);
-        state.log_budget = state.log_lines;
-        self.store.set_epoch_deadline(1);
-    }
-
-    /// One `validate` call with its own CPU budget (this instance must be a
-    /// validator).
-    pub fn validate(&mut self, events: &[Event]) -> Result<Vec<Verdict>, CallError> {
-        self.start_budget();
-        let verdicts = self.raw_validate(events)?;
-        check_len(events.len(), verdicts.len())?;
-        Ok(verdicts)
-    }
-
-    /// One `enrich` call with its own CPU budget (this instance must be an
-    /// enricher).
-    pub fn enrich(&mut self, events: &[Event]) -> Result<Vec<Enriched>, CallError> {
-        self.start_budget();
-        let results = self.raw_enrich(events)?;
-        check_len(events.len(), results.len())?;
-        Ok(results)
-    }
-
-    /// One call with `events` and its own CPU budget, whichever the world,
-    /// without splitting and without the one-result-per-event check; returns
-    /// how many results came back. For measuring bare calls and transport.
-    pub fn call_once(&mut self, events: &[Event]) -> Result<usize, CallError> {
-        self.start_budget();
-        match self.exports {
-            Exports::Validator(_) => self.raw_validate(events).map(|v| v.len()),
-            Exports::Enricher(_) => self.raw_enrich(events).map(|v| v.len()),
-        }
-    }
-
-    /// The call itself, within whatever budget is running.
-    fn raw_validate(&mut self, events: &[Event]) -> Result<Vec<Verdict>, CallError> {
-        let Exports::Validator(v) = &self.exports else {
-            return Err(CallError::Contract("not a validator".to_owned()));
-        };
-        v.sluice_plugin_validate()
-            .call_validate(&mut self.store, events)
-            .map_err(|e| classify(&mut self.store, e))
-    }
-
-    fn raw_enrich(&mut self, events: &[Event]) -> Result<Vec<Enriched>, CallError> {
-        let Exports::Enricher(e) = &self.exports else {
-            return Err(CallError::Contract("not an enricher".to_owned()));
-        };
-        e.sluice_plugin_enrich()
-            .call_enrich(&mut self.store, events)
-            .map_err(|err| classify(&mut self.store, err))
-    }
-}
-
-fn classify(store: &mut Store<PluginState>, err: wasmtime::Error) -> CallError {
-    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
-        return match trap {
-            wasmtime::Trap::Interrupt => store
-                .data_mut()
-                .interrupted
-                .take()
-                .unwrap_or(CallError::Trap(trap.to_string())),
-            other => CallError::Trap(other.to_string()),
-        };
-    }
-    let text = format!("{err:#}");
-    if text.contains("pooling allocator") || text.contains("maximum concurrent") {
-        CallError::Capacity(text)
-    } else if text.contains("memory") && text.contains("alloc") {
-        CallError::Memory(text)
-    } else {
-        CallError::Trap(text)
-    }
-}
-
-fn init_result(result: Result<(), PluginError>) -> Result<(), CallError> {
-    result.map_err(|err| match err {
-        PluginError::InvalidConfig(msg) => CallError::InvalidConfig(msg),
-        PluginError::Other(msg) => CallError::Contract(format!("init failed: {msg}")),
-    })
-}
-
-fn check_len(expected: usize, got: usize) -> Result<(), CallError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(CallError::WrongLength { expected, got })
     }
 }
 
@@ -799,32 +601,5 @@ mod tests {
         assert_eq!(budget.exceeded(), None);
         std::thread::sleep(Duration::from_millis(60));
         assert!(matches!(budget.exceeded(), Some(CallError::WallClock(ms)) if ms >= 50));
-    }
-
-    fn event(bytes: usize) -> Event {
-        Event {
-            schema_version: 1,
-            properties: "x".repeat(bytes),
-            ..crate::convert::empty_event()
-        }
-    }
-
-    #[test]
-    fn batches_are_split_by_count_and_bytes() {
-        let config = RuntimeSettings {
-            max_events_per_call: 3,
-            max_bytes_per_call: 100,
-            ..RuntimeSettings::default()
-        };
-        let sizes = |events: &[Event]| -> Vec<usize> {
-            Chunks::new(events, &config).map(<[Event]>::len).collect()
-        };
-        let small: Vec<Event> = (0..7).map(|_| event(10)).collect();
-        assert_eq!(sizes(&small), [3, 3, 1]);
-        let large: Vec<Event> = (0..5).map(|_| event(60)).collect();
-        assert_eq!(sizes(&large), [1, 1, 1, 1, 1]);
-        // An event over the byte bound still goes, alone.
-        assert_eq!(sizes(&[event(500), event(10), event(10)]), [1, 2]);
-        assert!(sizes(&[]).is_empty());
     }
 }

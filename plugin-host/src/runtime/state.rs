@@ -10,7 +10,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::{CallError, EPOCH_TICK, PluginTag, WALL_CLOCK_FACTOR};
-use crate::bindings::{self, Level};
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::p2::DynPollable;
+
+use crate::bindings::{self, Level, v0_2};
 
 /// Per-instance state: WASI (empty), memory accounting, the running batch's
 /// CPU clock, log budget.
@@ -151,4 +154,59 @@ impl bindings::LogHost for PluginState {
             Level::Error => tracing::error!(team, plugin, version, "{message}"),
         }
     }
+}
+
+impl v0_2::LogHost for PluginState {
+    fn log(&mut self, level: v0_2::Level, message: String) {
+        let level = match level {
+            v0_2::Level::Trace => Level::Trace,
+            v0_2::Level::Debug => Level::Debug,
+            v0_2::Level::Info => Level::Info,
+            v0_2::Level::Warn => Level::Warn,
+            v0_2::Level::Error => Level::Error,
+        };
+        bindings::LogHost::log(self, level, message);
+    }
+}
+
+/// The text that marks a refused wait in a trap's message.
+pub(super) const BLOCKING_REFUSED: &str = "sluice: blocking refused";
+
+/// The `wasi:io/poll` version the host links (its functions serve every
+/// 0.2.x import).
+const WASI_POLL: &str = "wasi:io/poll@0.2.12";
+
+/// Replaces the two WASI calls that wait, `poll` and `pollable.block`,
+/// with ones that trap.
+///
+/// A guest that waits (Rust's `thread::sleep`, Python's `time.sleep`, a
+/// JavaScript runtime draining its timers) is not running guest code, so
+/// neither the CPU budget nor the elapsed-time bound, both checked at epoch
+/// ticks *inside* guest code, could stop it: one plugin sleeping for an
+/// hour held its request, and enough of them held every instance slot of
+/// every team. Nothing a plugin may do needs to wait (it has no files,
+/// sockets or other I/O), so waiting is refused outright, as a trap the
+/// failure policy handles. Non-blocking calls (`pollable.ready`, reading
+/// the clocks) keep working.
+pub(super) fn refuse_blocking<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut poll = linker.instance(WASI_POLL)?;
+    poll.func_wrap(
+        "poll",
+        |_, (_pollables,): (Vec<Resource<DynPollable>>,)| -> wasmtime::Result<(Vec<u32>,)> {
+            Err(wasmtime::format_err!(
+                "{BLOCKING_REFUSED}: wasi:io/poll.poll"
+            ))
+        },
+    )?;
+    poll.func_wrap(
+        "[method]pollable.block",
+        |_, (_pollable,): (Resource<DynPollable>,)| -> wasmtime::Result<()> {
+            Err(wasmtime::format_err!(
+                "{BLOCKING_REFUSED}: wasi:io/poll.pollable.block"
+            ))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! What plugins return per event: [`Verdict`] (validators) and [`Enriched`]
 //! (enrichers).
 
-use crate::Event;
+use crate::Patch;
 
 /// A validator's decision about one event (WIT variant `verdict`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +48,11 @@ impl Verdict {
 /// An enricher's result for one event (WIT variant `enriched`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enriched {
-    /// Pass the event on as it came in (cheapest: nothing is copied back).
+    /// Pass the event on as it came in (nothing is copied back).
     Unchanged,
-    /// Replace the event with this one. `event_id` and `team_id` must not
-    /// change (the host refuses such results).
-    Changed(Event),
+    /// Apply this patch (see [`Patch`]). The host checks the patched event
+    /// like a client's.
+    Patched(Patch),
     /// The plugin could not process this event; the plugin's failure policy
     /// (configured on the host) decides what happens to it.
     Failed(String),
@@ -64,9 +64,9 @@ impl Enriched {
         Self::Unchanged
     }
 
-    /// Replace the event with `event`.
-    pub fn changed(event: Event) -> Self {
-        Self::Changed(event)
+    /// Apply `patch`.
+    pub fn patched(patch: Patch) -> Self {
+        Self::Patched(patch)
     }
 
     /// The event could not be processed, because of `message`.
@@ -87,7 +87,8 @@ mod tests {
         assert_eq!(rejected.reject_code(), Some("missing_property"));
         assert_eq!(Enriched::unchanged(), Enriched::Unchanged);
         assert_eq!(Enriched::failed("x"), Enriched::Failed("x".to_owned()));
-        let event = Event::new("e");
-        assert_eq!(Enriched::changed(event.clone()), Enriched::Changed(event));
+        let mut patch = Patch::new();
+        patch.set_name("x");
+        assert_eq!(Enriched::patched(patch.clone()), Enriched::Patched(patch));
     }
 }

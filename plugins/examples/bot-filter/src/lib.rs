@@ -13,7 +13,7 @@
 //! list disables the filter.
 
 use sluice_plugin_sdk::{
-    Event, PluginError, Validator, Verdict, export_validator, parse_config, scan,
+    Event, Fields, PluginError, Validator, Verdict, export_validator, parse_config, scan,
 };
 
 /// The patterns used when the configuration names none.
@@ -60,6 +60,8 @@ pub struct BotFilter {
 }
 
 impl Validator for BotFilter {
+    const FIELDS: Fields = Fields::CONTEXT.union(Fields::PROPERTIES);
+
     fn init(config: &str) -> Result<Self, PluginError> {
         let Config {
             user_agent_patterns: patterns,
@@ -111,26 +113,19 @@ impl Validator for BotFilter {
         })
     }
 
-    fn validate(&self, events: Vec<Event>) -> Vec<Verdict> {
-        events.iter().map(|event| self.check(event)).collect()
-    }
-}
-
-impl BotFilter {
-    /// The verdict for one event.
-    pub fn check(&self, event: &Event) -> Verdict {
+    fn validate(&self, event: &Event<'_>) -> Verdict {
         if self.needles.is_empty() {
             return Verdict::accept();
         }
         let from_context = event
-            .context
-            .as_deref()
+            .context()
             .and_then(|raw| self.user_agent_in(raw, "user_agent"));
         // `$user_agent` is rarely in the properties: a quick look for the
         // key's text usually saves scanning them.
         let found = from_context.or_else(|| {
-            scan::may_contain_key(&event.properties, "$user_agent")
-                .then(|| self.user_agent_in(&event.properties, "$user_agent"))
+            let properties = event.properties();
+            scan::may_contain_key(properties, "$user_agent")
+                .then(|| self.user_agent_in(properties, "$user_agent"))
                 .flatten()
         });
         match found {
@@ -141,7 +136,9 @@ impl BotFilter {
             None => Verdict::accept(),
         }
     }
+}
 
+impl BotFilter {
     /// The first pattern matching the string member `key` of the JSON object
     /// `raw` (the last such member, as when parsing; none when `raw` is not
     /// an object).
@@ -243,6 +240,7 @@ export_validator!(BotFilter);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_plugin_sdk::{Batch, EventBuf};
 
     const GOOGLEBOT: &str =
         "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
@@ -250,28 +248,39 @@ mod tests {
     const FIREFOX: &str =
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
-    fn with_context_ua(ua: &str) -> Event {
-        Event::new("Page Viewed")
-            .with_context("user_agent", ua)
-            .unwrap()
+    fn with_context_ua(ua: &str) -> EventBuf {
+        EventBuf::new("Page Viewed").with_context_member("user_agent", ua)
     }
 
-    fn with_property_ua(ua: &str) -> Event {
-        Event::new("Page Viewed")
-            .with_property("$user_agent", ua)
-            .unwrap()
+    fn with_property_ua(ua: &str) -> EventBuf {
+        EventBuf::new("Page Viewed").with_property("$user_agent", ua)
+    }
+
+    /// The verdicts for `events`, sent as the host sends them to this
+    /// plugin (only its `FIELDS`).
+    fn run(plugin: &BotFilter, events: Vec<EventBuf>) -> Vec<Verdict> {
+        Batch::encode(&events, BotFilter::FIELDS).validate_with(plugin)
+    }
+
+    /// The verdict for one event (sent as above).
+    fn check(plugin: &BotFilter, event: &EventBuf) -> Verdict {
+        let batch = Batch::encode([event], BotFilter::FIELDS);
+        plugin.validate(&batch.iter().next().expect("one event"))
     }
 
     #[test]
     fn defaults_reject_common_bots_and_accept_browsers() {
         let plugin = BotFilter::init("{}").unwrap();
-        let verdicts = plugin.validate(vec![
-            with_context_ua(GOOGLEBOT),
-            with_context_ua(HEADLESS),
-            with_property_ua("Baiduspider/2.0"),
-            with_context_ua(FIREFOX),
-            Event::new("No Context"),
-        ]);
+        let verdicts = run(
+            &plugin,
+            vec![
+                with_context_ua(GOOGLEBOT),
+                with_context_ua(HEADLESS),
+                with_property_ua("Baiduspider/2.0"),
+                with_context_ua(FIREFOX),
+                EventBuf::new("No Context"),
+            ],
+        );
         let codes: Vec<_> = verdicts.iter().map(Verdict::reject_code).collect();
         assert_eq!(
             codes,
@@ -295,14 +304,11 @@ mod tests {
     #[test]
     fn only_the_user_agent_members_are_checked() {
         let plugin = BotFilter::init("").unwrap();
-        let event = Event::new("Robot Built")
+        let event = EventBuf::new("Robot Built")
             .with_property("kind", "bot")
-            .unwrap()
-            .with_context("page", "/spider-man")
-            .unwrap()
-            .with_context("user_agent", FIREFOX)
-            .unwrap();
-        assert_eq!(plugin.validate(vec![event]), vec![Verdict::accept()]);
+            .with_context_member("page", "/spider-man")
+            .with_context_member("user_agent", FIREFOX);
+        assert_eq!(run(&plugin, vec![event]), vec![Verdict::accept()]);
     }
 
     #[test]
@@ -311,30 +317,19 @@ mod tests {
             r#"{"user_agent_patterns": ["HeadlessChrome"], "case_insensitive": false}"#,
         )
         .unwrap();
-        assert!(!sensitive.check(&with_context_ua(HEADLESS)).is_accept());
-        assert!(
-            sensitive
-                .check(&with_context_ua("headlesschrome/1"))
-                .is_accept()
-        );
+        assert!(!check(&sensitive, &with_context_ua(HEADLESS)).is_accept());
+        assert!(check(&sensitive, &with_context_ua("headlesschrome/1")).is_accept());
 
         let insensitive =
             BotFilter::init(r#"{"user_agent_patterns": ["HEADLESSCHROME"]}"#).unwrap();
-        assert!(
-            !insensitive
-                .check(&with_context_ua("headlesschrome/1"))
-                .is_accept()
-        );
+        assert!(!check(&insensitive, &with_context_ua("headlesschrome/1")).is_accept());
     }
 
     #[test]
     fn escaped_user_agents_are_parsed() {
         let plugin = BotFilter::init("{}").unwrap();
-        let event = Event {
-            context: Some(r#"{"user_agent": "Google\u0062ot/2.1"}"#.to_owned()),
-            ..Event::new("x")
-        };
-        assert!(!plugin.check(&event).is_accept());
+        let event = EventBuf::new("x").with_context(r#"{"user_agent": "Google\u0062ot/2.1"}"#);
+        assert!(!check(&plugin, &event).is_accept());
     }
 
     #[test]
@@ -342,31 +337,29 @@ mod tests {
         let plugin =
             BotFilter::init(r#"{"user_agent_patterns": ["Spider", "crawl", "bot"]}"#).unwrap();
         assert_eq!(
-            plugin.check(&with_context_ua("a bot, a Crawler and a spider")),
+            check(&plugin, &with_context_ua("a bot, a Crawler and a spider")),
             Verdict::reject(
                 "bot_traffic",
                 "the user agent matches the bot pattern `Spider`"
             )
         );
         assert_eq!(
-            plugin.check(&with_context_ua("BOT then CRAWLER")),
+            check(&plugin, &with_context_ua("BOT then CRAWLER")),
             Verdict::reject(
                 "bot_traffic",
                 "the user agent matches the bot pattern `crawl`"
             )
         );
         // A match ending at the last byte, and a needle cut off by the end.
-        assert!(!plugin.check(&with_context_ua("xbot")).is_accept());
-        assert!(plugin.check(&with_context_ua("xbo")).is_accept());
+        assert!(!check(&plugin, &with_context_ua("xbot")).is_accept());
+        assert!(check(&plugin, &with_context_ua("xbo")).is_accept());
     }
 
     #[test]
     fn properties_are_checked_when_the_context_has_no_match() {
         let plugin = BotFilter::init("{}").unwrap();
-        let event = with_property_ua(GOOGLEBOT)
-            .with_context("user_agent", FIREFOX)
-            .unwrap();
-        assert!(!plugin.check(&event).is_accept());
+        let event = with_property_ua(GOOGLEBOT).with_context_member("user_agent", FIREFOX);
+        assert!(!check(&plugin, &event).is_accept());
         // Not in nested objects, and the last of repeated keys counts.
         for (properties, accepted) in [
             (r#"{"nested": {"$user_agent": "Googlebot"}}"#, true),
@@ -381,11 +374,8 @@ mod tests {
             (r#"{"$user_agent": ["Googlebot"]}"#, true),
             (r#"{"$user_agent": "Googlebot""#, true),
         ] {
-            let event = Event {
-                properties: properties.to_owned(),
-                ..Event::new("x")
-            };
-            assert_eq!(plugin.check(&event).is_accept(), accepted, "{properties}");
+            let event = EventBuf::new("x").with_properties(properties);
+            assert_eq!(check(&plugin, &event).is_accept(), accepted, "{properties}");
         }
     }
 
@@ -393,18 +383,14 @@ mod tests {
     fn unicode_user_agents_are_lower_cased_fully() {
         let plugin = BotFilter::init(r#"{"user_agent_patterns": ["kit", "ünï"]}"#).unwrap();
         // U+212A KELVIN SIGN lower-cases to an ASCII `k`.
-        assert!(!plugin.check(&with_context_ua("Web\u{212A}IT")).is_accept());
-        assert!(!plugin.check(&with_context_ua("ÜNÏcode")).is_accept());
-        assert!(plugin.check(&with_context_ua("UNIcode")).is_accept());
+        assert!(!check(&plugin, &with_context_ua("Web\u{212A}IT")).is_accept());
+        assert!(!check(&plugin, &with_context_ua("ÜNÏcode")).is_accept());
+        assert!(check(&plugin, &with_context_ua("UNIcode")).is_accept());
         let sensitive =
             BotFilter::init(r#"{"user_agent_patterns": ["kit"], "case_insensitive": false}"#)
                 .unwrap();
-        assert!(
-            sensitive
-                .check(&with_context_ua("Web\u{212A}it"))
-                .is_accept()
-        );
-        assert!(!sensitive.check(&with_context_ua("ÜNÏ kit")).is_accept());
+        assert!(check(&sensitive, &with_context_ua("Web\u{212A}it")).is_accept());
+        assert!(!check(&sensitive, &with_context_ua("ÜNÏ kit")).is_accept());
     }
 
     #[test]
@@ -414,20 +400,20 @@ mod tests {
         let config = format!(r#"{{"user_agent_patterns": {patterns:?}}}"#);
         let plugin = BotFilter::init(&config).unwrap();
         assert_eq!(
-            plugin.check(&with_context_ua("PATTERN66X and pattern65x")),
+            check(&plugin, &with_context_ua("PATTERN66X and pattern65x")),
             Verdict::reject(
                 "bot_traffic",
                 "the user agent matches the bot pattern `pattern65x`"
             )
         );
         assert_eq!(
-            plugin.check(&with_context_ua("a bot")),
+            check(&plugin, &with_context_ua("a bot")),
             Verdict::reject(
                 "bot_traffic",
                 "the user agent matches the bot pattern `Bot`"
             )
         );
-        assert!(plugin.check(&with_context_ua(FIREFOX)).is_accept());
+        assert!(check(&plugin, &with_context_ua(FIREFOX)).is_accept());
     }
 
     #[test]
@@ -485,7 +471,7 @@ mod tests {
     #[test]
     fn empty_pattern_list_accepts_everything() {
         let plugin = BotFilter::init(r#"{"user_agent_patterns": []}"#).unwrap();
-        assert!(plugin.check(&with_context_ua(GOOGLEBOT)).is_accept());
+        assert!(check(&plugin, &with_context_ua(GOOGLEBOT)).is_accept());
     }
 
     #[test]

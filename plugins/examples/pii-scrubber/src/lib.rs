@@ -17,7 +17,10 @@
 //! Values already starting with `sha256:` are left alone, so scrubbing twice
 //! changes nothing. Unspecified and loopback IPs are not personal and are
 //! kept. Object keys are not scanned. An event in which nothing is found is
-//! returned `unchanged`.
+//! returned `unchanged`; otherwise a merge patch of what changed (WIT
+//! `sluice:plugin@0.2.0`; the event the host makes of it is the one the 0.1
+//! plugin returned, as JSON values), e.g.
+//! `{"properties":{"email":"sha256:…","profile":{"phone":null}},"context":{"ip":"sha256:…"}}`.
 //!
 //! How (for speed): the raw JSON is scanned, not parsed into a tree. One
 //! quick pass over the raw properties first looks for anything an address
@@ -26,11 +29,19 @@
 //! and are not scanned at all. Otherwise only string values that could hold
 //! an address (an `@`, three dots or two colons) are searched exactly, and
 //! replacements are spliced into the original text, so everything else (key
-//! order, spacing, number spelling) stays as it came. Text that is not JSON
-//! fails the event, except where it shows no `@`, no escape, no IP-like text
-//! and no configured field name (properties) or no `"ip"` and no escape
-//! (context): there was nothing to scrub, so it is returned `unchanged` as
-//! before.
+//! order, spacing, number spelling) stays as it came. The patch names only
+//! the members that changed: a string or array as its spliced text, a
+//! removed member as `null`, an object as a patch of its own (an object in
+//! a merge patch is merged, not replaced). An object that repeats a key it
+//! changes (the gateway passes such objects on as sent) is diffed as JSON
+//! values instead, where the last member of a name counts; the one
+//! difference from the 0.1 result: dropping a later member that uncovers an
+//! earlier `null` one removes the name (a merge patch cannot set `null`).
+//!
+//! Text that is not JSON fails the event, except where it shows no `@`, no
+//! escape, no IP-like text and no configured field name (properties) or no
+//! `"ip"` and no escape (context): there was nothing to scrub, so it is
+//! returned `unchanged` as before. (The gateway sends only JSON objects.)
 
 mod find;
 #[cfg(test)]
@@ -38,6 +49,7 @@ mod reference;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use find::may_hold_address;
@@ -45,7 +57,8 @@ pub use find::{find_ips, find_pii};
 use sha2::{Digest, Sha256};
 use sluice_plugin_sdk::scan::{self, Kind, Str};
 use sluice_plugin_sdk::{
-    Enriched, Enricher, Event, PluginError, export_enricher, parse_config, serde_json,
+    Enriched, Enricher, Event, Fields, JsonObject, Patch, PluginError, export_enricher,
+    parse_config, serde_json,
 };
 
 /// What to do with personal data.
@@ -89,6 +102,8 @@ enum Outcome {
 const HASH_PREFIX: &str = "sha256:";
 
 impl Enricher for PiiScrubber {
+    const FIELDS: Fields = Fields::PROPERTIES.union(Fields::CONTEXT);
+
     fn init(config: &str) -> Result<Self, PluginError> {
         let Config { mode, salt, fields } = parse_config(config)?;
         if mode == Mode::Hash && salt.is_empty() {
@@ -104,79 +119,200 @@ impl Enricher for PiiScrubber {
         Ok(Self { mode, salt, fields })
     }
 
-    fn enrich(&self, events: Vec<Event>) -> Vec<Enriched> {
-        events
-            .into_iter()
-            .map(|event| self.scrub_event(event))
-            .collect()
+    fn enrich(&self, event: &Event<'_>) -> Enriched {
+        let mut patch = Patch::new();
+        if let Err(e) = self.scrub_properties(event.properties(), &mut patch) {
+            return Enriched::failed(format!("properties are not JSON: {e}"));
+        }
+        if let Some(context) = event.context()
+            && let Err(e) = self.scrub_context(context, &mut patch)
+        {
+            return Enriched::failed(format!("context is not JSON: {e}"));
+        }
+        if patch.is_empty() {
+            Enriched::unchanged()
+        } else {
+            Enriched::patched(patch)
+        }
     }
 }
 
-impl PiiScrubber {
-    /// Scrubs one event.
-    pub fn scrub_event(&self, mut event: Event) -> Enriched {
-        let properties = match self.scrub_properties(&event.properties) {
-            Ok(properties) => properties,
-            Err(e) => return Enriched::failed(format!("properties are not JSON: {e}")),
-        };
-        let context = match event.context.as_deref().map(|c| self.scrub_context(c)) {
-            None | Some(Ok(None)) => None,
-            Some(Ok(Some(context))) => Some(context),
-            Some(Err(e)) => return Enriched::failed(format!("context is not JSON: {e}")),
-        };
-        if properties.is_none() && context.is_none() {
-            return Enriched::unchanged();
-        }
-        if let Some(properties) = properties {
-            event.properties = properties;
-        }
-        if context.is_some() {
-            event.context = context;
-        }
-        Enriched::changed(event)
-    }
+/// Where an object is, which decides what of it is scrubbed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// In the properties: every string (at any depth), and `fields` whole.
+    Properties,
+    /// The context object: its top-level `ip`, whole.
+    Context,
+}
 
-    /// The scrubbed properties text, `None` when nothing changed.
-    fn scrub_properties(&self, text: &str) -> Result<Option<String>, scan::Error> {
+/// What scrubbing does to one member of an object, as a merge patch sees it.
+#[derive(Debug)]
+enum Change {
+    Kept,
+    /// `null`: the member is removed.
+    Remove,
+    /// The member's new value: JSON text (for an object: a merge patch of it).
+    Set(String),
+}
+
+/// The members of an object's merge patch: decoded key, new JSON text
+/// (`None`: `null`, remove).
+type PatchMembers<'a> = Vec<(Cow<'a, str>, Option<String>)>;
+
+impl PiiScrubber {
+    /// Adds to `patch` the top-level properties that scrubbing changes.
+    fn scrub_properties(&self, text: &str, patch: &mut Patch) -> Result<(), scan::Error> {
         if !self.may_contain_pii(text) {
-            return Ok(None); // the usual case: nothing to find, no need to scan
+            return Ok(()); // the usual case: nothing to find, no need to scan
         }
-        let mut out = Rewriter::new(text);
-        // An object (what the gateway sends) or array is checked as its
-        // items are scanned, not in a pass of its own first.
-        let scrubbed = match text.trim_start().as_bytes().first() {
-            Some(b'{') => self.scrub_object(scan::members(text), &mut out),
-            Some(b'[') => self.scrub_array(scan::elements(text), &mut out),
-            _ => scan::value(text).and_then(|value| self.scrub_value(value, &mut out)),
-        };
-        match scrubbed {
-            // A top-level string to drop (properties that are not an object)
-            // has no member to remove: it is kept.
-            Ok(_) => Ok(out.finish()),
-            Err(_) if !self.looks_like_pii(text) => Ok(None),
+        match self.object_patch(text, 0..text.len(), scan::members(text), Scope::Properties) {
+            Ok(members) => {
+                for (key, value) in members {
+                    match value {
+                        Some(json) => patch.set_property_raw(&key, json),
+                        None => patch.remove_property(&key),
+                    };
+                }
+                Ok(())
+            }
+            // Text that is not JSON but shows nothing to scrub passes
+            // unchanged, as before.
+            Err(_) if !self.looks_like_pii(text) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-    /// The context with its top-level `ip` scrubbed, `None` when nothing
-    /// changed (no `ip`, or a context that is not an object).
-    fn scrub_context(&self, text: &str) -> Result<Option<String>, scan::Error> {
-        let mut out = Rewriter::new(text);
-        let members = scan::members(text).map(|m| m.map(|m| (m.key_offset, Some(m.key), m.value)));
-        let scrubbed = self.scrub_items(members, &mut out, |key, value, out| {
+    /// Adds to `patch` the context's top-level `ip`, scrubbed, if it changes.
+    fn scrub_context(&self, text: &str, patch: &mut Patch) -> Result<(), scan::Error> {
+        match self.object_patch(text, 0..text.len(), scan::members(text), Scope::Context) {
+            Ok(members) => {
+                for (key, value) in members {
+                    match value {
+                        Some(json) => patch.set_context_member_raw(&key, json),
+                        None => patch.remove_context_member(&key),
+                    };
+                }
+                Ok(())
+            }
+            // Valid JSON but not an object: nothing to scrub.
+            Err(_) if scan::value(text).is_ok() => Ok(()),
+            Err(_) if !text.contains("\"ip\"") && !text.contains('\\') => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The merge patch (its members) that scrubs the object `members`
+    /// (at `span` of `doc`): empty when nothing changes. Only the members
+    /// that change are in it: a scrubbed string or array as its new text
+    /// (spliced into the original text), a removed one as `null`, and a
+    /// nested object as a merge patch of its own (an object in a merge
+    /// patch is merged, not replaced, so `{"k": 1}` would not remove a
+    /// scrubbed sibling of `k`).
+    fn object_patch<'a>(
+        &self,
+        doc: &'a str,
+        span: Range<usize>,
+        members: scan::Members<'a>,
+        scope: Scope,
+    ) -> Result<PatchMembers<'a>, scan::Error> {
+        let all = members.clone();
+        let mut keys = KeySeen::default();
+        let mut changes: Vec<(Str<'a>, Option<String>)> = Vec::new();
+        for member in members {
+            let member = member?;
+            keys.add(member.key);
+            match self.member_change(doc, member.key, member.value, scope)? {
+                Change::Kept => {}
+                Change::Remove => changes.push((member.key, None)),
+                Change::Set(json) => changes.push((member.key, Some(json))),
+            }
+        }
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A changed key that repeats: the members of one name are scrubbed
+        // one by one (as in the text), but a patch has one value per name,
+        // and the event's value is the last member's. Rare: diff the values.
+        if changes.iter().any(|&(key, _)| keys.may_repeat(key)) && repeats(all.clone(), &changes) {
+            return self.object_patch_by_value(doc, span, all, scope);
+        }
+        Ok(changes
+            .into_iter()
+            .map(|(key, value)| (key.decode(), value))
+            .collect())
+    }
+
+    /// What scrubbing does to the member `key` of an object in `scope`.
+    fn member_change(
+        &self,
+        doc: &str,
+        key: Str<'_>,
+        value: scan::Value<'_>,
+        scope: Scope,
+    ) -> Result<Change, scan::Error> {
+        match scope {
+            Scope::Context if key.eq_str("ip") => {
+                text_change(doc, value, |out| self.scrub_whole(value, out))
+            }
+            Scope::Context => Ok(Change::Kept),
+            Scope::Properties if self.is_field(key) => {
+                text_change(doc, value, |out| self.scrub_whole(value, out))
+            }
+            Scope::Properties if value.kind() == Kind::Object => {
+                let nested =
+                    self.object_patch(doc, value.span(), value.members(), Scope::Properties)?;
+                Ok(if nested.is_empty() {
+                    Change::Kept
+                } else {
+                    Change::Set(object_text(&nested))
+                })
+            }
+            Scope::Properties => text_change(doc, value, |out| self.scrub_value(value, out)),
+        }
+    }
+
+    /// [`object_patch`](Self::object_patch) for an object with repeated
+    /// keys: scrub its text as a whole, then diff the two as JSON values
+    /// (where the last member of a name wins, as in the event).
+    fn object_patch_by_value<'a>(
+        &self,
+        doc: &str,
+        span: Range<usize>,
+        members: scan::Members<'_>,
+        scope: Scope,
+    ) -> Result<PatchMembers<'a>, scan::Error> {
+        let mut out = Rewriter::within(doc, span.clone());
+        match scope {
+            Scope::Properties => self.scrub_object(members, &mut out)?,
+            Scope::Context => self.scrub_context_members(members, &mut out)?,
+        };
+        let Some(after) = out.finish() else {
+            return Ok(Vec::new());
+        };
+        let parse = |text: &str| {
+            serde_json::from_str::<JsonObject>(text).map_err(|_| scan::Error {
+                offset: span.start,
+                what: "invalid object",
+            })
+        };
+        Ok(object_diff(&parse(&doc[span.clone()])?, &parse(&after)?))
+    }
+
+    /// Scrubs the context's top-level `ip` in the text.
+    fn scrub_context_members(
+        &self,
+        members: scan::Members<'_>,
+        out: &mut Rewriter<'_>,
+    ) -> Result<Outcome, scan::Error> {
+        let members = members.map(|m| m.map(|m| (m.key_offset, Some(m.key), m.value)));
+        self.scrub_items(members, out, |key, value, out| {
             if key.is_some_and(|key| key.eq_str("ip")) {
                 self.scrub_whole(value, out)
             } else {
                 Ok(Outcome::Kept)
             }
-        });
-        match scrubbed {
-            Ok(_) => Ok(out.finish()),
-            // Valid JSON but not an object: nothing to scrub.
-            Err(_) if scan::value(text).is_ok() => Ok(None),
-            Err(_) if !text.contains("\"ip\"") && !text.contains('\\') => Ok(None),
-            Err(e) => Err(e),
-        }
+        })
     }
 
     /// A quick look at the raw text: `false` guarantees that scanning would
@@ -430,32 +566,37 @@ impl PiiScrubber {
     }
 }
 
-/// A copy of a text with some byte ranges replaced, built only once the
-/// first range is replaced. Ranges must come in order and not overlap.
+/// A copy of a part of a text (a value) with some byte ranges replaced,
+/// built only once the first range is replaced. Ranges must come in order,
+/// not overlap, and lie within the part.
 #[derive(Debug)]
 struct Rewriter<'a> {
     source: &'a str,
     out: Option<String>,
     /// `source` before this offset is in `out` (or replaced).
     copied: usize,
+    /// The end of the part.
+    end: usize,
 }
 
 impl<'a> Rewriter<'a> {
-    fn new(source: &'a str) -> Self {
+    /// Rewrites `span` of `source`.
+    fn within(source: &'a str, span: Range<usize>) -> Self {
         Self {
             source,
             out: None,
-            copied: 0,
+            copied: span.start,
+            end: span.end,
         }
     }
 
     /// Drops `range` of the source; what is pushed to the returned string
     /// takes its place.
     fn replace(&mut self, range: Range<usize>) -> &mut String {
-        // Hashes make the text longer: room for a few.
+        // Hashes make the text longer: room for a couple.
         let out = self
             .out
-            .get_or_insert_with(|| String::with_capacity(self.source.len() + 256));
+            .get_or_insert_with(|| String::with_capacity(self.end - self.copied + 160));
         out.push_str(&self.source[self.copied..range.start]);
         self.copied = range.end;
         out
@@ -465,11 +606,122 @@ impl<'a> Rewriter<'a> {
         self.replace(range);
     }
 
-    /// The new text, `None` when nothing was replaced.
+    /// The part's new text, `None` when nothing was replaced.
     fn finish(self) -> Option<String> {
         let mut out = self.out?;
-        out.push_str(&self.source[self.copied..]);
+        out.push_str(&self.source[self.copied..self.end]);
         Some(out)
+    }
+}
+
+/// What `scrub` (text mode, on a [`Rewriter`] of `value`) does to `value`.
+fn text_change(
+    doc: &str,
+    value: scan::Value<'_>,
+    scrub: impl FnOnce(&mut Rewriter<'_>) -> Result<Outcome, scan::Error>,
+) -> Result<Change, scan::Error> {
+    let mut out = Rewriter::within(doc, value.span());
+    Ok(match scrub(&mut out)? {
+        Outcome::Kept => Change::Kept,
+        Outcome::Remove => Change::Remove,
+        Outcome::Changed => Change::Set(out.finish().unwrap_or_else(|| value.text().to_owned())),
+    })
+}
+
+/// The JSON text of a merge patch's object.
+fn object_text(members: &PatchMembers<'_>) -> String {
+    let mut out = String::with_capacity(
+        2 + members
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(4, String::len) + 4)
+            .sum::<usize>(),
+    );
+    out.push('{');
+    for (i, (key, value)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        scan::push_string(&mut out, key);
+        out.push(':');
+        out.push_str(value.as_deref().unwrap_or("null"));
+    }
+    out.push('}');
+    out
+}
+
+/// The merge patch that turns `before` into `after` (which has no `null`
+/// members the patch would need to set: scrubbing never makes one).
+fn object_diff<'a>(before: &JsonObject, after: &JsonObject) -> PatchMembers<'a> {
+    let mut members: PatchMembers<'a> = before
+        .keys()
+        .filter(|key| !after.contains_key(*key))
+        .map(|key| (Cow::Owned(key.clone()), None))
+        .collect();
+    for (key, value) in after {
+        let change = match (before.get(key), value) {
+            (Some(old), new) if old == new => continue,
+            (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
+                object_text(&object_diff(old, new))
+            }
+            _ => value.to_string(),
+        };
+        members.push((Cow::Owned(key.clone()), Some(change)));
+    }
+    members
+}
+
+/// Which keys an object has, roughly: 64 buckets by length and end bytes,
+/// enough to rule out a repeated key without comparing keys.
+#[derive(Debug, Default)]
+struct KeySeen {
+    once: u64,
+    twice: u64,
+    /// Escaped keys spell a name differently: any makes every key suspect.
+    escaped: bool,
+}
+
+impl KeySeen {
+    fn add(&mut self, key: Str<'_>) {
+        let bit = Self::bit(key);
+        self.twice |= self.once & bit;
+        self.once |= bit;
+        self.escaped |= key.has_escapes();
+    }
+
+    /// `false` guarantees that `key` (added) occurs once.
+    fn may_repeat(&self, key: Str<'_>) -> bool {
+        self.escaped || self.twice & Self::bit(key) != 0
+    }
+
+    fn bit(key: Str<'_>) -> u64 {
+        let raw = key.raw().as_bytes();
+        let ends = match raw {
+            [] => 0,
+            [first, .., last] => usize::from(*first) * 7 + usize::from(*last) * 13,
+            [only] => usize::from(*only) * 20,
+        };
+        1 << ((raw.len() + ends) % 64)
+    }
+}
+
+/// Whether a key of `changes` occurs more than once among `members`.
+fn repeats(members: scan::Members<'_>, changes: &[(Str<'_>, Option<String>)]) -> bool {
+    let mut counts = vec![0u32; changes.len()];
+    for member in members.flatten() {
+        for (count, (key, _)) in counts.iter_mut().zip(changes) {
+            if same_key(member.key, *key) {
+                *count += 1;
+            }
+        }
+    }
+    counts.iter().any(|&count| count > 1)
+}
+
+fn same_key(a: Str<'_>, b: Str<'_>) -> bool {
+    if a.has_escapes() || b.has_escapes() {
+        a.chars().eq(b.chars())
+    } else {
+        a.raw() == b.raw()
     }
 }
 

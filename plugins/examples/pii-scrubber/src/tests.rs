@@ -1,7 +1,9 @@
-//! Unit tests, and a randomized comparison with the previous implementation.
+//! Unit tests, and randomized comparisons with the previous
+//! implementations (the 0.1 plugin, and the one that parsed into a tree).
 
 use super::*;
-use sluice_plugin_sdk::{Value, json};
+use reference::{Old, OldEvent, Reference, Spliced};
+use sluice_plugin_sdk::{Batch, EventBuf, Value, json};
 
 fn found(text: &str) -> Vec<&str> {
     find_pii(text).into_iter().map(|r| &text[r]).collect()
@@ -11,21 +13,102 @@ fn scrubber(config: Value) -> PiiScrubber {
     PiiScrubber::init(&config.to_string()).unwrap()
 }
 
-fn event(properties: Value, context: Option<Value>) -> Event {
-    Event {
-        event_id: "e1".into(),
-        team_id: "t1".into(),
-        properties: properties.to_string(),
-        context: context.map(|c| c.to_string()),
-        ..Event::new("Signed Up")
+fn event(properties: Value, context: Option<Value>) -> EventBuf {
+    let event = EventBuf::new("Signed Up")
+        .with_event_id("e1")
+        .with_properties(properties.to_string());
+    with_context(event, context.map(|c| c.to_string()))
+}
+
+fn raw(properties: &str, context: Option<&str>) -> EventBuf {
+    with_context(EventBuf::new("x").with_properties(properties), context)
+}
+
+fn with_context(event: EventBuf, context: Option<impl Into<String>>) -> EventBuf {
+    match context {
+        Some(context) => event.with_context(context),
+        None => event.without_context(),
     }
 }
 
-fn changed(result: Enriched) -> Event {
+/// The result for one event, sent as the host sends it to this plugin
+/// (only its `FIELDS`).
+fn scrub(plugin: &PiiScrubber, event: &EventBuf) -> Enriched {
+    let mut results = Batch::encode([event], PiiScrubber::FIELDS).enrich_with(plugin);
+    assert_eq!(results.len(), 1);
+    results.remove(0)
+}
+
+/// `event` as the host makes it of `result`, which must be a patch.
+fn changed(event: &EventBuf, result: Enriched) -> EventBuf {
     match result {
-        Enriched::Changed(event) => event,
-        other => panic!("expected changed, got {other:?}"),
+        Enriched::Patched(patch) => apply(event, &patch),
+        other => panic!("expected a patch, got {other:?}"),
     }
+}
+
+/// `event` with `patch` applied (RFC 7396), as JSON values: what the host
+/// makes of it, compared as values (keys of the result sorted).
+fn apply(event: &EventBuf, patch: &Patch) -> EventBuf {
+    let text = patch.to_json();
+    let patch: Value = serde_json::from_str(&text).expect(&text);
+    let view = event.event();
+    let mut properties: Value = serde_json::from_str(view.properties()).expect("properties");
+    let mut context: Option<Value> = view
+        .context()
+        .map(|c| serde_json::from_str(c).expect("context"));
+    for (key, value) in patch.as_object().expect("a patch is an object") {
+        match key.as_str() {
+            "properties" => {
+                assert!(value.is_object(), "{text}");
+                merge(&mut properties, value);
+            }
+            "context" if value.is_null() => context = None,
+            "context" => merge(context.get_or_insert_with(|| json!({})), value),
+            other => panic!("the scrubber may not patch `{other}`: {text}"),
+        }
+    }
+    let event = event.clone().with_properties(properties.to_string());
+    with_context(event, context.map(|c| c.to_string()))
+}
+
+/// RFC 7396 `MergePatch(target, patch)`.
+fn merge(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let Value::Object(object) = target else {
+        unreachable!()
+    };
+    for (key, value) in patch {
+        if value.is_null() {
+            object.remove(key);
+        } else {
+            merge(object.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+fn old(event: &EventBuf) -> OldEvent {
+    let view = event.event();
+    OldEvent {
+        properties: view.properties().to_owned(),
+        context: view.context().map(str::to_owned),
+    }
+}
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).expect(text)
+}
+
+/// The properties and context of an event, as JSON values.
+fn values(event: &EventBuf) -> (Value, Option<Value>) {
+    let view = event.event();
+    (parse(view.properties()), view.context().map(parse))
 }
 
 #[test]
@@ -116,8 +199,13 @@ fn hash_mode_replaces_addresses_recursively_and_keeps_other_text() {
         }),
         None,
     );
-    let out = changed(plugin.scrub_event(input));
-    let props = out.properties_json().unwrap();
+    let result = scrub(&plugin, &input);
+    assert!(
+        matches!(&result, Enriched::Patched(p) if p.to_json().starts_with(r#"{"properties":{"#)),
+        "{result:?}"
+    );
+    let out = changed(&input, result);
+    let props = out.event().properties_json().unwrap();
     assert_eq!(props["email"], json!(plugin.hash("jane@example.com")));
     assert_eq!(
         props["note"],
@@ -128,7 +216,7 @@ fn hash_mode_replaces_addresses_recursively_and_keeps_other_text() {
         json!({"list": ["ok", plugin.hash("2001:db8::5"), 3]})
     );
     assert_eq!(props["plan"], json!("pro"));
-    assert_eq!((out.event_id.as_str(), out.team_id.as_str()), ("e1", "t1"));
+    assert_eq!(out.event().event_id(), "e1");
 }
 
 #[test]
@@ -155,16 +243,19 @@ fn drop_mode_removes_members_and_elements() {
         json!({"email": "jane@example.com", "tags": ["a", "from 10.0.0.7"], "deep": {"ip": "10.1.1.1", "k": 1}}),
         Some(json!({"ip": "203.0.113.1", "user_agent": "UA"})),
     );
-    let out = changed(plugin.scrub_event(input));
-    assert_eq!(
-        out.properties_json().unwrap(),
-        *json!({"tags": ["a"], "deep": {"k": 1}})
-            .as_object()
-            .unwrap()
+    let result = scrub(&plugin, &input);
+    // The nested object is patched (a merge), not replaced.
+    assert!(
+        matches!(&result, Enriched::Patched(p) if p.to_json().contains(r#""deep":{"ip":null}"#)),
+        "{result:?}"
     );
+    let out = changed(&input, result);
     assert_eq!(
-        out.context_json().unwrap(),
-        *json!({"user_agent": "UA"}).as_object().unwrap()
+        values(&out),
+        (
+            json!({"tags": ["a"], "deep": {"k": 1}}),
+            Some(json!({"user_agent": "UA"}))
+        )
     );
 }
 
@@ -175,18 +266,16 @@ fn context_ip_and_extra_fields_are_scrubbed_whole() {
         json!({"phone": "+1 555 0100", "profile": {"address": {"city": "Oslo"}}, "n": 1}),
         Some(json!({"ip": "10.9.8.7", "locale": "en"})),
     );
-    let out = changed(plugin.scrub_event(input));
-    let props = out.properties_json().unwrap();
+    let out = changed(&input, scrub(&plugin, &input));
+    let (props, context) = values(&out);
     assert_eq!(props["phone"], json!(plugin.hash("+1 555 0100")));
     assert_eq!(
         props["profile"]["address"],
         json!(plugin.hash(r#"{"city":"Oslo"}"#))
     );
-    assert_eq!(
-        out.context_json().unwrap()["ip"],
-        json!(plugin.hash("10.9.8.7"))
-    );
-    assert_eq!(out.context_json().unwrap()["locale"], json!("en"));
+    let context = context.unwrap();
+    assert_eq!(context["ip"], json!(plugin.hash("10.9.8.7")));
+    assert_eq!(context["locale"], json!("en"));
 }
 
 #[test]
@@ -196,59 +285,58 @@ fn nothing_found_is_unchanged_and_scrubbing_is_idempotent() {
         json!({"plan": "pro", "version": "1.2.3", "at": "12:30:45"}),
         Some(json!({"locale": "en"})),
     );
-    assert_eq!(plugin.scrub_event(clean), Enriched::Unchanged);
+    assert_eq!(scrub(&plugin, &clean), Enriched::Unchanged);
 
     let dirty = event(
         json!({"email": "a@b.io", "phone": "123"}),
         Some(json!({"ip": "10.0.0.1"})),
     );
-    let once = changed(plugin.scrub_event(dirty));
-    assert_eq!(plugin.scrub_event(once), Enriched::Unchanged);
+    let once = changed(&dirty, scrub(&plugin, &dirty));
+    assert_eq!(scrub(&plugin, &once), Enriched::Unchanged);
 }
 
 #[test]
 fn escaped_text_is_still_found() {
     let plugin = scrubber(json!({"salt": "s"}));
-    let input = Event {
-        properties: r#"{"e": "a\u0040b.io"}"#.to_owned(),
-        ..Event::new("x")
-    };
-    let out = changed(plugin.scrub_event(input));
-    assert_eq!(out.property("e"), Some(json!(plugin.hash("a@b.io"))));
+    let input = raw(r#"{"e": "a\u0040b.io"}"#, None);
+    let out = changed(&input, scrub(&plugin, &input));
+    assert_eq!(values(&out).0["e"], json!(plugin.hash("a@b.io")));
 }
 
 #[test]
 fn broken_properties_fail_the_event() {
     let plugin = scrubber(json!({"salt": "s"}));
-    let input = Event {
-        properties: "{\"e\": \"a@b.io\"".to_owned(),
-        ..Event::new("x")
-    };
-    assert!(matches!(plugin.scrub_event(input), Enriched::Failed(_)));
+    let input = raw("{\"e\": \"a@b.io\"", None);
+    assert!(matches!(scrub(&plugin, &input), Enriched::Failed(_)));
 }
 
 #[test]
 fn enrich_returns_one_result_per_event() {
     let plugin = scrubber(json!({"salt": "s"}));
-    let results = plugin.enrich(vec![
+    let events = [
         event(json!({"a": 1}), None),
         event(json!({"e": "x@y.io"}), None),
-    ]);
+    ];
+    let results = Batch::encode(&events, PiiScrubber::FIELDS).enrich_with(&plugin);
     assert_eq!(results.len(), 2);
     assert_eq!(results[0], Enriched::Unchanged);
-    assert!(matches!(results[1], Enriched::Changed(_)));
+    assert!(matches!(results[1], Enriched::Patched(_)));
 }
 
-/// Deterministic pseudo-random numbers for the comparison below.
-struct Random(u64);
+/// Deterministic pseudo-random numbers for the comparisons below; with
+/// `repeats`, objects may repeat a key.
+struct Random {
+    state: u64,
+    repeats: bool,
+}
 
 impl Random {
     fn below(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
+        self.state = self
+            .state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) as usize % n
+        (self.state >> 33) as usize % n
     }
 
     fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
@@ -307,8 +395,9 @@ impl Random {
                 let mut members = Vec::new();
                 for _ in 0..self.below(5) {
                     let key = self.pick(KEYS);
-                    // Distinct keys: with repeats the old code kept only the last.
-                    if keys.contains(&key)
+                    // Distinct keys unless asked: with repeats the tree
+                    // version kept only the last.
+                    if !self.repeats && keys.contains(&key)
                         || (key.contains("ph") && keys.iter().any(|k| k.contains("ph")))
                     {
                         continue;
@@ -329,56 +418,131 @@ impl Random {
     }
 }
 
-#[test]
-fn same_results_as_parsing_and_reserialising() {
-    let plugins = [
+/// A random event's properties (an object) and context.
+fn random_event(random: &mut Random) -> EventBuf {
+    let mut properties = random.value(4);
+    if !properties.starts_with('{') {
+        properties = format!(r#"{{"v": {properties}}}"#);
+    }
+    let context = match random.below(5) {
+        0 => None,
+        1 => Some(format!(r#"{{"locale": "en", "ip": {}}}"#, random.value(1))),
+        2 => Some(format!(r#"{{ "ip" : {} , "n": [1]}}"#, random.value(0))),
+        3 if random.repeats => Some(format!(
+            r#"{{"ip": {}, "locale": "en", "i\u0070": {}}}"#,
+            random.value(0),
+            random.value(0)
+        )),
+        _ => Some(r#"{"locale": "en"}"#.to_owned()),
+    };
+    raw(&properties, context.as_deref())
+}
+
+fn plugins() -> [PiiScrubber; 4] {
+    [
         scrubber(json!({"salt": "s"})),
         scrubber(json!({"salt": "s", "fields": ["phone", "address"]})),
         scrubber(json!({"mode": "drop"})),
         scrubber(json!({"mode": "drop", "fields": ["phone", "address", "tags"]})),
-    ];
-    let mut random = Random(7);
+    ]
+}
+
+/// Scrubs `event` with `plugin`; checks that the event the host makes of
+/// the result is the one `previous` (an earlier implementation) made, as
+/// JSON values, and that scrubbing it again changes nothing. Whether it was
+/// changed (`None`: the outcomes differ, which `repeated_keys` allows).
+///
+/// With `repeated_keys`, the 0.1 plugin may have scrubbed (and reported) a
+/// member that a later one of the same name hides, and `null` members count
+/// as absent: removing a later member can uncover an earlier `null`, which
+/// no merge patch can set (RFC 7396: `null` removes).
+fn compare(
+    plugin: &PiiScrubber,
+    event: &EventBuf,
+    previous: &Old,
+    repeated_keys: bool,
+) -> Option<bool> {
+    let ours = scrub(plugin, event);
+    let text = format!("{event:?}\n{ours:?}\n{previous:?}");
+    let seen = |event: &EventBuf| comparable(values(event), repeated_keys);
+    let old = |properties: &str, context: Option<&str>| {
+        comparable((parse(properties), context.map(parse)), repeated_keys)
+    };
+    match (&ours, previous) {
+        (Enriched::Unchanged, Old::Unchanged) => Some(false),
+        (Enriched::Failed(ours), Old::Failed(theirs)) => {
+            assert_eq!(ours, theirs, "{text}");
+            Some(false)
+        }
+        (
+            Enriched::Patched(patch),
+            Old::Changed {
+                properties,
+                context,
+            },
+        ) => {
+            let out = apply(event, patch);
+            assert_eq!(seen(&out), old(properties, context.as_deref()), "{text}");
+            assert_eq!(scrub(plugin, &out), Enriched::Unchanged, "twice: {text}");
+            Some(true)
+        }
+        (
+            Enriched::Unchanged,
+            Old::Changed {
+                properties,
+                context,
+            },
+        ) if repeated_keys => {
+            assert_eq!(seen(event), old(properties, context.as_deref()), "{text}");
+            None
+        }
+        _ => panic!("different outcomes:\n{text}"),
+    }
+}
+
+/// The values as compared: with `without_nulls`, `null` object members
+/// removed (at any depth).
+fn comparable(
+    (properties, context): (Value, Option<Value>),
+    without_nulls: bool,
+) -> (Value, Option<Value>) {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(members) => {
+                members.retain(|_, member| !member.is_null());
+                members.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let (mut properties, mut context) = (properties, context);
+    if without_nulls {
+        strip(&mut properties);
+        context.iter_mut().for_each(strip);
+    }
+    (properties, context)
+}
+
+#[test]
+fn same_results_as_parsing_and_reserialising() {
+    let plugins = plugins();
+    let mut random = Random {
+        state: 7,
+        repeats: false,
+    };
     let (mut changed, mut unchanged) = (0, 0);
     for _ in 0..4000 {
-        let mut properties = random.value(4);
-        if !properties.starts_with('{') {
-            properties = format!(r#"{{"v": {properties}}}"#);
-        }
-        let context = match random.below(4) {
-            0 => None,
-            1 => Some(format!(r#"{{"locale": "en", "ip": {}}}"#, random.value(1))),
-            2 => Some(format!(r#"{{ "ip" : {} , "n": [1]}}"#, random.value(0))),
-            _ => Some(r#"{"locale": "en"}"#.to_owned()),
-        };
-        let event = Event {
-            properties,
-            context,
-            ..Event::new("x")
-        };
+        let event = random_event(&mut random);
         for plugin in &plugins {
-            let ours = plugin.scrub_event(event.clone());
-            let theirs = reference::Reference(plugin).scrub_event(event.clone());
-            let text = format!("{event:?}\n{ours:?}\n{theirs:?}");
-            match (&ours, &theirs) {
-                (Enriched::Unchanged, Enriched::Unchanged) => unchanged += 1,
-                (Enriched::Changed(ours), Enriched::Changed(theirs)) => {
-                    changed += 1;
-                    let parse = |t: &str| serde_json::from_str::<Value>(t).expect(&text);
-                    assert_eq!(parse(&ours.properties), parse(&theirs.properties), "{text}");
-                    assert_eq!(
-                        ours.context.as_deref().map(parse),
-                        theirs.context.as_deref().map(parse),
-                        "{text}"
-                    );
-                    // Scrubbing twice changes nothing.
-                    assert_eq!(
-                        plugin.scrub_event(ours.clone()),
-                        Enriched::Unchanged,
-                        "{text}"
-                    );
-                }
-                _ => panic!("different outcomes:\n{text}"),
+            let theirs = Reference(plugin).scrub_event(&old(&event));
+            match compare(plugin, &event, &theirs, false) {
+                Some(true) => changed += 1,
+                _ => unchanged += 1,
             }
+            // The 0.1 plugin agrees too.
+            let spliced = Spliced(plugin).scrub_event(&old(&event));
+            compare(plugin, &event, &spliced, false);
         }
     }
     assert!(
@@ -388,16 +552,96 @@ fn same_results_as_parsing_and_reserialising() {
 }
 
 #[test]
+fn repeated_keys_end_as_the_0_1_plugin_left_them() {
+    let plugins = plugins();
+    let mut random = Random {
+        state: 3,
+        repeats: true,
+    };
+    let (mut changed, mut hidden) = (0, 0);
+    for _ in 0..4000 {
+        let event = random_event(&mut random);
+        for plugin in &plugins {
+            let spliced = Spliced(plugin).scrub_event(&old(&event));
+            match compare(plugin, &event, &spliced, true) {
+                Some(true) => changed += 1,
+                None => hidden += 1,
+                Some(false) => {}
+            }
+        }
+    }
+    assert!(
+        changed > 1000 && hidden > 10,
+        "{changed} changed, {hidden} hidden"
+    );
+}
+
+#[test]
+fn repeated_keys_are_patched_by_their_last_member() {
+    let plugin = scrubber(json!({"mode": "drop"}));
+    for (properties, patch) in [
+        // The later member hides the scrubbed one: nothing to patch.
+        (r#"{"a": "x@y.io", "a": 1}"#, None),
+        // The scrubbed later member uncovers the earlier one.
+        (
+            r#"{"a": 1, "a": "x@y.io"}"#,
+            Some(r#"{"properties":{"a":1}}"#),
+        ),
+        (
+            r#"{"a": "x@y.io", "a": "x@y.io"}"#,
+            Some(r#"{"properties":{"a":null}}"#),
+        ),
+        (
+            r#"{"d": {"a": {"k": 1, "ip": "10.0.0.1"}, "a": {"ip": "10.0.0.2"}}}"#,
+            Some(r#"{"properties":{"d":{"a":{"ip":null}}}}"#),
+        ),
+        (
+            r#"{"ph\u006fne": 1, "a": "x@y.io", "phone": 2}"#,
+            Some(r#"{"properties":{"a":null}}"#),
+        ),
+    ] {
+        let result = scrub(&plugin, &raw(properties, None));
+        match patch {
+            None => assert_eq!(result, Enriched::Unchanged, "{properties}"),
+            Some(patch) => assert!(
+                matches!(&result, Enriched::Patched(p) if p.to_json() == patch),
+                "{properties}: {result:?}"
+            ),
+        }
+    }
+}
+
+#[test]
 fn replacements_are_spliced_into_the_original_text() {
     let plugin = scrubber(json!({"salt": "s", "fields": ["phone"]}));
-    let input = Event {
-        properties: "{ \"z\": 1.50,\n  \"note\": \"mail a@b.io or 10.0.0.7\", \"phone\": [1, 2], \"a\": {} }".to_owned(),
-        context: Some(r#"{"locale": "en", "ip": "10.9.8.7", "x": 1e3}"#.to_owned()),
-        ..Event::new("x")
+    let input = raw(
+        "{ \"z\": 1.50,\n  \"note\": \"mail a@b.io or 10.0.0.7\", \"phone\": [1, 2], \"a\": {} }",
+        Some(r#"{"locale": "en", "ip": "10.9.8.7", "x": 1e3}"#),
+    );
+    // Only the changed members, each as its spliced text.
+    let Enriched::Patched(patch) = scrub(&plugin, &input) else {
+        panic!("expected a patch");
     };
-    let out = changed(plugin.scrub_event(input));
     assert_eq!(
-        out.properties,
+        patch.to_json(),
+        format!(
+            r#"{{"properties":{{"note":"mail {} or {}","phone":"{}"}},"context":{{"ip":"{}"}}}}"#,
+            plugin.hash("a@b.io"),
+            plugin.hash("10.0.0.7"),
+            plugin.hash("[1,2]"),
+            plugin.hash("10.9.8.7")
+        )
+    );
+    // The 0.1 plugin spliced the same texts into the whole event.
+    let Old::Changed {
+        properties,
+        context,
+    } = Spliced(&plugin).scrub_event(&old(&input))
+    else {
+        panic!("expected a change");
+    };
+    assert_eq!(
+        properties,
         format!(
             "{{ \"z\": 1.50,\n  \"note\": \"mail {} or {}\", \"phone\": \"{}\", \"a\": {{}} }}",
             plugin.hash("a@b.io"),
@@ -406,7 +650,7 @@ fn replacements_are_spliced_into_the_original_text() {
         )
     );
     assert_eq!(
-        out.context.unwrap(),
+        context.unwrap(),
         format!(
             r#"{{"locale": "en", "ip": "{}", "x": 1e3}}"#,
             plugin.hash("10.9.8.7")
@@ -417,27 +661,46 @@ fn replacements_are_spliced_into_the_original_text() {
 #[test]
 fn drop_mode_removes_with_one_comma() {
     let plugin = scrubber(json!({"mode": "drop"}));
-    for (input, expected) in [
-        (r#"{"a": "x@y.io"}"#, r#"{}"#),
-        (r#"{"a": "x@y.io", "b": 1}"#, r#"{"b": 1}"#),
-        (r#"{"b": 1, "a": "x@y.io"}"#, r#"{"b": 1}"#),
+    for (input, expected, patch) in [
+        (r#"{"a": "x@y.io"}"#, r#"{}"#, r#"{"a":null}"#),
+        (r#"{"a": "x@y.io", "b": 1}"#, r#"{"b": 1}"#, r#"{"a":null}"#),
+        (r#"{"b": 1, "a": "x@y.io"}"#, r#"{"b": 1}"#, r#"{"a":null}"#),
         (
             r#"{"a": "x@y.io", "c": "10.0.0.1", "b": 1, "d": "x@y.io", "e": 2, "f": "x@y.io"}"#,
             r#"{"b": 1, "e": 2}"#,
+            r#"{"a":null,"c":null,"d":null,"f":null}"#,
         ),
         (
             r#"{ "l" : [ "x@y.io" , "10.0.0.1" ] }"#,
             r#"{ "l" : [  ] }"#,
+            r#"{"l":[  ]}"#,
         ),
-        (r#"{"l": [1, "x@y.io", 2, "x@y.io"]}"#, r#"{"l": [1, 2]}"#),
+        (
+            r#"{"l": [1, "x@y.io", 2, "x@y.io"]}"#,
+            r#"{"l": [1, 2]}"#,
+            r#"{"l":[1, 2]}"#,
+        ),
+        (
+            r#"{"l": [{"a": "x@y.io", "b": 1}]}"#,
+            r#"{"l": [{"b": 1}]}"#,
+            r#"{"l":[{"b": 1}]}"#,
+        ),
     ] {
-        let event = Event {
-            properties: input.to_owned(),
-            ..Event::new("x")
+        // The spliced text (of the 0.1 plugin; arrays are still spliced).
+        let event = raw(input, None);
+        let Old::Changed { properties, .. } = Spliced(&plugin).scrub_event(&old(&event)) else {
+            panic!("{input}: expected a change");
         };
+        assert_eq!(properties, expected, "{input}");
+        // The patch, and the event the host makes of it.
+        let result = scrub(&plugin, &event);
+        assert!(
+            matches!(&result, Enriched::Patched(p) if p.to_json() == format!(r#"{{"properties":{patch}}}"#)),
+            "{input}: {result:?}"
+        );
         assert_eq!(
-            changed(plugin.scrub_event(event)).properties,
-            expected,
+            values(&changed(&event, result)).0,
+            parse(expected),
             "{input}"
         );
     }
@@ -446,18 +709,11 @@ fn drop_mode_removes_with_one_comma() {
 #[test]
 fn invalid_text_without_anything_to_scrub_is_unchanged() {
     let plugin = scrubber(json!({"salt": "s"}));
-    let event = Event {
-        properties: r#"{"plan": "pro""#.to_owned(),
-        context: Some(r#"{"locale": "#.to_owned()),
-        ..Event::new("x")
-    };
-    assert_eq!(plugin.scrub_event(event.clone()), Enriched::Unchanged);
-    let context_with_ip = Event {
-        context: Some(r#"{"ip": "10.0.0.1""#.to_owned()),
-        ..event
-    };
+    let event = raw(r#"{"plan": "pro""#, Some(r#"{"locale": "#));
+    assert_eq!(scrub(&plugin, &event), Enriched::Unchanged);
+    let context_with_ip = event.with_context(r#"{"ip": "10.0.0.1""#);
     assert!(matches!(
-        plugin.scrub_event(context_with_ip),
+        scrub(&plugin, &context_with_ip),
         Enriched::Failed(_)
     ));
 }
@@ -465,7 +721,10 @@ fn invalid_text_without_anything_to_scrub_is_unchanged() {
 #[test]
 fn the_quick_look_never_misses_an_address() {
     let plugin = scrubber(json!({"salt": "s"}));
-    let mut random = Random(11);
+    let mut random = Random {
+        state: 11,
+        repeats: false,
+    };
     const ALPHABET: &[&str] = &[
         "0", "1", "25", "9", "a", "f", "g", ":", ".", " ", "@", "x", "::",
     ];

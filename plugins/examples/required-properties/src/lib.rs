@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use sluice_plugin_sdk::{
-    Event, PluginError, Validator, Verdict, export_validator, parse_config, scan,
+    Event, Fields, PluginError, Validator, Verdict, export_validator, parse_config, scan,
 };
 
 /// The configuration.
@@ -55,6 +55,8 @@ fn length_bit(len: usize) -> u64 {
 }
 
 impl Validator for RequiredProperties {
+    const FIELDS: Fields = Fields::PROPERTIES;
+
     fn init(config: &str) -> Result<Self, PluginError> {
         let Config { required } = parse_config(config)?;
         if required.values().flatten().any(String::is_empty) {
@@ -74,14 +76,9 @@ impl Validator for RequiredProperties {
         })
     }
 
-    fn validate(&self, events: Vec<Event>) -> Vec<Verdict> {
-        events.iter().map(|event| self.check(event)).collect()
-    }
-}
-
-impl RequiredProperties {
-    fn check(&self, event: &Event) -> Verdict {
-        let required = self.per_event.get(&event.name).unwrap_or(&self.wildcard);
+    fn validate(&self, event: &Event<'_>) -> Verdict {
+        let event_name = event.name();
+        let required = self.per_event.get(&*event_name).unwrap_or(&self.wildcard);
         let names = &required.names;
         if names.is_empty() {
             return Verdict::accept(); // nothing required: no need to look
@@ -91,7 +88,7 @@ impl RequiredProperties {
         // tree); the last of repeated keys counts, as when parsing. Running
         // to the end also checks that the whole text is a JSON object.
         let mut present = Present::new(names.len());
-        for member in scan::members(&event.properties) {
+        for member in scan::members(event.properties()) {
             let Ok(member) = member else {
                 return Verdict::reject("invalid_properties", "properties are not a JSON object");
             };
@@ -122,8 +119,7 @@ impl RequiredProperties {
             "properties"
         };
         let message = format!(
-            "event `{}` is missing required {noun} {}",
-            event.name,
+            "event `{event_name}` is missing required {noun} {}",
             missing.join(", ")
         );
         Verdict::reject("missing_property", message)
@@ -166,19 +162,22 @@ export_validator!(RequiredProperties);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_plugin_sdk::json;
+    use sluice_plugin_sdk::{Batch, EventBuf, json};
 
     const CONFIG: &str = r#"{"required": {"Signed Up": ["plan", "email"], "*": ["app_version"]}}"#;
 
-    fn event(name: &str, properties: sluice_plugin_sdk::Value) -> Event {
-        Event {
-            properties: properties.to_string(),
-            ..Event::new(name)
-        }
+    fn event(name: &str, properties: sluice_plugin_sdk::Value) -> EventBuf {
+        EventBuf::new(name).with_properties(properties.to_string())
     }
 
-    fn validate(events: Vec<Event>) -> Vec<Verdict> {
-        RequiredProperties::init(CONFIG).unwrap().validate(events)
+    /// The verdicts for `events`, sent as the host sends them to this
+    /// plugin (only its `FIELDS`).
+    fn run(plugin: &RequiredProperties, events: Vec<EventBuf>) -> Vec<Verdict> {
+        Batch::encode(&events, RequiredProperties::FIELDS).validate_with(plugin)
+    }
+
+    fn validate(events: Vec<EventBuf>) -> Vec<Verdict> {
+        run(&RequiredProperties::init(CONFIG).unwrap(), events)
     }
 
     #[test]
@@ -232,19 +231,13 @@ mod tests {
     #[test]
     fn no_requirement_accepts_without_parsing() {
         let plugin = RequiredProperties::init(r#"{"required": {"Other": ["x"]}}"#).unwrap();
-        let broken = Event {
-            properties: "not json".to_owned(),
-            ..Event::new("Anything")
-        };
-        assert_eq!(plugin.validate(vec![broken]), vec![Verdict::accept()]);
+        let broken = EventBuf::new("Anything").with_properties("not json");
+        assert_eq!(run(&plugin, vec![broken]), vec![Verdict::accept()]);
     }
 
     #[test]
     fn unparseable_properties_are_rejected_when_something_is_required() {
-        let broken = Event {
-            properties: "[]".to_owned(),
-            ..Event::new("Page Viewed")
-        };
+        let broken = EventBuf::new("Page Viewed").with_properties("[]");
         assert_eq!(
             validate(vec![broken])[0].reject_code(),
             Some("invalid_properties")
@@ -254,23 +247,13 @@ mod tests {
     #[test]
     fn only_top_level_members_count_and_the_last_duplicate_wins() {
         let verdicts = validate(vec![
-            Event {
-                properties: r#"{"nested": {"app_version": "1"}, "s": "\"app_version\": 1"}"#
-                    .to_owned(),
-                ..Event::new("Page Viewed")
-            },
-            Event {
-                properties: r#"{"app_version": "1", "app_version": null}"#.to_owned(),
-                ..Event::new("Page Viewed")
-            },
-            Event {
-                properties: r#"{"app_version": null, "app_version": "1"}"#.to_owned(),
-                ..Event::new("Page Viewed")
-            },
-            Event {
-                properties: r#"{"app\u005fversion": 0}"#.to_owned(),
-                ..Event::new("Page Viewed")
-            },
+            EventBuf::new("Page Viewed")
+                .with_properties(r#"{"nested": {"app_version": "1"}, "s": "\"app_version\": 1"}"#),
+            EventBuf::new("Page Viewed")
+                .with_properties(r#"{"app_version": "1", "app_version": null}"#),
+            EventBuf::new("Page Viewed")
+                .with_properties(r#"{"app_version": null, "app_version": "1"}"#),
+            EventBuf::new("Page Viewed").with_properties(r#"{"app\u005fversion": 0}"#),
         ]);
         let codes: Vec<_> = verdicts.iter().map(Verdict::reject_code).collect();
         assert_eq!(
@@ -289,7 +272,7 @@ mod tests {
         let plugin =
             RequiredProperties::init(r#"{"required": {"x": ["a", "b"], "*": ["a"]}}"#).unwrap();
         assert_eq!(
-            plugin.validate(vec![event("x", json!({"b": false}))]),
+            run(&plugin, vec![event("x", json!({"b": false}))]),
             vec![Verdict::reject(
                 "missing_property",
                 "event `x` is missing required property `a`"
@@ -306,10 +289,10 @@ mod tests {
         for name in &names {
             all.insert(name.clone(), json!(1));
         }
-        assert!(plugin.validate(vec![event("x", json!(all))])[0].is_accept());
+        assert!(run(&plugin, vec![event("x", json!(all))])[0].is_accept());
         all.remove("p70");
         assert_eq!(
-            plugin.validate(vec![event("x", json!(all))]),
+            run(&plugin, vec![event("x", json!(all))]),
             vec![Verdict::reject(
                 "missing_property",
                 "event `x` is missing required property `p70`"
@@ -324,15 +307,14 @@ mod tests {
         let config = json!({"required": {"*": [long, longer, "ab"]}}).to_string();
         let plugin = RequiredProperties::init(&config).unwrap();
         let all = json!({long.clone(): 1, longer.clone(): 2, "ab": 3});
-        assert!(plugin.validate(vec![event("x", all)])[0].is_accept());
-        let escaped = Event {
-            properties: format!(r#"{{"{long}": 1, "{longer}": 2, "\u0061\u0062": 3}}"#),
-            ..Event::new("x")
-        };
-        assert!(plugin.validate(vec![escaped])[0].is_accept());
+        assert!(run(&plugin, vec![event("x", all)])[0].is_accept());
+        let escaped = EventBuf::new("x").with_properties(format!(
+            r#"{{"{long}": 1, "{longer}": 2, "\u0061\u0062": 3}}"#
+        ));
+        assert!(run(&plugin, vec![escaped])[0].is_accept());
         let missing = json!({longer.clone(): 2, "ab": 3, "abc": 4});
         assert_eq!(
-            plugin.validate(vec![event("x", missing)]),
+            run(&plugin, vec![event("x", missing)]),
             vec![Verdict::reject(
                 "missing_property",
                 format!("event `x` is missing required property `{long}`")
@@ -347,16 +329,26 @@ mod tests {
             r#"{"app_version": 1} x"#,
             r#"{"app_version": 1"#,
         ] {
-            let event = Event {
-                properties: broken.to_owned(),
-                ..Event::new("Page Viewed")
-            };
+            let event = EventBuf::new("Page Viewed").with_properties(broken);
             assert_eq!(
                 validate(vec![event])[0].reject_code(),
                 Some("invalid_properties"),
                 "{broken}"
             );
         }
+    }
+
+    #[test]
+    fn escaped_names_are_decoded_for_the_lookup_and_the_message() {
+        let plugin =
+            RequiredProperties::init(r#"{"required": {"Sig\"ned\" \u00e9": ["plan"]}}"#).unwrap();
+        assert_eq!(
+            run(&plugin, vec![event("Sig\"ned\" \u{e9}", json!({}))]),
+            vec![Verdict::reject(
+                "missing_property",
+                "event `Sig\"ned\" \u{e9}` is missing required property `plan`"
+            )]
+        );
     }
 
     #[test]

@@ -91,6 +91,23 @@ pub struct Str<'a> {
 }
 
 impl<'a> Str<'a> {
+    /// The string whose text, quotes included, is `quoted` (not checked:
+    /// the caller knows it is a valid JSON string). `None` when `quoted` is
+    /// not even framed by quotes.
+    pub(crate) fn from_quoted(quoted: &'a str) -> Option<Self> {
+        let bytes = quoted.as_bytes();
+        if bytes.len() < 2 || bytes[0] != b'"' || bytes[bytes.len() - 1] != b'"' {
+            return None;
+        }
+        let (start, end) = (1, bytes.len() - 1);
+        Some(Self {
+            doc: quoted,
+            start,
+            end,
+            escaped: bytes[start..end].contains(&b'\\'),
+        })
+    }
+
     /// The text between the quotes, escapes as written.
     pub fn raw(&self) -> &'a str {
         &self.doc[self.start..self.end]
