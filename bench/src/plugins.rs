@@ -26,6 +26,7 @@
 //! `docs/benchmarks.md`.
 
 pub mod gateway;
+pub mod languages;
 pub mod native;
 pub mod pipeline;
 pub mod probe;
@@ -279,11 +280,15 @@ pub struct CallCosts {
     pub runtime_one: Summary,
 }
 
-/// Passing events into a guest that does nothing with them: the
-/// `wrong_length` fixture (a bare wit-bindgen validator that drops its input
-/// and returns one verdict fewer), on a live instance.
+/// Passing events into a guest that does nothing with them, on a live
+/// instance: in 0.1 the `wrong_length` fixture (a bare wit-bindgen validator
+/// that drops its input and returns one verdict fewer), in 0.2 the `ignore`
+/// fixture (one `accept` per event), asking for every field or for none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TransportRow {
+    /// Which interface and what was moved, e.g. `0.2.0, every field`.
+    #[serde(default)]
+    pub path: String,
     pub batch: usize,
     pub wall: Summary,
     pub cpu_us: f64,
@@ -343,6 +348,9 @@ pub struct PluginResults {
     pub conversion: Vec<pipeline::ConversionCosts>,
     #[serde(default)]
     pub native: Vec<native::NativeRow>,
+    /// `required-properties` built in Rust, TypeScript and Python.
+    #[serde(default)]
+    pub languages: Vec<languages::LanguageRow>,
     pub memory: Vec<MemorySample>,
     pub held: Vec<HeldInstances>,
 }
@@ -682,24 +690,27 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
             options.probe_iterations,
         )?);
     }
-    let fixture = options.components.join("fixture_wrong_length.wasm");
-    if fixture.exists() {
-        step("transport: events into a guest that ignores them (fixture_wrong_length)");
+    for (path, fixture, config) in TRANSPORT_PATHS {
+        let fixture = options.components.join(format!("{fixture}.wasm"));
+        if !fixture.exists() {
+            continue;
+        }
+        step(&format!(
+            "transport: events into a guest that ignores them ({path})"
+        ));
         let bytes = std::fs::read(&fixture)?;
         let compiled = runtime.compile(&bytes, PluginKind::Validator)?;
-        let mut live = runtime.instantiate(&compiled, &probe::tag(TEAM, "fixture_wrong_length"))?;
-        live.init("{}")?;
-        let empty = measure_transport(&mut live, &[], options.latency_time, None)?;
+        let mut live = runtime.instantiate(&compiled, &probe::tag(TEAM, "transport"))?;
+        live.init(config)?;
+        let mut empty = measure_transport(&mut live, &[], options.latency_time, None)?;
+        empty.path = path.to_owned();
         let base = empty.cpu_us;
         results.transport.push(empty);
         for (_, bodies) in &bodies {
             let events = wit_events(&ingest, &bodies[0])?;
-            results.transport.push(measure_transport(
-                &mut live,
-                &events,
-                options.latency_time,
-                Some(base),
-            )?);
+            let mut row = measure_transport(&mut live, &events, options.latency_time, Some(base))?;
+            row.path = path.to_owned();
+            results.transport.push(row);
         }
     }
     results.memory.push(memory_sample(
@@ -721,6 +732,22 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
                 options.instances,
             )?);
         }
+    }
+
+    // 6. One plugin in each language (a separate runtime per build: the
+    // compile is timed cold, then from the artifact cache).
+    if let Some((batch, bodies)) = bodies.last() {
+        step(&format!(
+            "languages: required_properties in Rust, TypeScript and Python at batch {batch}"
+        ));
+        let events = wit_events(&ingest, &bodies[0])?;
+        results.languages = languages::measure(
+            &options.components,
+            &results.runtime,
+            &events,
+            options.latency_time,
+            options.instances,
+        )?;
     }
     results.memory.push(memory_sample("end"));
     Ok(results)
@@ -899,6 +926,17 @@ fn measure_latency(
     })
 }
 
+/// The transport measurements: (label, fixture, configuration).
+const TRANSPORT_PATHS: [(&str, &str, &str); 3] = [
+    ("0.1.0, every field", "fixture_wrong_length", "{}"),
+    (
+        "0.2.0, every field and spans",
+        "fixture_ignore",
+        r#"{"fields": "all"}"#,
+    ),
+    ("0.2.0, nothing declared", "fixture_ignore", "{}"),
+];
+
 fn measure_transport(
     live: &mut PluginInstance,
     events: &[Event],
@@ -923,6 +961,7 @@ fn measure_transport(
         _ => 0.0,
     };
     Ok(TransportRow {
+        path: String::new(),
         batch: events.len(),
         wall: Summary::from_ns(wall),
         cpu_us,

@@ -173,6 +173,8 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   plugins.runtime.max_bytes_per_call  event bytes per plugin call [65536]
   plugins.runtime.max_log_lines_per_call  log lines a plugin may write per batch [100]
   plugins.runtime.perf_map        write /tmp/perf-<pid>.map so perf names plugin code [false]
+  plugins.runtime.artifact_dir    directory of compiled components kept across restarts; empty = none []
+  plugins.runtime.artifact_key    secret signing those files (same on every replica); empty = a key file in the directory []
   schemas.topic                   compacted topic of schema versions and settings [sluice.schemas]
 
 Example: SLUICE_GATEWAY_KAFKA__BROKERS=kafka-1:9092,kafka-2:9092 sluice-gateway --config gateway.toml";

@@ -403,16 +403,21 @@ pub fn render(results: &PluginResults) -> String {
     if !results.transport.is_empty() {
         let _ = writeln!(
             md,
-            "\nThe floor under every plugin, *transport*: the same events passed to the `wrong_length` test fixture (a bare wit-bindgen validator that drops its input and returns one verdict fewer) on a live instance. Per event = (CPU per call − CPU per 0-event call) ÷ batch.\n"
+            "\nThe floor under every plugin, *transport*: the same events passed on a live instance to a guest that ignores them: in `sluice:plugin@0.1.0` the `wrong_length` test fixture (a bare wit-bindgen validator that drops its input), in `0.2.0` the `ignore` fixture (one `accept` per event), once asking for every field and the spans (what 0.1 always moved) and once for nothing (only `event_id` and `name` are sent). A 0.2 call includes the host's encoding of the batch. Per event = (CPU per call − CPU per 0-event call) ÷ batch.\n"
         );
         let _ = writeln!(
             md,
-            "| batch | wall mean / p50 / p99 µs | CPU µs per call | CPU µs per event |\n|---:|---:|---:|---:|"
+            "| interface, what moves | batch | wall mean / p50 / p99 µs | CPU µs per call | CPU µs per event |\n|---|---:|---:|---:|---:|"
         );
         for t in &results.transport {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
+                if t.path.is_empty() {
+                    "0.1.0, every field"
+                } else {
+                    &t.path
+                },
                 t.batch,
                 triple(&t.wall),
                 us(t.cpu_us),
@@ -427,6 +432,9 @@ pub fn render(results: &PluginResults) -> String {
 
     if !results.native.is_empty() {
         render_native(&mut md, results);
+    }
+    if !results.languages.is_empty() {
+        render_languages(&mut md, results);
     }
 
     let _ = writeln!(md, "\n#### Instantiation and call overhead\n");
@@ -540,11 +548,39 @@ pub fn render(results: &PluginResults) -> String {
     md
 }
 
+/// `required-properties` in every language it was built in.
+fn render_languages(md: &mut String, results: &PluginResults) {
+    let _ = writeln!(
+        md,
+        "\n#### One plugin in three languages\n\n`required-properties` built with the Rust SDK, the TypeScript SDK (componentize-js: SpiderMonkey inside the component) and the Python SDK (componentize-py: CPython inside), same configuration, same runtime limits, the last batch size above. *Compile*: `Runtime::compile` on an empty artifact cache (a cold replica taking an upload into service); *load*: the same from the artifact cache in a new engine (a restart). *Events/s per core*: the plugin stage alone (`run_batch`) on the measuring thread's CPU time, with a fresh instance (instantiate + `init`) per batch and with one reused instance. *Idle memory*: resident growth per instance while {} instances are held, each after one batch.\n",
+        results.languages.first().map_or(0, |r| r.instances)
+    );
+    let _ = writeln!(
+        md,
+        "| language | component | compile s | load ms | instantiate + init ms | batch | events/s per core, fresh instance | events/s per core, reused | idle memory per instance |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for row in &results.languages {
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} MB | {:.2} | {:.1} | {:.2} | {} | {:.0}K | {:.0}K | {:.0} KiB |",
+            row.language,
+            row.component_bytes as f64 / 1e6,
+            row.compile_s,
+            row.load_ms,
+            row.instantiate_init_ms,
+            row.batch,
+            row.fresh_events_per_s / 1e3,
+            row.reused_events_per_s / 1e3,
+            row.idle_kib_per_instance,
+        );
+    }
+}
+
 /// The native floor next to the same plugins in the runtime.
 fn render_native(md: &mut String, results: &PluginResults) {
     let _ = writeln!(
         md,
-        "\n#### Native floor: the same plugins without Wasm\n\nThe three example plugins' own Rust code compiled for the host (LLVM, the workspace's release profile; no Wasm, no canonical ABI, no runtime), handed the same batches as owned SDK events and timed on the measuring thread, undisturbed calls only. *Copy* is building those owned events (a clone of the batch, what a guest's export glue builds from the lists it is handed); *own code* is the plugin's `validate`/`enrich`, which includes dropping the owned events it was handed (timed on its own as *drop*). *In the runtime* is the reused-instance mean per event from the latency table above (transport, guest code and the host's bookkeeping).\n"
+        "\n#### Native floor: the same plugins without Wasm\n\nThe three example plugins' own Rust code compiled for the host (LLVM, the workspace's release profile; no Wasm, no canonical ABI, no runtime), handed the same batches as the host encodes them for `sluice:plugin@0.2.0` (one JSON text and its spans, only the fields each plugin declares) and read by the same SDK code a component runs (`Batch`, one call per event), timed on the measuring thread, undisturbed calls only. *Copy* is copying the encoded batch (what the canonical ABI copies into the guest); *own code* is the SDK's batch reader and the plugin's per-event `validate`/`enrich`, dropping the batch and the results included (the drop timed on its own as *drop*). *In the runtime* is the reused-instance mean per event from the latency table above (transport, guest code and the host's bookkeeping).\n"
     );
     let _ = writeln!(
         md,
