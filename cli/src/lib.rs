@@ -4,7 +4,7 @@
 //! - [`sample`]: `sluice send-sample`, sends a demo batch through a gateway and
 //!   proves every accepted event reached Kafka.
 //! - [`admin`]: `sluice keys`, a client of the gateway's admin API.
-//! - [`plugin`]: `sluice plugin new|build|run|upload`.
+//! - [`plugin`]: `sluice plugin new|build|test|run|upload`, in every plugin language.
 //! - [`schema`]: `sluice schema register|check`, for pull-request checks.
 //! - [`readback`]: reading a topic from known offsets (also used by tests).
 //! - [`stats`]: `sluice stats`, the dashboards' numbers from the rollups.

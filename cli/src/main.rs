@@ -40,7 +40,7 @@ enum Command {
         #[arg(long, env = "SLUICE_KAFKA_BROKERS", default_value = "127.0.0.1:19092")]
         brokers: String,
     },
-    /// Develop, try and ship WebAssembly plugins.
+    /// Develop, try and ship WebAssembly plugins (Rust, TypeScript, JavaScript, Python).
     Plugin {
         #[command(subcommand)]
         action: PluginAction,
@@ -175,24 +175,64 @@ struct AdminArgs {
 
 #[derive(Debug, Subcommand)]
 enum PluginAction {
-    /// Scaffold a plugin crate on the guest SDK.
+    /// Scaffold a plugin in Rust, TypeScript, JavaScript or Python.
+    ///
+    /// Creates DIR/NAME with a plugin of the kind that builds and passes its
+    /// own unit tests as generated: a validator that rejects the event names
+    /// configured as `{"blocked_events": [...]}` (code `blocked_event`), or an
+    /// enricher that adds the configured `{"environment": ...}` as a property.
+    ///
+    /// rust: a crate (Cargo.toml, src/lib.rs). ts / js: package.json naming
+    /// the world, src/index.ts (.js), test/index.test.ts (.js), tsconfig.json
+    /// (jsconfig.json). python: NAME_WITH_UNDERSCORES.py, its test_*.py,
+    /// sluice.toml naming the world, conftest.py. Each refers to its SDK by
+    /// absolute path.
+    #[command(
+        after_help = "Then: `sluice plugin test DIR/NAME` and `sluice plugin build DIR/NAME`."
+    )]
     New {
-        /// Crate name, e.g. `block-test-events`.
+        /// Plugin name: lowercase letters, digits and `-`, e.g. `block-test-events`.
         name: String,
         #[arg(long, value_parser = ["validator", "enricher"])]
         kind: String,
-        /// Directory to create the crate in.
+        /// The plugin's language.
+        #[arg(long, default_value = "rust", value_parser = ["rust", "ts", "js", "python"])]
+        lang: String,
+        /// Directory to create the plugin in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Path of the `sluice-plugin-sdk` crate (default: this repository's plugins/sdk).
-        #[arg(long)]
-        sdk: Option<PathBuf>,
+        #[command(flatten)]
+        sdk: SdkArg,
     },
-    /// Build a plugin crate into a component (wasm32-wasip2, release).
+    /// Build a plugin into a WebAssembly component and print its path.
+    ///
+    /// The language is detected from the directory: Cargo.toml (Rust:
+    /// `cargo build --release --target wasm32-wasip2`, the component in
+    /// cargo's target directory); package.json with "sluice" (TypeScript,
+    /// JavaScript: the repository's plugins/js/build.sh, esbuild and
+    /// componentize-js; needs Node.js 20 and npm); sluice.toml (Python: the
+    /// repository's plugins/python/build.sh, componentize-py, from the venv
+    /// `bash plugins/python/lib.sh setup` makes). TypeScript, JavaScript and
+    /// Python components go to DIR/dist/<dir name, `-` as `_`>.wasm.
     Build {
-        /// The plugin crate's directory.
+        /// The plugin's directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
+        #[command(flatten)]
+        sdk: SdkArg,
+    },
+    /// Run a plugin's unit tests natively, with its language's toolchain.
+    ///
+    /// Rust: `cargo test`. TypeScript, JavaScript: tsc (with a tsconfig.json),
+    /// then test/*.test.{ts,js} with `node --test`, bundled by esbuild with
+    /// the SDK (plugins/js/tools/test-plugin.sh). Python: pytest, from the
+    /// toolchain's venv.
+    Test {
+        /// The plugin's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        sdk: SdkArg,
     },
     /// Run a component over a JSON file of sample events and print each result.
     ///
@@ -228,6 +268,16 @@ enum PluginAction {
         #[command(flatten)]
         admin: AdminArgs,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct SdkArg {
+    /// The SDK of the plugin's language [default: plugins/sdk (rust),
+    /// plugins/js (ts, js) or plugins/python (python) of the Sluice repository
+    /// in SLUICE_REPO, else of the one this sluice was built from]. For rust,
+    /// the sluice-plugin-sdk crate (`build` reads it from Cargo.toml).
+    #[arg(long)]
+    sdk: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -618,20 +668,24 @@ async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
         PluginAction::New {
             name,
             kind,
+            lang,
             dir,
             sdk,
         } => {
             let kind = plugin::parse_kind(&kind)?;
-            let sdk = sdk.unwrap_or_else(plugin::default_sdk_path);
-            let root = plugin::scaffold(&dir, &name, kind, &sdk)?;
+            let lang: plugin::Lang = lang.parse()?;
+            let sdk = plugin::sdk_path(lang.toolchain(), sdk.sdk.as_deref());
+            let root = plugin::scaffold(&dir, &name, kind, lang, &sdk)?;
             println!("created {}", root.display());
-            println!("next: sluice plugin build {}", root.display());
+            println!("next: sluice plugin test {}", root.display());
+            println!("      sluice plugin build {}", root.display());
         }
-        PluginAction::Build { dir } => {
-            let path = plugin::build(&dir)?;
+        PluginAction::Build { dir, sdk } => {
+            let path = plugin::build(&dir, sdk.sdk.as_deref())?;
             let size = std::fs::metadata(&path)?.len();
             println!("{} ({} KiB)", path.display(), size / 1024);
         }
+        PluginAction::Test { dir, sdk } => plugin::test(&dir, sdk.sdk.as_deref())?,
         PluginAction::Run {
             component,
             kind,

@@ -1,11 +1,17 @@
-//! The plugin developer's loop through the real `sluice` binary: scaffold a
-//! validator, build it into a component, run it over sample events.
+//! The plugin developer's loop through the real `sluice` binary, in each
+//! language: scaffold a validator, run its generated unit tests, build it
+//! into a component, run it over sample events.
+//!
+//! TypeScript/JavaScript and Python need the repository's toolchains:
+//! Node.js 20 and npm, and the Python venv (`bash plugins/python/lib.sh
+//! setup`; `scripts/test` sets both up). Their components carry an
+//! interpreter (12-19 MB): each `sluice plugin run` compiles one for seconds.
 
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 fn sluice() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
@@ -17,41 +23,68 @@ fn sluice() -> Command {
     command
 }
 
-#[test]
-fn scaffold_build_and_run_a_validator() {
+/// A fresh directory under the system's temporary directory.
+fn temp_dir() -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("sluice-scaffold-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let name = format!("block-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    dir
+}
 
-    let out = sluice()
-        .args(["plugin", "new", &name, "--kind", "validator", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+/// Asserts the command succeeded and returns its stdout.
+fn success(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{}",
+        "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
 
-    // The scaffold passes its own unit tests as generated.
-    generated_tests_pass(&dir.join(&name));
-
-    let out = sluice()
-        .args(["plugin", "build"])
-        .arg(dir.join(&name))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+/// `sluice plugin new NAME --kind KIND --lang LANG --dir DIR`: the plugin's directory.
+fn scaffold(dir: &Path, name: &str, kind: &str, lang: &str) -> PathBuf {
+    success(
+        sluice()
+            .args([
+                "plugin", "new", name, "--kind", kind, "--lang", lang, "--dir",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap(),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    dir.join(name)
+}
+
+/// `sluice plugin build DIR`: the component's path, the first word printed.
+fn build(plugin: &Path) -> PathBuf {
+    let stdout = success(
+        sluice()
+            .args(["plugin", "build"])
+            .arg(plugin)
+            .output()
+            .unwrap(),
+    );
     let component = PathBuf::from(stdout.split(" (").next().unwrap().trim());
     assert!(component.is_file(), "{stdout}");
+    component
+}
 
+/// `sluice plugin test DIR`: its output.
+fn plugin_test(plugin: &Path) -> String {
+    success(
+        sluice()
+            .args(["plugin", "test"])
+            .arg(plugin)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// The scaffolded validator, built, over the same two events in every
+/// language: the configured name is rejected, the other accepted; no
+/// configuration accepts both; an unknown setting is refused.
+fn assert_blocks_test_events(component: &Path, dir: &Path) {
     let events = dir.join("events.json");
     std::fs::write(
         &events,
@@ -61,7 +94,7 @@ fn scaffold_build_and_run_a_validator() {
     let run = |config: &str| {
         sluice()
             .args(["plugin", "run"])
-            .arg(&component)
+            .arg(component)
             .args(["--kind", "validator", "--config", config, "--events"])
             .arg(&events)
             .output()
@@ -72,7 +105,8 @@ fn scaffold_build_and_run_a_validator() {
     assert_eq!(
         out.status.code(),
         Some(1),
-        "a rejection fails the run: {stdout}"
+        "a rejection fails the run: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let first: Vec<&str> = stdout.lines().next().unwrap().split_whitespace().collect();
     assert!(
@@ -84,12 +118,7 @@ fn scaffold_build_and_run_a_validator() {
         "{stdout}"
     );
 
-    let out = run("{}");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    success(run("{}"));
 
     let out = run(r#"{"unknown_key": 1}"#);
     assert!(!out.status.success());
@@ -98,6 +127,19 @@ fn scaffold_build_and_run_a_validator() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn scaffold_build_and_run_a_validator() {
+    let dir = temp_dir();
+    let name = format!("block-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let plugin = scaffold(&dir, &name, "validator", "rust");
+
+    // The scaffold passes its own unit tests as generated.
+    generated_tests_pass(&plugin);
+
+    let component = build(&plugin);
+    assert_blocks_test_events(&component, &dir);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -130,19 +172,98 @@ fn generated_tests_pass(crate_dir: &std::path::Path) {
 
 #[test]
 fn a_scaffolded_enricher_passes_its_own_tests() {
-    let dir =
-        std::env::temp_dir().join(format!("sluice-scaffold-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir();
+    generated_tests_pass(&scaffold(&dir, "tag-env", "enricher", "rust"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Node's test runner passed every test, and there were some.
+fn node_tests_passed(output: &str) {
+    assert!(output.contains("ℹ fail 0"), "{output}");
+    assert!(
+        output
+            .lines()
+            .any(|l| l.starts_with("ℹ pass ") && l != "ℹ pass 0"),
+        "{output}"
+    );
+}
+
+#[test]
+fn scaffold_test_build_and_run_a_typescript_validator() {
+    let dir = temp_dir();
+    let plugin = scaffold(&dir, "block-test-events", "validator", "ts");
+
+    // The generated tests, as a developer runs them: `npm test` is
+    // `sluice plugin test .` (tsc, then node --test on the esbuild bundle).
+    let bin = Path::new(env!("CARGO_BIN_EXE_sluice")).parent().unwrap();
+    let path = std::env::join_paths(std::iter::once(bin.to_owned()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    let out = Command::new("npm")
+        .arg("test")
+        .current_dir(&plugin)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    node_tests_passed(&success(out));
+
+    let component = build(&plugin);
+    assert_eq!(component, plugin.join("dist/block_test_events.wasm"));
+    assert_blocks_test_events(&component, &dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn scaffold_test_build_and_run_a_python_validator() {
+    let dir = temp_dir();
+    let plugin = scaffold(&dir, "block-test-events", "validator", "python");
+    assert!(plugin.join("block_test_events.py").is_file());
+
+    let output = plugin_test(&plugin);
+    assert!(output.contains("2 passed"), "{output}");
+
+    let component = build(&plugin);
+    assert_eq!(component, plugin.join("dist/block_test_events.wasm"));
+    assert_blocks_test_events(&component, &dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_other_scaffolds_pass_their_own_tests() {
+    let dir = temp_dir();
+    for (lang, kind) in [
+        ("js", "validator"),
+        ("ts", "enricher"),
+        ("js", "enricher"),
+        ("python", "enricher"),
+    ] {
+        let plugin = scaffold(&dir, &format!("{lang}-{kind}"), kind, lang);
+        let output = plugin_test(&plugin);
+        if lang == "python" {
+            assert!(output.contains("2 passed"), "{output}");
+        } else {
+            node_tests_passed(&output);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn build_names_what_a_plugin_directory_lacks() {
+    let dir = temp_dir();
     let out = sluice()
-        .args(["plugin", "new", "tag-env", "--kind", "enricher", "--dir"])
+        .args(["plugin", "build"])
         .arg(&dir)
         .output()
         .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("Cargo.toml")
+            && stderr.contains("package.json")
+            && stderr.contains("sluice.toml"),
+        "{stderr}"
     );
-    generated_tests_pass(&dir.join("tag-env"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

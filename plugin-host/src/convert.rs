@@ -79,10 +79,27 @@ impl<'a> OwnedEvent<'a> {
         })?;
         limits.check_event_name(&event.name)?;
         limits.check_user_id(&event.user_id)?;
+        // What the gateway stamped is not the plugin's to change (a 0.2
+        // patch cannot; a 0.1 plugin returns whole events, so check).
+        if event.received_at_ms != original.received_at.as_millis() {
+            return Err(contract("plugin changed received_at".to_owned()));
+        }
+        if event.schema_version != original.schema_version {
+            return Err(contract("plugin changed schema_version".to_owned()));
+        }
+        let received_at = original.received_at;
+        // The same bounds as a client's timestamp, against the same
+        // receive time: a plugin may not date an event into 2100 or 1971.
         let timestamp = Timestamp::checked(event.timestamp_ms)
             .map_err(|e| contract(format!("plugin returned a bad timestamp: {e}")))?;
-        let received_at = Timestamp::checked(event.received_at_ms)
-            .map_err(|e| contract(format!("plugin returned a bad received_at: {e}")))?;
+        limits
+            .check_timestamp(timestamp, received_at)
+            .map_err(|e| {
+                contract(format!(
+                    "plugin returned a timestamp out of range: {}",
+                    e.message
+                ))
+            })?;
         let properties = if event.properties == original.properties.get() {
             Cow::Borrowed(original.properties)
         } else {
@@ -188,5 +205,29 @@ mod tests {
         dropped.context = None;
         let owned = OwnedEvent::from_wit(dropped, &original, &limits).unwrap();
         assert!(owned.as_event().context.is_none());
+    }
+
+    #[test]
+    fn a_plugin_may_not_restamp_or_misdate_an_event() {
+        let properties = raw("{}");
+        let original = admitted(&properties, None);
+        let limits = Limits::default();
+        let received = original.received_at.as_millis();
+        let refused = |change: fn(&mut bindings::Event, i64)| {
+            let mut event = to_wit(&original);
+            change(&mut event, received);
+            OwnedEvent::from_wit(event, &original, &limits)
+                .unwrap_err()
+                .message
+        };
+        assert!(refused(|e, _| e.received_at_ms = 0).contains("received_at"));
+        assert!(refused(|e, _| e.schema_version = u32::MAX).contains("schema_version"));
+        // 2100 and 1971: out of the client bounds around the receive time.
+        assert!(refused(|e, _| e.timestamp_ms = 4_102_444_800_000).contains("out of range"));
+        assert!(refused(|e, _| e.timestamp_ms = 31_536_000_000).contains("out of range"));
+        // Within the bounds a plugin may move the time.
+        let mut earlier = to_wit(&original);
+        earlier.timestamp_ms = received - 60_000;
+        assert!(OwnedEvent::from_wit(earlier, &original, &limits).is_ok());
     }
 }

@@ -14,6 +14,17 @@ use sluice_plugin_host::convert::to_wit;
 use sluice_plugin_host::patch;
 use sluice_plugin_host::runtime::{BatchResults, PluginTag, Runtime, RuntimeSettings};
 
+/// Where compiled components are kept between runs: `$SLUICE_CACHE`, else
+/// `$XDG_CACHE_HOME/sluice`, else `~/.cache/sluice`, then
+/// `plugin-artifacts`. `None` (no cache) when none of them is set.
+fn artifact_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("SLUICE_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| Path::new(&d).join("sluice")))
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/sluice")))?;
+    Some(base.join("plugin-artifacts"))
+}
+
 /// Runs a component over the events in `events_file` and prints each result.
 /// Returns the number of events the plugin rejected or failed on.
 pub fn run(
@@ -46,6 +57,11 @@ pub fn run(
 
     let runtime = Runtime::new(RuntimeSettings {
         max_instances: 2,
+        // A JavaScript or Python component takes seconds to compile: keep
+        // the compiled code, as the gateway does, for the next run.
+        artifact_dir: artifact_dir()
+            .map(|dir| dir.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         ..RuntimeSettings::default()
     })?;
     let compiled = runtime.compile(&bytes, kind)?;

@@ -19,10 +19,11 @@ cd "$(dirname "$0")/.."
 source tools/common.sh
 ensure_node_modules
 
-for config in "$dir/tsconfig.json" "$dir/test/tsconfig.json"; do
-  if [[ -f "$config" ]]; then
-    echo "== types: ${config#"$dir/"}"
-    node_modules/.bin/tsc -p "$config"
+tsc="$PWD/node_modules/.bin/tsc"
+for config in tsconfig.json test/tsconfig.json; do
+  if [[ -f "$dir/$config" ]]; then
+    echo "== types: $config"
+    (cd "$dir" && "$tsc" -p "$config") # errors name the plugin's files relative to it
   fi
 done
 
