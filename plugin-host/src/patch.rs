@@ -10,6 +10,8 @@
 //! event is checked against the event contract afterwards, like a client's
 //! (`convert::OwnedEvent::from_wit`).
 
+use std::borrow::Cow;
+
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -67,7 +69,7 @@ pub fn apply(event: &Event, patch: &str) -> Result<Event, PatchError> {
                     });
                 }
             },
-            _ => return Err(PatchError::Forbidden(key)),
+            other => return Err(PatchError::Forbidden(other.to_owned())),
         }
     }
     Ok(patched)
@@ -95,37 +97,40 @@ fn kind(value: &RawValue) -> &'static str {
 
 /// RFC 7396 `MergePatch(target, patch)` for an object `patch`, on raw text:
 /// `target` is an object's text, or `None` (not an object: start empty).
+/// Members borrow the target's text; only merged values are new.
 fn merge(target: Option<&str>, patch: &RawValue) -> Result<String, PatchError> {
     let invalid = |e: serde_json::Error| PatchError::NotAnObject(e.to_string());
-    let mut members: Vec<(String, String)> = match target {
+    let mut merged: Vec<(Key<'_>, Cow<'_, str>)> = match target {
         Some(text) => members(text)
             .map_err(invalid)?
             .into_iter()
-            .map(|(k, v)| (k, v.get().to_owned()))
+            .map(|(k, v)| (k, Cow::Borrowed(v.get())))
             .collect(),
         None => Vec::new(),
     };
-    for (key, value) in members_of(patch).map_err(invalid)? {
+    for (key, value) in members(patch.get()).map_err(invalid)? {
         match kind(value) {
-            "null" => members.retain(|(k, _)| *k != key),
+            "null" => merged.retain(|(k, _)| *k != key),
             "object" => {
                 // A duplicate key: JSON parsers keep the last one.
-                let current = members.iter().rev().find(|(k, _)| *k == key);
+                let current = merged.iter().rev().find(|(k, _)| *k == key);
                 let nested = current
-                    .map(|(_, v)| v.as_str())
+                    .map(|(_, v)| v.as_ref())
                     .filter(|v| v.trim_start().starts_with('{'));
-                let merged = merge(nested, value)?;
-                set(&mut members, key, merged);
+                let inner = merge(nested, value)?;
+                set(&mut merged, key, Cow::Owned(inner));
             }
-            _ => set(&mut members, key, value.get().to_owned()),
+            _ => set(&mut merged, key, Cow::Borrowed(value.get())),
         }
     }
-    let mut text = String::from("{");
-    for (i, (key, value)) in members.iter().enumerate() {
+    let size: usize = merged.iter().map(|(k, v)| k.0.len() + v.len() + 4).sum();
+    let mut text = String::with_capacity(size + 2);
+    text.push('{');
+    for (i, (key, value)) in merged.iter().enumerate() {
         if i > 0 {
             text.push(',');
         }
-        text.push_str(&serde_json::to_string(key).unwrap_or_default());
+        key.write(&mut text);
         text.push(':');
         text.push_str(value);
     }
@@ -133,9 +138,55 @@ fn merge(target: Option<&str>, patch: &RawValue) -> Result<String, PatchError> {
     Ok(text)
 }
 
+/// An object key, borrowed from the JSON text when it has no escapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key<'a>(Cow<'a, str>);
+
+impl Key<'_> {
+    fn write(&self, text: &mut String) {
+        match &self.0 {
+            // Borrowed: the key's text between its quotes, as it came.
+            Cow::Borrowed(raw) => {
+                text.push('"');
+                text.push_str(raw);
+                text.push('"');
+            }
+            Cow::Owned(decoded) => {
+                text.push_str(&serde_json::to_string(decoded).unwrap_or_default());
+            }
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+
+            fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
 /// Replaces the first member called `key` (dropping any later duplicate),
 /// or appends it.
-fn set(members: &mut Vec<(String, String)>, key: String, value: String) {
+fn set<'a>(members: &mut Vec<(Key<'a>, Cow<'a, str>)>, key: Key<'a>, value: Cow<'a, str>) {
     match members.iter().position(|(k, _)| *k == key) {
         Some(first) => {
             members[first].1 = value;
@@ -149,23 +200,19 @@ fn set(members: &mut Vec<(String, String)>, key: String, value: String) {
     }
 }
 
-fn members_of(value: &RawValue) -> Result<Vec<(String, &RawValue)>, serde_json::Error> {
-    members(value.get())
-}
-
 /// An object's members in order, values as raw text (duplicates kept).
-fn members(text: &str) -> Result<Vec<(String, &RawValue)>, serde_json::Error> {
+fn members(text: &str) -> Result<Vec<(Key<'_>, &RawValue)>, serde_json::Error> {
     struct Members;
     impl<'de> Visitor<'de> for Members {
-        type Value = Vec<(String, &'de RawValue)>;
+        type Value = Vec<(Key<'de>, &'de RawValue)>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a JSON object")
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-            while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+            while let Some(entry) = map.next_entry::<Key<'de>, &'de RawValue>()? {
                 out.push(entry);
             }
             Ok(out)
@@ -243,6 +290,14 @@ mod tests {
         assert_eq!(patched.properties, r#"{"a":4,"b":2}"#);
         let patched = apply(&dup, r#"{"properties":{"a":null}}"#).unwrap();
         assert_eq!(patched.properties, r#"{"b":2}"#);
+    }
+
+    #[test]
+    fn escaped_keys_are_compared_decoded_and_written_as_json() {
+        let mut escaped = event();
+        escaped.properties = r#"{"a\u0041":1,"q\"":2,"plain":3}"#.to_owned();
+        let patched = apply(&escaped, r#"{"properties":{"q\"":4,"aA":null}}"#).unwrap();
+        assert_eq!(patched.properties, r#"{"q\"":4,"plain":3}"#);
     }
 
     #[test]
