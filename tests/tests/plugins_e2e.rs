@@ -473,3 +473,96 @@ async fn swapping_versions_under_load_loses_no_request() {
     );
     gateway.stop().await.unwrap();
 }
+
+/// The quick start of `docs/plugins.md` in the other languages, on the real
+/// gateway: a TypeScript validator and a Python enricher (`sluice:plugin@0.2.0`
+/// components from `plugins/js/build.sh` and `plugins/python/build.sh`)
+/// uploaded through replica A and enforced by replica B, which loads A's
+/// compiled code from the shared artifact directory instead of compiling
+/// the 12-19 MB components again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_and_python_plugins_shape_what_reaches_kafka() {
+    let topics = TestTopics::create(2).await.unwrap();
+    let artifacts = std::env::temp_dir().join(format!("sluice-e2e-artifacts-{}", Uuid::new_v4()));
+    let mut config = topics.gateway_config(KEY_A, "team-a");
+    config.plugins.runtime.artifact_dir = artifacts.to_string_lossy().into_owned();
+    config.plugins.runtime.artifact_key = "shared by both replicas".to_owned();
+    let a = RunningGateway::start(config.clone()).await.unwrap();
+    let b = RunningGateway::start(config).await.unwrap();
+    a.wait_ready(Duration::from_secs(30)).await.unwrap();
+    b.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let admin = Admin::new(&a);
+
+    for (name, kind, file, config) in [
+        (
+            "required-ts",
+            "validator",
+            "ts_required_properties",
+            json!({ "required": { "Signed Up": ["plan"] } }),
+        ),
+        (
+            "scrub-py",
+            "enricher",
+            "py_pii_scrubber",
+            json!({ "salt": "e2e" }),
+        ),
+    ] {
+        let (status, body) = admin
+            .upload("team-a", name, "1.0.0", kind, component(file))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
+        let version = &body["versions"][0];
+        assert_eq!(version["wit_version"], "0.2.0", "{name}: {body}");
+        admin
+            .patch("team-a", name, json!({ "config": config }))
+            .await;
+        Admin::new(&b).wait_active("team-a", name, "1.0.0").await;
+    }
+    // A compiled both at upload (two misses), B compiled neither: it loaded
+    // both from A's artifacts (two hits). Both replicas live in this test
+    // process and share its metrics; no other test here uses a cache.
+    let metrics = reqwest::get(b.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |result: &str| -> f64 {
+        let prefix = format!("sluice_gateway_plugin_artifacts_total{{result=\"{result}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .map_or(0.0, |n| n.trim().parse().unwrap())
+    };
+    assert_eq!((count("hit"), count("miss")), (2.0, 2.0), "{metrics}");
+
+    let ok = Uuid::new_v4();
+    let (status, body) = send(&b, KEY_A, json!([
+        { "event_id": ok, "event": "Signed Up", "user_id": "u1", "properties": { "plan": "pro", "email": "ann@example.com" }, "context": { "ip": "203.0.113.9" } },
+        { "event": "Signed Up", "user_id": "u2", "properties": { "email": "bob@example.com" } },
+    ]))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "accepted", "{body}");
+    assert_eq!(body["results"][1]["code"], "plugin_rejected", "{body}");
+    let message = body["results"][1]["message"].as_str().unwrap();
+    assert!(
+        message.contains("required-ts") && message.contains("missing_property"),
+        "{message}"
+    );
+
+    let raw = read_all(&topics.raw, 1).await;
+    assert_eq!(raw.len(), 1, "{raw:?}");
+    let enriched = &raw[0];
+    assert_eq!(enriched["event_id"], ok.to_string());
+    assert_eq!(enriched["properties"]["plan"], "pro");
+    for changed in [&enriched["properties"]["email"], &enriched["context"]["ip"]] {
+        assert!(
+            changed.as_str().unwrap().starts_with("sha256:"),
+            "the Python enricher's patch arrived in events.raw: {enriched}"
+        );
+    }
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&artifacts);
+}
