@@ -124,9 +124,18 @@ impl Encoder {
 }
 
 fn string(text: &mut String, value: &str) {
-    // Writing JSON into a String cannot fail.
-    let escaped = serde_json::to_string(value).unwrap_or_default();
-    text.push_str(&escaped);
+    // Ids, names and user ids rarely need escaping: copy those straight in,
+    // without the allocation of a serialised copy (this runs for every
+    // event, per plugin).
+    let plain = value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        text.push('"');
+        text.push_str(value);
+        text.push('"');
+    } else {
+        // Writing JSON into a String cannot fail.
+        text.push_str(&serde_json::to_string(value).unwrap_or_default());
+    }
 }
 
 fn number(text: &mut String, value: i64) {
@@ -209,5 +218,20 @@ mod tests {
         assert_eq!(value(1, 6), r#"{"plan":"pro"}"#);
         assert_eq!(value(1, 7), "", "no context, no member");
         assert!(!batch.events[batch.events.len() / 2..].contains("context"));
+    }
+
+    #[test]
+    fn strings_that_need_escaping_are_escaped() {
+        let mut odd = event();
+        odd.name = "tab\there \"quoted\" back\\slash \u{1}".to_owned();
+        odd.user_id = "plain é ✓".to_owned();
+        let needs = Needs {
+            fields: Fields::USER_ID,
+            spans: false,
+        };
+        let parsed: serde_json::Value =
+            serde_json::from_str(&encode(&[odd.clone()], needs).events).unwrap();
+        assert_eq!(parsed[0]["name"], odd.name.as_str());
+        assert_eq!(parsed[0]["user_id"], odd.user_id.as_str());
     }
 }

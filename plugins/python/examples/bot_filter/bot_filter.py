@@ -18,10 +18,10 @@ configured, not lower-cased). An empty pattern list disables the filter.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from sluice_plugin import Event, InvalidConfig, Validator, Verdict, accept, export_validator, reject
+from sluice_plugin.serde import debug_str, float_text
 
 #: The patterns used when the configuration names none.
 DEFAULT_PATTERNS: tuple[str, ...] = (
@@ -107,48 +107,7 @@ def _unexpected(value: Any) -> str:
     if type(value) is int and -(2**63) <= value < 2**64:
         return f"integer `{value}`"
     if type(value) in (int, float):
-        return f"floating point `{_zmij(float(value))}`"
+        return f"floating point `{float_text(float(value))}`"
     if type(value) is str:
-        return f"string {_debug_str(value)}"
+        return f"string {debug_str(value)}"
     return "sequence" if type(value) is list else "map"
-
-
-def _zmij(value: float) -> str:
-    """How serde_json writes a float in a message: shortest digits, fixed
-    notation for decimal exponents -5 to 15, else ``1.5e+20``, ``1e-7``."""
-    if not math.isfinite(value):
-        return repr(value)
-    if value == 0.0:
-        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    text = repr(value)
-    sign = "-" if text.startswith("-") else ""
-    mantissa, _, exponent = text.lstrip("-").partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    all_digits = whole + fraction
-    significant = all_digits.lstrip("0")
-    dec_exp = len(whole) - 1 + (int(exponent) if exponent else 0) - (len(all_digits) - len(significant))
-    digits = significant.rstrip("0")
-    if -5 <= dec_exp <= 15:
-        if len(digits) - 1 <= dec_exp:
-            return f"{sign}{digits}{'0' * (dec_exp + 1 - len(digits))}.0"
-        if dec_exp >= 0:
-            return f"{sign}{digits[: dec_exp + 1]}.{digits[dec_exp + 1 :]}"
-        return f"{sign}0.{'0' * (-dec_exp - 1)}{digits}"
-    point = f"{digits[0]}.{digits[1:]}" if len(digits) > 1 else digits
-    return f"{sign}{point}e{'+' if dec_exp >= 0 else '-'}{abs(dec_exp)}"
-
-
-def _debug_str(text: str) -> str:
-    """Rust's ``{:?}`` of a string (control characters escaped)."""
-    out = []
-    for c in text:
-        if c in _DEBUG_ESCAPES:
-            out.append(_DEBUG_ESCAPES[c])
-        elif c < " " or "\x7f" <= c <= "\x9f":
-            out.append(f"\\u{{{ord(c):x}}}")
-        else:
-            out.append(c)
-    return '"' + "".join(out) + '"'
-
-
-_DEBUG_ESCAPES = {"\0": "\\0", "\t": "\\t", "\r": "\\r", "\n": "\\n", '"': '\\"', "\\": "\\\\"}

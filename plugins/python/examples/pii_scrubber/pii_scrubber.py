@@ -44,6 +44,7 @@ from typing import Any
 from pii_find import find_pii, may_hold_address
 
 from sluice_plugin import Enricher, Enriched, Event, InvalidConfig, Patched, export_enricher, failed, patch, unchanged
+from sluice_plugin.serde import debug_str, float_text
 
 HASH_PREFIX = "sha256:"
 
@@ -286,7 +287,7 @@ def serde_json_text(value: Any) -> str:
     if kind is int:
         return _serde_int(value)
     if kind is float:
-        return _zmij(_serde_float(value))
+        return float_text(_serde_float(value))
     if kind is list:
         return "[" + ",".join(serde_json_text(item) for item in value) + "]"
     if kind is dict:
@@ -305,7 +306,7 @@ def _serde_int(value: int) -> str:
         return str(value)
     digits = str(abs(value))
     if len(digits) <= 20 and int(digits) <= _U64_MAX:  # negative beyond i64: `-(u64 as f64)`
-        return _zmij(-float(int(digits)))
+        return float_text(-float(int(digits)))
     # Longer than a u64: the digits that fit, the rest only counted.
     significand, used = 0, 0
     for digit in map(int, digits):
@@ -313,7 +314,7 @@ def _serde_int(value: int) -> str:
             break
         significand = significand * 10 + digit
         used += 1
-    return _zmij(_f64_from_parts(value > 0, significand, len(digits) - used))
+    return float_text(_f64_from_parts(value > 0, significand, len(digits) - used))
 
 
 def _overflows(significand: int, digit: int) -> bool:
@@ -352,29 +353,6 @@ def _f64_from_parts(positive: bool, significand: int, exponent: int) -> float:
     return f if positive else -f
 
 
-def _zmij(value: float) -> str:
-    """serde_json's text of a finite float (zmij's ``format_finite``)."""
-    if value == 0.0:
-        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    text = repr(value)  # the shortest digits that read back as `value`
-    sign = "-" if text.startswith("-") else ""
-    mantissa, _, exponent = text.lstrip("-").partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    all_digits = whole + fraction
-    significant = all_digits.lstrip("0")
-    # The decimal exponent of the first significant digit.
-    dec_exp = len(whole) - 1 + (int(exponent) if exponent else 0) - (len(all_digits) - len(significant))
-    digits = significant.rstrip("0")
-    if -5 <= dec_exp <= 15:
-        if len(digits) - 1 <= dec_exp:
-            return f"{sign}{digits}{'0' * (dec_exp + 1 - len(digits))}.0"
-        if dec_exp >= 0:
-            return f"{sign}{digits[: dec_exp + 1]}.{digits[dec_exp + 1 :]}"
-        return f"{sign}0.{'0' * (-dec_exp - 1)}{digits}"
-    point = f"{digits[0]}.{digits[1:]}" if len(digits) > 1 else digits
-    return f"{sign}{point}e{'+' if dec_exp >= 0 else '-'}{abs(dec_exp)}"
-
-
 # --- serde's wording for a value of the wrong type (config errors) -------------
 
 
@@ -390,23 +368,7 @@ def _unexpected(value: Any) -> str:
         number = float(value)
         if math.isfinite(number) and type(value) is float:
             number = _serde_float(number)
-        return f"floating point `{_zmij(number) if math.isfinite(number) else number}`"
+        return f"floating point `{float_text(number) if math.isfinite(number) else number}`"
     if type(value) is str:
-        return f"string {_debug_str(value)}"
+        return f"string {debug_str(value)}"
     return "sequence" if type(value) is list else "map"
-
-
-def _debug_str(text: str) -> str:
-    """Rust's ``{:?}`` of a string (control characters escaped)."""
-    out = []
-    for c in text:
-        if c in _DEBUG_ESCAPES:
-            out.append(_DEBUG_ESCAPES[c])
-        elif c < " " or "\x7f" <= c <= "\x9f":
-            out.append(f"\\u{{{ord(c):x}}}")
-        else:
-            out.append(c)
-    return '"' + "".join(out) + '"'
-
-
-_DEBUG_ESCAPES = {"\0": "\\0", "\t": "\\t", "\r": "\\r", "\n": "\\n", '"': '\\"', "\\": "\\\\"}
