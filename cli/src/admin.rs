@@ -112,7 +112,8 @@ impl AdminClient {
             .1)
     }
 
-    /// Polls until this gateway runs `version` of the plugin (or `timeout`).
+    /// Polls until this gateway runs `version` of the plugin (or `timeout`);
+    /// fails at once if the gateway could not compile it.
     pub async fn wait_active(
         &self,
         team: &str,
@@ -125,6 +126,12 @@ impl AdminClient {
             let shown = self.plugin(team, name).await?;
             if shown["state"] == "active" && shown["active_version"] == version {
                 return Ok(shown);
+            }
+            if shown["state"] == "failed" && shown["active_version"] == version {
+                bail!(
+                    "{team}/{name} {version} cannot run on this gateway: {}",
+                    shown["error"].as_str().unwrap_or("no reason given")
+                );
             }
             if std::time::Instant::now() > deadline {
                 bail!(

@@ -92,18 +92,11 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let readiness = state.readiness();
-    if state.is_ready() {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
-    } else {
-        let reason = if readiness.is_draining() {
-            "draining"
-        } else {
-            "kafka_unreachable"
-        };
-        (
+    match state.not_ready_because() {
+        None => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "not_ready", "reason": reason })),
-        )
+        ),
     }
 }

@@ -110,13 +110,29 @@ impl AppState {
         self.inner.clock.as_ref()
     }
 
-    /// What `/readyz` reports: Kafka reachable, keys, plugins and schemas
-    /// loaded, not draining.
+    /// What `/readyz` reports: Kafka reachable, keys and schemas loaded,
+    /// the teams' plugins compiled, not draining.
     pub fn is_ready(&self) -> bool {
-        self.inner.readiness.is_ready()
-            && self.inner.keys.is_loaded()
-            && self.inner.plugins.as_ref().is_none_or(|p| p.is_loaded())
-            && self.inner.schemas.as_ref().is_none_or(|s| s.is_loaded())
+        self.not_ready_because().is_none()
+    }
+
+    /// Why `/readyz` answers 503, as its `reason`.
+    pub fn not_ready_because(&self) -> Option<&'static str> {
+        let readiness = &self.inner.readiness;
+        if readiness.is_draining() {
+            Some("draining")
+        } else if !readiness.is_ready() {
+            Some("kafka_unreachable")
+        } else if !self.inner.keys.is_loaded() {
+            Some("keys_loading")
+        } else if !self.inner.plugins.as_ref().is_none_or(|p| p.is_loaded()) {
+            // Registry still being read, or its active plugins compiling.
+            Some("plugins_loading")
+        } else if !self.inner.schemas.as_ref().is_none_or(|s| s.is_loaded()) {
+            Some("schemas_loading")
+        } else {
+            None
+        }
     }
 
     pub fn readiness(&self) -> Readiness {

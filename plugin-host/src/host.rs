@@ -1,20 +1,32 @@
 //! The plugin host as the gateway uses it: keeps every team's chain compiled
 //! and current, and runs batches through them off the async workers.
 //!
-//! A sync task watches the registry: when a record changes it compiles any
-//! new active version (compiled artifacts are cached by content hash), builds
-//! each team's [`TeamChain`] and swaps the whole map in one step. A batch
-//! takes the team's chain once at its start, so it runs against one
-//! consistent chain even while a new version is being swapped in, and no
-//! request waits for a compile.
-
+//! A sync task watches the registry: when a record changes it builds each
+//! team's [`TeamChain`] from the versions this replica has compiled and swaps
+//! the whole map in one step. A batch takes the team's chain once at its
+//! start, so it runs against one consistent chain even while a new version
+//! is being swapped in, and no request waits for a compile.
+//!
+//! Compiling is in the background, one component at a time (Cranelift
+//! already uses every core for one): a TypeScript or Python component takes
+//! seconds to tens of seconds, and neither an upload nor other teams' changes
+//! wait for it. Until a new active version is compiled, the version the
+//! chain ran before keeps running; a plugin new to the chain joins it when
+//! compiled. Where a component stands on this replica ([`Load`]) is what the
+//! admin API shows as `compiling`, `failed` or (compiled) `loading`/`active`.
+//!
+//! Readiness waits for the start: [`PluginHost::is_loaded`] is true once the
+//! registry has been read and every plugin it activated has been compiled
+//! (or failed to), so a restarted gateway never takes events its teams'
+//! validators have not seen.
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sluice_core::Timestamp;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::bindings::Event;
 use crate::chain::{ChainPlugin, Fate, TeamChain};
@@ -49,12 +61,32 @@ impl Default for PluginSettings {
 
 type Chains = Arc<HashMap<String, Arc<TeamChain>>>;
 
+/// Where a component stands on this replica.
+#[derive(Debug, Clone)]
+pub enum Load {
+    /// Being compiled (or loaded from the artifact cache) in the background.
+    Compiling,
+    Ready(CompiledPlugin),
+    /// Could not be compiled; kept until the gateway restarts, so a broken
+    /// component is compiled once, not at every registry change.
+    Failed(Arc<str>),
+}
+
+type LoadKey = (String, PluginKind);
+
 #[derive(Debug)]
 pub struct PluginHost {
     runtime: Arc<Runtime>,
     registry: Option<Arc<Registry>>,
     chains: RwLock<Chains>,
-    compiled: Mutex<HashMap<(String, PluginKind), CompiledPlugin>>,
+    loads: Mutex<HashMap<LoadKey, Load>>,
+    /// Held while compiling: one compile at a time.
+    compiling: Mutex<()>,
+    /// Woken when a compile ends, so the chain is rebuilt at once.
+    compiled: Notify,
+    /// Set by the first rebuild that found every active plugin compiled or
+    /// failed after the registry was read; never cleared.
+    started: AtomicBool,
     stats: Mutex<HashMap<String, Arc<PluginStats>>>,
     /// One permit per pool slot: batches wait here, not in the allocator.
     slots: Arc<Semaphore>,
@@ -81,7 +113,10 @@ impl PluginHost {
             runtime,
             registry,
             chains: RwLock::new(Arc::new(HashMap::new())),
-            compiled: Mutex::new(HashMap::new()),
+            loads: Mutex::new(HashMap::new()),
+            compiling: Mutex::new(()),
+            compiled: Notify::new(),
+            started: AtomicBool::new(false),
             stats: Mutex::new(HashMap::new()),
             pools: Mutex::new(HashMap::new()),
             disable_after: config.disable_after_failures.max(1),
@@ -96,8 +131,10 @@ impl PluginHost {
         self.registry.as_ref()
     }
 
+    /// The registry is read and the plugins it activated are compiled (or
+    /// failed): what readiness waits for.
     pub fn is_loaded(&self) -> bool {
-        self.registry.as_ref().is_none_or(|r| r.is_loaded())
+        self.registry.is_none() || self.started.load(Ordering::Acquire)
     }
 
     /// The team's current chain, if it has any active plugin.
@@ -122,37 +159,90 @@ impl PluginHost {
         }
     }
 
-    /// Compiles (or fetches from the cache) a component.
-    pub fn compiled(
-        &self,
+    /// Where the component `sha256` stands on this replica, if it was ever
+    /// asked for.
+    pub fn load(&self, sha256: &str, kind: PluginKind) -> Option<Load> {
+        self.loads
+            .lock()
+            .ok()?
+            .get(&(sha256.to_owned(), kind))
+            .cloned()
+    }
+
+    /// The component `sha256`, compiled, or where it stands: the first ask
+    /// starts compiling it in the background from `bytes` (`None` while they
+    /// have not all arrived: asked again at the next rebuild).
+    pub fn prepare(
+        self: &Arc<Self>,
         sha256: &str,
         kind: PluginKind,
         bytes: impl FnOnce() -> Option<anyhow::Result<Vec<u8>>>,
-    ) -> Option<anyhow::Result<CompiledPlugin>> {
+    ) -> Option<Load> {
         let key = (sha256.to_owned(), kind);
-        if let Some(found) = self.compiled.lock().ok()?.get(&key) {
-            return Some(Ok(found.clone()));
+        if let Some(found) = self.loads.lock().ok()?.get(&key) {
+            return Some(found.clone());
         }
         let bytes = match bytes()? {
             Ok(bytes) => bytes,
-            Err(err) => return Some(Err(err)),
+            Err(err) => return Some(self.finish(key, Err(format!("{err:#}")))),
         };
-        let compiled = match self.runtime.compile(&bytes, kind) {
-            Ok(compiled) => compiled,
-            Err(err) => return Some(Err(err.into())),
-        };
-        if let Ok(mut cache) = self.compiled.lock() {
-            cache.insert(key, compiled.clone());
+        {
+            let mut loads = self.loads.lock().ok()?;
+            if let Some(found) = loads.get(&key) {
+                return Some(found.clone());
+            }
+            loads.insert(key.clone(), Load::Compiling);
         }
-        Some(Ok(compiled))
+        metrics::gauge!(crate::metrics::PLUGIN_COMPILING).increment(1.0);
+        let host = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("plugin-compile".to_owned())
+            .spawn(move || {
+                let result = {
+                    let _one_at_a_time = host.compiling.lock();
+                    host.runtime
+                        .compile(&bytes, kind)
+                        .map_err(|e| e.to_string())
+                };
+                host.finish(key, result);
+                metrics::gauge!(crate::metrics::PLUGIN_COMPILING).decrement(1.0);
+                host.compiled.notify_one();
+            });
+        if let Err(err) = spawned {
+            metrics::gauge!(crate::metrics::PLUGIN_COMPILING).decrement(1.0);
+            let key = (sha256.to_owned(), kind);
+            return Some(self.finish(key, Err(format!("cannot start compiling: {err}"))));
+        }
+        Some(Load::Compiling)
+    }
+
+    fn finish(&self, key: LoadKey, result: Result<CompiledPlugin, String>) -> Load {
+        let load = match result {
+            Ok(compiled) => {
+                metrics::counter!(crate::metrics::PLUGIN_LOADS, "result" => "ok").increment(1);
+                Load::Ready(compiled)
+            }
+            Err(err) => {
+                metrics::counter!(crate::metrics::PLUGIN_LOADS, "result" => "failed").increment(1);
+                tracing::error!(sha256 = %key.0, kind = key.1.as_str(), error = %err, "cannot compile plugin");
+                Load::Failed(Arc::from(err))
+            }
+        };
+        if let Ok(mut loads) = self.loads.lock() {
+            loads.insert(key, load.clone());
+        }
+        load
     }
 
     /// Rebuilds every team's chain from `records` and swaps them in.
     /// Plugins whose bytes have not arrived yet are left out until they do.
-    pub fn rebuild(&self, records: &[PluginRecord]) {
+    /// Returns how many active plugins are still compiling.
+    pub fn rebuild(self: &Arc<Self>, records: &[PluginRecord]) -> usize {
         let mut teams: HashMap<String, Vec<(bool, i32, String, ChainPlugin)>> = HashMap::new();
         let previous_pools = self.pools.lock().map(|p| p.clone()).unwrap_or_default();
+        let previous_chains = self.chains.read().map(|c| c.clone()).ok();
         let mut pools = HashMap::new();
+        let mut pending = 0usize;
         for record in records {
             metrics::gauge!(crate::metrics::PLUGIN_DISABLED, "team" => record.team_id.clone(), "plugin" => record.name.clone())
                 .set(f64::from(u8::from(record.disabled.is_some())));
@@ -163,15 +253,30 @@ impl PluginHost {
                 continue;
             };
             let registry = self.registry.clone();
-            let compiled = self.compiled(&version.sha256, record.kind, || {
+            let load = self.prepare(&version.sha256, record.kind, || {
                 registry.as_ref().and_then(|r| r.blob(version))
             });
-            let compiled = match compiled {
-                Some(Ok(compiled)) => compiled,
-                Some(Err(err)) => {
-                    tracing::error!(team = %record.team_id, plugin = %record.name, version = %version.version, error = %err, "cannot load plugin");
+            let compiled = match load {
+                Some(Load::Ready(compiled)) => compiled,
+                Some(Load::Compiling | Load::Failed(_)) => {
+                    if matches!(load, Some(Load::Compiling)) {
+                        pending += 1;
+                    }
+                    // The version that ran before keeps running until the
+                    // new one is compiled (or when it cannot be, until the
+                    // team rolls back or uploads a fixed one): a team's
+                    // validation never lapses because of an upload.
+                    if let Some(plugin) = running(previous_chains.as_ref(), record) {
+                        teams.entry(record.team_id.clone()).or_default().push((
+                            record.kind == PluginKind::Enricher,
+                            record.order,
+                            record.name.clone(),
+                            plugin,
+                        ));
+                    }
                     continue;
                 }
+                // Bytes still arriving.
                 None => continue,
             };
             let tag = PluginTag {
@@ -223,6 +328,7 @@ impl PluginHost {
         if let Ok(mut current) = self.pools.lock() {
             *current = pools;
         }
+        pending
     }
 
     /// Installs chains directly (tests and single-process development).
@@ -241,13 +347,23 @@ impl PluginHost {
         };
         let mut changes = registry.changes();
         loop {
+            // Read before the records: if the registry was loaded then, these
+            // records are all it had at the start.
+            let loaded = registry.is_loaded();
             let records = registry.all();
             let host = self.clone();
-            // Compiling takes milliseconds to seconds; keep it off the workers.
-            let _ = tokio::task::spawn_blocking(move || host.rebuild(&records)).await;
+            // Reading blobs and building chains: keep it off the workers.
+            let pending = tokio::task::spawn_blocking(move || host.rebuild(&records)).await;
+            if loaded && pending.is_ok_and(|n| n == 0) {
+                self.started.store(true, Ordering::Release);
+            }
             // Re-check at least every second: blob chunks may arrive after
             // the record that references them.
-            let _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()).await;
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = self.compiled.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
     }
 
@@ -302,4 +418,14 @@ impl PluginHost {
             }
         });
     }
+}
+
+/// The plugin `record` names as the current chain runs it, if it does.
+fn running(chains: Option<&Chains>, record: &PluginRecord) -> Option<ChainPlugin> {
+    let chain = chains?.get(&record.team_id)?;
+    chain
+        .plugins
+        .iter()
+        .find(|p| *p.tag.name == record.name)
+        .cloned()
 }

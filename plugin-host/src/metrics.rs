@@ -11,6 +11,8 @@ pub const PLUGIN_IDLE_INSTANCES: &str = "sluice_gateway_plugin_idle_instances";
 pub const PLUGIN_INSTANCES_CREATED: &str = "sluice_gateway_plugin_instances_created_total";
 pub const PLUGIN_ARTIFACTS: &str = "sluice_gateway_plugin_artifacts_total";
 pub const PLUGIN_COMPILE_DURATION: &str = "sluice_gateway_plugin_compile_seconds";
+pub const PLUGIN_COMPILING: &str = "sluice_gateway_plugins_compiling";
+pub const PLUGIN_LOADS: &str = "sluice_gateway_plugin_loads_total";
 
 /// Registers help texts. Idempotent.
 pub fn describe() {
@@ -43,6 +45,14 @@ pub fn describe() {
         PLUGIN_COMPILE_DURATION,
         Unit::Seconds,
         "Time to compile one component (cache misses only)."
+    );
+    describe_gauge!(
+        PLUGIN_COMPILING,
+        "Uploaded components this replica is compiling (or loading from the artifact cache) in the background."
+    );
+    describe_counter!(
+        PLUGIN_LOADS,
+        "Components made ready to run on this replica, by result: ok, failed (the plugin shows `failed`)."
     );
 }
 

@@ -15,13 +15,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{chain_of, component, enrich, event, runtime, runtime_with_cpu, tag, validate};
+use common::{
+    chain_of, component, enrich, event, plugins_dir, runtime, runtime_with_cpu, tag, validate,
+};
 use sluice_core::RejectCode;
 use sluice_plugin_host::bindings::{Enriched, Event, Verdict};
 use sluice_plugin_host::chain::{ChainPlugin, Fate, TeamChain};
 use sluice_plugin_host::registry::FailurePolicy;
 use sluice_plugin_host::runtime::{
     BatchResults, CallError, CompileError, InstancePool, PluginKind, Runtime, RuntimeSettings,
+    check,
 };
 
 /// A good plugin still works on this runtime (after an adversarial one ran).
@@ -225,6 +228,78 @@ fn a_rejected_configuration_is_reported() {
     )
     .unwrap_err();
     assert!(matches!(err, CallError::InvalidConfig(_)), "{err:?}");
+}
+
+/// Upload answers from `check` without compiling; the answer must be the
+/// one compiling would give, for every Rust component in both worlds, and
+/// name the WIT version the compiled plugin reports.
+#[test]
+fn the_upload_check_gives_the_compilers_answer_without_compiling() {
+    let rt = runtime();
+    let limit = rt.config().max_component_bytes;
+    let mut names: Vec<String> = std::fs::read_dir(plugins_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let stem = name.strip_suffix(".wasm")?.to_owned();
+            // TypeScript and Python components take seconds each to
+            // compile: the next test checks them without compiling.
+            (!stem.starts_with("ts_") && !stem.starts_with("py_")).then_some(stem)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    let mut versions = std::collections::BTreeSet::new();
+    for name in &names {
+        let bytes = component(name);
+        for kind in [PluginKind::Validator, PluginKind::Enricher] {
+            let checked = check(&bytes, kind, limit);
+            let compiled = rt.compile(&bytes, kind);
+            match (&checked, &compiled) {
+                (Ok(version), Ok(plugin)) => {
+                    assert_eq!(*version, plugin.wit_version(), "{name} as {kind:?}");
+                    versions.insert(*version);
+                }
+                (Err(a), Err(b)) => assert_eq!(
+                    std::mem::discriminant(a),
+                    std::mem::discriminant(b),
+                    "{name} as {kind:?}: check says {a}, compile says {b}"
+                ),
+                _ => panic!("{name} as {kind:?}: check {checked:?}, compile {compiled:?}"),
+            }
+        }
+    }
+    // Both interface versions were among them.
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), ["0.1.0", "0.2.0"]);
+}
+
+#[test]
+fn the_upload_check_refuses_what_it_can_see_without_compiling() {
+    let limit = RuntimeSettings::default().max_component_bytes;
+    for name in ["ts_required_properties", "py_required_properties"] {
+        let bytes = component(name);
+        assert_eq!(
+            check(&bytes, PluginKind::Validator, limit).unwrap(),
+            "0.2.0"
+        );
+        let err = check(&bytes, PluginKind::Enricher, limit).unwrap_err();
+        assert!(
+            matches!(&err, CompileError::WrongWorld { detail, .. } if detail.contains("sluice:plugin/validate@0.2.0")),
+            "{name}: {err}"
+        );
+        // Cut short: the component section sizes no longer add up.
+        let err = check(&bytes[..bytes.len() / 2], PluginKind::Validator, limit).unwrap_err();
+        assert!(matches!(err, CompileError::Invalid(_)), "{name}: {err}");
+        let err = check(&bytes, PluginKind::Validator, bytes.len() - 1).unwrap_err();
+        assert!(
+            matches!(err, CompileError::TooLarge { .. }),
+            "{name}: {err}"
+        );
+    }
+    let err = check(b"\0asm\x0d\0\x01\0garbage", PluginKind::Validator, limit).unwrap_err();
+    assert!(matches!(err, CompileError::Invalid(_)), "{err}");
+    let err = check(&component("not-a-component"), PluginKind::Validator, limit).unwrap_err();
+    assert!(matches!(err, CompileError::NotAComponent), "{err}");
 }
 
 #[test]

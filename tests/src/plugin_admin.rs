@@ -104,24 +104,28 @@ impl Admin {
         let (status, body) = self
             .upload(team, name, "1.0.0", "validator", self::component(component))
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         self.patch(team, name, serde_json::json!({ "config": config }))
             .await;
         self.wait_active(team, name, "1.0.0").await;
     }
 
-    /// Waits until this replica runs `version` of the plugin.
+    /// Waits until this replica runs `version` of the plugin. Upload
+    /// compiles in the background, and a TypeScript or Python component
+    /// takes tens of seconds in a debug build on a busy machine.
     pub async fn wait_active(&self, team: &str, name: &str, version: &str) {
-        for _ in 0..200 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        loop {
             let shown = self.show(team, name).await;
             if shown["state"] == "active" && shown["active_version"] == version {
                 return;
             }
+            assert_ne!(shown["state"], "failed", "{team}/{name} {version}: {shown}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{team}/{name} {version} never became active: {shown}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "{team}/{name} {version} never became active: {}",
-            self.show(team, name).await
-        );
     }
 }

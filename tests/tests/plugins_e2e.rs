@@ -60,7 +60,7 @@ async fn an_uploaded_validator_and_enricher_shape_what_reaches_kafka_on_every_re
             component("required_properties"),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     admin
         .patch(
             "team-a",
@@ -77,7 +77,7 @@ async fn an_uploaded_validator_and_enricher_shape_what_reaches_kafka_on_every_re
             component("pii_scrubber"),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     admin
         .patch("team-a", "scrub", json!({ "config": { "salt": "e2e" } }))
         .await;
@@ -147,7 +147,7 @@ async fn a_plugin_runs_only_on_the_events_its_filter_names() {
             component("pii_scrubber"),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
     // A name an event could not have is refused, and nothing changes.
     for bad in [
@@ -248,6 +248,13 @@ async fn uploads_are_validated_before_anything_changes() {
             component("required_properties"),
             422,
             "wrong_world",
+        ),
+        (
+            "cut",
+            "validator",
+            component("required_properties")[..4096].to_vec(),
+            422,
+            "invalid_component",
         ),
     ];
     for (name, kind, bytes, status, code) in cases {
@@ -440,7 +447,7 @@ async fn swapping_versions_under_load_loses_no_request() {
                 component("bot_filter"),
             )
             .await;
-        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(status, StatusCode::ACCEPTED);
         admin
             .patch("team-a", "bots", json!({ "config": config }))
             .await;
@@ -477,23 +484,26 @@ async fn swapping_versions_under_load_loses_no_request() {
 /// The quick start of `docs/plugins.md` in the other languages, on the real
 /// gateway: a TypeScript validator and a Python enricher (`sluice:plugin@0.2.0`
 /// components from `plugins/js/build.sh` and `plugins/python/build.sh`)
-/// uploaded through replica A and enforced by replica B, which loads A's
-/// compiled code from the shared artifact directory instead of compiling
-/// the 12-19 MB components again.
+/// uploaded through replica A, which answers `compiling` at once and
+/// compiles them in the background. Replica B, started afterwards as a
+/// restarted or added replica would be, loads A's compiled code from the
+/// shared artifact directory instead of compiling the 12-19 MB components
+/// again, and replica C, with no artifact cache, compiles them itself: each
+/// reports ready only once it runs them, so neither ever takes an event the
+/// team's validator has not seen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_and_python_plugins_shape_what_reaches_kafka() {
     let topics = TestTopics::create(2).await.unwrap();
     let artifacts = std::env::temp_dir().join(format!("sluice-e2e-artifacts-{}", Uuid::new_v4()));
-    let mut config = topics.gateway_config(KEY_A, "team-a");
+    let cold = topics.gateway_config(KEY_A, "team-a");
+    let mut config = cold.clone();
     config.plugins.runtime.artifact_dir = artifacts.to_string_lossy().into_owned();
     config.plugins.runtime.artifact_key = "shared by both replicas".to_owned();
     let a = RunningGateway::start(config.clone()).await.unwrap();
-    let b = RunningGateway::start(config).await.unwrap();
     a.wait_ready(Duration::from_secs(30)).await.unwrap();
-    b.wait_ready(Duration::from_secs(30)).await.unwrap();
     let admin = Admin::new(&a);
 
-    for (name, kind, file, config) in [
+    let plugins = [
         (
             "required-ts",
             "validator",
@@ -506,21 +516,38 @@ async fn typescript_and_python_plugins_shape_what_reaches_kafka() {
             "py_pii_scrubber",
             json!({ "salt": "e2e" }),
         ),
-    ] {
+    ];
+    for (name, kind, file, config) in &plugins {
         let (status, body) = admin
             .upload("team-a", name, "1.0.0", kind, component(file))
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
+        // Checked and stored, not compiled yet: that takes seconds.
+        assert_eq!(status, StatusCode::ACCEPTED, "{name}: {body}");
+        assert_eq!(body["state"], "compiling", "{name}: {body}");
         let version = &body["versions"][0];
         assert_eq!(version["wit_version"], "0.2.0", "{name}: {body}");
         admin
             .patch("team-a", name, json!({ "config": config }))
             .await;
-        Admin::new(&b).wait_active("team-a", name, "1.0.0").await;
     }
-    // A compiled both at upload (two misses), B compiled neither: it loaded
-    // both from A's artifacts (two hits). Both replicas live in this test
-    // process and share its metrics; no other test here uses a cache.
+    for (name, ..) in &plugins {
+        admin.wait_active("team-a", name, "1.0.0").await;
+    }
+
+    let b = RunningGateway::start(config).await.unwrap();
+    let c = RunningGateway::start(cold).await.unwrap();
+    for replica in [&b, &c] {
+        replica.wait_ready(Duration::from_secs(300)).await.unwrap();
+        // Ready means running them, without waiting any further.
+        for (name, ..) in &plugins {
+            let shown = Admin::new(replica).show("team-a", name).await;
+            assert_eq!(shown["state"], "active", "{name} at readiness: {shown}");
+        }
+    }
+    // A compiled both (two misses), B compiled neither: it loaded both from
+    // A's artifacts (two hits). C has no cache and counts nothing. The
+    // replicas live in this test process and share its metrics; no other
+    // test here uses a cache.
     let metrics = reqwest::get(b.url("/metrics"))
         .await
         .unwrap()
@@ -535,6 +562,7 @@ async fn typescript_and_python_plugins_shape_what_reaches_kafka() {
             .map_or(0.0, |n| n.trim().parse().unwrap())
     };
     assert_eq!((count("hit"), count("miss")), (2.0, 2.0), "{metrics}");
+    c.stop().await.unwrap();
 
     let ok = Uuid::new_v4();
     let (status, body) = send(&b, KEY_A, json!([

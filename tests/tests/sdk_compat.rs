@@ -230,7 +230,7 @@ async fn rejected_sdk_events_answer_200_and_reach_the_dlq_with_their_reasons() {
             component("required_properties"),
         )
         .await;
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 202, "{body}");
     admin
         .patch(
             TEAM,

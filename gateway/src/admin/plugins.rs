@@ -1,10 +1,14 @@
 //! Plugin management in the admin API, team-scoped like every admin route:
 //!
 //! - `PUT    /admin/v1/teams/{team}/plugins/{name}/versions/{version}?kind=validator|enricher&activate=true`
-//!   body: the component bytes. Validated and compiled before anything is
-//!   stored: too large (413 `plugin_too_large`), not a component (422
-//!   `not_a_component`), wrong world (422 `wrong_world`), does not compile
-//!   (422 `compile_failed`).
+//!   body: the component bytes. Checked before anything is stored, without
+//!   compiling (milliseconds): too large (413 `plugin_too_large`), not a
+//!   component (422 `not_a_component`), not a valid one (422
+//!   `invalid_component`), wrong world (422 `wrong_world`). Then stored and
+//!   answered `202` with the state `compiling`: compiling a TypeScript or
+//!   Python component takes seconds, and the admin API does not wait for it.
+//!   The state turns `active` when this replica runs the version, or
+//!   `failed` (with `error`) if it cannot be compiled.
 //! - `GET    /admin/v1/teams/{team}/plugins` and `.../plugins/{name}`: records,
 //!   state on this replica, and this replica's call statistics.
 //! - `PATCH  /admin/v1/teams/{team}/plugins/{name}` `{"active_version", "policy",
@@ -27,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sluice_core::Timestamp;
 use sluice_plugin_host::PluginHost;
+use sluice_plugin_host::host::Load;
 use sluice_plugin_host::registry::{Disabled, FailurePolicy, PluginRecord, Registry, VersionInfo};
 use sluice_plugin_host::runtime::{CompileError, PluginKind};
 use sluice_plugin_host::stats::StatsView;
@@ -88,22 +93,31 @@ fn valid_name(kind: &str, value: &str, max: usize) -> Result<(), ApiError> {
 struct PluginView {
     #[serde(flatten)]
     record: PluginRecord,
-    /// `active`, `loading` (this replica does not run the recorded version,
-    /// policy, configuration and event filter yet), `disabled` or `inactive`.
+    /// On this replica: `active` (runs the recorded version, policy,
+    /// configuration and event filter), `compiling` (the active version is
+    /// being compiled; the version that ran before, if any, runs meanwhile),
+    /// `failed` (the active version cannot be compiled: see `error`),
+    /// `loading` (compiled, or its bytes still arriving; the chain is not
+    /// rebuilt yet), `disabled` or `inactive`.
     state: &'static str,
+    /// Why the active version cannot run on this replica (`failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     /// Calls of the active version on this replica.
     stats: Option<StatsView>,
 }
 
 fn view(host: &PluginHost, record: PluginRecord) -> PluginView {
     let active = record.active_version.clone();
+    let mut error = None;
     let state = if record.disabled.is_some() {
         "disabled"
     } else if let Some(version) = &active {
         // Active means running as recorded: this version, with the current
         // policy and configuration. Until the chain is rebuilt with a change,
-        // the plugin shows `loading`, so `active` after a PATCH or an upload
-        // tells the caller its change is in force on this replica.
+        // the plugin shows `loading` (or why not yet), so `active` after a
+        // PATCH or an upload tells the caller its change is in force on this
+        // replica.
         let running = host.chain(&record.team_id).is_some_and(|chain| {
             chain.plugins.iter().any(|p| {
                 *p.tag.name == record.name
@@ -113,7 +127,18 @@ fn view(host: &PluginHost, record: PluginRecord) -> PluginView {
                     && p.runs_on(&record.events)
             })
         });
-        if running { "active" } else { "loading" }
+        let load = record
+            .active()
+            .and_then(|v| host.load(&v.sha256, record.kind));
+        match load {
+            _ if running => "active",
+            Some(Load::Compiling) => "compiling",
+            Some(Load::Failed(why)) => {
+                error = Some(why.to_string());
+                "failed"
+            }
+            Some(Load::Ready(_)) | None => "loading",
+        }
     } else {
         "inactive"
     };
@@ -124,6 +149,7 @@ fn view(host: &PluginHost, record: PluginRecord) -> PluginView {
     PluginView {
         record,
         state,
+        error,
         stats,
     }
 }
@@ -217,16 +243,17 @@ async fn upload(
         )));
     }
 
-    // Validate everything before storing anything.
-    let (compile_host, compile_bytes, compile_sha) = (host.clone(), bytes.clone(), sha.clone());
-    let compiled = tokio::task::spawn_blocking(move || {
-        compile_host.compiled(&compile_sha, kind, || Some(Ok(compile_bytes.to_vec())))
+    // Check everything that can be checked without compiling before storing
+    // anything (validating a 20 MB component takes tens of milliseconds).
+    let check_bytes = bytes.clone();
+    let wit_version = tokio::task::spawn_blocking(move || {
+        sluice_plugin_host::runtime::check(&check_bytes, kind, limit)
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?
-    .unwrap_or_else(|| Err(anyhow::anyhow!("component bytes unavailable")))
-    .map_err(compile_error)?;
+    .map_err(rejected)?;
 
+    let sha_hex = sha.clone();
     let (sha, chunks) = registry
         .put_blob(&bytes)
         .await
@@ -251,7 +278,7 @@ async fn upload(
             size: bytes.len(),
             chunks,
             uploaded_at: Timestamp::now(),
-            wit_version: compiled.wit_version().to_owned(),
+            wit_version: wit_version.to_owned(),
         });
     }
     if query.activate {
@@ -259,22 +286,29 @@ async fn upload(
     }
     registry.put(&record).await.map_err(ApiError::Internal)?;
     tracing::info!(%team, plugin = %name, %version, kind = kind.as_str(), activate = query.activate, "plugin uploaded");
-    Ok((StatusCode::CREATED, Json(view(host, record))))
+    if query.activate {
+        // Start compiling here with the bytes in hand rather than when the
+        // record comes back from the registry; other replicas start when
+        // they read it (and share the work through the artifact cache).
+        let _ = host.prepare(&sha_hex, kind, || Some(Ok(bytes.to_vec())));
+    }
+    Ok((StatusCode::ACCEPTED, Json(view(host, record))))
 }
 
-fn compile_error(err: anyhow::Error) -> ApiError {
-    let (status, code) = match err.downcast_ref::<CompileError>() {
-        Some(CompileError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "plugin_too_large"),
-        Some(CompileError::NotAComponent) => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_component"),
-        Some(CompileError::WrongWorld { .. }) => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world"),
-        Some(CompileError::Compile(_)) | None => {
-            (StatusCode::UNPROCESSABLE_ENTITY, "compile_failed")
-        }
+/// An upload refused by [`check`](sluice_plugin_host::runtime::check).
+fn rejected(err: CompileError) -> ApiError {
+    let (status, code) = match &err {
+        CompileError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "plugin_too_large"),
+        CompileError::NotAComponent => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_component"),
+        CompileError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component"),
+        CompileError::WrongWorld { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world"),
+        // Not an outcome of the check: compile failures show in the state.
+        CompileError::Compile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "compile_failed"),
     };
     ApiError::PluginRejected {
         status,
         code,
-        message: format!("{err:#}"),
+        message: err.to_string(),
     }
 }
 

@@ -41,12 +41,14 @@ use wasmtime::{
 use wasmtime_wasi::WasiCtx;
 
 mod artifacts;
+mod check;
 mod instance;
 mod pool;
 mod state;
 
 pub use artifacts::ArtifactCounts;
 use artifacts::{ArtifactCache, Lookup};
+pub use check::check;
 use instance::Exports;
 pub use instance::{BatchResults, PluginInstance};
 pub use pool::InstancePool;
@@ -133,6 +135,8 @@ pub enum CompileError {
         "not a WebAssembly component (a core module or other bytes); build with --target wasm32-wasip2"
     )]
     NotAComponent,
+    #[error("not a valid component: {0}")]
+    Invalid(String),
     #[error(
         "component implements neither sluice:plugin@0.2.0 nor @0.1.0 `{expected}` world: {detail}"
     )]
