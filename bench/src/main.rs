@@ -185,6 +185,37 @@ enum Command {
         #[command(flatten)]
         files: ResultFiles,
     },
+    /// Upload → `active` through a running gateway's admin API (a new
+    /// plugin, nothing cached), or with --restart-since-unix-ns, how soon a
+    /// restarted gateway runs it again; results kept in --results, and with
+    /// --doc rendered into the plugin section.
+    PluginsUpload {
+        #[arg(long, default_value = "http://127.0.0.1:18090")]
+        gateway_url: String,
+        #[arg(long)]
+        admin_token: String,
+        /// The component (a validator) to upload.
+        #[arg(long)]
+        component: PathBuf,
+        #[arg(long)]
+        team: String,
+        #[arg(long, default_value = "upload-timed")]
+        name: String,
+        /// The plugin's configuration (JSON object).
+        #[arg(long, default_value = "{}")]
+        config: String,
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+        /// When the restarted gateway process was spawned (`date +%s%N`).
+        #[arg(long)]
+        restart_since_unix_ns: Option<u128>,
+        #[arg(long)]
+        results: PathBuf,
+        #[arg(long)]
+        doc: Option<PathBuf>,
+        #[arg(long)]
+        commit: Option<String>,
+    },
     /// The aggregator: events per CPU second in memory and through Kafka
     /// (each against its baseline), and how soon a closed window is visible
     /// in ClickHouse; with --doc, the `## Aggregator` section.
@@ -490,6 +521,38 @@ async fn main() -> anyhow::Result<()> {
                 plugins::gateway::update_doc(doc, &results, commit)?;
             }
             Ok(())
+        }
+        Command::PluginsUpload {
+            gateway_url,
+            admin_token,
+            component,
+            team,
+            name,
+            config,
+            timeout_secs,
+            restart_since_unix_ns,
+            results,
+            doc,
+            commit,
+        } => {
+            let options = plugins::upload::UploadOptions {
+                gateway_url,
+                admin_token,
+                component,
+                team,
+                name,
+                config,
+                timeout: Duration::from_secs(timeout_secs),
+            };
+            let commit = commit.as_deref().unwrap_or("unknown");
+            plugins::upload::run(
+                &options,
+                restart_since_unix_ns,
+                &results,
+                doc.as_deref(),
+                commit,
+            )
+            .await
         }
         Command::Aggregator {
             brokers,

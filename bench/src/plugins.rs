@@ -31,6 +31,7 @@ pub mod native;
 pub mod pipeline;
 pub mod probe;
 pub mod report;
+pub mod upload;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -14,7 +14,8 @@ start_gateway() {
 	env "$@" "$bin/sluice-gateway" --print-config >"$toml"
 	env "$@" "$bin/sluice-gateway" >"$log" 2>&1 &
 	gateway_pid=$!
-	for _ in $(seq 1 300); do
+	# Every 50 ms: scripts/bench-plugins times a restart by this.
+	for _ in $(seq 1 1200); do
 		if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
 			printf '    gateway %s: pid %s, log %s\n' "$name" "$gateway_pid" "$log" >&2
 			return 0
@@ -23,7 +24,7 @@ start_gateway() {
 			tail -n 30 "$log" >&2
 			die "gateway $name exited during start-up"
 		fi
-		sleep 0.2
+		sleep 0.05
 	done
 	tail -n 30 "$log" >&2
 	die "gateway $name not ready after 60 s"
