@@ -184,9 +184,11 @@ enum PluginAction {
     ///
     /// rust: a crate (Cargo.toml, src/lib.rs). ts / js: package.json naming
     /// the world, src/index.ts (.js), test/index.test.ts (.js), tsconfig.json
-    /// (jsconfig.json). python: NAME_WITH_UNDERSCORES.py, its test_*.py,
-    /// sluice.toml naming the world, conftest.py. Each refers to its SDK by
-    /// absolute path.
+    /// (jsconfig.json), package-lock.json. python: NAME_WITH_UNDERSCORES.py,
+    /// its test_*.py, sluice.toml naming the world, requirements.txt. Each
+    /// depends on its SDK by version and carries the SDK package shipped with
+    /// sluice in vendor/, so the directory builds on any machine with the
+    /// language's toolchain, without a Sluice checkout.
     #[command(
         after_help = "Then: `sluice plugin test DIR/NAME` and `sluice plugin build DIR/NAME`."
     )]
@@ -209,30 +211,27 @@ enum PluginAction {
     /// The language is detected from the directory: Cargo.toml (Rust:
     /// `cargo build --release --target wasm32-wasip2`, the component in
     /// cargo's target directory); package.json with "sluice" (TypeScript,
-    /// JavaScript: the repository's plugins/js/build.sh, esbuild and
-    /// componentize-js; needs Node.js 20 and npm); sluice.toml (Python: the
-    /// repository's plugins/python/build.sh, componentize-py, from the venv
-    /// `bash plugins/python/lib.sh setup` makes). TypeScript, JavaScript and
-    /// Python components go to DIR/dist/<dir name, `-` as `_`>.wasm.
+    /// JavaScript: `npm ci` from the project's lockfile, then the SDK
+    /// package's `sluice-plugin build`, esbuild and componentize-js; needs
+    /// Node.js 20 and npm); sluice.toml (Python: a venv in DIR/.venv from
+    /// DIR/requirements.txt, then `python -m sluice_plugin_tools build`,
+    /// componentize-py; needs Python 3.11). TypeScript, JavaScript and Python
+    /// components go to DIR/dist/<dir name, `-` as `_`>.wasm.
     Build {
         /// The plugin's directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
-        #[command(flatten)]
-        sdk: SdkArg,
     },
     /// Run a plugin's unit tests natively, with its language's toolchain.
     ///
     /// Rust: `cargo test`. TypeScript, JavaScript: tsc (with a tsconfig.json),
     /// then test/*.test.{ts,js} with `node --test`, bundled by esbuild with
-    /// the SDK (plugins/js/tools/test-plugin.sh). Python: pytest, from the
-    /// toolchain's venv.
+    /// the SDK (the SDK package's `sluice-plugin test`). Python: pytest, from
+    /// the project's venv (DIR/.venv). Installs the toolchain as `build` does.
     Test {
         /// The plugin's directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
-        #[command(flatten)]
-        sdk: SdkArg,
     },
     /// Run a component over a JSON file of sample events and print each result.
     ///
@@ -272,11 +271,12 @@ enum PluginAction {
 
 #[derive(Debug, clap::Args)]
 struct SdkArg {
-    /// The SDK of the plugin's language [default: plugins/sdk (rust),
-    /// plugins/js (ts, js) or plugins/python (python) of the Sluice repository
-    /// in SLUICE_REPO, else of the one this sluice was built from]. For rust,
-    /// the sluice-plugin-sdk crate (`build` reads it from Cargo.toml).
-    #[arg(long)]
+    /// The directory holding the SDK packages (scripts/package-sdks makes
+    /// them) [default: SLUICE_SDK_DIR, else <dir of sluice>/../share/sluice/sdk,
+    /// else ${SLUICE_CACHE:-~/.cache/sluice}/sdk]. For developing the Rust SDK
+    /// itself, its sources (plugins/sdk): the project then depends on them by
+    /// path and builds only on this machine.
+    #[arg(long, value_name = "DIR")]
     sdk: Option<PathBuf>,
 }
 
@@ -674,18 +674,17 @@ async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
         } => {
             let kind = plugin::parse_kind(&kind)?;
             let lang: plugin::Lang = lang.parse()?;
-            let sdk = plugin::sdk_path(lang.toolchain(), sdk.sdk.as_deref());
-            let root = plugin::scaffold(&dir, &name, kind, lang, &sdk)?;
+            let root = plugin::scaffold(&dir, &name, kind, lang, sdk.sdk.as_deref())?;
             println!("created {}", root.display());
             println!("next: sluice plugin test {}", root.display());
             println!("      sluice plugin build {}", root.display());
         }
-        PluginAction::Build { dir, sdk } => {
-            let path = plugin::build(&dir, sdk.sdk.as_deref())?;
+        PluginAction::Build { dir } => {
+            let path = plugin::build(&dir)?;
             let size = std::fs::metadata(&path)?.len();
             println!("{} ({} KiB)", path.display(), size / 1024);
         }
-        PluginAction::Test { dir, sdk } => plugin::test(&dir, sdk.sdk.as_deref())?,
+        PluginAction::Test { dir } => plugin::test(&dir)?,
         PluginAction::Run {
             component,
             kind,
@@ -714,7 +713,9 @@ async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
                 .await?;
             if !no_activate {
                 uploaded = client
-                    .wait_active(&team, &name, &version, Duration::from_secs(30))
+                    // A TypeScript or Python component compiles in seconds
+                    // to tens of seconds on a cold replica.
+                    .wait_active(&team, &name, &version, Duration::from_secs(120))
                     .await?;
             }
             println!(

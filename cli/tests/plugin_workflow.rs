@@ -2,10 +2,13 @@
 //! language: scaffold a validator, run its generated unit tests, build it
 //! into a component, run it over sample events.
 //!
-//! TypeScript/JavaScript and Python need the repository's toolchains:
-//! Node.js 20 and npm, and the Python venv (`bash plugins/python/lib.sh
-//! setup`; `scripts/test` sets both up). Their components carry an
-//! interpreter (12-19 MB): each `sluice plugin run` compiles one for seconds.
+//! Scaffolds are made from the packaged SDKs (`scripts/package-sdks`, which
+//! `scripts/test` runs; `SLUICE_SDK_DIR` points at them, `SLUICE_REPO` is
+//! unset) into a temporary directory outside the repository, and must not
+//! name it: they build as they would on a machine without the checkout,
+//! with their own toolchain (cargo; npm ci and Node.js 20; a venv from
+//! PyPI). TypeScript/JavaScript and Python components carry an interpreter
+//! (12-19 MB): each `sluice plugin run` compiles one for seconds.
 
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
@@ -13,14 +16,69 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+fn cache() -> PathBuf {
+    std::env::var("SLUICE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sluice"))
+}
+
+/// The packaged SDKs: `scripts/package-sdks`'s default output.
+fn sdk_dir() -> PathBuf {
+    let dir = std::env::var_os("SLUICE_SDK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache().join("sdk"));
+    assert!(
+        dir.join("sluice-plugin-sdk-0.2.0.crate").is_file(),
+        "no SDK packages in {}: run scripts/package-sdks",
+        dir.display()
+    );
+    dir
+}
+
 fn sluice() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     // Plugin builds share one cache outside the clone (see plugins/build.sh).
-    let cache = std::env::var("SLUICE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sluice"));
-    command.env("CARGO_TARGET_DIR", cache.join("plugins-target"));
+    command.env("CARGO_TARGET_DIR", cache().join("plugins-target"));
     command
+        .env("SLUICE_SDK_DIR", sdk_dir())
+        .env_remove("SLUICE_REPO");
+    command
+}
+
+/// No file the scaffold wrote (its vendored SDK and installed toolchain
+/// aside) names the repository: the project builds anywhere.
+fn mentions_no_checkout(plugin: &Path) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .canonicalize()
+        .unwrap();
+    let repo = repo.to_str().unwrap();
+    let mut dirs = vec![plugin.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            if [
+                "vendor",
+                "node_modules",
+                ".venv",
+                "dist",
+                ".build",
+                "target",
+            ]
+            .contains(&name)
+            {
+                continue;
+            }
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                assert!(!text.contains(repo), "{} names {repo}", path.display());
+            }
+        }
+    }
 }
 
 /// A fresh directory under the system's temporary directory.
@@ -134,6 +192,12 @@ fn scaffold_build_and_run_a_validator() {
     let dir = temp_dir();
     let name = format!("block-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let plugin = scaffold(&dir, &name, "validator", "rust");
+    mentions_no_checkout(&plugin);
+    let manifest = std::fs::read_to_string(plugin.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("sluice-plugin-sdk = \"0.2.0\""),
+        "{manifest}"
+    );
 
     // The scaffold passes its own unit tests as generated.
     generated_tests_pass(&plugin);
@@ -192,18 +256,17 @@ fn node_tests_passed(output: &str) {
 fn scaffold_test_build_and_run_a_typescript_validator() {
     let dir = temp_dir();
     let plugin = scaffold(&dir, "block-test-events", "validator", "ts");
+    mentions_no_checkout(&plugin);
+    assert!(plugin.join("vendor/sluice-plugin-0.2.0.tgz").is_file());
 
-    // The generated tests, as a developer runs them: `npm test` is
-    // `sluice plugin test .` (tsc, then node --test on the esbuild bundle).
-    let bin = Path::new(env!("CARGO_BIN_EXE_sluice")).parent().unwrap();
-    let path = std::env::join_paths(std::iter::once(bin.to_owned()).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))
-    .unwrap();
+    // `sluice plugin test` installs the project's toolchain (npm ci, from
+    // its lockfile) and runs tsc, then node --test on the esbuild bundle.
+    node_tests_passed(&plugin_test(&plugin));
+    // Then the project's own `npm test` does the same without sluice: the
+    // SDK package's entry point.
     let out = Command::new("npm")
         .arg("test")
         .current_dir(&plugin)
-        .env("PATH", path)
         .output()
         .unwrap();
     node_tests_passed(&success(out));
@@ -219,6 +282,7 @@ fn scaffold_test_build_and_run_a_python_validator() {
     let dir = temp_dir();
     let plugin = scaffold(&dir, "block-test-events", "validator", "python");
     assert!(plugin.join("block_test_events.py").is_file());
+    mentions_no_checkout(&plugin);
 
     let output = plugin_test(&plugin);
     assert!(output.contains("2 passed"), "{output}");
@@ -245,6 +309,33 @@ fn the_other_scaffolds_pass_their_own_tests() {
         } else {
             node_tests_passed(&output);
         }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn new_names_the_command_that_makes_missing_packages() {
+    let dir = temp_dir();
+    for lang in ["rust", "ts", "python"] {
+        let out = sluice()
+            .args([
+                "plugin",
+                "new",
+                "x",
+                "--kind",
+                "validator",
+                "--lang",
+                lang,
+                "--dir",
+            ])
+            .arg(&dir)
+            .env("SLUICE_SDK_DIR", &dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("scripts/package-sdks"), "{stderr}");
+        assert!(!dir.join("x").exists(), "nothing is left behind");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -2,19 +2,26 @@
 //! unit tests as generated, from the templates in `templates/<lang>/`
 //! (`{{key}}` placeholders, filled by [`render`]).
 //!
+//! Each refers to its SDK by version and carries the shipped package in
+//! `vendor/` (why: the module docs of [`super`]).
+//!
 //! | language | files |
 //! |---|---|
-//! | rust | `Cargo.toml` (the SDK crate by path), `src/lib.rs` with its tests |
-//! | ts | `package.json` (`"sluice": {"world": ...}`), `src/index.ts`, `test/index.test.ts`, `tsconfig.json` and `test/tsconfig.json` (`sluice-plugin` = the SDK by path), `.gitignore` |
+//! | rust | `Cargo.toml` (`sluice-plugin-sdk = "V"`, patched to `vendor/sluice-plugin-sdk-V/`), `src/lib.rs` with its tests, `.gitignore` |
+//! | ts | `package.json` (`"sluice": {"world": ...}`, `sluice-plugin` from `vendor/sluice-plugin-V.tgz`), `package-lock.json`, `src/index.ts`, `test/index.test.ts`, `tsconfig.json` and `test/tsconfig.json`, `.gitignore` |
 //! | js | the same with `src/index.js`, `test/index.test.js`, `jsconfig.json` |
-//! | python | `sluice.toml` (`world = ...`), `<name_with_underscores>.py`, `test_<name_with_underscores>.py`, `conftest.py` (the SDK on pytest's path), `.gitignore` |
+//! | python | `sluice.toml` (`world = ...`), `requirements.txt` (the vendored wheel and the toolchain, hashed), `<name_with_underscores>.py`, `test_<name_with_underscores>.py`, `.gitignore` |
+//!
+//! Nothing written names the machine it was made on: a project moves to
+//! any other machine (or CI) as it is.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, bail};
 use sluice_plugin_host::PluginKind;
 
-use super::{Lang, Toolchain};
+use super::{Lang, SDK_VERSION, Toolchain, package_file, sdk_dir};
 
 macro_rules! template {
     ($path:literal) => {
@@ -29,23 +36,51 @@ const PYTHON_KEYWORDS: &[&str] = &[
     "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
 ];
 
-/// Creates `dir/name` with a plugin of `kind` in `lang` on the SDK at `sdk`
-/// (for TypeScript and JavaScript the repository's `plugins/js`, for Python
-/// its `plugins/python`).
+/// Where the scaffold's SDK comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sdk {
+    /// The shipped packages in this directory ([`sdk_dir`]), vendored.
+    Packages(PathBuf),
+    /// The Rust SDK's sources, by absolute path: only for developing the
+    /// SDK itself (`--sdk plugins/sdk`); such a project builds only here.
+    RustSources(PathBuf),
+}
+
+/// Creates `dir/name` with a plugin of `kind` in `lang`, on the SDK
+/// packages found by [`sdk_dir`] (`sdk`: the `--sdk` override). On failure
+/// nothing is left behind.
 pub fn scaffold(
     dir: &Path,
     name: &str,
     kind: PluginKind,
     lang: Lang,
-    sdk: &Path,
+    sdk: Option<&Path>,
 ) -> anyhow::Result<PathBuf> {
     check_name(name, lang)?;
     let root = dir.join(name);
     if root.exists() {
         bail!("{} already exists", root.display());
     }
-    let sdk = find_sdk(lang.toolchain(), sdk)?;
-    let values = values(name, kind, lang, &sdk)?;
+    let toolchain = lang.toolchain();
+    let sdk = match sdk {
+        Some(path) if toolchain == Toolchain::Rust && path.join("Cargo.toml").is_file() => {
+            Sdk::RustSources(
+                path.canonicalize()
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+        }
+        _ => Sdk::Packages(sdk_dir(toolchain, sdk)?),
+    };
+    let written = write(&root, name, kind, lang, &sdk);
+    if written.is_err() {
+        // Best effort: the error being reported matters more.
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    written.map(|()| root)
+}
+
+fn write(root: &Path, name: &str, kind: PluginKind, lang: Lang, sdk: &Sdk) -> anyhow::Result<()> {
+    let values = values(name, kind, lang, sdk)?;
     for (path, template) in files(lang, kind) {
         let path = root.join(render(path, &values));
         if let Some(parent) = path.parent() {
@@ -55,7 +90,63 @@ pub fn scaffold(
         std::fs::write(&path, render(template, &values))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(root)
+    if let Sdk::Packages(packages) = sdk {
+        vendor(root, name, lang.toolchain(), packages)?;
+    }
+    Ok(())
+}
+
+/// Copies the SDK package into `root/vendor/`, with what pins it.
+fn vendor(root: &Path, name: &str, toolchain: Toolchain, packages: &Path) -> anyhow::Result<()> {
+    let vendor = root.join("vendor");
+    std::fs::create_dir_all(&vendor).with_context(|| format!("creating {}", vendor.display()))?;
+    let package = packages.join(package_file(toolchain));
+    let copy = |from: &Path, to: &Path| {
+        std::fs::copy(from, to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))
+    };
+    match toolchain {
+        // Unpacked: `[patch]` takes a directory. The archive is a .tar.gz
+        // (`cargo package`), which every system with cargo can unpack.
+        Toolchain::Rust => {
+            let status = Command::new("tar")
+                .arg("-xzf")
+                .arg(&package)
+                .arg("-C")
+                .arg(&vendor)
+                .status()
+                .context("running tar (needed to unpack the SDK crate)")?;
+            let unpacked = vendor.join(format!("sluice-plugin-sdk-{SDK_VERSION}/Cargo.toml"));
+            if !status.success() || !unpacked.is_file() {
+                bail!(
+                    "could not unpack {} into {}",
+                    package.display(),
+                    vendor.display()
+                );
+            }
+        }
+        Toolchain::Js => {
+            copy(&package, &vendor.join(package_file(toolchain)))?;
+            // The lockfile was made for a project named `sluice-plugin-project`
+            // with exactly this package.json's dependency (scripts/package-sdks).
+            let lock = packages.join(format!("sluice-plugin-{SDK_VERSION}-package-lock.json"));
+            let text = std::fs::read_to_string(&lock)
+                .with_context(|| format!("reading {}", lock.display()))?;
+            let renamed = text.replace(
+                "\"name\": \"sluice-plugin-project\"",
+                &format!("\"name\": {}", serde_json::to_string(name)?),
+            );
+            std::fs::write(root.join("package-lock.json"), renamed)
+                .with_context(|| format!("writing {}", root.join("package-lock.json").display()))?;
+        }
+        Toolchain::Python => {
+            copy(&package, &vendor.join(package_file(toolchain)))?;
+            let requirements =
+                packages.join(format!("sluice_plugin-{SDK_VERSION}-requirements.txt"));
+            copy(&requirements, &root.join("requirements.txt"))?;
+        }
+    }
+    Ok(())
 }
 
 fn check_name(name: &str, lang: Lang) -> anyhow::Result<()> {
@@ -79,53 +170,30 @@ fn check_name(name: &str, lang: Lang) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The SDK directory, absolute, after checking it holds what `toolchain` needs.
-fn find_sdk(toolchain: Toolchain, sdk: &Path) -> anyhow::Result<PathBuf> {
-    let (what, marker) = match toolchain {
-        Toolchain::Rust => ("the Rust guest SDK (crate sluice-plugin-sdk)", "Cargo.toml"),
-        Toolchain::Js => ("the TypeScript/JavaScript SDK", "sdk/index.ts"),
-        Toolchain::Python => ("the Python SDK", "sdk/sluice_plugin/__init__.py"),
-    };
-    let found = sdk
-        .canonicalize()
-        .ok()
-        .filter(|dir| dir.join(marker).is_file());
-    found.with_context(|| {
-        format!(
-            "{what} is not at {} (no {marker}): pass --sdk, or set SLUICE_REPO to a Sluice repository",
-            sdk.display()
-        )
-    })
-}
-
 /// The placeholders' values. Paths are JSON strings, quotes included:
-/// valid as they are in JSON, TOML, TypeScript and Python.
+/// valid as they are in JSON and TOML.
 fn values(
     name: &str,
     kind: PluginKind,
     lang: Lang,
-    sdk: &Path,
+    sdk: &Sdk,
 ) -> anyhow::Result<Vec<(&'static str, String)>> {
-    let quoted = |path: PathBuf| -> anyhow::Result<String> {
-        let text = path
-            .to_str()
-            .with_context(|| format!("{} is not UTF-8", path.display()))?;
-        Ok(serde_json::to_string(text)?)
-    };
     let mut values = vec![
         ("name", name.to_owned()),
         ("module", name.replace('-', "_")),
         ("type_name", type_name(name)),
         ("kind", kind.as_str().to_owned()),
+        ("sdk_version", SDK_VERSION.to_owned()),
     ];
-    match lang.toolchain() {
-        Toolchain::Rust => values.push(("sdk", quoted(sdk.to_owned())?)),
-        Toolchain::Js => {
-            values.push(("sdk_index", quoted(sdk.join("sdk/index.ts"))?));
-            values.push(("sdk_host", quoted(sdk.join("sdk/host.d.ts"))?));
-            values.push(("type_roots", quoted(sdk.join("node_modules/@types"))?));
-        }
-        Toolchain::Python => values.push(("sdk", quoted(sdk.join("sdk"))?)),
+    if lang == Lang::Rust {
+        let path = match sdk {
+            Sdk::Packages(_) => format!("vendor/sluice-plugin-sdk-{SDK_VERSION}"),
+            Sdk::RustSources(path) => path
+                .to_str()
+                .with_context(|| format!("{} is not UTF-8", path.display()))?
+                .to_owned(),
+        };
+        values.push(("sdk_patch", serde_json::to_string(&path)?));
     }
     Ok(values)
 }
@@ -152,6 +220,7 @@ fn files(lang: Lang, kind: PluginKind) -> Vec<(&'static str, &'static str)> {
     match lang {
         Lang::Rust => vec![
             ("Cargo.toml", template!("rust/Cargo.toml")),
+            (".gitignore", template!("rust/gitignore")),
             (
                 "src/lib.rs",
                 pick(
@@ -196,7 +265,6 @@ fn files(lang: Lang, kind: PluginKind) -> Vec<(&'static str, &'static str)> {
         Lang::Python => vec![
             ("sluice.toml", template!("python/sluice.toml")),
             (".gitignore", template!("python/gitignore")),
-            ("conftest.py", template!("python/conftest.py")),
             (
                 "{{module}}.py",
                 pick(
@@ -266,31 +334,31 @@ mod tests {
                         .all(|b| b.is_ascii_lowercase() || b == b'_')
             })
         };
+        let sdk = Sdk::Packages(PathBuf::from("/sdk dir"));
         for lang in LANGS {
             for kind in KINDS {
-                let values = values("my-plugin", kind, lang, Path::new("/sdk dir/\"x\"")).unwrap();
+                let values = values("my-plugin", kind, lang, &sdk).unwrap();
                 for (path, template) in files(lang, kind) {
                     let (path, text) = (render(path, &values), render(template, &values));
                     assert!(
                         !placeholder(&path) && !placeholder(&text),
                         "{lang:?} {path}"
                     );
+                    // The project moves between machines as it is.
+                    assert!(!text.contains("/sdk dir"), "{lang:?} {path}");
                 }
             }
         }
     }
 
     #[test]
-    fn paths_are_quoted_and_values_are_not_rendered_again() {
-        let values = [("a", "{{b}}".to_owned()), ("b", "x".to_owned())];
-        assert_eq!(render("{{a}} {{b}} {{c}} {{", &values), "{{b}} x {{c}} {{");
-        let values = values_for(Lang::Python);
-        let sdk = &values.iter().find(|(k, _)| *k == "sdk").unwrap().1;
-        assert_eq!(sdk, r#""/s \"q\"/sdk""#);
-    }
-
-    fn values_for(lang: Lang) -> Vec<(&'static str, String)> {
-        values("x", PluginKind::Validator, lang, Path::new("/s \"q\"")).unwrap()
+    fn values_are_not_rendered_again_and_paths_are_quoted() {
+        let fixed = [("a", "{{b}}".to_owned()), ("b", "x".to_owned())];
+        assert_eq!(render("{{a}} {{b}} {{c}} {{", &fixed), "{{b}} x {{c}} {{");
+        let sources = Sdk::RustSources(PathBuf::from("/s \"q\""));
+        let rendered = values("x", PluginKind::Validator, Lang::Rust, &sources).unwrap();
+        let patch = &rendered.iter().find(|(k, _)| *k == "sdk_patch").unwrap().1;
+        assert_eq!(patch, r#""/s \"q\"""#);
     }
 
     #[test]
