@@ -6,11 +6,14 @@
 //! is unusable: not JSON, empty, too large. Otherwise every event gets its own
 //! outcome:
 //! - `accepted`: Kafka acknowledged it in `events.raw`;
-//! - `rejected`: it broke a rule (contract, or a team validator); a copy went
-//!   to the dead-letter topic; retrying the same event cannot help;
+//! - `rejected`: it broke a rule (contract, or a team validator); a copy is
+//!   in the dead-letter topic (Kafka acknowledged it; if it did not, the
+//!   event is `failed` instead, so it is never lost); retrying the same event
+//!   cannot help;
 //! - `dead_lettered`: a team plugin failed on it and the plugin's policy sent it
 //!   to the dead-letter topic, where Kafka acknowledged it; do not retry;
-//! - `failed`: Kafka did not acknowledge it in time; retry with the same `event_id`.
+//! - `failed`: Kafka did not acknowledge it (or its dead-letter copy) in
+//!   time; retry with the same `event_id`.
 //!
 //! Steps: decode and check each event against the contract, then against the
 //! team's registered schema for its name and `schema_version` (if any), run
@@ -71,7 +74,10 @@ pub enum Outcome {
         message: String,
     },
     Failed {
-        event_id: Uuid,
+        /// Absent only for an event rejected without a usable `event_id`
+        /// whose dead-letter copy failed (the client resends the batch).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        event_id: Option<Uuid>,
         code: String,
         message: String,
     },
@@ -343,13 +349,7 @@ fn answer(
     };
     for (plan, ack) in planned.into_iter().zip(acks) {
         let outcome = match (plan, ack) {
-            (Planned::Reject(event_id, reject), dlq) => {
-                if let Err(err) = dlq {
-                    // The client still learns the rejection; only the DLQ copy
-                    // is missing, and an operator must know.
-                    tracing::warn!(team, code = %reject.code, error = %err, "rejected event not written to the dead-letter topic");
-                    counter!(metrics::DLQ_WRITE_FAILURES).increment(1);
-                }
+            (Planned::Reject(event_id, reject), Ok(())) => {
                 response.rejected += 1;
                 counter!(metrics::EVENTS, "outcome" => "rejected", "reason" => reject.code.as_str())
                     .increment(1);
@@ -357,6 +357,26 @@ fn answer(
                     event_id,
                     code: reject.code,
                     message: reject.message,
+                }
+            }
+            (Planned::Reject(event_id, reject), Err(err)) => {
+                // `rejected` tells the client not to resend, so it may only be
+                // said once the copy is in the dead-letter topic: otherwise
+                // the event would exist nowhere. `failed` makes the client
+                // resend it; it is rejected again then, and kept.
+                tracing::warn!(team, code = %reject.code, error = %err, "rejected event not written to the dead-letter topic; answered failed");
+                counter!(metrics::DLQ_WRITE_FAILURES).increment(1);
+                response.failed += 1;
+                counter!(metrics::EVENTS, "outcome" => "failed", "reason" => failure_code(&err))
+                    .increment(1);
+                Outcome::Failed {
+                    event_id,
+                    code: failure_code(&err).to_owned(),
+                    message: format!(
+                        "rejected ({}: {}), but the rejection could not be recorded: {err}; resend it",
+                        reject.code.as_str(),
+                        reject.message
+                    ),
                 }
             }
             (Planned::Accept(event_id), Ok(())) => {
@@ -378,7 +398,7 @@ fn answer(
                 counter!(metrics::EVENTS, "outcome" => "failed", "reason" => failure_code(&err))
                     .increment(1);
                 Outcome::Failed {
-                    event_id,
+                    event_id: Some(event_id),
                     code: failure_code(&err).to_owned(),
                     message: err.to_string(),
                 }

@@ -201,6 +201,8 @@ impl EventProducer for KafkaProducer {
 pub struct MemoryProducer {
     records: Mutex<Vec<Record>>,
     fail_with: std::sync::Mutex<Option<ProduceError>>,
+    /// Fail only the records of this topic (with `fail_with`'s error).
+    fail_topic: std::sync::Mutex<Option<String>>,
 }
 
 impl MemoryProducer {
@@ -214,25 +216,50 @@ impl MemoryProducer {
         }
     }
 
+    /// Fails the records of `topic` only, with `error`; the others are kept.
+    pub fn fail_topic(&self, topic: &str, error: ProduceError) {
+        if let Ok(mut guard) = self.fail_topic.lock() {
+            *guard = Some(topic.to_owned());
+        }
+        self.fail_with(Some(error));
+    }
+
     fn failure(&self) -> Option<ProduceError> {
         self.fail_with.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn failed_topic(&self) -> Option<String> {
+        self.fail_topic.lock().ok().and_then(|g| g.clone())
     }
 }
 
 impl EventProducer for MemoryProducer {
     fn send(&self, records: Vec<Record>) -> BoxFuture<'_, Vec<Result<(), ProduceError>>> {
         Box::pin(async move {
-            if let Some(err) = self.failure() {
+            let Some(err) = self.failure() else {
+                let results = records.iter().map(|_| Ok(())).collect();
+                self.records.lock().await.extend(records);
+                return results;
+            };
+            let Some(topic) = self.failed_topic() else {
                 return records.iter().map(|_| Err(err.clone())).collect();
+            };
+            let mut results = Vec::with_capacity(records.len());
+            let mut kept = self.records.lock().await;
+            for record in records {
+                if record.topic == topic {
+                    results.push(Err(err.clone()));
+                } else {
+                    results.push(Ok(()));
+                    kept.push(record);
+                }
             }
-            let results = records.iter().map(|_| Ok(())).collect();
-            self.records.lock().await.extend(records);
             results
         })
     }
 
     fn probe(&self) -> BoxFuture<'_, bool> {
-        Box::pin(async move { self.failure().is_none() })
+        Box::pin(async move { self.failure().is_none() || self.failed_topic().is_some() })
     }
 }
 

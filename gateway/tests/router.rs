@@ -131,6 +131,52 @@ async fn kafka_failure_is_a_503_naming_the_events_to_retry() {
     assert_eq!(body["results"][0]["code"], "kafka_unavailable");
 }
 
+/// A rejection the dead-letter topic did not take is not answered
+/// `rejected` (the client would drop the event, and it would exist nowhere)
+/// but `failed`, so the client resends it; its neighbours are unaffected.
+#[tokio::test]
+async fn a_rejection_whose_dead_letter_copy_failed_is_answered_failed() {
+    let h = harness();
+    h.producer.fail_topic(
+        "events.rejected",
+        ProduceError::Unavailable("broker down".into()),
+    );
+    let kept = uuid::Uuid::new_v4();
+    let (status, headers, body) = post(
+        &h,
+        Some(KEY),
+        batch(json!([
+            { "event_id": kept, "event": "A", "user_id": "u1" },
+            { "event_id": uuid::Uuid::new_v4(), "event": "B" },
+        ])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers[header::RETRY_AFTER], "5");
+    assert_eq!(
+        (&body["accepted"], &body["rejected"], &body["failed"]),
+        (&json!(1), &json!(0), &json!(1)),
+        "{body}"
+    );
+    assert_eq!(body["results"][0]["status"], "accepted");
+    let failed = &body["results"][1];
+    assert_eq!(failed["status"], "failed", "{body}");
+    // Results are in request order; an event that fails the contract check
+    // has no id the gateway vouches for, rejected or failed.
+    assert!(failed.get("event_id").is_none(), "{failed}");
+    assert_eq!(failed["code"], "kafka_unavailable");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing_field"),
+        "the reason it will be rejected is named: {failed}"
+    );
+    let records = h.producer.records().await;
+    assert_eq!(records.len(), 1, "only the accepted event was kept");
+    assert_eq!(records[0].topic, "events.raw");
+}
+
 #[tokio::test]
 async fn request_level_errors_have_specific_codes() {
     let h = harness();
