@@ -67,6 +67,13 @@ pub struct TeamChain {
     pub plugins: Vec<ChainPlugin>,
 }
 
+impl TeamChain {
+    /// The team whose chain this is (every plugin of it is that team's).
+    pub fn team(&self) -> &str {
+        self.plugins.first().map_or("", |p| &p.tag.team)
+    }
+}
+
 /// What the chain decided for one event.
 #[derive(Debug)]
 pub enum Fate {

@@ -90,6 +90,11 @@ pub struct PluginHost {
     stats: Mutex<HashMap<String, Arc<PluginStats>>>,
     /// One permit per pool slot: batches wait here, not in the allocator.
     slots: Arc<Semaphore>,
+    /// Each team's share of `slots` (`max_instances_per_team`), taken first:
+    /// a team whose batches are slow (a spinning plugin runs to its CPU
+    /// budget) queues behind itself, and the other teams keep the rest.
+    team_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_team: usize,
     /// Warm instances per (plugin version, component, configuration).
     pools: Mutex<HashMap<PoolKey, Arc<InstancePool>>>,
     disable_after: u64,
@@ -110,6 +115,11 @@ impl PluginHost {
         let runtime = Arc::new(Runtime::new(config.runtime.clone())?);
         Ok(Arc::new(Self {
             slots: Arc::new(Semaphore::new(config.runtime.max_instances.max(1) as usize)),
+            team_slots: Mutex::new(HashMap::new()),
+            per_team: config
+                .runtime
+                .max_instances_per_team
+                .clamp(1, config.runtime.max_instances.max(1)) as usize,
             runtime,
             registry,
             chains: RwLock::new(Arc::new(HashMap::new())),
@@ -373,12 +383,15 @@ impl PluginHost {
         chain: Arc<TeamChain>,
         events: Vec<Event>,
     ) -> anyhow::Result<Vec<Fate>> {
+        // The team's own share first, so that waiting for it holds none of
+        // the slots other teams use.
+        let team_permit = self.team_slots(chain.team()).acquire_owned().await?;
         let permit = self.slots.clone().acquire_owned().await?;
         let host = self.clone();
         // The blocking thread continues the request's trace.
         let span = tracing::Span::current();
         let fates = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = (team_permit, permit);
             let _entered = span.enter();
             let on_failure = |plugin: &ChainPlugin, consecutive: u64, err: &CallError| {
                 host.on_failure(plugin, consecutive, err);
@@ -387,6 +400,22 @@ impl PluginHost {
         })
         .await?;
         Ok(fates)
+    }
+
+    /// Plugin slots held by running batches now.
+    pub fn busy_slots(&self) -> usize {
+        self.runtime.config().max_instances.max(1) as usize - self.slots.available_permits()
+    }
+
+    fn team_slots(&self, team: &str) -> Arc<Semaphore> {
+        let Ok(mut map) = self.team_slots.lock() else {
+            return Arc::new(Semaphore::new(self.per_team));
+        };
+        // One per team that ever ran a batch here: teams are customers, a
+        // few thousand at most, so they are kept rather than pruned.
+        map.entry(team.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_team)))
+            .clone()
     }
 
     fn on_failure(&self, plugin: &ChainPlugin, consecutive: u64, err: &CallError) {

@@ -83,6 +83,10 @@ pub struct RuntimeSettings {
     /// Plugin chains running at once (each uses one instance at a time);
     /// batches beyond wait.
     pub max_instances: u32,
+    /// Of those, the most one team's batches may hold at once; its further
+    /// batches wait for its own slots, never for other teams'. Also bounds
+    /// the cores one team's plugins keep busy.
+    pub max_instances_per_team: u32,
     /// Initialised instances kept idle for reuse, over all plugins; 0 makes
     /// every batch use a fresh instance.
     pub max_idle_instances: u32,
@@ -113,6 +117,7 @@ impl Default for RuntimeSettings {
             max_memory_bytes: 64 * 1024 * 1024,
             max_component_bytes: 32 * 1024 * 1024,
             max_instances: 64,
+            max_instances_per_team: 8,
             max_idle_instances: 64,
             max_events_per_call: 128,
             max_bytes_per_call: 64 * 1024,
