@@ -185,6 +185,41 @@ enum Command {
         #[command(flatten)]
         files: ResultFiles,
     },
+    /// A hostile neighbour: a team without plugins alone, then while another
+    /// team's TypeScript plugin spins on every batch; p50/p99 and events/s.
+    PluginsNeighbour {
+        #[arg(long, default_value = "http://127.0.0.1:18090")]
+        gateway_url: String,
+        #[arg(long)]
+        admin_token: String,
+        /// Directory of compiled components (with ts_fixture_infinite_loop).
+        #[arg(long)]
+        components: PathBuf,
+        /// The team without plugins, TEAM:API_KEY.
+        #[arg(long)]
+        quiet: String,
+        /// The team that gets the spinning plugin, TEAM:API_KEY.
+        #[arg(long)]
+        hostile: String,
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 16)]
+        hostile_clients: usize,
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        #[arg(long)]
+        commit: Option<String>,
+        #[command(flatten)]
+        files: ResultFiles,
+    },
     /// Upload → `active` through a running gateway's admin API (a new
     /// plugin, nothing cached), or with --restart-since-unix-ns, how soon a
     /// restarted gateway runs it again; results kept in --results, and with
@@ -519,6 +554,50 @@ async fn main() -> anyhow::Result<()> {
             if let Some(doc) = &files.doc {
                 let commit = commit.as_deref().unwrap_or("unknown");
                 plugins::gateway::update_doc(doc, &results, commit)?;
+            }
+            Ok(())
+        }
+        Command::PluginsNeighbour {
+            gateway_url,
+            admin_token,
+            components,
+            quiet,
+            hostile,
+            batch,
+            clients,
+            hostile_clients,
+            rounds,
+            duration_secs,
+            warmup_secs,
+            workload,
+            commit,
+            files,
+        } => {
+            let pair = |text: &str| -> anyhow::Result<(String, String)> {
+                text.split_once(':')
+                    .map(|(team, key)| (team.to_owned(), key.to_owned()))
+                    .with_context(|| format!("`{text}` is not TEAM:API_KEY"))
+            };
+            let options = plugins::neighbour::NeighbourOptions {
+                gateway_url,
+                admin_token,
+                components,
+                quiet: pair(&quiet)?,
+                hostile: pair(&hostile)?,
+                batch,
+                clients,
+                hostile_clients,
+                rounds,
+                duration: Duration::from_secs(duration_secs),
+                warmup: Duration::from_secs(warmup_secs),
+                workload: workload.options(),
+            };
+            let results = files
+                .load_or_measure(plugins::neighbour::run(&options))
+                .await?;
+            if let Some(doc) = &files.doc {
+                let commit = commit.as_deref().unwrap_or("unknown");
+                plugins::neighbour::update_doc(doc, &results, commit)?;
             }
             Ok(())
         }

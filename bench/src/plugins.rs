@@ -28,6 +28,7 @@
 pub mod gateway;
 pub mod languages;
 pub mod native;
+pub mod neighbour;
 pub mod pipeline;
 pub mod probe;
 pub mod report;

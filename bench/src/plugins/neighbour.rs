@@ -1,0 +1,257 @@
+//! A hostile neighbour in a real gateway: what a team without plugins sees
+//! while another team's TypeScript plugin spins on every batch until its CPU
+//! budget stops it (`ts_fixture_infinite_loop`, failure policy `pass`, and
+//! never disabled: the benchmark gateway raises `disable_after_failures`).
+//!
+//! Interleaved rounds of the quiet team alone, then the quiet team with the
+//! hostile team loading at the same time; the quiet team's p50/p99 and
+//! events/s in both, as ratios within the round. The sandbox's promise is
+//! that the hostile team is contained: its batches are bounded by the CPU
+//! budget and by its share of the plugin slots (`max_instances_per_team`),
+//! but on a machine with few cores its spinning still takes CPU the quiet
+//! team's requests would have used, and this is what that costs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::load::{self, Tally, Target};
+use crate::suite::WorkloadOptions;
+use crate::workload::Workload;
+
+pub const BEGIN_MARKER: &str =
+    "<!-- BEGIN GENERATED PLUGIN NEIGHBOUR RESULTS (scripts/bench-plugins) -->";
+pub const END_MARKER: &str = "<!-- END GENERATED PLUGIN NEIGHBOUR RESULTS -->";
+
+/// The hostile plugin, from the components directory.
+const HOSTILE: &str = "ts_fixture_infinite_loop";
+
+#[derive(Debug, Clone)]
+pub struct NeighbourOptions {
+    pub gateway_url: String,
+    pub admin_token: String,
+    pub components: PathBuf,
+    /// `(team, api key)` of the team without plugins.
+    pub quiet: (String, String),
+    /// `(team, api key)` of the team that gets the hostile plugin.
+    pub hostile: (String, String),
+    pub batch: usize,
+    pub clients: usize,
+    pub hostile_clients: usize,
+    pub rounds: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub workload: WorkloadOptions,
+}
+
+/// One run of one team.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TeamRun {
+    pub events_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub accepted: u64,
+    pub failed: u64,
+    pub transport_errors: u64,
+}
+
+impl TeamRun {
+    fn from(tally: &Tally) -> Self {
+        Self {
+            events_per_second: tally.accepted as f64 / tally.elapsed.as_secs_f64().max(1e-9),
+            p50_ms: tally.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            p99_ms: tally.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            accepted: tally.accepted,
+            failed: tally.failed,
+            transport_errors: tally.transport_errors,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NeighbourRound {
+    pub alone: TeamRun,
+    pub with_hostile: TeamRun,
+    pub hostile: TeamRun,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NeighbourResults {
+    pub measured_at: String,
+    pub load_average: String,
+    pub batch: usize,
+    pub clients: usize,
+    pub hostile_clients: usize,
+    /// The gateway's `plugins.runtime.max_instances_per_team`, as it said.
+    pub per_team_slots: String,
+    pub rounds: Vec<NeighbourRound>,
+}
+
+async fn install(client: &reqwest::Client, options: &NeighbourOptions) -> anyhow::Result<()> {
+    let base = options.gateway_url.trim_end_matches('/');
+    let team = &options.hostile.0;
+    let path = options.components.join(format!("{HOSTILE}.wasm"));
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let plugin = format!("{base}/admin/v1/teams/{team}/plugins/spin");
+    let response = client
+        .put(format!(
+            "{plugin}/versions/1.0.0?kind=validator&activate=true"
+        ))
+        .bearer_auth(&options.admin_token)
+        .body(bytes)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success() || response.status().as_u16() == 409,
+        "uploading {HOSTILE}: {}",
+        response.text().await.unwrap_or_default()
+    );
+    // `pass`: its failures let the events through, so the hostile team keeps
+    // sending full batches, each of which spins to the budget.
+    let response = client
+        .patch(&plugin)
+        .bearer_auth(&options.admin_token)
+        .json(&json!({ "policy": "pass", "enabled": true }))
+        .send()
+        .await?;
+    anyhow::ensure!(response.status().is_success(), "configuring {HOSTILE}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let shown: serde_json::Value = client
+            .get(&plugin)
+            .bearer_auth(&options.admin_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if shown["state"] == "active" {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            shown["state"] != "failed" && std::time::Instant::now() < deadline,
+            "{HOSTILE} not active: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn run(options: &NeighbourOptions) -> anyhow::Result<NeighbourResults> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    eprintln!(
+        "==> plugins-neighbour: installing {HOSTILE} for {}",
+        options.hostile.0
+    );
+    install(&client, options).await?;
+    let per_team_slots = std::env::var("SLUICE_GATEWAY_PLUGINS__RUNTIME__MAX_INSTANCES_PER_TEAM")
+        .unwrap_or_else(|_| "8 (default)".to_owned());
+    let workload = Workload::generate(
+        options.workload.distinct_events,
+        options.workload.users,
+        options.workload.seed,
+    )?;
+    let count = options
+        .clients
+        .max(workload.len() / options.batch.max(1))
+        .max(4);
+    let bodies = Arc::new(workload.bodies(options.batch, count));
+    let target = |key: &str, clients: usize| {
+        Target::new(
+            &options.gateway_url,
+            key,
+            clients.max(16),
+            Duration::from_secs(30),
+        )
+    };
+    let quiet = target(&options.quiet.1, options.clients)?;
+    let hostile = target(&options.hostile.1, options.hostile_clients)?;
+    quiet.wait_ready(Duration::from_secs(60)).await?;
+    let mut results = NeighbourResults {
+        measured_at: sluice_core::Timestamp::now().to_rfc3339(),
+        load_average: std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default(),
+        batch: options.batch,
+        clients: options.clients,
+        hostile_clients: options.hostile_clients,
+        per_team_slots,
+        rounds: Vec::new(),
+    };
+    for round in 1..=options.rounds.max(1) {
+        load::closed_loop(&quiet, &bodies, options.clients, options.warmup).await;
+        let alone = load::closed_loop(&quiet, &bodies, options.clients, options.duration).await;
+        let (with_hostile, hostile) = tokio::join!(
+            load::closed_loop(&quiet, &bodies, options.clients, options.duration),
+            load::closed_loop(&hostile, &bodies, options.hostile_clients, options.duration),
+        );
+        let measured = NeighbourRound {
+            alone: TeamRun::from(&alone),
+            with_hostile: TeamRun::from(&with_hostile),
+            hostile: TeamRun::from(&hostile),
+        };
+        eprintln!(
+            "==> plugins-neighbour: round {round}: alone p99 {:.1} ms, {:.0} events/s; with the hostile team p99 {:.1} ms, {:.0} events/s",
+            measured.alone.p99_ms,
+            measured.alone.events_per_second,
+            measured.with_hostile.p99_ms,
+            measured.with_hostile.events_per_second
+        );
+        results.rounds.push(measured);
+    }
+    Ok(results)
+}
+
+/// The generated markdown (between the markers).
+pub fn render(results: &NeighbourResults, commit: &str) -> String {
+    let mut md = format!(
+        "\n#### A hostile neighbour: a TypeScript plugin spinning on every batch\n\n{} (load average at start {}); commit {commit}. The release gateway above; the team without plugins at batch {}, {} clients, closed loop, first alone, then while another team ({} clients, same batches) has `{HOSTILE}` as its validator (policy `pass`, never disabled: every batch spins to the 100 ms CPU budget). Plugin slots per team: {}.\n\n| round | quiet team alone: events/s, p50 / p99 ms | with the hostile team: events/s, p50 / p99 ms | p99 ratio | hostile team: events/s, failed |\n|---:|---:|---:|---:|---:|\n",
+        results.measured_at,
+        results.load_average,
+        results.batch,
+        results.clients,
+        results.hostile_clients,
+        results.per_team_slots
+    );
+    for (i, r) in results.rounds.iter().enumerate() {
+        md.push_str(&format!(
+            "| {} | {:.0}, {:.1} / {:.1} | {:.0}, {:.1} / {:.1} | {:.2} × | {:.0}, {} |\n",
+            i + 1,
+            r.alone.events_per_second,
+            r.alone.p50_ms,
+            r.alone.p99_ms,
+            r.with_hostile.events_per_second,
+            r.with_hostile.p50_ms,
+            r.with_hostile.p99_ms,
+            r.with_hostile.p99_ms / r.alone.p99_ms.max(1e-9),
+            r.hostile.events_per_second,
+            r.hostile.failed
+        ));
+    }
+    let failed: u64 = results
+        .rounds
+        .iter()
+        .map(|r| r.alone.failed + r.with_hostile.failed + r.with_hostile.transport_errors)
+        .sum();
+    md.push_str(&format!(
+        "\nThe quiet team's events answered `failed` or not answered at all, over every run: {failed}.\n"
+    ));
+    md
+}
+
+pub fn update_doc(
+    doc: &std::path::Path,
+    results: &NeighbourResults,
+    commit: &str,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
+    let updated =
+        crate::report::splice_section(&text, BEGIN_MARKER, END_MARKER, &render(results, commit))
+            .with_context(|| format!("updating {}", doc.display()))?;
+    std::fs::write(doc, updated).with_context(|| format!("writing {}", doc.display()))
+}
