@@ -215,10 +215,16 @@ enum Command {
         warmup_secs: u64,
         #[command(flatten)]
         workload: WorkloadArgs,
+        /// The gateway's plugins.runtime.max_instances_per_team, for the report.
+        #[arg(long, default_value = "8 (default)")]
+        per_team_slots: String,
+        /// Results of earlier configurations; this run is added to them.
+        #[arg(long)]
+        results: PathBuf,
+        #[arg(long)]
+        doc: Option<PathBuf>,
         #[arg(long)]
         commit: Option<String>,
-        #[command(flatten)]
-        files: ResultFiles,
     },
     /// Upload → `active` through a running gateway's admin API (a new
     /// plugin, nothing cached), or with --restart-since-unix-ns, how soon a
@@ -570,8 +576,10 @@ async fn main() -> anyhow::Result<()> {
             duration_secs,
             warmup_secs,
             workload,
+            per_team_slots,
+            results,
+            doc,
             commit,
-            files,
         } => {
             let pair = |text: &str| -> anyhow::Result<(String, String)> {
                 text.split_once(':')
@@ -591,13 +599,18 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(duration_secs),
                 warmup: Duration::from_secs(warmup_secs),
                 workload: workload.options(),
+                per_team_slots,
             };
-            let results = files
-                .load_or_measure(plugins::neighbour::run(&options))
-                .await?;
-            if let Some(doc) = &files.doc {
+            let mut all: plugins::neighbour::NeighbourResults = if results.exists() {
+                read_json(&results)?
+            } else {
+                Default::default()
+            };
+            all.runs.push(plugins::neighbour::run(&options).await?);
+            write_json(&results, &all)?;
+            if let Some(doc) = &doc {
                 let commit = commit.as_deref().unwrap_or("unknown");
-                plugins::neighbour::update_doc(doc, &results, commit)?;
+                plugins::neighbour::update_doc(doc, &all, commit)?;
             }
             Ok(())
         }

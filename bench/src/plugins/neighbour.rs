@@ -46,6 +46,8 @@ pub struct NeighbourOptions {
     pub duration: Duration,
     pub warmup: Duration,
     pub workload: WorkloadOptions,
+    /// How the gateway was configured, for the report.
+    pub per_team_slots: String,
 }
 
 /// One run of one team.
@@ -79,16 +81,23 @@ pub struct NeighbourRound {
     pub hostile: TeamRun,
 }
 
+/// The rounds on one gateway configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NeighbourResults {
+pub struct NeighbourRun {
     pub measured_at: String,
     pub load_average: String,
     pub batch: usize,
     pub clients: usize,
     pub hostile_clients: usize,
-    /// The gateway's `plugins.runtime.max_instances_per_team`, as it said.
+    /// The gateway's `plugins.runtime.max_instances_per_team`.
     pub per_team_slots: String,
     pub rounds: Vec<NeighbourRound>,
+}
+
+/// Every configuration measured, in order (`--results` accumulates them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NeighbourResults {
+    pub runs: Vec<NeighbourRun>,
 }
 
 async fn install(client: &reqwest::Client, options: &NeighbourOptions) -> anyhow::Result<()> {
@@ -139,7 +148,7 @@ async fn install(client: &reqwest::Client, options: &NeighbourOptions) -> anyhow
     }
 }
 
-pub async fn run(options: &NeighbourOptions) -> anyhow::Result<NeighbourResults> {
+pub async fn run(options: &NeighbourOptions) -> anyhow::Result<NeighbourRun> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
@@ -148,8 +157,6 @@ pub async fn run(options: &NeighbourOptions) -> anyhow::Result<NeighbourResults>
         options.hostile.0
     );
     install(&client, options).await?;
-    let per_team_slots = std::env::var("SLUICE_GATEWAY_PLUGINS__RUNTIME__MAX_INSTANCES_PER_TEAM")
-        .unwrap_or_else(|_| "8 (default)".to_owned());
     let workload = Workload::generate(
         options.workload.distinct_events,
         options.workload.users,
@@ -171,7 +178,7 @@ pub async fn run(options: &NeighbourOptions) -> anyhow::Result<NeighbourResults>
     let quiet = target(&options.quiet.1, options.clients)?;
     let hostile = target(&options.hostile.1, options.hostile_clients)?;
     quiet.wait_ready(Duration::from_secs(60)).await?;
-    let mut results = NeighbourResults {
+    let mut results = NeighbourRun {
         measured_at: sluice_core::Timestamp::now().to_rfc3339(),
         load_average: std::fs::read_to_string("/proc/loadavg")
             .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -179,7 +186,7 @@ pub async fn run(options: &NeighbourOptions) -> anyhow::Result<NeighbourResults>
         batch: options.batch,
         clients: options.clients,
         hostile_clients: options.hostile_clients,
-        per_team_slots,
+        per_team_slots: options.per_team_slots.clone(),
         rounds: Vec::new(),
     };
     for round in 1..=options.rounds.max(1) {
@@ -208,35 +215,35 @@ pub async fn run(options: &NeighbourOptions) -> anyhow::Result<NeighbourResults>
 
 /// The generated markdown (between the markers).
 pub fn render(results: &NeighbourResults, commit: &str) -> String {
+    let Some(first) = results.runs.first() else {
+        return String::new();
+    };
     let mut md = format!(
-        "\n#### A hostile neighbour: a TypeScript plugin spinning on every batch\n\n{} (load average at start {}); commit {commit}. The release gateway above; the team without plugins at batch {}, {} clients, closed loop, first alone, then while another team ({} clients, same batches) has `{HOSTILE}` as its validator (policy `pass`, never disabled: every batch spins to the 100 ms CPU budget). Plugin slots per team: {}.\n\n| round | quiet team alone: events/s, p50 / p99 ms | with the hostile team: events/s, p50 / p99 ms | p99 ratio | hostile team: events/s, failed |\n|---:|---:|---:|---:|---:|\n",
-        results.measured_at,
-        results.load_average,
-        results.batch,
-        results.clients,
-        results.hostile_clients,
-        results.per_team_slots
+        "\n#### A hostile neighbour: a TypeScript plugin spinning on every batch\n\n{} (load average at start {}); commit {commit}. The release gateway above; the team without plugins at batch {}, {} clients, closed loop, first alone, then while another team ({} clients, same batches) has `{HOSTILE}` as its validator (policy `pass`, never disabled: every batch spins to the 100 ms CPU budget). Once per setting of `plugins.runtime.max_instances_per_team`: how many of that team's batches may run plugins at once.\n\n| plugin slots per team | round | quiet team alone: events/s, p50 / p99 ms | with the hostile team: events/s, p50 / p99 ms | p99 ratio | hostile team: events/s |\n|---|---:|---:|---:|---:|---:|\n",
+        first.measured_at, first.load_average, first.batch, first.clients, first.hostile_clients,
     );
-    for (i, r) in results.rounds.iter().enumerate() {
-        md.push_str(&format!(
-            "| {} | {:.0}, {:.1} / {:.1} | {:.0}, {:.1} / {:.1} | {:.2} × | {:.0}, {} |\n",
-            i + 1,
-            r.alone.events_per_second,
-            r.alone.p50_ms,
-            r.alone.p99_ms,
-            r.with_hostile.events_per_second,
-            r.with_hostile.p50_ms,
-            r.with_hostile.p99_ms,
-            r.with_hostile.p99_ms / r.alone.p99_ms.max(1e-9),
-            r.hostile.events_per_second,
-            r.hostile.failed
-        ));
+    let mut failed = 0;
+    for run in &results.runs {
+        for (i, r) in run.rounds.iter().enumerate() {
+            md.push_str(&format!(
+                "| {} | {} | {:.0}, {:.1} / {:.1} | {:.0}, {:.1} / {:.1} | {:.2} × | {:.0} |\n",
+                run.per_team_slots,
+                i + 1,
+                r.alone.events_per_second,
+                r.alone.p50_ms,
+                r.alone.p99_ms,
+                r.with_hostile.events_per_second,
+                r.with_hostile.p50_ms,
+                r.with_hostile.p99_ms,
+                r.with_hostile.p99_ms / r.alone.p99_ms.max(1e-9),
+                r.hostile.events_per_second,
+            ));
+            failed += r.alone.failed
+                + r.alone.transport_errors
+                + r.with_hostile.failed
+                + r.with_hostile.transport_errors;
+        }
     }
-    let failed: u64 = results
-        .rounds
-        .iter()
-        .map(|r| r.alone.failed + r.with_hostile.failed + r.with_hostile.transport_errors)
-        .sum();
     md.push_str(&format!(
         "\nThe quiet team's events answered `failed` or not answered at all, over every run: {failed}.\n"
     ));
