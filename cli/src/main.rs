@@ -691,7 +691,14 @@ async fn plugin_command(action: PluginAction) -> anyhow::Result<()> {
             config,
             events,
         } => {
-            let refused = plugin::run(&component, plugin::parse_kind(&kind)?, &config, &events)?;
+            let kind = plugin::parse_kind(&kind)?;
+            // Off the async workers, as the gateway runs plugins: WASI's
+            // blocking stdio (a guest's panic message, a Python traceback)
+            // enters the runtime itself, which it may not from a task.
+            let refused = tokio::task::spawn_blocking(move || {
+                plugin::run(&component, kind, &config, &events)
+            })
+            .await??;
             if refused > 0 {
                 std::process::exit(1);
             }

@@ -358,3 +358,28 @@ fn build_names_what_a_plugin_directory_lacks() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A plugin that panics writes its message to stderr through WASI before it
+/// traps: the run reports the trap, it does not crash (`plugin run` once
+/// panicked here, entering the async runtime from within it).
+#[test]
+fn a_plugin_that_panics_is_reported_not_a_crash() {
+    let components = std::env::var_os("SLUICE_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"));
+    let dir = temp_dir();
+    let events = dir.join("events.json");
+    std::fs::write(&events, r#"[{"event": "e", "user_id": "u1"}]"#).unwrap();
+    let out = sluice()
+        .args(["plugin", "run"])
+        .arg(components.join("fixture_trap.wasm"))
+        .args(["--kind", "validator", "--config", "{}", "--events"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("trapped"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -275,7 +275,20 @@ pub(super) fn classify(store: &mut Store<PluginState>, err: wasmtime::Error) -> 
             other => CallError::Trap(other.to_string()),
         };
     }
-    let text = format!("{err:#}");
+    // A guest that called `exit`: its status is all there is to say.
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return CallError::Trap(format!("exited with status {}", exit.0));
+    }
+    tracing::debug!(error = %format!("{err:#}"), "plugin call failed");
+    // The chain without wasmtime's backtrace context (guest addresses and
+    // function names: for the log above, not for the client).
+    let text = without_backtrace(
+        &err.chain()
+            .map(|e| e.to_string())
+            .filter(|m| !m.contains("wasm backtrace:"))
+            .collect::<Vec<_>>()
+            .join(": "),
+    );
     if let Some(what) = text.split(super::state::BLOCKING_REFUSED).nth(1) {
         return CallError::Blocked(what.trim_start_matches(": ").to_owned());
     }
@@ -285,6 +298,21 @@ pub(super) fn classify(store: &mut Store<PluginState>, err: wasmtime::Error) -> 
         CallError::Memory(text)
     } else {
         CallError::Trap(text)
+    }
+}
+
+/// The error text up to wasmtime's `wasm backtrace:` block: addresses and
+/// function names of the guest are for the operator's log, not for the
+/// client whose event failed (the failure message reaches it).
+fn without_backtrace(text: &str) -> String {
+    let cut = text.find("wasm backtrace:").map_or(text, |at| &text[..at]);
+    let cut = cut.trim_end().trim_end_matches(':').trim_end();
+    let cut = cut.strip_suffix("error while executing at").unwrap_or(cut);
+    let cut = cut.trim_end().trim_end_matches(':').trim_end();
+    if cut.is_empty() {
+        "the plugin failed (details in the gateway log)".to_owned()
+    } else {
+        cut.replace('\n', " ")
     }
 }
 
@@ -322,6 +350,19 @@ mod tests {
             properties: "x".repeat(bytes),
             ..crate::convert::empty_event()
         }
+    }
+
+    #[test]
+    fn clients_are_not_shown_the_guests_backtrace() {
+        // The shape wasmtime 48 gives a guest error with its context.
+        let text = "error while executing at wasm backtrace:\n    0: 0x1d2f3 - <unknown>!core::panicking::panic\n    1: 0x2a0 - validate";
+        assert_eq!(
+            without_backtrace(text),
+            "the plugin failed (details in the gateway log)"
+        );
+        let text = "failed to flush: stream closed\n\nwasm backtrace:\n    0: 0x1 - f";
+        assert_eq!(without_backtrace(text), "failed to flush: stream closed");
+        assert_eq!(without_backtrace("plain reason"), "plain reason");
     }
 
     #[test]
