@@ -638,7 +638,17 @@ async fn configure(args: ConfigureArgs) -> anyhow::Result<()> {
     if all_events || !events.is_empty() {
         change.insert("events".into(), events.into());
     }
-    let updated = client.update_plugin(&team, &name, change.into()).await?;
+    let mut updated = client.update_plugin(&team, &name, change.into()).await?;
+    // Return once the change is in force on the gateway (its chain rebuilt),
+    // so that the next request sees it; a disabled or inactive plugin has
+    // nothing to wait for.
+    if let Some(version) = updated["active_version"].as_str().map(str::to_owned)
+        && updated["state"] != "disabled"
+    {
+        updated = client
+            .wait_active(&team, &name, &version, Duration::from_secs(120))
+            .await?;
+    }
     let runs_on = match updated["events"].as_array() {
         Some(names) => names
             .iter()
