@@ -73,9 +73,10 @@ pub fn update_doc(
     throughput: Option<&results::ThroughputResults>,
     overload: Option<&results::OverloadResults>,
 ) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
-    let updated = report::splice(&text, &report::render(throughput, overload))
-        .with_context(|| format!("updating {}", doc.display()))?;
-    std::fs::write(doc, updated).with_context(|| format!("writing {}", doc.display()))
+    report::update_section(
+        doc,
+        report::BEGIN_MARKER,
+        report::END_MARKER,
+        &report::render(throughput, overload),
+    )
 }

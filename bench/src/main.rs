@@ -672,15 +672,12 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             println!("{}", aggregator::render(&results));
             if let Some(doc) = &files.doc {
-                let text = std::fs::read_to_string(doc)
-                    .with_context(|| format!("reading {}", doc.display()))?;
-                let updated = sluice_bench::report::splice_section(
-                    &text,
+                sluice_bench::report::update_section(
+                    doc,
                     aggregator::BEGIN_MARKER,
                     aggregator::END_MARKER,
                     &aggregator::render(&results),
                 )?;
-                std::fs::write(doc, updated)?;
             }
             Ok(())
         }

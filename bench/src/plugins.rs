@@ -1189,9 +1189,10 @@ fn hold_instances(
 
 /// Renders `results` into the `## Plugins` section of `doc`.
 pub fn update_doc(doc: &Path, results: &PluginResults) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
-    let updated = report::splice(&text, &report::render(results))
-        .with_context(|| format!("updating {}", doc.display()))?;
-    std::fs::write(doc, updated).with_context(|| format!("writing {}", doc.display()))
+    crate::report::update_section(
+        doc,
+        report::BEGIN_MARKER,
+        report::END_MARKER,
+        &report::render(results),
+    )
 }

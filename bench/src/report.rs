@@ -503,6 +503,22 @@ pub fn splice(doc: &str, generated: &str) -> anyhow::Result<String> {
     splice_section(doc, BEGIN_MARKER, END_MARKER, generated)
 }
 
+/// Rewrites the section of the file `doc` between `begin` and `end` with
+/// `generated` (what every benchmark's `--doc` does).
+pub fn update_section(
+    doc: &std::path::Path,
+    begin: &str,
+    end: &str,
+    generated: &str,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
+    let updated = splice_section(&text, begin, end, generated)
+        .with_context(|| format!("updating {}", doc.display()))?;
+    std::fs::write(doc, updated).with_context(|| format!("writing {}", doc.display()))
+}
+
 /// Replaces the text between `begin` and the first `end` after it, keeping
 /// both markers and everything around them (each benchmark owns one section).
 pub fn splice_section(

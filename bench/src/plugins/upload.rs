@@ -229,12 +229,7 @@ pub fn update_doc(
     results: &UploadResults,
     commit: &str,
 ) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
-    let updated =
-        crate::report::splice_section(&text, BEGIN_MARKER, END_MARKER, &render(results, commit))
-            .with_context(|| format!("updating {}", doc.display()))?;
-    std::fs::write(doc, updated).with_context(|| format!("writing {}", doc.display()))
+    crate::report::update_section(doc, BEGIN_MARKER, END_MARKER, &render(results, commit))
 }
 
 #[cfg(test)]
