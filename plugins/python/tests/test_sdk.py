@@ -157,6 +157,67 @@ def test_batch_events_must_be_an_array():
         run_batch(lambda e: e, '{"event_id": "1"}', lambda r: r)
 
 
+def test_each_declared_member_is_read_and_only_those():
+    text = json.dumps(
+        [
+            {
+                "event_id": "1",
+                "name": "n",
+                "user_id": "u",
+                "timestamp_ms": 3,
+                "received_at_ms": 4,
+                "schema_version": 2,
+                "properties": {"a": 1},
+                "context": {"ip": "1"},
+            },
+            {"event_id": "2", "name": "m"},
+        ]
+    )
+    seen = run_batch(lambda event: event, text, lambda r: r, ("user_id", "times", "schema_version", "properties", "context"))
+    assert seen == [
+        Event("1", "n", "u", 3, 4, 2, {"a": 1}, {"ip": "1"}),
+        Event("2", "m", None, None, None, None, {}, None),
+    ]
+    assert run_batch(lambda event: event, text, lambda r: r) == seen  # all fields by default
+    only_context = run_batch(lambda event: event, text, lambda r: r, ("context",))
+    assert only_context[0] == Event("1", "n", context={"ip": "1"})
+    assert only_context[0].properties == {} and only_context[0] is not only_context[1]
+    assert only_context[0].properties is not only_context[1].properties
+
+
+def test_the_common_result_is_not_converted():
+    converted = []
+
+    def convert(result):
+        converted.append(result)
+        return ("converted", result)
+
+    text = batch_json([{"name": "a"}, {"name": "b"}, {"name": "a"}], [])
+    common = ("common", "as is")
+    out = run_batch(lambda event: "common" if event.name == "a" else event.name, text, convert, (), common)
+    assert out == ["as is", ("converted", "b"), "as is"] and converted == ["b"]
+
+
+def test_reject_reuses_equal_rejections_and_still_checks_types():
+    first = reject("code", "the same reason")
+    assert reject("code", "the same reason") is first and first == Reject("code", "the same reason")
+    assert reject("code", "another reason") is not first
+    with pytest.raises(TypeError):
+        reject("code", ["not", "a", "str"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        reject("code", 42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        reject("code", 42)  # type: ignore[arg-type]  (not kept by the first failure)
+
+
+def test_the_rejection_cache_is_bounded():
+    from sluice_plugin import _types
+
+    for i in range(_types._REJECTIONS_KEPT * 2 + 1):
+        assert reject("c", f"m{i}") == Reject("c", f"m{i}")
+    assert len(_types._REJECTIONS) <= _types._REJECTIONS_KEPT
+
+
 def test_enricher_results():
     results = run_enricher(
         Tagger,

@@ -54,5 +54,5 @@ class RequiredProperties(Validator):
         if not missing:
             return accept()
         noun = "property" if len(missing) == 1 else "properties"
-        listed = ", ".join(f"`{name}`" for name in missing)
+        listed = "`" + "`, `".join(missing) + "`"  # no generator per event
         return reject("missing_property", f"event `{event.name}` is missing required {noun} {listed}")

@@ -54,6 +54,10 @@ class _Export:
     _fields: ClassVar[tuple[str, ...]]
     _plugin: ClassVar[Any] = None
     _convert: ClassVar[Callable[[Any], Any]]
+    #: ``run_batch``'s ``common``: the SDK's shared result and its WIT value.
+    _common: ClassVar[tuple[Any, Any]]
+    #: The SDK's result most events get: ``accept()`` / ``unchanged()``.
+    _shared: ClassVar[Any]
 
     def init(self, config: str) -> Any:
         from componentize_py_types import Err
@@ -75,6 +79,7 @@ class _Export:
         for name in cls._fields:
             flags |= wit.Fields[name.upper()]
         cls._convert = cls._converter(wit)
+        cls._common = (cls._shared, cls._convert(cls._shared))
         cls._plugin = plugin
         return wit.Needs(fields=flags, spans=False)
 
@@ -88,13 +93,19 @@ class _Export:
             plugin = cls._plugin
             if plugin is None:
                 raise RuntimeError(f"{method} called before a successful init")
-            return run_batch(getattr(plugin, method), events, cls._convert)
+            return run_batch(getattr(plugin, method), events, cls._convert, cls._fields, cls._common)
         except Exception:
             _report(cls._plugin_class, method)
             raise
 
 
+#: WIT rejections kept per export (see ``_types._REJECTIONS``, the same idea).
+_WIT_REJECTIONS_KEPT = 512
+
+
 class _ValidateExport(_Export):
+    _shared = _ACCEPT
+
     def validate(self, batch: Any) -> list[Any]:
         return type(self)._run("validate", batch.events)
 
@@ -103,13 +114,22 @@ class _ValidateExport(_Export):
         accepted = wit.Verdict_Accept()
         rejected, rejection = wit.Verdict_Reject, wit.Rejection
         where = f"{cls._plugin_class.__qualname__}.validate"
+        # The WIT value of each (code, message) seen: the list the host gets
+        # may hold one object many times (componentize-py reads, never keeps).
+        made: dict[tuple[str, str], Any] = {}
 
         def convert(verdict: Any) -> Any:
             if verdict is _ACCEPT:
                 return accepted
             kind = type(verdict)
             if kind is Reject:
-                return rejected(value=rejection(code=verdict.code, message=verdict.message))
+                key = (verdict.code, verdict.message)
+                found = made.get(key)
+                if found is None:
+                    if len(made) >= _WIT_REJECTIONS_KEPT:
+                        made.clear()
+                    found = made[key] = rejected(value=rejection(code=verdict.code, message=verdict.message))
+                return found
             if kind is Accept:
                 return accepted
             raise TypeError(f"{where} must return accept() or reject(code, message), not {verdict!r}")
@@ -118,6 +138,8 @@ class _ValidateExport(_Export):
 
 
 class _EnrichExport(_Export):
+    _shared = _UNCHANGED
+
     def enrich(self, batch: Any) -> list[Any]:
         return type(self)._run("enrich", batch.events)
 

@@ -95,9 +95,28 @@ def accept() -> Accept:
     return _ACCEPT
 
 
+#: Rejections already made, by (code, message): plugins refuse many events
+#: for the same few reasons, and building a frozen dataclass per event cost
+#: about as much as the rest of the SDK's per-event work (README, "What a
+#: plugin costs per event"). Bounded: emptied when full, so a plugin whose
+#: messages name each event pays only the lookup.
+_REJECTIONS: dict[tuple[str, str], Reject] = {}
+_REJECTIONS_KEPT = 512
+
+
 def reject(code: str, message: str) -> Reject:
     """The event is refused with this code and message."""
-    return Reject(code, message)
+    key = (code, message)
+    try:
+        found = _REJECTIONS.get(key)
+    except TypeError:  # unhashable, so not two str: Reject says what is wrong
+        return Reject(code, message)
+    if found is None:
+        found = Reject(code, message)  # checks the types
+        if len(_REJECTIONS) >= _REJECTIONS_KEPT:
+            _REJECTIONS.clear()
+        _REJECTIONS[key] = found
+    return found
 
 
 # --- enrichers ----------------------------------------------------------------

@@ -73,12 +73,12 @@ def _text(plugin: _Plugin, events: Iterable[dict[str, Any]] | str) -> str:
 def validate(plugin: Validator, events: Iterable[dict[str, Any]] | str) -> list[Verdict]:
     """One verdict per event from a started validator. ``events`` may also be
     ``batch.events`` text, sent as it is (e.g. to test repeated keys)."""
-    return run_batch(plugin.validate, _text(plugin, events), _check_verdict)
+    return run_batch(plugin.validate, _text(plugin, events), _check_verdict, declared_fields(type(plugin)))
 
 
 def enrich(plugin: Enricher, events: Iterable[dict[str, Any]] | str) -> list[Enriched]:
     """One result per event from a started enricher (``events`` as for ``validate``)."""
-    return run_batch(plugin.enrich, _text(plugin, events), _check_enriched)
+    return run_batch(plugin.enrich, _text(plugin, events), _check_enriched, declared_fields(type(plugin)))
 
 
 def run_validator(
