@@ -438,7 +438,7 @@ async fn plan<'s>(
         .map(to_wit)
         .collect();
     let mut fates = host
-        .run(chain, alive)
+        .run(chain, alive, state.ingest().event.clone())
         .await
         .map_err(ApiError::Internal)?
         .into_iter();

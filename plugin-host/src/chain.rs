@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_core::{Reject, RejectCode};
+use sluice_core::{Limits, Reject, RejectCode};
 
 use crate::bindings::{Enriched, Event, Verdict, v0_2};
+use crate::convert::check_enriched;
 use crate::patch;
 use crate::registry::FailurePolicy;
 use crate::runtime::{BatchResults, CallError, CompiledPlugin, InstancePool, PluginTag, Runtime};
@@ -121,10 +122,13 @@ fn retain_flagged<T>(items: &mut Vec<T>, keep: &[bool]) {
 impl TeamChain {
     /// Runs every plugin in order over the events still alive and returns
     /// each event's fate, in the order of `events`.
+    /// An enricher's changed event must pass `limits` (the gateway's event
+    /// rules) or the call counts as that plugin's failure.
     pub fn run(
         &self,
         runtime: &Runtime,
         events: Vec<Event>,
+        limits: &Limits,
         on_failure: OnFailure<'_>,
     ) -> Vec<Fate> {
         let mut batch = ChainBatch::new(events);
@@ -132,7 +136,7 @@ impl TeamChain {
             if batch.alive.events.is_empty() {
                 break;
             }
-            batch.run_plugin(runtime, plugin, on_failure);
+            batch.run_plugin(runtime, plugin, limits, on_failure);
         }
         batch.finish()
     }
@@ -160,7 +164,13 @@ impl ChainBatch {
 
     /// One plugin over the alive events it runs on. The events it decides
     /// (rejects, or fails on under a policy that stops them) leave the batch.
-    fn run_plugin(&mut self, runtime: &Runtime, plugin: &ChainPlugin, on_failure: OnFailure<'_>) {
+    fn run_plugin(
+        &mut self,
+        runtime: &Runtime,
+        plugin: &ChainPlugin,
+        limits: &Limits,
+        on_failure: OnFailure<'_>,
+    ) {
         // A plugin with an event filter gets only its events; `at(j)` is
         // where the call's `j`th event sits in the batch.
         let picked = plugin.select(&self.alive.events);
@@ -183,7 +193,7 @@ impl ChainBatch {
             error = tracing::field::Empty,
         );
         let _entered = span.enter();
-        let (outcome, took) = self.call_picked(runtime, plugin, picked.as_deref());
+        let (outcome, took) = self.call_picked(runtime, plugin, limits, picked.as_deref());
         let result = if outcome.is_ok() { "ok" } else { "failed" };
         ::metrics::histogram!(crate::metrics::PLUGIN_DURATION, "kind" => kind).record(took);
         ::metrics::counter!(crate::metrics::PLUGIN_CALLS, "kind" => kind, "result" => result)
@@ -280,11 +290,12 @@ impl ChainBatch {
         &mut self,
         runtime: &Runtime,
         plugin: &ChainPlugin,
+        limits: &Limits,
         picked: Option<&[usize]>,
     ) -> (Result<Vec<PerEventResult>, CallError>, Duration) {
         let timed = |batch: &[Event]| {
             let started = Instant::now();
-            let outcome = call(runtime, plugin, batch);
+            let outcome = call(runtime, plugin, limits, batch);
             (outcome, started.elapsed())
         };
         let Some(picked) = picked else {
@@ -350,6 +361,7 @@ type PerEventResult = Result<Option<Event>, PerEvent>;
 fn call(
     runtime: &Runtime,
     plugin: &ChainPlugin,
+    limits: &Limits,
     batch: &[Event],
 ) -> Result<Vec<PerEventResult>, CallError> {
     let tag = &plugin.tag;
@@ -360,6 +372,13 @@ fn call(
         &plugin.config,
         batch,
     )?;
+    // A changed event is held to a client's rules here, where the plugin
+    // that changed it is known: a breach is that plugin's failed call.
+    let checked =
+        |changed: Event, original: &Event| match check_enriched(original, &changed, limits) {
+            Ok(()) => Ok(Some(changed)),
+            Err(reason) => Err(PerEvent::Breach(reason)),
+        };
     Ok(match results {
         BatchResults::Verdicts(verdicts) => verdicts
             .into_iter()
@@ -376,14 +395,7 @@ fn call(
             .zip(batch)
             .map(|(result, original)| match result {
                 Enriched::Unchanged => Ok(None),
-                Enriched::Changed(changed) => {
-                    if changed.event_id != original.event_id || changed.team_id != original.team_id
-                    {
-                        Err(PerEvent::Breach("changed event_id or team_id".to_owned()))
-                    } else {
-                        Ok(Some(changed))
-                    }
-                }
+                Enriched::Changed(changed) => checked(changed, original),
                 Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),
             })
             .collect(),
@@ -392,9 +404,10 @@ fn call(
             .zip(batch)
             .map(|(result, original)| match result {
                 v0_2::Enriched::Unchanged => Ok(None),
-                v0_2::Enriched::Patched(text) => patch::apply(original, &text)
-                    .map(Some)
-                    .map_err(|e| PerEvent::Breach(e.to_string())),
+                v0_2::Enriched::Patched(text) => match patch::apply(original, &text) {
+                    Ok(changed) => checked(changed, original),
+                    Err(e) => Err(PerEvent::Breach(e.to_string())),
+                },
                 v0_2::Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),
             })
             .collect(),

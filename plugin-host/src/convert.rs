@@ -41,6 +41,64 @@ pub fn to_wit(event: &Event<'_>) -> bindings::Event {
     }
 }
 
+/// Checks an event an enricher returned for `original` against the rules a
+/// client's event must pass, so that the chain can count a breach as the
+/// plugin's failure, with its name, before anything reaches Kafka. Fields
+/// equal to the original's were checked at admission and are skipped. The
+/// reason says what broke; [`OwnedEvent::from_wit`] checks again when the
+/// record is made.
+pub fn check_enriched(
+    original: &bindings::Event,
+    changed: &bindings::Event,
+    limits: &Limits,
+) -> Result<(), String> {
+    if changed.event_id != original.event_id || changed.team_id != original.team_id {
+        return Err("changed event_id or team_id".to_owned());
+    }
+    // What the gateway stamped is not the plugin's to change.
+    if changed.received_at_ms != original.received_at_ms {
+        return Err("changed received_at".to_owned());
+    }
+    if changed.schema_version != original.schema_version {
+        return Err("changed schema_version".to_owned());
+    }
+    if changed.name != original.name {
+        limits
+            .check_event_name(&changed.name)
+            .map_err(|r| format!("returned an invalid event name: {}", r.message))?;
+    }
+    if changed.user_id != original.user_id {
+        limits
+            .check_user_id(&changed.user_id)
+            .map_err(|r| format!("returned an invalid user_id: {}", r.message))?;
+    }
+    if changed.timestamp_ms != original.timestamp_ms {
+        let received_at = Timestamp::checked(original.received_at_ms)
+            .map_err(|e| format!("the event's received_at is out of range: {e}"))?;
+        let timestamp = Timestamp::checked(changed.timestamp_ms)
+            .map_err(|e| format!("returned a bad timestamp: {e}"))?;
+        limits
+            .check_timestamp(timestamp, received_at)
+            .map_err(|r| format!("returned a timestamp out of range: {}", r.message))?;
+    }
+    let json = |field: &str, text: &str| -> Result<(), String> {
+        serde_json::from_str::<&RawValue>(text)
+            .map_err(|e| format!("returned {field} that are not JSON: {e}"))?;
+        limits
+            .check_object(field, text)
+            .map_err(|r| format!("returned invalid {field}: {}", r.message))
+    };
+    if changed.properties != original.properties {
+        json("properties", &changed.properties)?;
+    }
+    if let Some(context) = &changed.context
+        && original.context.as_ref() != Some(context)
+    {
+        json("context", context)?;
+    }
+    Ok(())
+}
+
 /// An event an enricher changed, checked against the contract. Its
 /// `properties` and `context` borrow the admitted event's when the plugin
 /// returned them unchanged (they were checked at admission), and own the

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_core::Timestamp;
+use sluice_core::{Limits, Timestamp};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::bindings::Event;
@@ -378,10 +378,13 @@ impl PluginHost {
     }
 
     /// Runs `events` through `chain` on the blocking pool.
+    /// `limits`: the gateway's event rules, which an enricher's changed
+    /// events must pass too.
     pub async fn run(
         self: &Arc<Self>,
         chain: Arc<TeamChain>,
         events: Vec<Event>,
+        limits: Limits,
     ) -> anyhow::Result<Vec<Fate>> {
         // The team's own share first, so that waiting for it holds none of
         // the slots other teams use.
@@ -396,7 +399,7 @@ impl PluginHost {
             let on_failure = |plugin: &ChainPlugin, consecutive: u64, err: &CallError| {
                 host.on_failure(plugin, consecutive, err);
             };
-            chain.run(&host.runtime, events, &on_failure)
+            chain.run(&host.runtime, events, &limits, &on_failure)
         })
         .await?;
         Ok(fates)

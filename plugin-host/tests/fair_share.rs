@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{chain_of, event};
+use sluice_core::Limits;
 use sluice_plugin_host::chain::TeamChain;
 use sluice_plugin_host::registry::FailurePolicy;
 use sluice_plugin_host::runtime::{PluginKind, RuntimeSettings};
@@ -66,7 +67,11 @@ async fn a_batches_done_when_b_is_answered(per_team: u32) -> u64 {
         let chain = host.chain(team).unwrap();
         tokio::spawn(async move {
             let fates = host
-                .run(chain, vec![event(1, "e", r#"{"plan":"pro"}"#, None)])
+                .run(
+                    chain,
+                    vec![event(1, "e", r#"{"plan":"pro"}"#, None)],
+                    Limits::default(),
+                )
                 .await
                 .unwrap();
             assert_eq!(fates.len(), 1);

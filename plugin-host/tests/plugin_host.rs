@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::{
     chain_of, component, enrich, event, plugins_dir, runtime, runtime_with_cpu, tag, validate,
 };
-use sluice_core::RejectCode;
+use sluice_core::{Limits, RejectCode};
 use sluice_plugin_host::bindings::{Enriched, Event, Verdict};
 use sluice_plugin_host::chain::{ChainPlugin, Fate, TeamChain};
 use sluice_plugin_host::registry::FailurePolicy;
@@ -375,7 +375,7 @@ fn failure_policies_decide_the_fate_of_a_failing_plugins_events() {
                 "{}",
             )],
         };
-        let fates = chain.run(&rt, events(), &on_failure);
+        let fates = chain.run(&rt, events(), &Limits::default(), &on_failure);
         assert_eq!(fates.len(), 2);
         assert!(fates.iter().all(check), "{policy:?}: {fates:?}");
     }
@@ -402,6 +402,7 @@ fn a_chain_runs_validators_then_enrichers_on_the_survivors() {
             event(1, "e", r#"{"plan": "pro", "email": "x@y.io"}"#, None),
             event(2, "e", r#"{"email": "x@y.io"}"#, None),
         ],
+        &Limits::default(),
         &|_: &ChainPlugin, _: u64, _: &CallError| {},
     );
     match &fates[0] {
@@ -437,6 +438,7 @@ fn repeated_failures_are_counted_for_auto_disable() {
         chain.run(
             &rt,
             vec![event(1, "e", "{}", None)],
+            &Limits::default(),
             &|_: &ChainPlugin, n: u64, _: &CallError| {
                 last.store(n, Ordering::SeqCst);
             },
@@ -549,6 +551,7 @@ fn an_enricher_that_changes_nothing_leaves_events_unchanged() {
             event(1, "e", r#"{"plan": "pro"}"#, None),
             event(2, "e", r#"{"email": "x@y.io"}"#, None),
         ],
+        &Limits::default(),
         &|_: &ChainPlugin, _: u64, _: &CallError| {},
     );
     assert!(matches!(fates[0], Fate::Keep), "{:?}", fates[0]);
@@ -608,7 +611,12 @@ fn fates_stay_in_order_when_plugins_remove_events_along_the_chain() {
         event(4, "e", r#"{"plan": "pro", "email": "c@d.io"}"#, bot),
         event(5, "e", r#"{"plan": "pro", "email": "e@f.io"}"#, None),
     ];
-    let fates = chain.run(&rt, events, &|_: &ChainPlugin, _: u64, _: &CallError| {});
+    let fates = chain.run(
+        &rt,
+        events,
+        &Limits::default(),
+        &|_: &ChainPlugin, _: u64, _: &CallError| {},
+    );
     assert_eq!(fates.len(), 6);
     assert!(matches!(fates[0], Fate::Keep), "{:?}", fates[0]);
     assert!(
@@ -668,7 +676,12 @@ fn a_plugin_with_an_event_filter_sees_only_its_events() {
         event(3, "Invited", r#"{"email": "g@h.io"}"#, None),
         event(4, "Page Viewed", r#"{}"#, None),
     ];
-    let fates = chain.run(&rt, events, &|_: &ChainPlugin, _: u64, _: &CallError| {});
+    let fates = chain.run(
+        &rt,
+        events,
+        &Limits::default(),
+        &|_: &ChainPlugin, _: u64, _: &CallError| {},
+    );
     assert_eq!(fates.len(), 5);
     // Neither validator nor enricher looked at the page views: no `plan`
     // needed, the email kept, the bot let through.
@@ -726,6 +739,7 @@ fn a_plugin_with_an_event_filter_sees_only_its_events() {
             event(1, "Signed Up", "{}", None),
             event(2, "Page Viewed", "{}", None),
         ],
+        &Limits::default(),
         &|_: &ChainPlugin, _: u64, _: &CallError| {},
     );
     assert!(matches!(fates[0], Fate::Keep), "{:?}", fates[0]);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{chain_of, component, event, runtime, tag};
-use sluice_core::RejectCode;
+use sluice_core::{Limits, RejectCode};
 use sluice_plugin_host::bindings::{Event, Verdict};
 use sluice_plugin_host::chain::{ChainPlugin, Fate, TeamChain};
 use sluice_plugin_host::registry::FailurePolicy;
@@ -95,6 +95,7 @@ fn a_0_1_component_and_a_0_2_component_run_in_one_chain() {
             ),
             event(3, "e", r#"{"plan": "pro"}"#, None),
         ],
+        &Limits::default(),
         &|_: &ChainPlugin, _: u64, err: &CallError| panic!("no plugin fails here: {err}"),
     );
     let Fate::Changed(scrubbed) = &fates[0] else {
@@ -193,6 +194,14 @@ fn a_patch_that_breaks_the_contract_fails_the_event_and_counts_as_a_failure() {
         ),
         (r#"{"properties":"x"}"#, "`properties` a string"),
         ("not json", "not a JSON object"),
+        // Well-formed patches whose result a client could not send: held to
+        // the client's rules in the chain, as this plugin's failure.
+        (
+            r#"{"timestamp_ms":4102444800000}"#,
+            "returned a timestamp out of range",
+        ),
+        (r#"{"name":""}"#, "returned an invalid event name"),
+        (r#"{"user_id":""}"#, "returned an invalid user_id"),
     ] {
         let chain = TeamChain {
             plugins: vec![patcher(&rt, &patch_config(patch))],
@@ -201,6 +210,7 @@ fn a_patch_that_breaks_the_contract_fails_the_event_and_counts_as_a_failure() {
         let fates = chain.run(
             &rt,
             vec![event(1, "e", "{}", None), event(2, "e", "{}", None)],
+            &Limits::default(),
             &|_: &ChainPlugin, consecutive: u64, err: &CallError| {
                 assert!(err.to_string().contains(why), "{patch}: {err}");
                 failures.store(consecutive, Ordering::SeqCst);
@@ -237,6 +247,7 @@ fn a_patch_within_the_contract_changes_exactly_what_it_names() {
     let fates = chain.run(
         &rt,
         vec![original.clone()],
+        &Limits::default(),
         &|_: &ChainPlugin, _: u64, err: &CallError| panic!("{err}"),
     );
     let Fate::Changed(changed) = &fates[0] else {

@@ -145,7 +145,9 @@ impl<'a> Ingest<'a> {
             .collect();
         let failed = std::cell::Cell::new(0usize);
         let on_failure = |_: &_, _: u64, _: &CallError| failed.set(failed.get() + 1);
-        let mut fates = chain.run(self.runtime, alive, &on_failure).into_iter();
+        let mut fates = chain
+            .run(self.runtime, alive, &self.limits, &on_failure)
+            .into_iter();
         tally.failed_calls = failed.get();
         for (decision, raw) in decisions.into_iter().zip(&raws) {
             let event = match decision {
