@@ -374,11 +374,15 @@ fn call(
     )?;
     // A changed event is held to a client's rules here, where the plugin
     // that changed it is known: a breach is that plugin's failed call.
-    let checked =
-        |changed: Event, original: &Event| match check_enriched(original, &changed, limits) {
-            Ok(()) => Ok(Some(changed)),
-            Err(reason) => Err(PerEvent::Breach(reason)),
-        };
+    let checked = |changed: Event, original: &Event, json_from_host: bool| match check_enriched(
+        original,
+        &changed,
+        limits,
+        json_from_host,
+    ) {
+        Ok(()) => Ok(Some(changed)),
+        Err(reason) => Err(PerEvent::Breach(reason)),
+    };
     Ok(match results {
         BatchResults::Verdicts(verdicts) => verdicts
             .into_iter()
@@ -395,7 +399,8 @@ fn call(
             .zip(batch)
             .map(|(result, original)| match result {
                 Enriched::Unchanged => Ok(None),
-                Enriched::Changed(changed) => checked(changed, original),
+                // 0.1: the guest wrote the whole event, JSON included.
+                Enriched::Changed(changed) => checked(changed, original, false),
                 Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),
             })
             .collect(),
@@ -405,7 +410,7 @@ fn call(
             .map(|(result, original)| match result {
                 v0_2::Enriched::Unchanged => Ok(None),
                 v0_2::Enriched::Patched(text) => match patch::apply(original, &text) {
-                    Ok(changed) => checked(changed, original),
+                    Ok(changed) => checked(changed, original, true),
                     Err(e) => Err(PerEvent::Breach(e.to_string())),
                 },
                 v0_2::Enriched::Failed(reason) => Err(PerEvent::Failed(reason)),

@@ -44,13 +44,16 @@ pub fn to_wit(event: &Event<'_>) -> bindings::Event {
 /// Checks an event an enricher returned for `original` against the rules a
 /// client's event must pass, so that the chain can count a breach as the
 /// plugin's failure, with its name, before anything reaches Kafka. Fields
-/// equal to the original's were checked at admission and are skipped. The
-/// reason says what broke; [`OwnedEvent::from_wit`] checks again when the
-/// record is made.
+/// equal to the original's were checked at admission and are skipped, and
+/// so is parsing `properties`/`context` when the host wrote them itself
+/// (`json_from_host`: a 0.2 patch, merged by [`crate::patch`], which makes
+/// them objects), since [`OwnedEvent::from_wit`] parses them once more when
+/// the record is made. The reason says what broke.
 pub fn check_enriched(
     original: &bindings::Event,
     changed: &bindings::Event,
     limits: &Limits,
+    json_from_host: bool,
 ) -> Result<(), String> {
     if changed.event_id != original.event_id || changed.team_id != original.team_id {
         return Err("changed event_id or team_id".to_owned());
@@ -88,6 +91,9 @@ pub fn check_enriched(
             .check_object(field, text)
             .map_err(|r| format!("returned invalid {field}: {}", r.message))
     };
+    if json_from_host {
+        return Ok(());
+    }
     if changed.properties != original.properties {
         json("properties", &changed.properties)?;
     }

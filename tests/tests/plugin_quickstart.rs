@@ -26,7 +26,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sluice_tests::binary::workspace_binary;
@@ -235,31 +235,19 @@ async fn quick_start(lang: &str) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Polls the plugin until this replica runs it, `active`, with `config`.
+/// Waits until this replica runs the plugin (`sluice plugin configure`
+/// returned once it did; this checks it independently), then asserts it
+/// runs with `config`.
 async fn wait_active_with(admin: &Admin, config: &str) {
+    admin.wait_active("acme", "block-tests", "1.0.0").await;
+    let shown = admin.show("acme", "block-tests").await;
+    // The record keeps the configuration as the JSON text it was given.
+    let configured = match &shown["config"] {
+        Value::String(text) => serde_json::from_str(text).ok(),
+        other => Some(other.clone()),
+    };
     let config: Value = serde_json::from_str(config).unwrap();
-    // A JavaScript or Python component compiles for seconds (more in a
-    // debug build on a busy machine).
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let shown = admin.show("acme", "block-tests").await;
-        // The record keeps the configuration as the JSON text it was given.
-        let configured = match &shown["config"] {
-            Value::String(text) => serde_json::from_str(text).ok(),
-            other => Some(other.clone()),
-        };
-        if shown["state"] == "active"
-            && shown["active_version"] == "1.0.0"
-            && configured.as_ref() == Some(&config)
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "acme/block-tests never became active with its configuration: {shown}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(configured.as_ref(), Some(&config), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

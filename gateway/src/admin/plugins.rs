@@ -253,8 +253,8 @@ async fn upload(
     .map_err(|e| ApiError::Internal(e.into()))?
     .map_err(rejected)?;
 
-    let sha_hex = sha.clone();
-    let (sha, chunks) = registry
+    // The registry hashes the bytes as it stores them: the same `sha`.
+    let (_, chunks) = registry
         .put_blob(&bytes)
         .await
         .map_err(ApiError::Internal)?;
@@ -274,7 +274,7 @@ async fn upload(
     if !record.versions.iter().any(|v| v.version == version) {
         record.versions.push(VersionInfo {
             version: version.clone(),
-            sha256: sha,
+            sha256: sha.clone(),
             size: bytes.len(),
             chunks,
             uploaded_at: Timestamp::now(),
@@ -290,7 +290,7 @@ async fn upload(
         // Start compiling here with the bytes in hand rather than when the
         // record comes back from the registry; other replicas start when
         // they read it (and share the work through the artifact cache).
-        let _ = host.prepare(&sha_hex, kind, || Some(Ok(bytes.to_vec())));
+        let _ = host.prepare(&sha, kind, || Some(Ok(bytes.to_vec())));
     }
     Ok((StatusCode::ACCEPTED, Json(view(host, record))))
 }
