@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+use sluice_core::dedup::DedupSettings;
 use sluice_core::kafka::KafkaSettings;
 
 pub const ENV_PREFIX: &str = "SLUICE_AGGREGATOR_";
@@ -23,6 +24,8 @@ pub struct AggregatorConfig {
     pub clickhouse: ClickHouseSettings,
     pub window: WindowSettings,
     pub flush: FlushSettings,
+    /// The loader's window: both must decide the same records are retries.
+    pub dedup: DedupSettings,
 }
 
 impl Default for AggregatorConfig {
@@ -36,6 +39,7 @@ impl Default for AggregatorConfig {
             clickhouse: ClickHouseSettings::default(),
             window: WindowSettings::default(),
             flush: FlushSettings::default(),
+            dedup: DedupSettings::default(),
         }
     }
 }
@@ -125,11 +129,13 @@ CONFIGURATION (file keys; environment: SLUICE_AGGREGATOR_<KEY>, `.` becomes `__`
   window.idle_timeout_ms        silence after which a partition's watermark follows the clock [5000]
   window.max_open_keys          keys held in open windows per partition before the oldest window is written early [1000000]
   flush.interval_ms             how often closed windows are written and offsets committed [1000]
-  flush.min_backoff_ms / flush.max_backoff_ms   retry delays after a failed insert [200 / 10000]";
+  flush.min_backoff_ms / flush.max_backoff_ms   retry delays after a failed insert [200 / 10000]
+  dedup.window_secs             a retry of an event kept less than this long ago is not counted again; the loader's value; 0 = off [86400]";
 
 impl AggregatorConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.kafka.validate()?;
+        self.dedup.validate()?;
         if !self.clickhouse.url.starts_with("http://")
             && !self.clickhouse.url.starts_with("https://")
         {

@@ -24,6 +24,17 @@
 //! 5. Rebalancing is eager and this loop never polls while an insert is in
 //!    flight, so a revoked partition's rows are stored (or abandoned, to be
 //!    re-read) before its new owner starts.
+//!
+//! ## Retries of an event
+//! A record that repeats an event already kept ([`sluice_core::dedup`]: same
+//! team and `event_id` within the window, first copy wins) is not counted.
+//! The decision is the loader's, made by the same rule over the same
+//! partition, so rollups and DAU count exactly the rows of `events`. On
+//! assignment the state is rebuilt from the loader's `event_ids` below the
+//! offset this loop resumes at; records from there on are decided again as
+//! they are re-read. That needs the loader to have stored everything before
+//! the resume point, so a partition waits for `loader_progress` to reach it
+//! (`sluice_aggregator_partitions_waiting_for_loader`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -37,6 +48,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_core::backoff::Backoff;
 use sluice_core::clock::{Clock, SystemClock};
+use sluice_core::dedup::{Seen, SeenIds};
 use sluice_core::service::RebalanceLog;
 use sluice_core::trace::TraceLinks;
 use tracing::Instrument;
@@ -66,6 +78,8 @@ struct PartitionState {
     committed: i64,
     /// Requests that produced the events read since the last rollup insert.
     links: TraceLinks,
+    /// Kept events of the deduplication window (when on), from recovery.
+    seen: Option<SeenIds>,
 }
 
 /// Everything but the consumer, so a borrowed message and the state can be
@@ -172,7 +186,13 @@ impl Aggregator {
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
                         apply_rebalances(&self.rebalances, &mut self.engine);
-                        self.engine.accept(&message).await?;
+                        // Raced with shutdown: a partition's recovery may
+                        // wait for the loader (see the module's docs).
+                        tokio::select! {
+                            biased;
+                            () = &mut shutdown => break,
+                            accepted = self.engine.accept(&message) => accepted?,
+                        }
                     }
                     Err(err) => tracing::warn!(error = %err, "Kafka consumer error"),
                 },
@@ -227,6 +247,7 @@ fn apply_rebalances(log: &RebalanceLog, engine: &mut Engine) {
                 position: -1,
                 committed: -1,
                 links: TraceLinks::default(),
+                seen: None,
             },
         );
     }
@@ -234,6 +255,53 @@ fn apply_rebalances(log: &RebalanceLog, engine: &mut Engine) {
     engine
         .status
         .set_assigned(engine.partitions.keys().copied().collect());
+}
+
+/// Waits until the loader has stored every record of `partition` before
+/// `offset`, so that its `event_ids` hold every kept event the state needs.
+async fn wait_for_loader(
+    store: &RollupStore,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut waiting = false;
+    let mut last_log: Option<Instant> = None;
+    let mut backoff = Backoff::from_millis(100, 2_000);
+    let result = loop {
+        match store.loader_progress(topic).await {
+            Ok(progress) => {
+                let loaded = progress.get(&partition).copied().unwrap_or(-1);
+                if loaded >= offset - 1 {
+                    break Ok(());
+                }
+                if last_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(
+                        partition,
+                        resume_offset = offset,
+                        loader_offset = loaded,
+                        waited_s = started.elapsed().as_secs(),
+                        "waiting for the loader to store the records before the resume point (deduplication state)"
+                    );
+                    last_log = Some(Instant::now());
+                }
+            }
+            // Tables not created yet (no loader has started): wait as well.
+            Err(err) => {
+                tracing::debug!(partition, error = %format!("{err:#}"), "loader progress not readable yet")
+            }
+        }
+        if !waiting {
+            waiting = true;
+            gauge!(status::WAITING_FOR_LOADER).increment(1.0);
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    };
+    if waiting {
+        gauge!(status::WAITING_FOR_LOADER).decrement(1.0);
+    }
+    result
 }
 
 impl Engine {
@@ -255,6 +323,26 @@ impl Engine {
                 "resuming partition"
             );
             state.windows.skip_emitted(stored);
+            if self.config.dedup.enabled() {
+                let mut seen = self.config.dedup.new_set();
+                if offset > 0 {
+                    let started = Instant::now();
+                    wait_for_loader(&self.store, &self.config.topic, partition, offset).await?;
+                    let rows = self
+                        .store
+                        .rebuild_seen(&self.config.topic, partition, offset, &mut seen)
+                        .await?;
+                    tracing::info!(
+                        partition,
+                        before_offset = offset,
+                        rows,
+                        kept = seen.len(),
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "deduplication state rebuilt from the loader's rows"
+                    );
+                }
+                state.seen = Some(seen);
+            }
             state.recovered = true;
         }
         state.last_record = Instant::now();
@@ -271,6 +359,15 @@ impl Engine {
                 return Ok(());
             }
         };
+        if let Some(seen) = &mut state.seen {
+            let key = seen.key(&fields.team_id, fields.event_id);
+            let received = sluice_core::dedup::secs(fields.received_at.as_millis());
+            if seen.observe(key, received) == Seen::Duplicate {
+                counter!(status::DUPLICATES, "team" => fields.team_id.to_string()).increment(1);
+                tracing::debug!(partition, offset, team = %fields.team_id, event_id = %fields.event_id, "retry of a kept event: not counted");
+                return Ok(());
+            }
+        }
         match state.windows.observe(
             offset,
             fields.timestamp.as_millis(),
@@ -353,6 +450,10 @@ impl Engine {
             }
         }
         gauge!(status::OPEN_KEYS).set(open_keys as f64);
+        let sets = self.partitions.values().filter_map(|p| p.seen.as_ref());
+        let (entries, bytes) = sets.fold((0, 0), |(n, b), s| (n + s.len(), b + s.memory_bytes()));
+        gauge!(status::DEDUP_ENTRIES).set(entries as f64);
+        gauge!(status::DEDUP_BYTES).set(bytes as f64);
         Ok(true)
     }
 

@@ -11,6 +11,8 @@ use crate::window::KeyRef;
 
 #[derive(Debug, Deserialize)]
 pub struct EventFields<'a> {
+    /// Retries of an event carry its id ([`sluice_core::dedup`]).
+    pub event_id: uuid::Uuid,
     #[serde(borrow)]
     pub team_id: Cow<'a, str>,
     #[serde(borrow)]

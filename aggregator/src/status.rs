@@ -18,6 +18,10 @@ pub const CONSUMER_LAG: &str = "sluice_aggregator_consumer_lag";
 pub const ASSIGNED_PARTITIONS: &str = "sluice_aggregator_assigned_partitions";
 pub const RETENTION_DROPPED: &str = "sluice_aggregator_retention_partitions_dropped_total";
 pub const RETENTION_RUNS: &str = "sluice_aggregator_retention_runs_total";
+pub const DUPLICATES: &str = "sluice_aggregator_duplicates_total";
+pub const DEDUP_ENTRIES: &str = "sluice_aggregator_dedup_entries";
+pub const DEDUP_BYTES: &str = "sluice_aggregator_dedup_bytes";
+pub const WAITING_FOR_LOADER: &str = "sluice_aggregator_partitions_waiting_for_loader";
 
 /// Readiness: ClickHouse answers, and the partitions held.
 pub type Status = ConsumerStatus;
@@ -39,6 +43,23 @@ pub fn describe() {
         "Re-read events skipped because a stored rollup row already counts them."
     );
     metrics::describe_counter!(UNDECODABLE, "Records that are not the event contract.");
+    metrics::describe_counter!(
+        DUPLICATES,
+        "Records not counted because they repeat an event kept in the deduplication window, per team."
+    );
+    metrics::describe_gauge!(
+        DEDUP_ENTRIES,
+        "Kept events in the deduplication window, all assigned partitions."
+    );
+    metrics::describe_gauge!(
+        DEDUP_BYTES,
+        metrics::Unit::Bytes,
+        "Memory of the deduplication state, all assigned partitions."
+    );
+    metrics::describe_gauge!(
+        WAITING_FOR_LOADER,
+        "Partitions whose deduplication state waits for the loader to store the records before the resume point."
+    );
     metrics::describe_counter!(ROWS_INSERTED, "Rollup rows ClickHouse acknowledged.");
     metrics::describe_histogram!(
         INSERT_DURATION,

@@ -19,26 +19,11 @@ use sluice_aggregator::consumer::CRASH_AFTER_INSERTS_ENV;
 use sluice_aggregator::window::{WINDOW_MS, window_start};
 use sluice_core::Timestamp;
 use sluice_core::kafka::KafkaSettings;
+use sluice_tests::downstream::{clickhouse_url, sql};
 use sluice_tests::{TestTopics, kafka};
-
-fn clickhouse_url() -> String {
-    std::env::var("SLUICE_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".to_owned())
-}
 
 fn fresh_db() -> String {
     format!("sluice_agg_{}", uuid::Uuid::new_v4().simple())
-}
-
-async fn sql(query: &str) -> anyhow::Result<String> {
-    let response = reqwest::Client::new()
-        .post(clickhouse_url())
-        .body(query.to_owned())
-        .send()
-        .await?;
-    let status = response.status();
-    let text = response.text().await?;
-    anyhow::ensure!(status.is_success(), "{query}: {status} {text}");
-    Ok(text)
 }
 
 /// (team, event, user, window start in seconds) → events.
@@ -150,15 +135,7 @@ impl AggregatorProcess {
 
     /// Waits for the process to end by itself (the crash hook aborts it).
     fn wait_for_crash(mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(!status.success(), "expected an abort, got {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "the crash hook never fired");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        sluice_tests::binary::wait_for_abort(&mut self.child, timeout);
     }
 
     fn kill_9(mut self) {
@@ -353,41 +330,91 @@ async fn assert_dashboard(db: &str, expected: &Counts) {
     assert_eq!(got_top, want_top, "top events");
 }
 
-/// Loads the topic into `db.events` with the real loader (in-process) and
-/// returns the raw events counted per rollup key.
-async fn raw_counts_via_loader(topic: &str, db: &str, total: u64) -> Counts {
-    let mut config = sluice_loader::LoaderConfig {
-        kafka: kafka(),
-        topic: topic.to_owned(),
-        group_id: format!("loader-{}", uuid::Uuid::new_v4().simple()),
+/// The real loader (in-process) loading the topic into `db.events`: the
+/// aggregator's deduplication state is rebuilt from its rows after a crash
+/// or a rebalance, so it runs alongside, as in a deployment.
+struct Loader {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Loader {
+    async fn start(topic: &str, db: &str) -> Self {
+        let mut config = sluice_loader::LoaderConfig {
+            kafka: kafka(),
+            topic: topic.to_owned(),
+            group_id: format!("loader-{}", uuid::Uuid::new_v4().simple()),
+            ..Default::default()
+        };
+        config.clickhouse.url = clickhouse_url();
+        config.clickhouse.database = db.to_owned();
+        config.batch.max_wait_ms = 200;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(sluice_loader::serve(config, listener, async {
+            let _ = stopped.await;
+        }));
+        Self { stop, task }
+    }
+
+    /// Waits until `db.events` holds `total` rows, stops, and returns the raw
+    /// events counted per rollup key: plain `count()` with merges stopped, so
+    /// a row stored twice would be counted twice.
+    async fn raw_counts(self, db: &str, total: u64) -> Counts {
+        let query = format!(
+            "SELECT team_id, event, user_id, toUInt32(toStartOfFiveMinute(timestamp)), count() \
+             FROM {db}.events GROUP BY team_id, event, user_id, toStartOfFiveMinute(timestamp) FORMAT TSV"
+        );
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let raw = loop {
+            let raw = sql(&query)
+                .await
+                .map(|t| parse_counts(&t))
+                .unwrap_or_default();
+            if raw.values().sum::<u64>() >= total || Instant::now() > deadline {
+                break raw;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+        raw
+    }
+}
+
+/// Creates the loader's tables and stops merges on `events`, so that a
+/// duplicate row cannot be merged away before it is counted.
+async fn stop_merges(db: &str) {
+    let mut settings = sluice_loader::config::ClickHouseSettings {
+        url: clickhouse_url(),
+        database: db.to_owned(),
         ..Default::default()
     };
-    config.clickhouse.url = clickhouse_url();
-    config.clickhouse.database = db.to_owned();
-    config.batch.max_wait_ms = 200;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let loader = tokio::spawn(sluice_loader::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
-    let query = format!(
-        "SELECT team_id, event, user_id, toUInt32(toStartOfFiveMinute(timestamp)), count() \
-         FROM {db}.events FINAL GROUP BY team_id, event, user_id, toStartOfFiveMinute(timestamp) FORMAT TSV"
-    );
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let raw = loop {
-        let raw = sql(&query)
-            .await
-            .map(|t| parse_counts(&t))
-            .unwrap_or_default();
-        if raw.values().sum::<u64>() >= total || Instant::now() > deadline {
-            break raw;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    let _ = stop.send(());
-    loader.await.unwrap().unwrap();
-    raw
+    settings.table = "events".to_owned();
+    sluice_loader::sink::ClickHouseSink::connect(&settings)
+        .await
+        .unwrap();
+    sql(&format!("SYSTEM STOP MERGES {db}.events"))
+        .await
+        .unwrap();
+}
+
+/// Retries of the first `every`-th events: the same id, team and user (so
+/// the same partition), received later with another timestamp and other
+/// properties. The first copy must win.
+fn retries(events: &[Synthetic], every: usize) -> Vec<Synthetic> {
+    events
+        .iter()
+        .step_by(every)
+        .map(|e| Synthetic {
+            id: e.id,
+            team: e.team.clone(),
+            event: e.event,
+            user: e.user.clone(),
+            // Another window: a retry counted would show in the wrong place.
+            at_ms: e.at_ms + 3 * WINDOW_MS,
+        })
+        .collect()
 }
 
 /// Events in correction rows.
@@ -408,31 +435,79 @@ fn two_hours_ago() -> i64 {
     window_start(Timestamp::now().as_millis() - 2 * 3_600_000)
 }
 
+/// Every id of `events` is stored exactly once in `db.events` (plain
+/// `count()` per id, merges stopped), and no other id is.
+async fn assert_ids_once(db: &str, events: &[Synthetic]) {
+    let got = by_key(
+        &format!(
+            "SELECT toString(event_id), count() FROM {db}.events GROUP BY event_id FORMAT TSV"
+        ),
+        |f| f[0].to_owned(),
+    )
+    .await;
+    let want: BTreeMap<String, u64> = events
+        .iter()
+        .map(|e| (uuid::Uuid::from_u128(u128::from(e.id)).to_string(), 1))
+        .collect();
+    assert_same(&got, &want, "rows per event id");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crashes_in_the_middle_of_a_flush_lose_and_double_count_nothing() {
+async fn crashes_in_the_middle_of_a_flush_with_retries_in_the_stream_count_every_event_once() {
     let topics = TestTopics::create(4).await.unwrap();
     let db = fresh_db();
+    stop_merges(&db).await;
     let events = synthetic(1, 20_000, two_hours_ago(), 18);
     let want = expected(&events);
-    produce(&kafka(), &topics.raw, &events).await;
+    // Each chunk of events is followed by retries of some of its events
+    // (every 7th): 2,858 records that must not be counted.
+    let mut stream = Vec::new();
+    for chunk in events.chunks(2_000) {
+        stream.extend(chunk.iter().map(|e| Synthetic {
+            team: e.team.clone(),
+            user: e.user.clone(),
+            ..*e
+        }));
+        stream.extend(retries(chunk, 7));
+    }
+    assert!(stream.len() > 22_000);
+    produce(&kafka(), &topics.raw, &stream).await;
+    let loader = Loader::start(&topics.raw, &db).await;
 
-    // Abort right after the first insert of a flush (one partition stored,
-    // the others not, nothing committed), then after the third, then a
-    // kill -9 at an arbitrary moment.
-    for crash_after in ["1", "3"] {
+    // Five aborts, each right after the n-th insert of a run (rows stored,
+    // offsets not committed): each must have stored more than the last, so
+    // every crash hit the middle of the work, not its end.
+    let mut stored_before = 0;
+    for crash_after in ["1", "1", "2", "1", "2"] {
         AggregatorProcess::start(
             &topics.raw,
             "agg-crash",
             &db,
             &[(CRASH_AFTER_INSERTS_ENV, crash_after)],
         )
-        .wait_for_crash(Duration::from_secs(60));
+        .wait_for_crash(Duration::from_secs(90));
+        let stored: u64 = rollups(&db).await.values().sum();
+        assert!(
+            stored > stored_before && stored < 20_000,
+            "crash {crash_after} hit mid-work: {stored_before} -> {stored} of 20000 stored"
+        );
+        stored_before = stored;
     }
-    let stored_before_kill: u64 = rollups(&db).await.values().sum();
-    assert!(stored_before_kill > 0, "the crashed runs stored something");
+
+    // And a SIGKILL as soon as this instance has stored something of its
+    // own: mid-work, by the same proof.
     let victim = AggregatorProcess::start(&topics.raw, "agg-crash", &db, &[]);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rollups(&db).await.values().sum::<u64>() <= stored_before {
+        assert!(
+            Instant::now() < deadline,
+            "the last instance stored nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     victim.kill_9();
+    let stored: u64 = rollups(&db).await.values().sum();
+    assert!(stored < 20_000, "the kill came after the end: {stored}");
 
     let survivor = AggregatorProcess::start(&topics.raw, "agg-crash", &db, &[]);
     let got = wait_for_total(&db, 20_000, Duration::from_secs(90)).await;
@@ -440,18 +515,15 @@ async fn crashes_in_the_middle_of_a_flush_lose_and_double_count_nothing() {
     assert_eq!(
         got.values().sum::<u64>(),
         20_000,
-        "every event counted once"
+        "every event counted once, no retry counted"
     );
-    assert_same(
-        &got,
-        &want,
-        "per key and window, exactly the produced counts",
-    );
+    assert_same(&got, &want, "per key and window, exactly the first copies");
     assert_views(&db, &want).await;
     assert_dashboard(&db, &want).await;
 
-    let raw = raw_counts_via_loader(&topics.raw, &db, 20_000).await;
+    let raw = loader.raw_counts(&db, 20_000).await;
     assert_same(&got, &raw, "rollups equal the raw events table");
+    assert_ids_once(&db, &events).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,11 +532,30 @@ async fn two_instances_rebalancing_count_every_event_once() {
     let db = fresh_db();
     let events = synthetic(100_000, 24_000, two_hours_ago(), 12);
     let want = expected(&events);
+    stop_merges(&db).await;
+    let loader = Loader::start(&topics.raw, &db).await;
+    // Retries of every 5th event follow each part: in flight while the
+    // partitions move.
     let producing = tokio::spawn({
         let topic = topics.raw.clone();
+        let parts: Vec<Vec<Synthetic>> = events
+            .chunks(3000)
+            .map(|part| {
+                let mut with_retries: Vec<Synthetic> = part
+                    .iter()
+                    .map(|e| Synthetic {
+                        team: e.team.clone(),
+                        user: e.user.clone(),
+                        ..*e
+                    })
+                    .collect();
+                with_retries.extend(retries(part, 5));
+                with_retries
+            })
+            .collect();
         async move {
-            for part in events.chunks(3000) {
-                produce(&kafka(), &topic, part).await;
+            for part in parts {
+                produce(&kafka(), &topic, &part).await;
                 tokio::time::sleep(Duration::from_millis(400)).await;
             }
         }
@@ -480,8 +571,9 @@ async fn two_instances_rebalancing_count_every_event_once() {
     assert_eq!(got.values().sum::<u64>(), 24_000);
     assert_same(&got, &want, "per key and window");
     assert_views(&db, &want).await;
-    let raw = raw_counts_via_loader(&topics.raw, &db, 24_000).await;
+    let raw = loader.raw_counts(&db, 24_000).await;
     assert_same(&got, &raw, "rollups equal the raw events table");
+    assert_ids_once(&db, &events).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

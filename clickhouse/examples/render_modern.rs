@@ -86,6 +86,16 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     std::fs::write(out.join("migrations.sql"), sql.join("\n"))?;
+    // A rebuild of partition 0 below offset 1000, all receive times.
+    let scope = sluice_clickhouse::seen::Scope {
+        topic: TOPIC,
+        partition: 0,
+        before_offset: Some(1_000),
+    };
+    let seen_sql = [
+        sluice_clickhouse::seen::newest_sql(&scope),
+        sluice_clickhouse::seen::ids_sql(&scope, 0),
+    ];
     let manifest = json!({
         "server_version": caps.version.to_string(),
         "database": settings.database,
@@ -102,6 +112,8 @@ fn main() -> anyhow::Result<()> {
         "rows": expected_rows,
         "topic": TOPIC,
         "loaded_offsets_sql": loaded_offsets_sql(TOPIC),
+        "record_loaded_sql": sluice_clickhouse::progress::record_loaded_sql(TOPIC, 0, 1_000),
+        "seen_sql": seen_sql,
         "expected_offsets": offsets,
     });
     std::fs::write(

@@ -11,6 +11,8 @@
 //!   ([`loaded_offsets`]), read from `loader_progress`, never from `events`.
 //! - [`retention`]: dropping expired day partitions where the server has no
 //!   TTL, and the hourly job that does it ([`Retention`]).
+//! - [`seen`]: rebuilding a partition's deduplication state from `event_ids`
+//!   ([`seen::rebuild`]).
 //! - [`rows`]: one row struct per layout and the conversion from an [`Event`](sluice_core::Event).
 //! - [`rowbinary`]: the RowBinary encoder shared by inserts and tests.
 //! - [`insert`]: one batch = one `INSERT`, with failures classified
@@ -33,11 +35,12 @@ pub mod retention;
 pub mod rowbinary;
 pub mod rows;
 pub mod schema;
+pub mod seen;
 
 pub use insert::{InsertError, InsertOutcome, MAX_BLOCK_ROWS, insert_batch};
 pub use migrate::{AppliedReport, apply_migrations, migrate, table_layout};
 pub use probe::{Capabilities, ServerVersion, probe};
-pub use progress::{loaded_offsets, loaded_offsets_sql};
+pub use progress::{loaded_offsets, loaded_offsets_sql, record_loaded};
 pub use retention::{
     PERIOD as RETENTION_PERIOD, Retention, apply_retention, expired_partitions,
     retention_drop_statements,

@@ -40,6 +40,35 @@ pub async fn loaded_offsets(
     Ok(rows.into_iter().collect())
 }
 
+/// The statement [`record_loaded`] runs: one state row saying `offset` is
+/// covered, counting no rows.
+pub fn record_loaded_sql(topic: &str, partition: i32, offset: i64) -> String {
+    format!(
+        "INSERT INTO {PROGRESS_TABLE} SELECT {}, {partition}, maxState(toInt64({offset})), \
+         countStateIf(0), maxState(toDateTime(now(), 'UTC'))",
+        quote(topic)
+    )
+}
+
+/// Records that every record of `partition` up to `offset` is handled,
+/// when the last of them produced no row (retries dropped, dead-lettered
+/// records): otherwise `loader_progress` would stop at the last row, a
+/// restart would re-read (and re-decide) the tail, and the aggregator,
+/// which waits for the loader to pass its resume point, would wait for the
+/// next stored row. Idempotent (a maximum).
+pub async fn record_loaded(
+    client: &clickhouse::Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<(), Error> {
+    client
+        .query(&record_loaded_sql(topic, partition, offset))
+        .execute()
+        .await
+        .map_err(|e| Error::clickhouse("recording load progress failed", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,7 +156,7 @@ pub async fn apply_retention(
     settings: &SchemaSettings,
     today: NaiveDate,
 ) -> Result<Vec<u32>, Error> {
-    settings.validate()?;
+    settings.validate_names()?;
     let Some(days) = settings.retention_days else {
         return Ok(Vec::new());
     };

@@ -5,6 +5,7 @@
 //! | 1 | `bootstrap` | the database and `schema_migrations` |
 //! | 2 | `events` | the raw `events` table |
 //! | 3 | `loader_progress` | `loader_progress` and the view `loader_progress_mv` feeding it |
+//! | 4 | `event_ids` | `event_ids` and the view `event_ids_mv` feeding it, filled from the last 8 days of `events` |
 //!
 //! Rules for adding one: append a new version (never edit a released one:
 //! servers that applied it will not apply it again), and make every statement
@@ -42,6 +43,18 @@
 //! `maxState(loaded_at)`. Merges fold it to one row per partition, so reading
 //! it never touches `events`. `rows` is informational: on servers without
 //! dedup it also counts rows of a batch inserted twice (see above).
+//!
+//! ## `event_ids`
+//! What the deduplication state of a partition is rebuilt from after a
+//! restart or rebalance ([`super::seen`], rule in `sluice_core::dedup`): per
+//! stored event its topic, partition, offset, `received_at` (whole seconds),
+//! `team_id` and `event_id`, written by the view `event_ids_mv` in the same
+//! insert as `events`. `MergeTree` ordered by `(kafka_topic,
+//! kafka_partition, kafka_offset)` and partitioned by the UTC day of
+//! `received_at`, so a rebuild reads one partition's last day or so and
+//! nothing else; about 20 bytes per event on disk. Kept
+//! [`EVENT_IDS_DAYS`] days (dropped by the retention job on every server),
+//! which bounds the deduplication window.
 
 use super::probe::Capabilities;
 use super::rows::RowLayout;
@@ -53,6 +66,10 @@ pub const COMPONENT: &str = "loader";
 pub const MIGRATIONS_TABLE: &str = "schema_migrations";
 pub const PROGRESS_TABLE: &str = "loader_progress";
 pub const PROGRESS_VIEW: &str = "loader_progress_mv";
+pub const EVENT_IDS_TABLE: &str = "event_ids";
+pub const EVENT_IDS_VIEW: &str = "event_ids_mv";
+/// Days `event_ids` keeps: the longest window (7 days) and the day in progress.
+pub const EVENT_IDS_DAYS: u32 = 8;
 
 /// Where the schema lives and how long raw events are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +93,27 @@ impl SchemaSettings {
 
     /// Names are pasted into DDL, so they must be plain identifiers.
     pub fn validate(&self) -> Result<(), Error> {
+        self.validate_names()?;
+        if [
+            MIGRATIONS_TABLE,
+            PROGRESS_TABLE,
+            PROGRESS_VIEW,
+            EVENT_IDS_TABLE,
+            EVENT_IDS_VIEW,
+        ]
+        .contains(&self.events_table.as_str())
+        {
+            return Err(Error::InvalidSettings(format!(
+                "events_table `{}` is one of the loader's own tables",
+                self.events_table
+            )));
+        }
+        Ok(())
+    }
+
+    /// Identifiers and retention only: what the retention job needs of a
+    /// table that may be one of the loader's own (`event_ids`).
+    pub(crate) fn validate_names(&self) -> Result<(), Error> {
         for (what, name) in [
             ("database", &self.database),
             ("events_table", &self.events_table),
@@ -85,12 +123,6 @@ impl SchemaSettings {
                     "{what} `{name}` must be an identifier ([A-Za-z_][A-Za-z0-9_]*)"
                 )));
             }
-        }
-        if [MIGRATIONS_TABLE, PROGRESS_TABLE, PROGRESS_VIEW].contains(&self.events_table.as_str()) {
-            return Err(Error::InvalidSettings(format!(
-                "events_table `{}` is one of the loader's own tables",
-                self.events_table
-            )));
         }
         if self.retention_days == Some(0) {
             return Err(Error::InvalidSettings(
@@ -132,6 +164,15 @@ pub fn migrations(caps: &Capabilities, settings: &SchemaSettings) -> Vec<Migrati
             version: 3,
             name: "loader_progress",
             statements: vec![progress_table(caps, settings), progress_view(settings)],
+        },
+        Migration {
+            version: 4,
+            name: "event_ids",
+            statements: vec![
+                event_ids_table(caps, settings),
+                event_ids_view(settings),
+                event_ids_backfill(settings),
+            ],
         },
     ]
 }
@@ -259,6 +300,65 @@ GROUP BY kafka_topic, kafka_partition",
     )
 }
 
+fn event_ids_table(caps: &Capabilities, settings: &SchemaSettings) -> String {
+    let text = |name: &str| {
+        if caps.low_cardinality && LOW_CARDINALITY.contains(&name) {
+            "LowCardinality(String)"
+        } else {
+            "String"
+        }
+    };
+    let delta = |name: &str| match (caps.codecs, codec(name)) {
+        (true, Some(codec)) => format!(" {codec}"),
+        _ => String::new(),
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {}
+(
+    kafka_topic {},
+    kafka_partition Int32,
+    kafka_offset Int64{},
+    received_at DateTime('UTC'){},
+    team_id {},
+    event_id UUID
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(received_at)
+ORDER BY (kafka_topic, kafka_partition, kafka_offset)",
+        settings.qualified(EVENT_IDS_TABLE),
+        text("kafka_topic"),
+        delta("kafka_offset"),
+        delta("received_at"),
+        text("team_id"),
+    )
+}
+
+/// Columns named so that the view works on both layouts (`received_at` is a
+/// `DateTime` on 18.16 and a `DateTime64(3)` elsewhere: whole seconds here).
+const EVENT_IDS_COLUMNS: &str = "kafka_topic, kafka_partition, kafka_offset, toDateTime(received_at) AS received_at, team_id, event_id";
+
+fn event_ids_view(settings: &SchemaSettings) -> String {
+    format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {}\nAS SELECT {EVENT_IDS_COLUMNS}\nFROM {}",
+        settings.qualified(EVENT_IDS_VIEW),
+        settings.qualified(EVENT_IDS_TABLE),
+        settings.events()
+    )
+}
+
+/// Events stored before this migration, so retries of them are recognised
+/// after an upgrade. A crash that runs it twice only repeats ids, which the
+/// rebuild reads as a set.
+fn event_ids_backfill(settings: &SchemaSettings) -> String {
+    format!(
+        "INSERT INTO {} SELECT {EVENT_IDS_COLUMNS} FROM {} \
+         WHERE received_at >= toDateTime(now() - {})",
+        settings.qualified(EVENT_IDS_TABLE),
+        settings.events(),
+        u64::from(EVENT_IDS_DAYS) * 86_400,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,11 +388,14 @@ mod tests {
     fn versions_are_increasing_and_named() {
         let all = migrations(&caps(18, 16), &settings(None));
         let versions: Vec<u32> = all.iter().map(|m| m.version).collect();
-        assert_eq!(versions, [1, 2, 3]);
+        assert_eq!(versions, [1, 2, 3, 4]);
         assert!(all.iter().all(|m| !m.statements.is_empty()));
         for m in &all {
             for s in &m.statements {
-                assert!(s.contains("IF NOT EXISTS"), "not idempotent: {s}");
+                // An INSERT may repeat rows only where they are read as a set.
+                let idempotent = s.contains("IF NOT EXISTS")
+                    || s.starts_with(&format!("INSERT INTO sluice.{EVENT_IDS_TABLE} "));
+                assert!(idempotent, "not idempotent: {s}");
             }
         }
     }

@@ -147,13 +147,13 @@ async fn migrating_twice_applies_nothing_the_second_time() {
     let caps = caps().await;
     let db = TestDb::new();
     let first = migrate(&server(), &caps, &db.settings()).await.unwrap();
-    assert_eq!(first.applied, [1, 2, 3]);
+    assert_eq!(first.applied, [1, 2, 3, 4]);
     assert!(first.already_applied.is_empty());
     assert_eq!(first.layout, caps.layout());
 
     let second = migrate(&server(), &caps, &db.settings()).await.unwrap();
     assert!(second.applied.is_empty(), "{second:?}");
-    assert_eq!(second.already_applied, [1, 2, 3]);
+    assert_eq!(second.already_applied, [1, 2, 3, 4]);
 
     let client = db.client();
     let recorded: Vec<(u32, String)> = client
@@ -166,7 +166,8 @@ async fn migrating_twice_applies_nothing_the_second_time() {
         [
             (1, "bootstrap".to_owned()),
             (2, "events".to_owned()),
-            (3, "loader_progress".to_owned())
+            (3, "loader_progress".to_owned()),
+            (4, "event_ids".to_owned())
         ]
     );
     let ddl: String = client
@@ -205,7 +206,7 @@ async fn loaders_starting_together_all_succeed() {
         .fetch_all()
         .await
         .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     assert!(
         migrate(&server(), &caps, &settings)
             .await
@@ -444,6 +445,94 @@ async fn loaded_offsets_is_the_highest_offset_per_partition() {
         .await
         .unwrap();
     assert_eq!((stored_rows, rows_loaded), (2, 15));
+}
+
+#[tokio::test]
+async fn event_ids_rebuild_a_partitions_kept_events_below_an_offset() {
+    use sluice_clickhouse::seen::{Scope, rebuild};
+    use sluice_core::dedup::{Seen, SeenIds, secs};
+
+    let caps = caps().await;
+    let db = TestDb::new();
+    let report = migrate(&server(), &caps, &db.settings()).await.unwrap();
+    let client = db.client();
+    let wire = wire_events();
+    let now = Timestamp::now().as_millis();
+    // Received a minute apart, the last two days before the others: out
+    // of a one-hour window's reach.
+    let mut events = parse(&wire);
+    for (i, event) in events.iter_mut().enumerate() {
+        let back = if i < 2 { 2 * 86_400_000 } else { 0 };
+        event.received_at = Timestamp::from_millis(now - back - 60_000 * (5 - i as i64));
+    }
+    // Offsets 10..=14, partitions 0, 1, 0, 1, 0 (see `rows`).
+    let batch = rows(report.layout, &events, 10);
+    insert_batch(&client, &caps, "events", &batch, None)
+        .await
+        .unwrap();
+    let partition = |p, before| Scope {
+        topic: TOPIC,
+        partition: p,
+        before_offset: before,
+    };
+    let key_of = |seen: &SeenIds, i: usize| seen.key(&events[i].team_id, events[i].event_id);
+    let at = |i: usize| secs(events[i].received_at.as_millis());
+
+    // A day's window reaches back to every row of partition 0 (offsets 10,
+    // 12, 14; the first is two days older than the newest, beyond it).
+    let mut seen = SeenIds::new(86_400);
+    let read = rebuild(&client, &partition(0, None), &mut seen)
+        .await
+        .unwrap();
+    assert_eq!((read, seen.len()), (2, 2), "offsets 12 and 14");
+    assert_eq!(seen.check(key_of(&seen, 2), at(2) + 10), Seen::Duplicate);
+    assert_eq!(seen.check(key_of(&seen, 4), at(4)), Seen::Duplicate);
+    assert_eq!(
+        seen.check(key_of(&seen, 1), at(1)),
+        Seen::First,
+        "partition 1"
+    );
+    // Below offset 14 only: the aggregator's resume point.
+    let mut seen = SeenIds::new(86_400);
+    rebuild(&client, &partition(0, Some(14)), &mut seen)
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen.check(key_of(&seen, 2), at(2)), Seen::Duplicate);
+    assert_eq!(seen.check(key_of(&seen, 4), at(4)), Seen::First);
+    // A three-day window reaches the older row too; an empty partition reads nothing.
+    let mut seen = SeenIds::new(3 * 86_400);
+    assert_eq!(
+        rebuild(&client, &partition(0, None), &mut seen)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        rebuild(&client, &partition(7, None), &mut seen)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Progress for records that left no row: the maximum moves, no row counted.
+    sluice_clickhouse::record_loaded(&client, TOPIC, 0, 40)
+        .await
+        .unwrap();
+    sluice_clickhouse::record_loaded(&client, TOPIC, 1, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded_offsets(&client, TOPIC).await.unwrap(),
+        BTreeMap::from([(0, 40), (1, 13)]),
+        "a lower offset never lowers the progress"
+    );
+    let rows_loaded: u64 = client
+        .query("SELECT countMerge(rows) FROM loader_progress")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(rows_loaded, 5);
 }
 
 #[tokio::test]

@@ -8,6 +8,8 @@
 //! - [`kafka`]: topic and header names, partition keys, and client settings
 //!   shared by the gateway, the loader, the aggregator and the CLI.
 //! - [`config`]: typed configuration from defaults, a TOML file and environment.
+//! - [`dedup`]: which records are retries of an event already kept (first
+//!   copy wins), the rule the loader and the aggregator share.
 //! - [`telemetry`]: structured logging and the Prometheus recorder.
 //! - [`trace`]: OpenTelemetry tracing set-up and `traceparent` in Kafka headers.
 //! - [`table`]: a key-value table replicated through a compacted Kafka topic
@@ -21,6 +23,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod dedup;
 pub mod event;
 pub mod kafka;
 pub mod service;

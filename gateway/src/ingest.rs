@@ -218,7 +218,30 @@ async fn pipeline(
     let raws: Vec<&RawValue> = candidates.iter().map(Candidate::raw).collect();
     let plan = plan(state, team, &raws, decisions).await?;
     let (acks, produce_wait) = produce(state, plan.records).await;
+    crash_hook(&acks);
     Ok(answer(team, plan.planned, acks, produce_wait))
+}
+
+/// Test hook (outside the `SLUICE_GATEWAY_` prefix, so it is never
+/// configuration): abort the process once this many requests had records
+/// acknowledged by Kafka, before answering the last of them — the moment
+/// that makes a client resend events Kafka already has.
+pub const CRASH_AFTER_PRODUCE_ENV: &str = "SLUICE_TEST_GATEWAY_CRASH_AFTER_PRODUCE";
+
+fn crash_hook(acks: &[Result<(), ProduceError>]) {
+    static AFTER: std::sync::LazyLock<Option<u64>> = std::sync::LazyLock::new(|| {
+        std::env::var(CRASH_AFTER_PRODUCE_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    static PRODUCED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let Some(after) = *AFTER else { return };
+    if acks.iter().any(Result::is_ok)
+        && PRODUCED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == after
+    {
+        tracing::error!("{CRASH_AFTER_PRODUCE_ENV} reached: aborting before the answer");
+        std::process::abort();
+    }
 }
 
 /// Batch limits and the per-key rate limit: the whole request or nothing.

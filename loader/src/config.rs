@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use sluice_core::dedup::DedupSettings;
 use sluice_core::kafka::KafkaSettings;
 
 use crate::lake::s3::{S3Location, S3Store};
@@ -30,6 +31,7 @@ pub struct LoaderConfig {
     pub clickhouse: ClickHouseSettings,
     pub batch: BatchSettings,
     pub lake: LakeSettings,
+    pub dedup: DedupSettings,
 }
 
 impl Default for LoaderConfig {
@@ -44,6 +46,7 @@ impl Default for LoaderConfig {
             clickhouse: ClickHouseSettings::default(),
             batch: BatchSettings::default(),
             lake: LakeSettings::default(),
+            dedup: DedupSettings::default(),
         }
     }
 }
@@ -199,11 +202,13 @@ CONFIGURATION (file keys; environment: SLUICE_LOADER_<KEY>, `.` becomes `__`)
   lake.url                    or an S3-compatible store: s3://bucket/prefix
   lake.endpoint               its server, http://host:port (required with lake.url)
   lake.region                 its region [us-east-1]
-  lake.access_key_id / lake.secret_access_key  its credentials [AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY]";
+  lake.access_key_id / lake.secret_access_key  its credentials [AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY]
+  dedup.window_secs           a retry of an event kept less than this long ago is not stored again; 0 = off [86400]";
 
 impl LoaderConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.kafka.validate()?;
+        self.dedup.validate()?;
         if self.batch.max_rows == 0 || self.batch.max_rows > 1_000_000 {
             return Err("batch.max_rows must be 1 to 1000000 (one insert block)".to_owned());
         }

@@ -28,11 +28,21 @@
 //! Records that can never be inserted (not the event contract, or rejected
 //! by ClickHouse as bad data) go to the dead-letter topic with a reason, so
 //! one bad record cannot block its partition.
+//!
+//! ## Retries of an event
+//! Exactly once per *record* is not enough: a client that resends a batch
+//! produces the same `event_id` again. Each partition keeps the kept events
+//! of the deduplication window ([`sluice_core::dedup`]); a record that
+//! repeats one is dropped before the lake and ClickHouse, counted per team
+//! and logged. The set is rebuilt from `event_ids` on assignment (what
+//! ClickHouse holds, so a crash or a rebalance cannot reset it), and is
+//! extended as a batch is decided: a batch that is then not stored is either
+//! re-read by a new owner that rebuilds, or retried until stored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use opentelemetry::trace::SpanContext;
@@ -43,6 +53,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use sluice_clickhouse::InsertOutcome;
 use sluice_core::Event;
 use sluice_core::backoff::Backoff;
+use sluice_core::dedup::{Seen, SeenIds};
 use sluice_core::kafka::headers;
 use sluice_core::service::RebalanceLog;
 use tracing::Instrument;
@@ -63,6 +74,12 @@ fn day_runs<'e, 'a>(
         a.timestamp.as_millis().div_euclid(DAY_MS) == b.timestamp.as_millis().div_euclid(DAY_MS)
     })
 }
+
+/// Test hook (outside the `SLUICE_LOADER_` prefix, so it is never
+/// configuration): abort the process right after this many inserts were
+/// acknowledged, before the offsets are committed (a crash mid-load: rows
+/// stored, the batch's later runs and the commit not).
+pub const CRASH_AFTER_INSERTS_ENV: &str = "SLUICE_TEST_LOADER_CRASH_AFTER_INSERTS";
 
 /// How often consumer lag is measured.
 const LAG_PERIOD: Duration = Duration::from_secs(5);
@@ -85,6 +102,11 @@ struct Storer {
     sink: ClickHouseSink,
     lake: Option<Lake>,
     status: Arc<Status>,
+    /// The deduplication state of each assigned partition (when on).
+    seen: Mutex<HashMap<i32, SeenIds>>,
+    /// Inserts acknowledged, and the crash hook's count ([`CRASH_AFTER_INSERTS_ENV`]).
+    inserts: std::sync::atomic::AtomicU64,
+    crash_after_inserts: Option<u64>,
 }
 
 /// The one batch being stored by its own task.
@@ -145,6 +167,11 @@ impl Loader {
                 sink,
                 lake,
                 status,
+                seen: Mutex::new(HashMap::new()),
+                inserts: std::sync::atomic::AtomicU64::new(0),
+                crash_after_inserts: std::env::var(CRASH_AFTER_INSERTS_ENV)
+                    .ok()
+                    .and_then(|v| v.parse().ok()),
             }),
             config,
             consumer,
@@ -162,6 +189,11 @@ impl Loader {
             .sink
             .retention()
             .map(|job| job.spawn(sluice_clickhouse::RETENTION_PERIOD));
+        let _event_ids_retention = self
+            .storer
+            .sink
+            .event_ids_retention()
+            .spawn(sluice_clickhouse::RETENTION_PERIOD);
         let max_wait = Duration::from_millis(self.config.batch.max_wait_ms);
         let mut last_lag = std::time::Instant::now();
         let mut loading: Option<Loading> = None;
@@ -255,12 +287,33 @@ impl Loader {
             // Not inserted yet: the new owner re-reads them from the commit.
             self.batches.remove(partition);
             self.loaded.remove(partition);
+            self.storer.seen().remove(partition);
         }
         if !log.assigned.is_empty() {
             let progress = self.storer.sink.loaded_offsets(&self.config.topic).await?;
             for partition in &log.assigned {
                 let loaded = progress.get(partition).copied().unwrap_or(-1);
                 self.loaded.insert(*partition, loaded);
+                if self.config.dedup.enabled() {
+                    // Before any record of the partition is decided: rebuilt
+                    // from what ClickHouse holds, so it matches every row up
+                    // to `loaded` (progress and ids are written by one insert).
+                    let started = Instant::now();
+                    let mut seen = self.config.dedup.new_set();
+                    let rows = self
+                        .storer
+                        .sink
+                        .rebuild_seen(&self.config.topic, *partition, &mut seen)
+                        .await?;
+                    tracing::info!(
+                        partition,
+                        rows,
+                        kept = seen.len(),
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "deduplication state rebuilt"
+                    );
+                    self.storer.seen().insert(*partition, seen);
+                }
             }
             tracing::info!(partitions = ?log.assigned, ?progress, "partitions assigned");
         }
@@ -336,6 +389,80 @@ impl Loader {
 }
 
 impl Storer {
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<i32, SeenIds>> {
+        // A panic while holding it leaves a consistent map (every change is
+        // one insert or remove), so a poisoned lock is still usable.
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drops the records that repeat a kept event (first copy wins) and
+    /// records the rest as kept; counts and logs what it dropped.
+    fn drop_duplicates<'a>(
+        &self,
+        partition: i32,
+        events: Vec<(i64, Event<'a>)>,
+    ) -> Vec<(i64, Event<'a>)> {
+        if !self.config.dedup.enabled() {
+            return events;
+        }
+        let mut sets = self.seen();
+        let Some(seen) = sets.get_mut(&partition) else {
+            // Every assigned partition gets its set before its first batch,
+            // and a revocation waits for the batch in flight.
+            tracing::error!(
+                partition,
+                "no deduplication state for an assigned partition; storing without it"
+            );
+            return events;
+        };
+        let mut dropped: Vec<(i64, String, uuid::Uuid)> = Vec::new();
+        let kept: Vec<_> = events
+            .into_iter()
+            .filter(|(offset, event)| {
+                let key = seen.key(&event.team_id, event.event_id);
+                let received = sluice_core::dedup::secs(event.received_at.as_millis());
+                match seen.observe(key, received) {
+                    Seen::First => true,
+                    Seen::Duplicate => {
+                        dropped.push((*offset, event.team_id.to_string(), event.event_id));
+                        false
+                    }
+                }
+            })
+            .collect();
+        crate::status::record_dedup_state(&sets);
+        drop(sets);
+        if !dropped.is_empty() {
+            crate::status::record_duplicates(dropped.iter().map(|(_, team, _)| team.as_str()));
+            let sample: Vec<String> = dropped
+                .iter()
+                .take(5)
+                .map(|(offset, team, id)| format!("{team}/{id}@{offset}"))
+                .collect();
+            tracing::info!(
+                partition,
+                code = "duplicate_event",
+                duplicates = dropped.len(),
+                ?sample,
+                "dropped retries of events already kept (first copy wins)"
+            );
+        }
+        kept
+    }
+
+    fn crash_hook(&self) {
+        let inserts = self
+            .inserts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if self.crash_after_inserts == Some(inserts) {
+            tracing::error!("{CRASH_AFTER_INSERTS_ENV} reached: aborting before the commit");
+            std::process::abort();
+        }
+    }
+
     /// Waits between retries of one write, from `batch.*_backoff_ms`.
     fn backoff(&self) -> Backoff {
         Backoff::from_millis(
@@ -385,6 +512,7 @@ impl Storer {
                 }
             }
         }
+        let events = self.drop_duplicates(partition, events);
         if let Some(lake) = &self.lake {
             // The lake before ClickHouse: a range in ClickHouse is always in
             // the lake too. A store outage holds the partition, like a
@@ -403,6 +531,7 @@ impl Storer {
         // `timestamp`): insert day runs, each a contiguous stretch of offsets,
         // in offset order, so `loader_progress` only ever moves forward over
         // fully stored stretches.
+        let mut stored_through = None;
         for run in day_runs(&events) {
             let span = tracing::info_span!(
                 "insert",
@@ -411,24 +540,38 @@ impl Storer {
                 first_offset = run.first().map(|(offset, _)| *offset),
                 last_offset = run.last().map(|(offset, _)| *offset),
             );
-            self.insert_run(&topic, partition, &batch, run)
+            let stored = self
+                .insert_run(&topic, partition, &batch, run)
                 .instrument(span)
                 .await?;
+            stored_through = stored_through.max(stored);
+        }
+        if stored_through != Some(last) {
+            // The batch's last records left no row (retries dropped, records
+            // dead-lettered): say they are handled (see `record_loaded`).
+            let mut backoff = self.backoff();
+            while let Err(err) = self.sink.record_loaded(&topic, partition, last).await {
+                self.status.set_clickhouse_up(false);
+                let delay = backoff.next_delay();
+                tracing::warn!(%topic, partition, last, error = format!("{err:#}"), backoff_ms = delay.as_millis() as u64, "recording progress failed; retrying");
+                tokio::time::sleep(delay).await;
+            }
         }
         self.status.set_clickhouse_up(true);
         Ok(())
     }
 
-    /// Inserts one day run, retrying until ClickHouse has it.
+    /// Inserts one day run, retrying until ClickHouse has it. Returns the
+    /// highest offset now stored as a row.
     async fn insert_run(
         &self,
         topic: &str,
         partition: i32,
         batch: &PartitionBatch,
         run: &[(i64, Event<'_>)],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<i64>> {
         let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) else {
-            return Ok(());
+            return Ok(None);
         };
         let (first, last) = (*first, *last);
         let token = dedup_token(topic, partition, first, last);
@@ -437,7 +580,8 @@ impl Storer {
             match self.sink.insert(topic, partition, run, &token).await? {
                 InsertOutcome::Inserted { rows, took } => {
                     crate::status::record_insert(rows, took);
-                    return Ok(());
+                    self.crash_hook();
+                    return Ok(Some(last));
                 }
                 InsertOutcome::Retryable(reason) => {
                     self.status.set_clickhouse_up(false);
@@ -459,7 +603,7 @@ impl Storer {
                                 last,
                                 "run was applied before the failure; not inserting again"
                             );
-                            return Ok(());
+                            return Ok(Some(last));
                         }
                     }
                 }
@@ -472,14 +616,16 @@ impl Storer {
     }
 
     /// Isolates the bad rows of a refused batch: each row is its own insert;
-    /// rows refused as bad data go to the dead-letter topic.
+    /// rows refused as bad data go to the dead-letter topic. Returns the
+    /// highest offset stored as a row.
     async fn insert_one_by_one(
         &self,
         topic: &str,
         partition: i32,
         batch: &PartitionBatch,
         events: &[(i64, Event<'_>)],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<i64>> {
+        let mut stored = None;
         for (offset, event) in events {
             let token = dedup_token(topic, partition, *offset, *offset);
             let mut backoff = self.backoff();
@@ -496,6 +642,7 @@ impl Storer {
                 {
                     InsertOutcome::Inserted { rows, took } => {
                         crate::status::record_insert(rows, took);
+                        stored = Some(*offset);
                         break;
                     }
                     InsertOutcome::Permanent(reason) => {
@@ -513,7 +660,7 @@ impl Storer {
                 }
             }
         }
-        Ok(())
+        Ok(stored)
     }
 
     async fn dead_letter(

@@ -106,6 +106,50 @@ impl ClickHouseSink {
         Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
     }
 
+    /// Fills `seen` with the partition's stored events that a retry could
+    /// still match (see [`ch::seen`]); returns the rows read.
+    pub async fn rebuild_seen(
+        &self,
+        topic: &str,
+        partition: i32,
+        seen: &mut sluice_core::dedup::SeenIds,
+    ) -> anyhow::Result<u64> {
+        let scope = ch::seen::Scope {
+            topic,
+            partition,
+            before_offset: None,
+        };
+        ch::seen::rebuild(&self.client, &scope, seen)
+            .await
+            .with_context(|| format!("rebuilding the event ids of {topic}/{partition}"))
+    }
+
+    /// Dropping expired day partitions of `event_ids` (the shared retention
+    /// job): it keeps [`ch::schema::EVENT_IDS_DAYS`], whatever the events' retention.
+    pub fn event_ids_retention(&self) -> ch::Retention {
+        let settings = SchemaSettings {
+            database: self.schema.database.clone(),
+            events_table: ch::schema::EVENT_IDS_TABLE.to_owned(),
+            retention_days: Some(ch::schema::EVENT_IDS_DAYS),
+        };
+        ch::Retention::new(
+            self.root.clone(),
+            settings,
+            crate::status::RETENTION_DROPPED,
+            crate::status::RETENTION_RUNS,
+        )
+    }
+
+    /// See [`ch::record_loaded`].
+    pub async fn record_loaded(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> anyhow::Result<()> {
+        Ok(ch::record_loaded(&self.client, topic, partition, offset).await?)
+    }
+
     pub async fn loaded_offsets(&self, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
         Ok(ch::loaded_offsets(&self.client, topic).await?)
     }

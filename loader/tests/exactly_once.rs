@@ -1,8 +1,11 @@
 //! The loader's guarantee, tested with the real binary against real Kafka and
 //! the real ClickHouse server: every event id exactly once in ClickHouse (and
 //! in the lake, a local directory or an S3-compatible store) after `kill -9`
-//! mid-batch (repeated), a ClickHouse restart during load, an S3 outage, two
-//! instances rebalancing, and a replay of a range already loaded.
+//! mid-batch (repeated), crashes proven mid-load with clients' retries in the
+//! stream, a ClickHouse restart during load, an S3 outage, two instances
+//! rebalancing with retries in flight, and a replay of a range already
+//! loaded. Merges are stopped where rows are counted, so a row stored twice
+//! cannot be merged away before `count()` sees it.
 
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
@@ -42,9 +45,24 @@ async fn sql(url: &str, query: &str) -> anyhow::Result<String> {
 
 /// Produces `n` contract events with ids 1..=n to `topic`.
 async fn produce(kafka: &KafkaSettings, topic: &str, range: std::ops::Range<u64>) {
+    produce_copies(kafka, topic, range, false).await;
+}
+
+/// With `retry`, the same events as a client's retries: same id, team and
+/// user (so the same partition), received half an hour later with another
+/// timestamp and other properties. The first copy must win.
+async fn produce_copies(
+    kafka: &KafkaSettings,
+    topic: &str,
+    range: std::ops::Range<u64>,
+    retry: bool,
+) {
     let producer: FutureProducer = kafka.durable_producer_config(5, 30_000).create().unwrap();
     let mut pending = Vec::new();
     const NAMES: [&str; 3] = ["Opened", "Clicked", "Bought"];
+    let now = Timestamp::now().as_millis();
+    let received_at = Timestamp::from_millis(now - 3_600_000);
+    let retried_at = Timestamp::from_millis(now - 1_800_000);
     for i in range {
         let name = NAMES[(i % 3) as usize];
         let event = json!({
@@ -52,10 +70,11 @@ async fn produce(kafka: &KafkaSettings, topic: &str, range: std::ops::Range<u64>
             "team_id": format!("team-{}", i % 3),
             "event": name,
             "user_id": format!("user-{}", i % 97),
-            "timestamp": "2026-11-26T01:00:00.123Z",
-            "received_at": "2026-11-26T01:00:01.456Z",
+            "timestamp": if retry { "2026-11-26T01:30:00.000Z" } else { "2026-11-26T01:00:00.123Z" },
+            // Received recently: `event_ids` keeps 8 days of receive time.
+            "received_at": if retry { retried_at } else { received_at },
             "schema_version": 1,
-            "properties": { "i": i, "pad": "x".repeat(200) },
+            "properties": { "i": i, "retry": retry, "pad": "x".repeat(200) },
         })
         .to_string();
         let key = format!("team-{}:user-{}", i % 3, i % 97);
@@ -154,8 +173,23 @@ impl LoaderProcess {
         database: &str,
         lake: &TestLake,
     ) -> Self {
+        Self::start_with(kafka, topic, group, ch, database, lake, &[])
+    }
+
+    fn start_with(
+        kafka: &KafkaSettings,
+        topic: &str,
+        group: &str,
+        ch: &str,
+        database: &str,
+        lake: &TestLake,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice-loader"));
         lake.env(&mut command);
+        for (key, value) in env {
+            command.env(key, value);
+        }
         let child = command
             .env("SLUICE_LOADER_LISTEN", "127.0.0.1:0")
             .env("SLUICE_LOADER_KAFKA__BROKERS", &kafka.brokers)
@@ -173,6 +207,11 @@ impl LoaderProcess {
             .spawn()
             .unwrap();
         Self { child }
+    }
+
+    /// Waits for the process to end by itself (the crash hook aborts it).
+    fn wait_for_crash(mut self, timeout: Duration) {
+        sluice_tests::binary::wait_for_abort(&mut self.child, timeout);
     }
 
     fn kill_9(mut self) {
@@ -241,6 +280,120 @@ fn fresh_db() -> String {
     format!("sluice_test_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Creates the loader's tables in `database` and stops merges on `events`,
+/// so a row inserted twice stays two rows for `count()` to see.
+async fn stop_merges(ch: &str, database: &str) {
+    ClickHouseSink::connect(&ClickHouseSettings {
+        url: ch.to_owned(),
+        database: database.to_owned(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    sql(ch, &format!("SYSTEM STOP MERGES {database}.events"))
+        .await
+        .unwrap();
+}
+
+/// Rows per event id that are not exactly one, against ids `1..=n`
+/// (missing ids show as 0): empty when every event is stored once.
+async fn ids_not_once(ch: &str, database: &str, n: u64) -> Vec<(u64, u64)> {
+    let text = sql(
+        ch,
+        &format!(
+            "SELECT toString(event_id), count() FROM {database}.events GROUP BY event_id FORMAT TSV"
+        ),
+    )
+    .await
+    .unwrap();
+    let mut per_id: BTreeMap<u64, u64> = (1..=n).map(|i| (i, 0)).collect();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let (id, rows) = line.split_once('\t').unwrap();
+        let id = uuid::Uuid::parse_str(id).unwrap().as_u128() as u64;
+        *per_id.entry(id).or_default() += rows.parse::<u64>().unwrap();
+    }
+    per_id.into_iter().filter(|(_, rows)| *rows != 1).collect()
+}
+
+/// Rows whose properties are a retry's: the first copy must win.
+async fn retry_rows(ch: &str, database: &str) -> u64 {
+    sql(
+        ch,
+        &format!("SELECT count() FROM {database}.events WHERE properties LIKE '%\"retry\":true%' FORMAT TSV"),
+    )
+    .await
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+/// Ids `1..=n` each stored once, none as a retry's copy; then drops `database`.
+async fn first_copies_once_then_drop(ch: &str, database: &str, n: u64) {
+    assert_eq!(
+        ids_not_once(ch, database, n).await,
+        [],
+        "ids stored other than once"
+    );
+    assert_eq!(
+        retry_rows(ch, database).await,
+        0,
+        "a retry's copy replaced the first"
+    );
+    sql(ch, &format!("DROP DATABASE IF EXISTS {database}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_mid_load_with_retries_in_the_stream_store_every_event_once() {
+    let topics = TestTopics::create(4).await.unwrap();
+    let (ch, db, lake) = (clickhouse_url(), fresh_db(), TestLake::dir());
+    stop_merges(&ch, &db).await;
+    let group = format!("loader-crash-{}", uuid::Uuid::new_v4().simple());
+    let n = 10_000;
+    // Originals, then retries of the first 3,000 interleaved with the rest.
+    produce(&kafka(), &topics.raw, 1..5_001).await;
+    produce_copies(&kafka(), &topics.raw, 1..3_001, true).await;
+    produce(&kafka(), &topics.raw, 5_001..n + 1).await;
+    produce_copies(&kafka(), &topics.raw, 4_001..4_501, true).await;
+
+    // Five aborts, each right after the n-th acknowledged insert (rows in
+    // ClickHouse, offsets not committed): each must have stored more than
+    // the last and not everything, so each crash hit the middle of the load.
+    let mut stored_before = 0;
+    for crash_after in ["1", "2", "1", "2", "1"] {
+        LoaderProcess::start_with(
+            &kafka(),
+            &topics.raw,
+            &group,
+            &ch,
+            &db,
+            &lake,
+            &[(
+                sluice_loader::consumer::CRASH_AFTER_INSERTS_ENV,
+                crash_after,
+            )],
+        )
+        .wait_for_crash(Duration::from_secs(60));
+        let (stored, _) = counts(&ch, &db).await;
+        assert!(
+            stored > stored_before && stored < n,
+            "crash after insert {crash_after} hit mid-load: {stored_before} -> {stored} of {n}"
+        );
+        stored_before = stored;
+    }
+    let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, &ch, &db, &lake);
+    let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
+    loader.stop();
+    assert_eq!(
+        (rows, distinct),
+        (n, n),
+        "every event once, no retry stored"
+    );
+    first_copies_once_then_drop(&ch, &db, n).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_batch_repeatedly_loses_and_duplicates_nothing() {
     kill_9_then_replay(TestLake::dir()).await;
@@ -257,6 +410,7 @@ async fn kill_9_mid_batch_with_an_s3_lake_then_replay_from_s3() {
 async fn kill_9_then_replay(lake: TestLake) {
     let topics = TestTopics::create(4).await.unwrap();
     let (ch, db) = (clickhouse_url(), fresh_db());
+    stop_merges(&ch, &db).await;
     // A group per test: they run side by side.
     let group = format!("loader-kill-{}", uuid::Uuid::new_v4().simple());
     let n = 12_000;
@@ -386,10 +540,19 @@ async fn ride_out_an_outage(
 async fn two_instances_rebalancing_load_everything_once() {
     let topics = TestTopics::create(6).await.unwrap();
     let (ch, db, lake) = (clickhouse_url(), fresh_db(), TestLake::dir());
+    stop_merges(&ch, &db).await;
     let n = 12_000;
+    // Retries of every event of a part follow it, in flight while the
+    // partitions move between the instances.
     let producing = tokio::spawn({
         let (kafka, topic) = (kafka(), topics.raw.clone());
-        async move { produce(&kafka, &topic, 1..n + 1).await }
+        async move {
+            for part in 0..4 {
+                let range = part * n / 4 + 1..(part + 1) * n / 4 + 1;
+                produce(&kafka, &topic, range.clone()).await;
+                produce_copies(&kafka, &topic, range, true).await;
+            }
+        }
     });
     let a = LoaderProcess::start(&kafka(), &topics.raw, "loader-rebalance", &ch, &db, &lake);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -404,9 +567,7 @@ async fn two_instances_rebalancing_load_everything_once() {
         (n, n),
         "exactly once across two instances and a crash"
     );
-    sql(&ch, &format!("DROP DATABASE IF EXISTS {db}"))
-        .await
-        .unwrap();
+    first_copies_once_then_drop(&ch, &db, n).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

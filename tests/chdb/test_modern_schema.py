@@ -28,7 +28,14 @@ def test_migrations_create_every_object_and_rerun_cleanly(session):
     tables = session.run(
         f"SELECT name FROM system.tables WHERE database = {sql_string(session.database)} ORDER BY name"
     ).split("\n")
-    assert tables == ["events", "loader_progress", "loader_progress_mv", "schema_migrations"]
+    assert tables == [
+        "event_ids",
+        "event_ids_mv",
+        "events",
+        "loader_progress",
+        "loader_progress_mv",
+        "schema_migrations",
+    ]
     versions = [m["version"] for m in session.rendered["migrations"]]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
 
@@ -151,3 +158,36 @@ def test_ttl_removes_rows_past_retention(session, rendered):
         )
     session.run("OPTIMIZE TABLE events FINAL")
     assert session.run("SELECT groupArray(kafka_offset) FROM events WHERE kafka_topic = 'ttl'") == "[2]"
+
+
+def test_event_ids_follow_every_insert_and_the_rebuild_queries_run(session, rendered):
+    # The deduplication state's source: one row per stored event, written by
+    # the view in the same insert, with `received_at` in whole seconds.
+    session.insert_like_the_loader()
+    ids = session.rows(
+        "SELECT kafka_partition, kafka_offset, toUnixTimestamp(received_at) AS r, team_id, "
+        "toString(event_id) AS id FROM event_ids ORDER BY kafka_partition, kafka_offset"
+    )
+    events = session.rows(
+        "SELECT kafka_partition, kafka_offset, toUnixTimestamp(toDateTime(received_at)) AS r, team_id, "
+        "toString(event_id) AS id FROM events ORDER BY kafka_partition, kafka_offset"
+    )
+    assert ids == events and len(ids) == len(rendered["rows"])
+    ddl = session.run("SHOW CREATE TABLE event_ids", "TSVRaw")
+    assert "ORDER BY (kafka_topic, kafka_partition, kafka_offset)" in ddl, ddl
+    assert "PARTITION BY toYYYYMMDD(received_at)" in ddl, ddl
+
+    # The rebuild's two queries, as the loader and the aggregator send them.
+    newest_sql, ids_sql = rendered["seen_sql"]
+    partition0 = [r for r in events if r["kafka_partition"] == 0]
+    newest = session.rows(newest_sql)[0]
+    assert newest == {"newest": max(r["r"] for r in partition0), "rows": len(partition0)}
+    rebuilt = session.rows(ids_sql)
+    assert [(r["team_id"], r["event_id"], r["received"]) for r in rebuilt] == [
+        (r["team_id"], r["id"], r["r"]) for r in partition0
+    ], "partition 0's kept events, in offset order"
+
+    # Progress for records that left no row: the maximum moves, no row counted.
+    session.run(rendered["record_loaded_sql"])
+    assert session.loaded_offsets()["0"] == 1000
+    assert int(session.run("SELECT countMerge(rows) FROM loader_progress")) == len(rendered["rows"])

@@ -1,5 +1,6 @@
 // Drives posthog-node against a Sluice gateway (gzip bodies to /batch/).
-// Env and output as in segment-node.js; ids are the events' `uuid`s.
+// Env (SDK_PAST_MS included) and output as in segment-node.js; ids are the
+// events' `uuid`s.
 const { PostHog } = require('posthog-node')
 const { randomUUID } = require('node:crypto')
 
@@ -16,11 +17,12 @@ const count = Number(process.env.SDK_EVENTS || '20')
 const errors = []
 client.on('error', (err) => errors.push(String(err && err.message ? err.message : err)))
 
+const past = process.env.SDK_PAST_MS ? { timestamp: new Date(Date.now() - Number(process.env.SDK_PAST_MS)) } : {}
 const events = []
 for (let i = 0; i < count; i++) {
   const uuid = randomUUID()
   const distinctId = `user-${i % 3}`
-  client.capture({ distinctId, event: 'item purchased', uuid, properties: { run, seq: i, $set: { plan: 'pro' } } })
+  client.capture({ distinctId, event: 'item purchased', uuid, properties: { run, seq: i, $set: { plan: 'pro' } }, ...past })
   events.push({ uuid, event: 'item purchased', distinctId })
 }
 

@@ -1,8 +1,10 @@
 """Drives posthog (PyPI) against a Sluice gateway, gzip on.
 
-Env and output as in segment-node.js; ids are the events' `uuid`s.
+Env (SDK_PAST_MS included) and output as in segment-node.js; ids are the
+events' `uuid`s.
 """
 
+import datetime
 import json
 import os
 import sys
@@ -22,6 +24,10 @@ client = Posthog(
     disable_geoip=True,
 )
 run = os.environ["SDK_RUN"]
+past = {}
+if os.environ.get("SDK_PAST_MS"):
+    ago = datetime.timedelta(milliseconds=int(os.environ["SDK_PAST_MS"]))
+    past = {"timestamp": datetime.datetime.now(datetime.timezone.utc) - ago}
 events = []
 for i in range(int(os.environ.get("SDK_EVENTS", "20"))):
     event_id = str(uuid.uuid4())
@@ -31,6 +37,7 @@ for i in range(int(os.environ.get("SDK_EVENTS", "20"))):
         distinct_id=distinct_id,
         properties={"run": run, "seq": i},
         uuid=event_id,
+        **past,
     )
     events.append({"uuid": event_id, "event": "item purchased", "distinctId": distinct_id})
 client.shutdown()

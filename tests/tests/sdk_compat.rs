@@ -30,6 +30,7 @@ use sluice_gateway::keys::{ConfiguredKeys, MemoryKeys};
 use sluice_gateway::producer::{EventProducer, KafkaProducer, ProduceError, Record};
 use sluice_gateway::sdk::event_id_for;
 use sluice_gateway::{AppState, router};
+use sluice_tests::downstream::Downstream;
 use sluice_tests::plugin_admin::{Admin, component};
 use sluice_tests::{RunningGateway, TestTopics, read_all, read_records};
 use uuid::Uuid;
@@ -352,6 +353,13 @@ async fn posthog_js_in_headless_chromium_events_arrive_once() {
     );
 }
 
+/// Takes one from `budget` if any is left.
+fn take_one(budget: &AtomicUsize) -> bool {
+    budget
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
 /// Kafka through a producer that fails the first `failures` sends: the gateway's
 /// real 503 path, without touching the shared broker.
 #[derive(Debug)]
@@ -363,11 +371,7 @@ struct Flaky {
 
 impl EventProducer for Flaky {
     fn send(&self, records: Vec<Record>) -> BoxFuture<'_, Vec<Result<(), ProduceError>>> {
-        let fail = self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if fail {
+        if take_one(&self.failures) {
             self.failed.fetch_add(1, Ordering::SeqCst);
             let error = ProduceError::Unavailable("test: broker unreachable".into());
             return Box::pin(async move { records.iter().map(|_| Err(error.clone())).collect() });
@@ -380,13 +384,13 @@ impl EventProducer for Flaky {
     }
 }
 
-async fn flaky_gateway(topics: &TestTopics, failures: usize) -> (SocketAddr, Arc<Flaky>) {
+/// An in-process gateway for `topics` producing through `producer`.
+async fn gateway_with<P: EventProducer + 'static>(
+    topics: &TestTopics,
+    producer: impl FnOnce(&sluice_gateway::GatewayConfig) -> P,
+) -> (SocketAddr, Arc<P>) {
     let config = topics.gateway_config(KEY, TEAM);
-    let producer = Arc::new(Flaky {
-        inner: KafkaProducer::new(&config.kafka, &config.producer).unwrap(),
-        failures: AtomicUsize::new(failures),
-        failed: AtomicUsize::new(0),
-    });
+    let producer = Arc::new(producer(&config));
     let state = AppState::new(
         &config,
         Arc::new(MemoryKeys::new(ConfiguredKeys::new(&config.auth.keys))),
@@ -397,6 +401,15 @@ async fn flaky_gateway(topics: &TestTopics, failures: usize) -> (SocketAddr, Arc
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     (addr, producer)
+}
+
+async fn flaky_gateway(topics: &TestTopics, failures: usize) -> (SocketAddr, Arc<Flaky>) {
+    gateway_with(topics, |config| Flaky {
+        inner: KafkaProducer::new(&config.kafka, &config.producer).unwrap(),
+        failures: AtomicUsize::new(failures),
+        failed: AtomicUsize::new(0),
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,5 +450,99 @@ async fn sdks_retry_through_503s_and_nothing_is_lost_or_duplicated() {
             })
             .collect();
         exactly_once(&events, &ids);
+    }
+}
+
+/// Kafka writes every record, but for the first `lost` sends the gateway
+/// hears a failure for every other record: what a delivery timeout after the
+/// broker wrote them (a broker paused mid-batch) looks like from the
+/// gateway. The client gets a partial 503 and resends the whole batch, so
+/// events already in Kafka are produced again with the same `event_id`.
+#[derive(Debug)]
+struct LostAcks {
+    inner: KafkaProducer,
+    lost: AtomicUsize,
+    partial: AtomicUsize,
+}
+
+impl EventProducer for LostAcks {
+    fn send(&self, records: Vec<Record>) -> BoxFuture<'_, Vec<Result<(), ProduceError>>> {
+        let lose = take_one(&self.lost);
+        Box::pin(async move {
+            let acks = self.inner.send(records).await;
+            if !lose {
+                return acks;
+            }
+            self.partial.fetch_add(1, Ordering::SeqCst);
+            acks.into_iter()
+                .enumerate()
+                .map(|(i, ack)| match ack {
+                    Ok(()) if i % 2 == 1 => Err(ProduceError::Unavailable(
+                        "test: the acknowledgement was lost".into(),
+                    )),
+                    other => other,
+                })
+                .collect()
+        })
+    }
+
+    fn probe(&self) -> BoxFuture<'_, bool> {
+        self.inner.probe()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_retries_of_acknowledged_events_are_stored_and_counted_once() {
+    for (client, expected) in [
+        (Client::Node("segment-node.js"), 12),
+        (Client::Node("posthog-node.js"), 10),
+        (Client::Python("posthog_python.py"), 10),
+    ] {
+        let topics = TestTopics::create(PARTITIONS).await.unwrap();
+        let (addr, producer) = gateway_with(&topics, |config| LostAcks {
+            inner: KafkaProducer::new(&config.kafka, &config.producer).unwrap(),
+            lost: AtomicUsize::new(2),
+            partial: AtomicUsize::new(0),
+        })
+        .await;
+        let segment = matches!(client, Client::Node("segment-node.js"));
+        let report = run_client(
+            client,
+            format!("http://{addr}"),
+            &run_tag(),
+            10,
+            // An hour ago: the aggregator's windows are closed when it reads them.
+            &[("SDK_QUIET_MS", "8000"), ("SDK_PAST_MS", "3600000")],
+        )
+        .await;
+        assert_eq!(report.sent.len(), expected, "{}", report.raw);
+        assert_eq!(
+            producer.partial.load(Ordering::SeqCst),
+            2,
+            "two partial 503s"
+        );
+        let ids: std::collections::BTreeSet<Uuid> = report
+            .sent
+            .iter()
+            .map(|m| match m["messageId"].as_str() {
+                Some(message_id) if segment => event_id_for(TEAM, message_id),
+                _ => m["uuid"].as_str().unwrap().parse().unwrap(),
+            })
+            .collect();
+        let in_kafka = read_all(&topics.raw, PARTITIONS).await;
+        assert!(
+            in_kafka.len() > ids.len(),
+            "the SDK's retries put acknowledged events into Kafka again ({} records, {} events)",
+            in_kafka.len(),
+            ids.len()
+        );
+
+        let downstream = Downstream::start(&topics.raw).await.unwrap();
+        downstream
+            .wait_for(ids.len() as u64, Duration::from_secs(90))
+            .await
+            .unwrap();
+        downstream.assert_once(&ids).await.unwrap();
+        downstream.stop().await.unwrap();
     }
 }

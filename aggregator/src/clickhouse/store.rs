@@ -88,6 +88,36 @@ impl RollupStore {
         })
     }
 
+    /// The highest offset the loader has stored per partition of `topic`
+    /// (its `loader_progress`, in the same database).
+    pub async fn loader_progress(
+        &self,
+        topic: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<i32, i64>> {
+        ch::loaded_offsets(&self.client, topic)
+            .await
+            .with_context(|| format!("reading the loader's progress on {topic}"))
+    }
+
+    /// Fills `seen` with the events the loader kept in `partition` below
+    /// `before_offset` that a retry could still match; returns the rows read.
+    pub async fn rebuild_seen(
+        &self,
+        topic: &str,
+        partition: i32,
+        before_offset: i64,
+        seen: &mut sluice_core::dedup::SeenIds,
+    ) -> anyhow::Result<u64> {
+        let scope = ch::seen::Scope {
+            topic,
+            partition,
+            before_offset: Some(before_offset),
+        };
+        ch::seen::rebuild(&self.client, &scope, seen)
+            .await
+            .with_context(|| format!("rebuilding the event ids of {topic}/{partition}"))
+    }
+
     /// Rows stored for `topic`/`partition` covering offsets at or after
     /// `from_offset`: (window start ms, key, highest offset covered).
     pub async fn stored_since(

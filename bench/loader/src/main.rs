@@ -12,7 +12,13 @@
 //! 4. The real `sluice-loader` binary (release, no lake) loads the topic
 //!    into a fresh database from the start; done when `loader_progress`
 //!    covers every offset. CPU seconds are read from `/proc/<pid>/stat`.
-//! 5. Freshness: with the loader still running, events are produced at a
+//! 5. Deduplication: the same load with `dedup.window_secs = 0` (the
+//!    loader's own cost of the per-partition sets), a raw INSERT without the
+//!    `event_ids` view (the server's cost of keeping the ids), the state's
+//!    memory per event from the loader's gauges, `event_ids` bytes on disk
+//!    per event, and a restarted loader rebuilding its state from
+//!    `event_ids` (rows per second).
+//! 6. Freshness: with the loader still running, events are produced at a
 //!    fixed rate; each delivery report's time is kept per (partition,
 //!    offset), and `loader_progress` is polled every 100 ms: an event is
 //!    queryable at the first poll whose offset for its partition covers it
@@ -100,6 +106,17 @@ pub struct Results {
     pub loader_inserts: Option<f64>,
     /// The same load with `clickhouse.compression = none`.
     pub loader_uncompressed: Phase,
+    /// The same load with deduplication off (`dedup.window_secs = 0`).
+    pub loader_no_dedup: Phase,
+    /// The raw INSERT baseline without the `event_ids` view.
+    pub raw_insert_no_ids: Phase,
+    /// The deduplication state after the default load: entries and bytes.
+    pub dedup_entries: Option<f64>,
+    pub dedup_bytes: Option<f64>,
+    /// `event_ids` on disk: bytes and rows of its active parts.
+    pub event_ids_disk: (u64, u64),
+    /// A restarted loader rebuilding its state from `event_ids`.
+    pub rebuild: Phase,
     pub loader_uncompressed_insert_s: Option<f64>,
     pub fresh_rate: u64,
     pub fresh_seconds: u64,
@@ -267,6 +284,7 @@ async fn raw_insert(
     args: &Args,
     events: &[(String, Vec<u8>)],
     database: &str,
+    with_ids: bool,
 ) -> anyhow::Result<Phase> {
     let client = clickhouse::Client::default()
         .with_url(&args.clickhouse_url)
@@ -274,6 +292,15 @@ async fn raw_insert(
     let caps = ch::probe(&client).await?;
     let settings = ch::SchemaSettings::new(database);
     let report = ch::migrate(&client, &caps, &settings).await?;
+    if !with_ids {
+        client
+            .query(&format!(
+                "DROP TABLE {database}.{}",
+                ch::schema::EVENT_IDS_VIEW
+            ))
+            .execute()
+            .await?;
+    }
     let parsed: Vec<sluice_core::Event<'_>> = events
         .iter()
         .map(|(_, payload)| serde_json::from_slice(payload))
@@ -305,7 +332,11 @@ async fn raw_insert(
         took += t0.elapsed();
     }
     Ok(Phase {
-        name: "raw INSERT of pre-encoded RowBinary (ClickHouse alone, baseline)".into(),
+        name: if with_ids {
+            "raw INSERT of pre-encoded RowBinary (ClickHouse alone, baseline)".into()
+        } else {
+            "raw INSERT, without the `event_ids` view (the server's cost of the ids)".into()
+        },
         rows: events.len() as u64,
         wall_s: took.as_secs_f64(),
         cpu_s: None,
@@ -328,8 +359,13 @@ fn start_loader(
     database: &str,
     listen: std::net::SocketAddr,
     compression: &str,
+    dedup_window_secs: Option<u32>,
 ) -> anyhow::Result<LoaderProcess> {
-    let child = Command::new(&args.loader_bin)
+    let mut command = Command::new(&args.loader_bin);
+    if let Some(window) = dedup_window_secs {
+        command.env("SLUICE_LOADER_DEDUP__WINDOW_SECS", window.to_string());
+    }
+    let child = command
         .env("SLUICE_LOADER_LISTEN", listen.to_string())
         .env("SLUICE_LOADER_KAFKA__BROKERS", &args.brokers)
         .env("SLUICE_LOADER_TOPIC", topic)
@@ -398,7 +434,8 @@ async fn bulk_load(
     topic: &str,
     database: &str,
     compression: &str,
-) -> anyhow::Result<(Phase, InsertProfile, LoaderProcess)> {
+    dedup_window_secs: Option<u32>,
+) -> anyhow::Result<(Phase, InsertProfile, LoaderProcess, String)> {
     let client = clickhouse::Client::default()
         .with_url(&args.clickhouse_url)
         .with_database(database)
@@ -407,7 +444,14 @@ async fn bulk_load(
     let t0 = Instant::now();
     // A free port for the loader's /metrics (released just before it binds).
     let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let loader = start_loader(args, topic, database, listen, compression)?;
+    let loader = start_loader(
+        args,
+        topic,
+        database,
+        listen,
+        compression,
+        dedup_window_secs,
+    )?;
     let pid = loader.0.id();
     let cpu0 = cpu_seconds(Some(pid));
     let loaded = |p: &BTreeMap<i32, i64>| p.values().map(|o| (o + 1) as u64).sum::<u64>();
@@ -418,9 +462,14 @@ async fn bulk_load(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let dedup = if dedup_window_secs == Some(0) {
+        ", dedup.window_secs = 0"
+    } else {
+        ""
+    };
     let phase = Phase {
         name: format!(
-            "sluice-loader, clickhouse.compression = {compression} (Kafka → decode → RowBinary → ClickHouse)"
+            "sluice-loader, clickhouse.compression = {compression}{dedup} (Kafka → decode → RowBinary → ClickHouse)"
         ),
         rows: args.events,
         wall_s: t0.elapsed().as_secs_f64(),
@@ -435,7 +484,54 @@ async fn bulk_load(
         metric(&metrics, "sluice_loader_insert_duration_seconds_sum"),
         metric(&metrics, "sluice_loader_insert_duration_seconds_count"),
     );
-    Ok((phase, profile, loader))
+    Ok((phase, profile, loader, metrics))
+}
+
+/// A second loader on a loaded database (its own group, so it reads the
+/// topic from the start and skips it all by `loader_progress`): the time
+/// until its deduplication state holds every stored event, rebuilt from
+/// `event_ids`.
+async fn rebuild(args: &Args, topic: &str, database: &str) -> anyhow::Result<Phase> {
+    let ch0 = cpu_seconds(args.clickhouse_pid);
+    let t0 = Instant::now();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let loader = start_loader(args, topic, database, listen, "lz4", None)?;
+    let pid = loader.0.id();
+    let cpu0 = cpu_seconds(Some(pid));
+    loop {
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(300),
+            "rebuild: not done after 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let Ok(response) = reqwest::get(format!("http://{listen}/metrics")).await else {
+            continue;
+        };
+        let text = response.text().await.unwrap_or_default();
+        if metric(&text, "sluice_loader_dedup_entries").unwrap_or(0.0) >= args.events as f64 {
+            break;
+        }
+    }
+    Ok(Phase {
+        name: "restart: deduplication state rebuilt from `event_ids` (start-up included)".into(),
+        rows: args.events,
+        wall_s: t0.elapsed().as_secs_f64(),
+        cpu_s: delta(cpu0, cpu_seconds(Some(pid))),
+        clickhouse_cpu_s: delta(ch0, cpu_seconds(args.clickhouse_pid)),
+    })
+}
+
+/// Bytes and rows of `database.event_ids`'s active parts.
+async fn event_ids_disk(args: &Args, database: &str) -> anyhow::Result<(u64, u64)> {
+    let client = clickhouse::Client::default()
+        .with_url(&args.clickhouse_url)
+        .with_validation(false);
+    Ok(client
+        .query(&format!(
+            "SELECT sum(bytes_on_disk), sum(rows) FROM system.parts WHERE database = '{database}' AND table = 'event_ids' AND active"
+        ))
+        .fetch_one::<(u64, u64)>()
+        .await?)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -460,8 +556,13 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("baseline: consume only");
     let consume_only = consume_only(&kafka, &topic, args.events).await?;
     eprintln!("  {:.2} s", consume_only.wall_s);
+    let raw_insert_no_ids = {
+        eprintln!("baseline: raw INSERT without the event_ids view");
+        raw_insert(&args, &events, &format!("{raw_db}_no_ids"), false).await?
+    };
+    eprintln!("  {:.2} s", raw_insert_no_ids.wall_s);
     eprintln!("baseline: raw INSERT");
-    let raw_insert = raw_insert(&args, &events, &raw_db).await?;
+    let raw_insert = raw_insert(&args, &events, &raw_db, true).await?;
     eprintln!("  {:.2} s", raw_insert.wall_s);
     drop(events);
 
@@ -469,14 +570,26 @@ async fn main() -> anyhow::Result<()> {
     // the freshness phase.
     let plain_db = format!("{loader_db}_plain");
     eprintln!("loader: bulk load, clickhouse.compression = none");
-    let (plain_phase, plain_profile, plain_loader) =
-        bulk_load(&args, &topic, &plain_db, "none").await?;
+    let (plain_phase, plain_profile, plain_loader, _) =
+        bulk_load(&args, &topic, &plain_db, "none", None).await?;
     drop(plain_loader);
     eprintln!("  {:.2} s", plain_phase.wall_s);
+    let no_dedup_db = format!("{loader_db}_no_dedup");
+    eprintln!("loader: bulk load, dedup.window_secs = 0");
+    let (no_dedup_phase, _, no_dedup_loader, _) =
+        bulk_load(&args, &topic, &no_dedup_db, "lz4", Some(0)).await?;
+    drop(no_dedup_loader);
+    eprintln!("  {:.2} s", no_dedup_phase.wall_s);
     eprintln!("loader: bulk load, clickhouse.compression = lz4 (default)");
-    let (loader_phase, (insert_s, inserts), loader) =
-        bulk_load(&args, &topic, &loader_db, "lz4").await?;
+    let (loader_phase, (insert_s, inserts), loader, metrics) =
+        bulk_load(&args, &topic, &loader_db, "lz4", None).await?;
     eprintln!("  {:.2} s", loader_phase.wall_s);
+    let dedup_entries = metric(&metrics, "sluice_loader_dedup_entries");
+    let dedup_bytes = metric(&metrics, "sluice_loader_dedup_bytes");
+    let event_ids_disk = event_ids_disk(&args, &loader_db).await?;
+    eprintln!("loader: restart, rebuilding the deduplication state");
+    let rebuild = rebuild(&args, &topic, &loader_db).await?;
+    eprintln!("  {:.2} s", rebuild.wall_s);
     let client = clickhouse::Client::default()
         .with_url(&args.clickhouse_url)
         .with_database(&loader_db)
@@ -545,6 +658,12 @@ async fn main() -> anyhow::Result<()> {
         loader_inserts: inserts,
         loader_uncompressed: plain_phase,
         loader_uncompressed_insert_s: plain_profile.0,
+        loader_no_dedup: no_dedup_phase,
+        raw_insert_no_ids,
+        dedup_entries,
+        dedup_bytes,
+        event_ids_disk,
+        rebuild,
         fresh_rate: args.fresh_rate,
         fresh_seconds: args.fresh_seconds,
         fresh_events: fresh_n,
@@ -562,7 +681,8 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let http = reqwest::Client::new();
-    for database in [&raw_db, &loader_db, &plain_db] {
+    let no_ids_db = format!("{raw_db}_no_ids");
+    for database in [&raw_db, &no_ids_db, &loader_db, &plain_db, &no_dedup_db] {
         let _ = http
             .post(&args.clickhouse_url)
             .body(format!("DROP DATABASE IF EXISTS {database}"))

@@ -75,6 +75,15 @@ pub fn render(r: &Results) -> String {
             Some((rate(&r.raw_insert), "raw INSERT")),
         ),
         (&r.loader, Some((rate(&r.raw_insert), "raw INSERT"))),
+        (
+            &r.loader_no_dedup,
+            Some((rate(&r.raw_insert), "raw INSERT")),
+        ),
+        (
+            &r.raw_insert_no_ids,
+            Some((rate(&r.raw_insert), "raw INSERT")),
+        ),
+        (&r.rebuild, None),
     ];
     for (phase, baseline) in rows {
         let versus = baseline.map_or_else(
@@ -118,6 +127,28 @@ pub fn render(r: &Results) -> String {
         r.loader_uncompressed_insert_s
             .map(|s| format!("; its INSERTs took {s:.2} s"))
             .unwrap_or_default()
+    );
+    let (disk_bytes, disk_rows) = r.event_ids_disk;
+    let _ = writeln!(
+        out,
+        "\nDeduplication, same run: the load with `dedup.window_secs = 0` ran at {:.2}× the default load's rate ({} vs {} loader rows per CPU s): the loader's own cost of deciding retries. The server's cost of keeping `event_ids` (the raw INSERT with and without its view): {:.2}× ({} vs {} s of ClickHouse CPU). State in memory after the load: {} entries, {} bytes ({} bytes per event in the window). `event_ids` on disk: {:.1} bytes per event ({disk_rows} rows). A restarted loader rebuilt its state from `event_ids` in {:.2} s ({:.0} events/s, start-up included).",
+        rate(&r.loader_no_dedup) / loader,
+        per_cpu(r.loader_no_dedup.rows, r.loader_no_dedup.cpu_s),
+        per_cpu(r.loader.rows, r.loader.cpu_s),
+        rate(&r.raw_insert_no_ids) / rate(&r.raw_insert),
+        secs(r.raw_insert.clickhouse_cpu_s),
+        secs(r.raw_insert_no_ids.clickhouse_cpu_s),
+        r.dedup_entries
+            .map_or_else(|| "–".to_owned(), |v| format!("{v:.0}")),
+        r.dedup_bytes
+            .map_or_else(|| "–".to_owned(), |v| format!("{v:.0}")),
+        match (r.dedup_entries, r.dedup_bytes) {
+            (Some(n), Some(b)) if n > 0.0 => format!("{:.1}", b / n),
+            _ => "–".to_owned(),
+        },
+        disk_bytes as f64 / disk_rows.max(1) as f64,
+        r.rebuild.wall_s,
+        rate(&r.rebuild),
     );
     let _ = writeln!(
         out,
