@@ -7,9 +7,12 @@
 //! - [`plugin`]: `sluice plugin new|build|test|run|upload`, in every plugin language.
 //! - [`schema`]: `sluice schema register|check`, for pull-request checks.
 //! - [`readback`]: reading a topic from known offsets (also used by tests).
+//! - [`dlq`]: `sluice dlq list|replay`, the dead-letter topic read back and
+//!   re-driven through a gateway.
 //! - [`stats`]: `sluice stats`, the dashboards' numbers from the rollups.
 
 pub mod admin;
+pub mod dlq;
 pub mod plugin;
 pub mod readback;
 pub mod sample;

@@ -1,17 +1,20 @@
 //! Reading back what a topic received since a point in time, by offsets.
 //!
-//! Used by `sluice send-sample` to prove events reached Kafka, and by the
-//! integration tests to compare exactly what was acknowledged with what is in
-//! the topic. It assigns partitions directly (no consumer group, no commits),
-//! so it never disturbs the loader's or aggregator's offsets.
+//! Used by `sluice send-sample` to prove events reached Kafka, by `sluice
+//! dlq` to read the dead-letter topic ([`scan`]), and by the integration
+//! tests to compare exactly what was acknowledged with what is in the topic.
+//! It assigns partitions directly (no consumer group, no commits), so it
+//! never disturbs the loader's or aggregator's offsets.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
+use sluice_core::Timestamp;
 use sluice_core::kafka::KafkaSettings;
 
 /// One record as read back.
@@ -22,10 +25,21 @@ pub struct ReadRecord {
     pub key: String,
     pub payload: Vec<u8>,
     pub headers: BTreeMap<String, String>,
+    /// The record's Kafka timestamp (the producer's create time unless the
+    /// topic says log-append time), if it has one.
+    pub timestamp: Option<Timestamp>,
 }
 
 /// The end offset of every partition of `topic`: where new records will land.
 pub fn end_offsets(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    Ok(watermarks(kafka, topic)?
+        .into_iter()
+        .map(|(partition, (_, end))| (partition, end))
+        .collect())
+}
+
+/// The first and the end offset of every partition of `topic`: what it holds.
+pub fn watermarks(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
     let consumer = consumer(kafka)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
@@ -38,10 +52,10 @@ pub fn end_offsets(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<BTreeMa
     }
     let mut ends = BTreeMap::new();
     for partition in topic_md.partitions() {
-        let (_, high) = consumer
+        let (low, high) = consumer
             .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
             .with_context(|| format!("fetching watermarks of {topic}/{}", partition.id()))?;
-        ends.insert(partition.id(), high);
+        ends.insert(partition.id(), (low, high));
     }
     Ok(ends)
 }
@@ -69,24 +83,102 @@ pub fn read_from(
             continue;
         };
         let message = message.with_context(|| format!("reading `{topic}`"))?;
-        let mut headers = BTreeMap::new();
-        if let Some(hs) = message.headers() {
-            for header in hs.iter() {
-                let value = header
-                    .value
-                    .map(|v| String::from_utf8_lossy(v).into_owned());
-                headers.insert(header.key.to_owned(), value.unwrap_or_default());
-            }
-        }
-        records.push(ReadRecord {
-            partition: message.partition(),
-            offset: message.offset(),
-            key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-            payload: message.payload().unwrap_or_default().to_vec(),
-            headers,
-        });
+        records.push(read_record(&message));
     }
     Ok(records)
+}
+
+/// Reads every record of `topic` in the offset ranges `[first, end)` of
+/// `ranges` (as [`watermarks`] gives them), in order within each partition,
+/// handing each to `each` until it returns false. Fails when `idle` passes
+/// without a record or a partition's end.
+///
+/// A partition is done at its end offset or when the broker says there is
+/// nothing more (its end can be a transaction marker, never delivered).
+pub fn scan(
+    kafka: &KafkaSettings,
+    topic: &str,
+    ranges: &BTreeMap<i32, (i64, i64)>,
+    idle: Duration,
+    mut each: impl FnMut(ReadRecord) -> bool,
+) -> anyhow::Result<()> {
+    let mut pending: BTreeMap<i32, i64> = ranges
+        .iter()
+        .filter(|(_, (first, end))| first < end)
+        .map(|(&partition, &(_, end))| (partition, end))
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let mut config = consumer_config(kafka, true);
+    // Retention may have removed the first records since `ranges` was
+    // taken: start at what is left, never at the end.
+    config.set("auto.offset.reset", "earliest");
+    let consumer: BaseConsumer = config.create()?;
+    let mut assignment = TopicPartitionList::new();
+    for &partition in pending.keys() {
+        let first = ranges[&partition].0;
+        assignment.add_partition_offset(topic, partition, Offset::Offset(first))?;
+    }
+    consumer.assign(&assignment)?;
+
+    let mut last_progress = Instant::now();
+    while !pending.is_empty() {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            if last_progress.elapsed() > idle {
+                bail!(
+                    "reading `{topic}`: nothing for {idle:?} with partitions {:?} unfinished",
+                    pending.keys().collect::<Vec<_>>()
+                );
+            }
+            continue;
+        };
+        last_progress = Instant::now();
+        let message = match message {
+            Ok(message) => message,
+            Err(KafkaError::PartitionEOF(partition)) => {
+                pending.remove(&partition);
+                continue;
+            }
+            Err(err) => return Err(err).with_context(|| format!("reading `{topic}`")),
+        };
+        let (partition, offset) = (message.partition(), message.offset());
+        let Some(&end) = pending.get(&partition) else {
+            continue;
+        };
+        // Records that arrived after `ranges` was taken are not read.
+        if offset >= end {
+            pending.remove(&partition);
+            continue;
+        }
+        if offset + 1 >= end {
+            pending.remove(&partition);
+        }
+        if !each(read_record(&message)) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn read_record(message: &BorrowedMessage<'_>) -> ReadRecord {
+    let mut headers = BTreeMap::new();
+    if let Some(hs) = message.headers() {
+        for header in hs.iter() {
+            let value = header
+                .value
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            headers.insert(header.key.to_owned(), value.unwrap_or_default());
+        }
+    }
+    ReadRecord {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+        payload: message.payload().unwrap_or_default().to_vec(),
+        headers,
+        timestamp: message.timestamp().to_millis().map(Timestamp::from_millis),
+    }
 }
 
 /// The last `n` records of each partition of `topic`.
@@ -105,6 +197,11 @@ pub fn tail(
 }
 
 fn consumer(kafka: &KafkaSettings) -> anyhow::Result<BaseConsumer> {
+    Ok(consumer_config(kafka, false).create()?)
+}
+
+/// A throwaway group that never commits: reading back disturbs no one.
+fn consumer_config(kafka: &KafkaSettings, eof: bool) -> rdkafka::ClientConfig {
     let mut config = kafka.client_config();
     config
         .set(
@@ -112,6 +209,6 @@ fn consumer(kafka: &KafkaSettings) -> anyhow::Result<BaseConsumer> {
             format!("sluice-readback-{}", uuid::Uuid::new_v4()),
         )
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    Ok(config.create()?)
+        .set("enable.partition.eof", if eof { "true" } else { "false" });
+    config
 }

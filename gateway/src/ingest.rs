@@ -99,17 +99,23 @@ pub struct BatchResponse {
 
 impl IntoResponse for BatchResponse {
     fn into_response(self) -> Response {
-        if self.failed == 0 {
-            return (StatusCode::OK, Json(self)).into_response();
-        }
-        // Some events are not in Kafka: 503 tells SDKs to retry, and the body
-        // tells them exactly which events to resend.
-        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(self)).into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-        response
+        let failed = self.failed;
+        batch_answer(failed, Json(self))
     }
+}
+
+/// A per-event batch answer: 200, or 503 + `Retry-After` when `failed`
+/// events are not in Kafka (503 tells SDKs to retry, and the body tells
+/// them exactly which events to resend).
+pub fn batch_answer(failed: usize, body: impl IntoResponse) -> Response {
+    if failed == 0 {
+        return (StatusCode::OK, body).into_response();
+    }
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    response
 }
 
 /// What will be produced for one event, and what to tell the client once

@@ -7,7 +7,8 @@
 //! - [`sdk`]: drop-in Segment and PostHog routes that translate into [`ingest`].
 //! - [`auth`]: who is calling (ingest keys, team admins, the operator).
 //! - [`keys`]: API key generation, hashed records, key stores.
-//! - [`admin`]: the admin routes: keys and plugins (`/admin/v1`), schemas (`/schemas/v1`).
+//! - [`admin`]: the admin routes: keys, plugins and dead-letter replay
+//!   (`/admin/v1`), schemas (`/schemas/v1`).
 //! - [`admission`]: per-key rate limits, in-flight, memory and connection bounds.
 //! - [`connections`]: the HTTP accept loop (connection cap, per-connection buffers).
 //! - [`memory`]: the process's resident memory and the allocator's statistics.

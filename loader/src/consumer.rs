@@ -317,6 +317,9 @@ impl Loader {
             }
             tracing::info!(partitions = ?log.assigned, ?progress, "partitions assigned");
         }
+        if self.config.dedup.enabled() && !(log.assigned.is_empty() && log.revoked.is_empty()) {
+            crate::status::record_dedup_state(&self.storer.seen());
+        }
         self.storer
             .status
             .set_assigned(self.loaded.keys().copied().collect());

@@ -224,3 +224,93 @@ async fn graceful_shutdown_finishes_in_flight_batches() {
         "every answered event is in Kafka"
     );
 }
+
+/// Sets one config of `topic` on the real broker.
+async fn set_topic_config(topic: &str, key: &str, value: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = kafka().client_config().create().unwrap();
+    let results = admin
+        .alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Topic(topic)).set(key, value)],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
+
+/// A rejected event whose copy the dead-letter topic refuses is answered
+/// `failed` (503, resend it), never `rejected`: `rejected` tells the client
+/// to stop resending, so it is said only once the copy is kept. The broker
+/// really refuses the write here (the rejected topic's `max.message.bytes`
+/// set below the event's size); once it accepts again, the resent event is
+/// `rejected` and its copy is in the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_the_dead_letter_topic_refused_is_failed_until_it_is_kept() {
+    let topics = TestTopics::create(2).await.unwrap();
+    set_topic_config(&topics.rejected, "max.message.bytes", "64").await;
+    let gateway = RunningGateway::start(topics.gateway_config(KEY, "team-dlq"))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let (good, bad) = (Uuid::new_v4(), Uuid::new_v4());
+    let bad_event = json!({ "event_id": bad, "event": "Bad", "user_id": "",
+                            "properties": { "pad": "x".repeat(200) } });
+    let send = |events: Vec<Value>| {
+        client
+            .post(gateway.url("/v1/events"))
+            .bearer_auth(KEY)
+            .json(&json!({ "events": events }))
+            .send()
+    };
+
+    let response = send(vec![
+        json!({ "event_id": good, "event": "Good", "user_id": "u-1" }),
+        bad_event.clone(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 503, "some event failed");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (
+            body["accepted"].clone(),
+            body["failed"].clone(),
+            body["rejected"].clone()
+        ),
+        (json!(1), json!(1), json!(0)),
+        "{body}"
+    );
+    let failed = &body["results"][1];
+    assert_eq!(failed["status"], "failed", "{body}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("invalid_user_id") && message.contains("resend"),
+        "the message names the rule and says to resend: {message}"
+    );
+    let dlq = sluice_tests::read_all(&topics.rejected, 1).await;
+    assert!(dlq.is_empty(), "nothing was kept: {dlq:?}");
+
+    // The topic takes it again: the client's resend is rejected, and kept.
+    set_topic_config(&topics.rejected, "max.message.bytes", "1048588").await;
+    let response = send(vec![bad_event]).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["results"][0]["status"], "rejected", "{body}");
+    assert_eq!(body["results"][0]["code"], "invalid_user_id");
+    let records = sluice_tests::read_records(&topics.rejected, 1).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        records[0]
+            .headers
+            .get(headers::REJECT_CODE)
+            .map(String::as_str),
+        Some("invalid_user_id")
+    );
+    let kept: Value = serde_json::from_slice(&records[0].payload).unwrap();
+    assert_eq!(kept["event_id"], bad.to_string());
+    gateway.stop().await.unwrap();
+}

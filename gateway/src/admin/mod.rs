@@ -5,11 +5,14 @@
 //!
 //! - [`keys`]: API keys under `/admin/v1/keys`.
 //! - [`plugins`]: a team's plugins under `/admin/v1/teams/{team}/plugins`.
+//! - [`replay`]: re-driving a team's dead-lettered events through its
+//!   current pipeline, `/admin/v1/teams/{team}/replay`.
 //! - [`schemas`]: the Confluent-shaped schema registry API under
 //!   `/schemas/v1/teams/{team}`, with its own error body ([`schemas::error`]).
 
 pub mod keys;
 pub mod plugins;
+pub mod replay;
 pub mod schemas;
 
 use axum::Router;
@@ -24,6 +27,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(keys::routes())
         .merge(plugins::routes())
+        .merge(replay::routes())
         .merge(schemas::routes())
 }
 
