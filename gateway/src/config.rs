@@ -173,6 +173,7 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   plugins.runtime.max_events_per_call  events per plugin call; larger batches are split [128]
   plugins.runtime.max_bytes_per_call  event bytes per plugin call [65536]
   plugins.runtime.max_log_lines_per_call  log lines a plugin may write per batch [100]
+  plugins.runtime.max_log_lines_per_minute  log lines one plugin may write per minute on a replica [600]
   plugins.runtime.perf_map        write /tmp/perf-<pid>.map so perf names plugin code [false]
   plugins.runtime.artifact_dir    directory of compiled components kept across restarts; empty = none []
   plugins.runtime.artifact_key    secret signing those files (same on every replica); empty = a key file in the directory []

@@ -13,9 +13,14 @@ pub const PLUGIN_ARTIFACTS: &str = "sluice_gateway_plugin_artifacts_total";
 pub const PLUGIN_COMPILE_DURATION: &str = "sluice_gateway_plugin_compile_seconds";
 pub const PLUGIN_COMPILING: &str = "sluice_gateway_plugins_compiling";
 pub const PLUGIN_LOADS: &str = "sluice_gateway_plugin_loads_total";
+pub const PLUGIN_LOG_DROPPED: &str = "sluice_gateway_plugin_log_lines_dropped_total";
 
 /// Registers help texts. Idempotent.
 pub fn describe() {
+    describe_counter!(
+        PLUGIN_LOG_DROPPED,
+        "Plugin log lines dropped by the per-call or per-minute limit, per team and plugin."
+    );
     describe_gauge!(
         PLUGIN_DISABLED,
         "1 when a team's plugin is disabled (automatically or by an operator)."

@@ -43,6 +43,7 @@ use wasmtime_wasi::WasiCtx;
 mod artifacts;
 mod check;
 mod instance;
+pub mod logs;
 mod pool;
 mod state;
 
@@ -96,6 +97,9 @@ pub struct RuntimeSettings {
     pub max_bytes_per_call: usize,
     /// Log lines a plugin may write per batch; the rest are dropped and counted.
     pub max_log_lines_per_call: u32,
+    /// Log lines one plugin (all its instances and versions on a replica)
+    /// may write per minute; the rest are dropped and counted.
+    pub max_log_lines_per_minute: u32,
     /// Writes `/tmp/perf-<pid>.map` naming the compiled plugin code, so that
     /// `perf record` / `perf report` attribute samples to plugin functions
     /// instead of anonymous addresses. Off by default: the file grows with
@@ -122,6 +126,7 @@ impl Default for RuntimeSettings {
             max_events_per_call: 128,
             max_bytes_per_call: 64 * 1024,
             max_log_lines_per_call: 100,
+            max_log_lines_per_minute: 600,
             perf_map: false,
             artifact_dir: String::new(),
             artifact_key: String::new(),
@@ -253,6 +258,8 @@ pub struct Runtime {
     idle: Arc<AtomicU32>,
     ticker_stop: Arc<AtomicBool>,
     artifacts: Option<ArtifactCache>,
+    /// Every plugin's log lines this minute ([`logs`]).
+    logs: Arc<logs::LogGate>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -351,6 +358,7 @@ impl Runtime {
             config,
             idle: Arc::new(AtomicU32::new(0)),
             ticker_stop,
+            logs: Arc::new(logs::LogGate::default()),
         })
     }
 
@@ -459,7 +467,8 @@ impl Runtime {
             log_lines: self.config.max_log_lines_per_call,
             interrupted: None,
             log_budget: self.config.max_log_lines_per_call,
-            logs_dropped: 0,
+            log_window: self.logs.window(tag),
+            log_per_minute: self.config.max_log_lines_per_minute,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);

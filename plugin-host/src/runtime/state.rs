@@ -34,7 +34,9 @@ pub struct PluginState {
     /// Why the epoch callback interrupted the guest, if it did.
     pub(super) interrupted: Option<CallError>,
     pub(super) log_budget: u32,
-    pub(super) logs_dropped: u32,
+    /// The plugin's lines this minute, shared by its instances.
+    pub(super) log_window: std::sync::Arc<super::logs::LogWindow>,
+    pub(super) log_per_minute: u32,
 }
 
 /// What the epoch callback checks at every tick.
@@ -95,7 +97,7 @@ impl std::fmt::Debug for PluginState {
             .field("tag", &self.tag)
             .field("grown", &self.grown)
             .field("log_budget", &self.log_budget)
-            .field("logs_dropped", &self.logs_dropped)
+            .field("log_window", &self.log_window)
             .finish_non_exhaustive()
     }
 }
@@ -138,20 +140,23 @@ impl WasiView for PluginState {
 
 impl bindings::LogHost for PluginState {
     fn log(&mut self, level: Level, message: String) {
-        if self.log_budget == 0 {
-            self.logs_dropped += 1;
+        // Bounded per call and per minute, escaped, drops counted: see `logs`.
+        let over_call_budget = self.log_budget == 0;
+        let admit = self
+            .log_window
+            .admit(&self.tag, self.log_per_minute, over_call_budget);
+        if admit == super::logs::Admit::Drop {
             return;
         }
         self.log_budget -= 1;
         let (team, plugin, version) = (&*self.tag.team, &*self.tag.name, &*self.tag.version);
-        // Truncate: a plugin must not be able to flood the log pipeline.
-        let message: String = message.chars().take(1000).collect();
+        let message = super::logs::escape(&message);
         match level {
-            Level::Trace => tracing::trace!(team, plugin, version, "{message}"),
-            Level::Debug => tracing::debug!(team, plugin, version, "{message}"),
-            Level::Info => tracing::info!(team, plugin, version, "{message}"),
-            Level::Warn => tracing::warn!(team, plugin, version, "{message}"),
-            Level::Error => tracing::error!(team, plugin, version, "{message}"),
+            Level::Trace => tracing::trace!(team, plugin, version, "plugin: {message}"),
+            Level::Debug => tracing::debug!(team, plugin, version, "plugin: {message}"),
+            Level::Info => tracing::info!(team, plugin, version, "plugin: {message}"),
+            Level::Warn => tracing::warn!(team, plugin, version, "plugin: {message}"),
+            Level::Error => tracing::error!(team, plugin, version, "plugin: {message}"),
         }
     }
 }
