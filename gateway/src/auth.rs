@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 
 use crate::error::ApiError;
-use crate::keys::{KeyStatus, KeyStore, Principal, Role, constant_time_eq};
+use crate::keys::{KeyStatus, KeyStore, Principal, Role, secret_matches};
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -100,7 +100,7 @@ pub fn authenticate_admin(
     headers: &HeaderMap,
 ) -> Result<Admin, ApiError> {
     let token = bearer(headers)?;
-    if operator_token.is_some_and(|expected| constant_time_eq(token, expected)) {
+    if operator_token.is_some_and(|expected| secret_matches(token, expected)) {
         return Ok(Admin::Operator);
     }
     let principal = principal(keys, token)?;

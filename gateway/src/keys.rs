@@ -100,10 +100,18 @@ pub fn key_id(key: &str) -> Option<&str> {
 /// Compares two equal-length strings without an early exit.
 pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+        && std::hint::black_box(
+            a.bytes()
+                .zip(b.bytes())
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y)),
+        ) == 0
+}
+
+/// Whether a presented secret is the expected one, in time that depends on
+/// neither its content nor its length: both are hashed to 64 hex digits
+/// first, so a caller cannot learn the expected secret's length either.
+pub(crate) fn secret_matches(presented: &str, expected: &str) -> bool {
+    constant_time_eq(&hash(presented), &hash(expected))
 }
 
 impl KeyRecord {
@@ -275,6 +283,24 @@ fn filter_sorted(records: impl Iterator<Item = KeyRecord>, team: Option<&str>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_compared_whole_whatever_their_lengths() {
+        let token = "test-operator-token-0123456789";
+        assert!(secret_matches(token, token));
+        for other in [
+            "",
+            "t",
+            &token[..token.len() - 1],
+            &format!("{token}0"),
+            "test-operator-token-0123456788",
+        ] {
+            assert!(!secret_matches(other, token), "{other:?}");
+        }
+        // Both sides are hashed to the same length before the comparison,
+        // so the loop always runs over 64 digits.
+        assert_eq!(hash("").len(), hash(&"x".repeat(10_000)).len());
+    }
 
     #[tokio::test]
     async fn generated_keys_verify_and_revoke() {
