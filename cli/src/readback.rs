@@ -15,7 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_core::Timestamp;
-use sluice_core::kafka::KafkaSettings;
+use sluice_core::kafka::{KafkaSettings, retry_retriable};
 
 /// One record as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,26 +39,44 @@ pub fn end_offsets(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<BTreeMa
 }
 
 /// The first and the end offset of every partition of `topic`: what it holds.
+///
+/// Kafka's "try again" answers (a topic created a moment ago, leadership
+/// moving) are retried for up to [`RETRY_DEADLINE`]; a topic that still has
+/// no partitions then is reported as missing.
 pub fn watermarks(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
     let consumer = consumer(kafka)?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
+    let started = std::time::Instant::now();
+    let partitions: Vec<i32> = loop {
+        let metadata = retry_retriable(RETRY_DEADLINE, || {
+            consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
+        })
         .with_context(|| format!("fetching metadata of `{topic}` from {}", kafka.brokers))?;
-    let Some(topic_md) = metadata.topics().first() else {
-        bail!("topic `{topic}` not found");
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .first()
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+            .unwrap_or_default();
+        if !partitions.is_empty() {
+            break partitions;
+        }
+        if started.elapsed() >= RETRY_DEADLINE {
+            bail!("topic `{topic}` has no partitions (does it exist? run `scripts/stack up`)");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     };
-    if topic_md.partitions().is_empty() {
-        bail!("topic `{topic}` has no partitions (does it exist? run `scripts/stack up`)");
-    }
     let mut ends = BTreeMap::new();
-    for partition in topic_md.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
-            .with_context(|| format!("fetching watermarks of {topic}/{}", partition.id()))?;
-        ends.insert(partition.id(), (low, high));
+    for partition in partitions {
+        let (low, high) = retry_retriable(RETRY_DEADLINE, || {
+            consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))
+        })
+        .with_context(|| format!("fetching watermarks of {topic}/{partition}"))?;
+        ends.insert(partition, (low, high));
     }
     Ok(ends)
 }
+
+/// How long metadata and offset calls retry Kafka's "try again" answers.
+pub const RETRY_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Reads `topic` from `start` offsets until `done` says enough was read or
 /// `timeout` passes; returns what was read in arrival order.

@@ -42,6 +42,51 @@ pub struct Record {
     pub headers: Vec<(&'static str, String)>,
 }
 
+/// Whether Kafka says "try again" with this error: leadership moving, a
+/// topic created a moment ago whose metadata has not reached every broker,
+/// a broker restarting or a request that timed out. Metadata and offset
+/// calls retry these ([`retry_retriable`]); anything else is reported.
+pub fn is_retriable(err: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            Code::NotLeaderForPartition
+                | Code::LeaderNotAvailable
+                | Code::UnknownTopicOrPartition
+                | Code::UnknownPartition
+                | Code::RequestTimedOut
+                | Code::OperationTimedOut
+                | Code::BrokerNotAvailable
+                | Code::NetworkException
+                | Code::NotCoordinator
+                | Code::CoordinatorLoadInProgress
+                | Code::CoordinatorNotAvailable
+                | Code::AllBrokersDown
+                | Code::BrokerTransportFailure
+        )
+    )
+}
+
+/// Runs `call` until it succeeds, fails with an error that is not
+/// [`is_retriable`], or `deadline` passes (then the last error is returned),
+/// waiting a little longer between attempts (50 ms doubling to 1 s).
+pub fn retry_retriable<T>(
+    deadline: std::time::Duration,
+    mut call: impl FnMut() -> rdkafka::error::KafkaResult<T>,
+) -> rdkafka::error::KafkaResult<T> {
+    let started = std::time::Instant::now();
+    let mut backoff = crate::backoff::Backoff::from_millis(50, 1_000);
+    loop {
+        match call() {
+            Err(err) if is_retriable(&err) && started.elapsed() < deadline => {
+                std::thread::sleep(backoff.next_delay());
+            }
+            result => return result,
+        }
+    }
+}
+
 /// `team:user`. A user's events share a partition, so they stay in order.
 pub fn partition_key(team: &str, user: &str) -> String {
     let mut key = String::with_capacity(team.len() + 1 + user.len());
@@ -124,6 +169,42 @@ impl KafkaSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn try_again_answers_are_retried_until_they_pass_or_the_deadline() {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
+        let mut calls = 0;
+        let result = retry_retriable(std::time::Duration::from_secs(5), || {
+            calls += 1;
+            if calls < 3 {
+                Err(KafkaError::MetadataFetch(Code::NotLeaderForPartition))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(result.unwrap(), 3);
+
+        let mut calls = 0;
+        let result: rdkafka::error::KafkaResult<()> =
+            retry_retriable(std::time::Duration::from_secs(5), || {
+                calls += 1;
+                Err(KafkaError::MetadataFetch(Code::TopicAuthorizationFailed))
+            });
+        assert!(result.is_err());
+        assert_eq!(
+            calls, 1,
+            "an error that is not 'try again' is reported at once"
+        );
+
+        let mut calls = 0;
+        let result: rdkafka::error::KafkaResult<()> =
+            retry_retriable(std::time::Duration::ZERO, || {
+                calls += 1;
+                Err(KafkaError::MetadataFetch(Code::LeaderNotAvailable))
+            });
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "past the deadline the last error is returned");
+    }
 
     #[test]
     fn key_is_team_colon_user() {
