@@ -130,6 +130,12 @@ pub struct AdminSettings {
     /// Operator token for the admin API (all teams). Empty disables it; team
     /// admin keys still work.
     pub token: String,
+    /// A second listener for the operator's routes (`/metrics`, the admin
+    /// and schema APIs, health); when set, the public listener serves only
+    /// ingest (native and SDK routes) and health. Unset: one listener
+    /// serves everything (development). The production setting: see
+    /// `docs/operations.md`.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The options reference printed by `--help`. A test checks it names every key.
@@ -155,6 +161,7 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   auth.keys                       table of API key = team id (development keys)
   auth.keys_topic                 compacted topic of API key records [sluice.keys]
   admin.token                     operator token for /admin/v1 (all teams); empty disables []
+  admin.listen                    separate address for /metrics and the admin and schema APIs (the public listener then serves only ingest and health); unset = all on listen []
   admission.events_per_second_per_key  sustained events/s per API key, 0 = unlimited [50000]
   admission.burst_events_per_key  events a key may send at once above the rate [100000]
   admission.max_in_flight_requests  ingest requests processed at once, else 503 [1024]
@@ -310,6 +317,9 @@ impl GatewayConfig {
                     CONNECTION_ALLOWANCE_BYTES,
                 ));
             }
+        }
+        if self.admin.listen.is_some_and(|admin| admin == self.listen) {
+            return Err("admin.listen must differ from listen".to_owned());
         }
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
             return Err(

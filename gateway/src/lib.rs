@@ -104,7 +104,32 @@ pub async fn serve(
 
     let draining = state.readiness();
     let permits = state.admission().connection_permits();
-    let app = router(state);
+    // With `admin.listen`, the operator's routes are served there only.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let operator = match config.admin.listen {
+        Some(addr) => {
+            let admin_listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("admin.listen {addr}: {e}"))?;
+            tracing::info!(addr = %admin_listener.local_addr()?, "admin and metrics listening");
+            let app = routes::operator_router(state.clone());
+            let mut stopped = stopped.clone();
+            Some(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                axum::serve(admin_listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }))
+        }
+        None => None,
+    };
+    let app = if config.admin.listen.is_some() {
+        routes::ingest_router(state)
+    } else {
+        router(state)
+    };
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     connections::serve(listener, app, permits, async move {
         shutdown.await;
@@ -114,6 +139,10 @@ pub async fn serve(
         tracing::info!("shutdown requested; draining in-flight requests");
     })
     .await;
+    let _ = stopping.send(true);
+    if let Some(operator) = operator {
+        operator.await??;
+    }
     readiness.abort();
     upkeep.abort();
     if let Some(watch) = memory_watch {

@@ -18,15 +18,43 @@ use ::metrics::{counter, histogram};
 
 use crate::{admin, auth, body, metrics, sdk};
 
+/// Every route on one listener (development, and the tests).
 pub fn router(state: AppState) -> Router {
+    ingest_routes()
+        .merge(operator_routes())
+        .with_state(state)
+}
+
+/// The public listener when `admin.listen` is set: ingest (native and SDK
+/// routes) and health, nothing an operator reads or changes.
+pub fn ingest_router(state: AppState) -> Router {
+    ingest_routes().merge(health_routes()).with_state(state)
+}
+
+/// The operator's listener when `admin.listen` is set: `/metrics` (team and
+/// plugin names in its labels), the admin and schema APIs, and health.
+pub fn operator_router(state: AppState) -> Router {
+    operator_routes().with_state(state)
+}
+
+fn ingest_routes() -> Router<AppState> {
     Router::new()
         .route("/v1/events", post(post_events))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .merge(sdk::routes())
+}
+
+/// `/metrics`, the admin and schema APIs, and health.
+fn operator_routes() -> Router<AppState> {
+    Router::new()
         .route("/metrics", get(metrics_text))
         .merge(admin::routes())
-        .merge(sdk::routes())
-        .with_state(state)
+        .merge(health_routes())
+}
+
+fn health_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 async fn post_events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {

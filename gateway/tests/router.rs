@@ -477,3 +477,65 @@ async fn metrics_count_outcomes_by_reason() {
         "{text}"
     );
 }
+
+/// The status `app` answers for `method path`, without credentials.
+async fn status_of(app: &axum::Router, method: &str, path: &str) -> StatusCode {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    app.clone().oneshot(request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn with_admin_listen_the_public_listener_serves_ingest_and_the_other_everything_operators_use()
+ {
+    let h = harness();
+    let public = sluice_gateway::routes::ingest_router(h.state.clone());
+    let operator = sluice_gateway::routes::operator_router(h.state.clone());
+    // (method, path, served on the public listener, served on the operator's):
+    // a route not served there is 404; a served one answers anything else
+    // (401 without credentials, 400 for an empty SDK batch, 200, ...).
+    let cases = [
+        ("POST", "/v1/events", true, false),
+        ("POST", "/v1/batch", true, false),
+        ("POST", "/batch/", true, false),
+        ("GET", "/metrics", false, true),
+        ("GET", "/admin/v1/keys", false, true),
+        ("GET", "/admin/v1/teams/team-a/plugins", false, true),
+        ("POST", "/admin/v1/teams/team-a/replay", false, true),
+        ("GET", "/schemas/v1/teams/team-a/subjects", false, true),
+        ("GET", "/healthz", true, true),
+        ("GET", "/readyz", true, true),
+    ];
+    for (method, path, on_public, on_operator) in cases {
+        for (app, served, side) in [
+            (&public, on_public, "public"),
+            (&operator, on_operator, "operator"),
+        ] {
+            let status = status_of(app, method, path).await;
+            assert_eq!(
+                status != StatusCode::NOT_FOUND,
+                served,
+                "{side} {method} {path}: {status}"
+            );
+        }
+    }
+    assert_eq!(
+        status_of(&operator, "GET", "/metrics").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_of(&public, "POST", "/v1/events").await,
+        StatusCode::UNAUTHORIZED
+    );
+    // One listener (no admin.listen) still serves both sides.
+    let all = router(h.state.clone());
+    assert_eq!(status_of(&all, "GET", "/metrics").await, StatusCode::OK);
+    assert_eq!(
+        status_of(&all, "POST", "/v1/events").await,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -105,3 +105,44 @@ async fn the_gateway_binary_ingests_reports_its_memory_and_stops_on_sigterm() {
     let landed = read_all(&topics.raw, 2).await;
     assert_eq!(landed.len(), 3, "{landed:?}");
 }
+
+/// `admin.listen`, the production setting: `/metrics` and the admin API on
+/// their own address, the public one serving ingest and health only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_admin_listen_metrics_and_admin_are_served_only_on_the_admin_address() {
+    let topics = TestTopics::create(2).await.unwrap();
+    let admin_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gateway = GatewayProcess::start(
+        &topics,
+        KEY,
+        "team-bin",
+        &[("SLUICE_GATEWAY_ADMIN__LISTEN", &admin_addr.to_string())],
+    )
+    .await
+    .unwrap();
+    let admin = format!("http://{admin_addr}");
+    let get = |url: String| async move { reqwest::get(url).await.unwrap().status().as_u16() };
+    assert_eq!(get(format!("{}/metrics", gateway.base)).await, 404);
+    assert_eq!(get(format!("{}/admin/v1/keys", gateway.base)).await, 404);
+    assert_eq!(get(format!("{admin}/metrics")).await, 200);
+    assert_eq!(get(format!("{admin}/admin/v1/keys")).await, 401, "no token");
+    assert_eq!(get(format!("{admin}/readyz")).await, 200);
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/events", gateway.base))
+        .bearer_auth(KEY)
+        .json(&json!({ "events": [{ "event": "Split", "user_id": "u" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let page = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("sluice_gateway_requests_total"), "{page}");
+}
