@@ -13,7 +13,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     chain_of, component, enrich, event, plugins_dir, runtime, runtime_with_cpu, tag, validate,
@@ -130,7 +130,9 @@ fn bot_filter_rejects_crawlers_by_user_agent() {
 #[test]
 fn an_infinite_loop_is_stopped_by_the_cpu_budget() {
     let rt = runtime();
-    let started = Instant::now();
+    // Returning at all proves the loop was stopped, and the error says by
+    // what; no wall-clock bound (compiling is included and a loaded machine
+    // may take any time: the budget counts the guest's CPU, not the clock).
     let err = validate(
         &rt,
         "fixture_infinite_loop",
@@ -139,11 +141,6 @@ fn an_infinite_loop_is_stopped_by_the_cpu_budget() {
     )
     .unwrap_err();
     assert_eq!(err, CallError::CpuBudget(100));
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
     still_serving(&rt);
 }
 

@@ -108,11 +108,12 @@ async fn accepted_events_survive_a_broker_outage_and_the_gateway_recovers() {
         stop.clone(),
         observed.clone(),
     ));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        !observed.lock().await.accepted.is_empty(),
-        "load is flowing before the outage"
-    );
+    wait_for(
+        "load flowing before the outage",
+        Duration::from_secs(20),
+        async || !observed.lock().await.accepted.is_empty(),
+    )
+    .await;
 
     tokio::task::block_in_place(|| stack.stop("kafka")).unwrap();
     wait_for(
@@ -130,6 +131,8 @@ async fn accepted_events_survive_a_broker_outage_and_the_gateway_recovers() {
         },
     )
     .await;
+    // Not a synchronisation: the outage lasts a while, so load keeps
+    // meeting it (and answering 503) before the broker returns.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     tokio::task::block_in_place(|| stack.start_service("kafka")).unwrap();

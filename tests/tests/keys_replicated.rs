@@ -25,9 +25,11 @@ async fn send(gateway: &RunningGateway, key: &str) -> (u16, Value) {
     )
 }
 
-/// Polls until `send` answers `status`, for at most five seconds.
+/// Polls until `send` answers `status`. Replication takes well under a
+/// second here; the 30 s deadline only bounds a broken run on a loaded
+/// machine (a deadline, not a speed requirement: speed is benchmarked).
 async fn eventually(gateway: &RunningGateway, key: &str, status: u16) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (got, body) = send(gateway, key).await;
         if got == status {
@@ -35,7 +37,7 @@ async fn eventually(gateway: &RunningGateway, key: &str, status: u16) -> Value {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "still {got} after 5 s: {body}"
+            "still {got} after 30 s: {body}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
