@@ -56,8 +56,17 @@ pub struct Downstream {
 
 impl Downstream {
     /// A fresh database with the loader's tables, merges on `events`
-    /// stopped, and both services consuming `topic` from the start.
+    /// stopped, and both services consuming `topic` of the shared stack's
+    /// Kafka from the start.
     pub async fn start(topic: &str) -> anyhow::Result<Self> {
+        Self::start_on(kafka(), topic).await
+    }
+
+    /// The same on another Kafka cluster (a dedicated stack's brokers).
+    pub async fn start_on(
+        kafka: sluice_core::kafka::KafkaSettings,
+        topic: &str,
+    ) -> anyhow::Result<Self> {
         let db = format!("sluice_ds_{}", Uuid::new_v4().simple());
         let settings = sluice_loader::config::ClickHouseSettings {
             url: clickhouse_url(),
@@ -68,7 +77,7 @@ impl Downstream {
         sql(&format!("SYSTEM STOP MERGES {db}.events")).await?;
 
         let mut loader = sluice_loader::LoaderConfig {
-            kafka: kafka(),
+            kafka: kafka.clone(),
             topic: topic.to_owned(),
             group_id: format!("loader-{}", Uuid::new_v4().simple()),
             clickhouse: settings,
@@ -76,7 +85,7 @@ impl Downstream {
         };
         loader.batch.max_wait_ms = 200;
         let mut aggregator = sluice_aggregator::AggregatorConfig {
-            kafka: kafka(),
+            kafka,
             topic: topic.to_owned(),
             group_id: format!("aggregator-{}", Uuid::new_v4().simple()),
             ..Default::default()
