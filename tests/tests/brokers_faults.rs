@@ -1,7 +1,9 @@
 //! Three Kafka brokers (replication factor 3, `min.insync.replicas=2`, a
 //! dedicated stack of this test's own) under steady load through the real
 //! gateway, with the real loader and aggregator consuming: the leader of a
-//! partition is killed with SIGKILL mid-load and restarted. A client that
+//! partition is killed with SIGKILL mid-load and restarted, another node is
+//! shut down (controlled) and restarted, then two nodes are down at once
+//! (below `min.insync.replicas`: `failed`, never `accepted`). A client that
 //! resends what it was answered `failed` (as every SDK does) ends with every
 //! event it sent stored once in ClickHouse and counted once in the rollups,
 //! views and DAU, whatever Kafka wrote twice on the way (first issue 22
@@ -141,7 +143,8 @@ fn leader(stack: &DedicatedStack, topic: &str, partition: i32) -> i32 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partition_leader_killed_mid_load_loses_and_double_counts_nothing() {
+async fn a_killed_leader_a_controlled_shutdown_and_two_brokers_down_lose_and_double_count_nothing()
+{
     let stack =
         tokio::task::spawn_blocking(|| DedicatedStack::start(Services::Kafka { brokers: 3 }))
             .await
@@ -194,6 +197,42 @@ async fn a_partition_leader_killed_mid_load_loses_and_double_counts_nothing() {
         async || client.lock().await.accepted.len() > before_restart + 500,
     )
     .await;
+
+    // A controlled shutdown of another node, then back.
+    let other = format!("kafka-{}", victim % 3 + 1);
+    let before_stop = client.lock().await.accepted.len();
+    tokio::task::block_in_place(|| stack.stop(&other)).unwrap();
+    wait_for(
+        "accepted during a controlled shutdown",
+        Duration::from_secs(90),
+        async || client.lock().await.accepted.len() > before_stop + 500,
+    )
+    .await;
+    tokio::task::block_in_place(|| stack.start_service(&other)).unwrap();
+
+    // Two nodes down: fewer in sync than min.insync.replicas, so nothing can
+    // be acknowledged; the gateway answers `failed` (503), never a false
+    // `accepted` (the final check would find an accepted event missing).
+    let third = format!("kafka-{}", (victim + 1) % 3 + 1);
+    let failures_before = client.lock().await.statuses.get(&503).copied().unwrap_or(0);
+    tokio::task::block_in_place(|| stack.stop(&node)).unwrap();
+    tokio::task::block_in_place(|| stack.stop(&third)).unwrap();
+    wait_for(
+        "503s while two nodes are down",
+        Duration::from_secs(90),
+        async || client.lock().await.statuses.get(&503).copied().unwrap_or(0) > failures_before,
+    )
+    .await;
+    tokio::task::block_in_place(|| stack.start_service(&node)).unwrap();
+    tokio::task::block_in_place(|| stack.start_service(&third)).unwrap();
+    let before_recovery = client.lock().await.accepted.len();
+    wait_for(
+        "accepted after both nodes returned",
+        Duration::from_secs(120),
+        async || client.lock().await.accepted.len() > before_recovery + 500,
+    )
+    .await;
+
     stop.store(true, Ordering::Relaxed);
     loading.await.unwrap();
 
@@ -217,7 +256,7 @@ async fn a_partition_leader_killed_mid_load_loses_and_double_counts_nothing() {
     latencies.sort();
     let p99 = latencies[latencies.len() * 99 / 100];
     eprintln!(
-        "three brokers, leader kafka-{victim} killed: {} events, statuses {:?}, p99 {p99:?}, ingest healthy {healthy_after:?} after the kill",
+        "three brokers, leader kafka-{victim} killed, {other} stopped, then {node} and {third} down: {} events, statuses {:?}, p99 {p99:?}, ingest healthy {healthy_after:?} after the kill",
         all.len(),
         c.statuses
     );
