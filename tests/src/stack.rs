@@ -150,6 +150,31 @@ impl DedicatedStack {
         self.run(&["kill", service])
     }
 
+    /// Freezes a service's process (SIGSTOP): a network-style stall, the
+    /// process alive but silent (`kafka-N`, `clickhouse`, `s3`).
+    pub fn pause(&self, service: &str) -> anyhow::Result<()> {
+        self.signal(service, "STOP")
+    }
+
+    /// Thaws a paused service (SIGCONT).
+    pub fn resume(&self, service: &str) -> anyhow::Result<()> {
+        self.signal(service, "CONT")
+    }
+
+    fn signal(&self, service: &str, signal: &str) -> anyhow::Result<()> {
+        let file = self.state.join("pids").join(format!("{service}.pid"));
+        let pid = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid.trim().to_owned()])
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -{signal} {} ({service}) failed: {status}", pid.trim());
+        }
+        Ok(())
+    }
+
     /// Starts a stopped service from its data and waits until it answers.
     pub fn start_service(&self, service: &str) -> anyhow::Result<()> {
         self.run(&["start", service])

@@ -1,7 +1,8 @@
 //! Three Kafka brokers (replication factor 3, `min.insync.replicas=2`, a
 //! dedicated stack of this test's own) under steady load through the real
 //! gateway, with the real loader and aggregator consuming: the leader of a
-//! partition is killed with SIGKILL mid-load and restarted, another node is
+//! partition is killed with SIGKILL mid-load and restarted, a node is
+//! stalled (SIGSTOP) longer than the session timeout and thawed, another is
 //! shut down (controlled) and restarted, then two nodes are down at once
 //! (below `min.insync.replicas`: `failed`, never `accepted`). A client that
 //! resends what it was answered `failed` (as every SDK does) ends with every
@@ -198,6 +199,22 @@ async fn a_killed_leader_a_controlled_shutdown_and_two_brokers_down_lose_and_dou
     )
     .await;
 
+    // A stall longer than the brokers' session timeout (9 s): the node is
+    // alive but silent (SIGSTOP), is fenced, and rejoins when thawed.
+    let stalled = format!("kafka-{}", (victim + 1) % 3 + 1);
+    let before_stall = client.lock().await.accepted.len();
+    tokio::task::block_in_place(|| stack.pause(&stalled)).unwrap();
+    let stall = Instant::now();
+    wait_for(
+        "accepted during the stall",
+        Duration::from_secs(90),
+        async || client.lock().await.accepted.len() > before_stall + 500,
+    )
+    .await;
+    // Not a synchronisation: the stall must outlast the session timeout.
+    tokio::time::sleep(Duration::from_secs(15).saturating_sub(stall.elapsed())).await;
+    tokio::task::block_in_place(|| stack.resume(&stalled)).unwrap();
+
     // A controlled shutdown of another node, then back.
     let other = format!("kafka-{}", victim % 3 + 1);
     let before_stop = client.lock().await.accepted.len();
@@ -256,7 +273,7 @@ async fn a_killed_leader_a_controlled_shutdown_and_two_brokers_down_lose_and_dou
     latencies.sort();
     let p99 = latencies[latencies.len() * 99 / 100];
     eprintln!(
-        "three brokers, leader kafka-{victim} killed, {other} stopped, then {node} and {third} down: {} events, statuses {:?}, p99 {p99:?}, ingest healthy {healthy_after:?} after the kill",
+        "three brokers, leader kafka-{victim} killed, {stalled} stalled 15 s, {other} stopped, then {node} and {third} down: {} events, statuses {:?}, p99 {p99:?}, ingest healthy {healthy_after:?} after the kill",
         all.len(),
         c.statuses
     );
