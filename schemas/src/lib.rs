@@ -13,6 +13,7 @@
 //! The user-facing rules are in `docs/schemas.md`.
 
 pub mod compat;
+mod format;
 pub mod model;
 mod stream;
 pub mod validate;

@@ -4,10 +4,14 @@
 //! gateway's per-event work; see docs/benchmarks.md).
 //!
 //! Members the schema does not constrain are skipped with `IgnoredAny`.
-//! Scalars are compared with an `enum` in place; only an array or object met
-//! where an `enum` applies is parsed into a `Value` (to compare it, or to
-//! quote it in the message). Object keys are borrowed from the text unless
-//! they contain escapes.
+//! Scalars are compared with an `enum` in place. A `Value` is built only
+//! for the part of the event where one schema cannot decide alone: an array
+//! or object under an `enum` (to compare it, or to quote it in the message)
+//! or `uniqueItems` (to compare elements), an instance under an applicator
+//! (`allOf`, `anyOf`, `oneOf`, `not`, `if`: several schemas must see it),
+//! and a member matched by more than one of `properties` and
+//! `patternProperties`. Object keys are borrowed from the text unless they
+//! contain escapes.
 //!
 //! serde's error type cannot carry our path, so a violation is recorded in
 //! the walk's context and the parse is aborted with a placeholder error;
@@ -24,8 +28,9 @@ use serde_json::Value;
 
 use crate::model::{Node, Schema, Types};
 use crate::validate::{
-    self, Failure, Segment, check_item_count, check_number, check_string, check_type,
-    missing_required, never, not_allowed,
+    self, Failure, Segment, check, check_dependent, check_item_count, check_number,
+    check_property_count, check_string, check_type, member_schemas, missing_required, never,
+    not_allowed,
 };
 
 impl Schema {
@@ -93,6 +98,12 @@ impl<'de> DeserializeSeed<'de> for Seed<'_> {
             Schema::Never => return Err(self.walk.fail(never())),
             Schema::Node(node) => node,
         };
+        if node.has_applicators() {
+            // Several schemas judge this one instance: it is parsed into a
+            // value once (only here; scalars cost next to nothing).
+            let value = Value::deserialize(deserializer)?;
+            return validate::check_node(node, &value).map_err(|f| self.walk.fail(f));
+        }
         deserializer.deserialize_any(NodeVisitor {
             node,
             walk: self.walk,
@@ -198,7 +209,9 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if self.node.enumeration.is_some() {
+        // Comparing elements needs them as values: only arrays under
+        // `uniqueItems: true` pay for it.
+        if self.node.enumeration.is_some() || self.node.unique_items {
             return self.whole(de::value::SeqAccessDeserializer::new(seq));
         }
         self.check(check_type(self.node, Types::ARRAY))?;
@@ -235,7 +248,12 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
         // Which required names were seen: a bit each, for the first 64.
         let mut seen: u64 = 0;
         let mut seen_more = Vec::new();
+        let mut count = 0usize;
+        // Names present, kept only when `dependentRequired` needs them.
+        let mut names: Vec<String> = Vec::new();
+        let mut schemas: Vec<&Schema> = Vec::new();
         while let Some(key) = map.next_key_seed(KeySeed)? {
+            count += 1;
             if !node.required.is_empty()
                 && let Some(i) = node.required.iter().position(|r| *r == *key)
             {
@@ -245,24 +263,51 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
                     seen_more.push(i);
                 }
             }
-            let schema = match node.properties.get(&*key) {
-                Some(schema) => Some(schema),
-                None => match &node.additional {
-                    None => None,
-                    Some(Schema::Never) => {
-                        return Err(self
-                            .walk
-                            .fail(not_allowed().at(Segment::Key(key.into_owned()))));
-                    }
+            if !node.dependent_required.is_empty() {
+                names.push(key.clone().into_owned());
+            }
+            let result = if node.pattern_properties.is_empty() {
+                // The common case, without a list of schemas.
+                let schema = match node.properties.get(&*key) {
                     Some(schema) => Some(schema),
-                },
-            };
-            let result = match schema {
-                Some(schema) => map.next_value_seed(Seed {
-                    schema,
-                    walk: self.walk,
-                }),
-                None => map.next_value::<IgnoredAny>().map(|_| ()),
+                    None => match &node.additional {
+                        None => None,
+                        Some(Schema::Never) => {
+                            return Err(self
+                                .walk
+                                .fail(not_allowed().at(Segment::Key(key.into_owned()))));
+                        }
+                        Some(schema) => Some(schema),
+                    },
+                };
+                match schema {
+                    Some(schema) => map.next_value_seed(Seed {
+                        schema,
+                        walk: self.walk,
+                    }),
+                    None => map.next_value::<IgnoredAny>().map(|_| ()),
+                }
+            } else {
+                schemas.clear();
+                if let Err(f) = member_schemas(node, &key, &mut schemas) {
+                    return Err(self.walk.fail(f.at(Segment::Key(key.into_owned()))));
+                }
+                match schemas.as_slice() {
+                    [] => map.next_value::<IgnoredAny>().map(|_| ()),
+                    [schema] => map.next_value_seed(Seed {
+                        schema,
+                        walk: self.walk,
+                    }),
+                    // Several schemas apply to one member: it is parsed
+                    // once into a value and each checks it.
+                    several => {
+                        let value: Value = map.next_value()?;
+                        match several.iter().try_for_each(|s| check(s, &value)) {
+                            Ok(()) => Ok(()),
+                            Err(f) => Err(self.walk.fail(f)),
+                        }
+                    }
+                }
             };
             result.map_err(|e| self.walk.wrap(e, || Segment::Key(key.into_owned())))?;
         }
@@ -276,7 +321,8 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
                 return Err(self.walk.fail(missing_required(name)));
             }
         }
-        Ok(())
+        self.check(check_property_count(node, count))?;
+        self.check(check_dependent(node, |k| names.iter().any(|n| n == k)))
     }
 }
 
@@ -384,5 +430,66 @@ mod tests {
             .validate_text("{\"plan\": ", "properties")
             .unwrap_err();
         assert!(err.message.starts_with("not JSON"), "{err}");
+    }
+
+    /// The same for the keywords of issue 24, where the streaming walk
+    /// takes other routes (several schemas for a member, applicators,
+    /// `uniqueItems`).
+    #[test]
+    fn both_walks_agree_on_the_newer_keywords() {
+        let schema = Schema::parse(&json!({
+            "$defs": {"zip": {"type": "string", "pattern": "^[0-9]{5}$"}},
+            "type": "object",
+            "additionalProperties": false,
+            "minProperties": 1,
+            "maxProperties": 4,
+            "dependentRequired": {"card": ["zip"]},
+            "properties": {
+                "zip": {"$ref": "#/$defs/zip"},
+                "card": {"type": "string"},
+                "x_n": {"minimum": 5},
+                "tags": {"type": "array", "uniqueItems": true},
+                "price": {"anyOf": [{"type": "number", "multipleOf": 0.01}, {"type": "string", "pattern": "^[0-9]+$"}]},
+                "kind": {"oneOf": [{"const": "a"}, {"type": "string", "maxLength": 1}]},
+                "when": {"if": {"type": "string"}, "then": {"format": "date"}, "else": {"type": "null"}},
+                "box": {"not": {"type": "object", "required": ["bad"]}}
+            },
+            "patternProperties": {"^x_": {"type": "integer"}}
+        }))
+        .unwrap();
+        let instances = [
+            json!({"zip": "75001"}),
+            json!({"zip": "7500"}),
+            json!({}),
+            json!({"zip": "75001", "a": 1}),
+            json!({"card": "visa"}),
+            json!({"card": "visa", "zip": "75001"}),
+            json!({"x_n": 6}),
+            json!({"x_n": 6.5}),
+            json!({"x_n": 4}),
+            json!({"x_other": "s"}),
+            json!({"tags": [1, 2]}),
+            json!({"tags": [1, 1.0]}),
+            json!({"tags": [{"a": [1]}, {"a": [1.0]}]}),
+            json!({"price": 9.99}),
+            json!({"price": "12"}),
+            json!({"price": "1.5"}),
+            json!({"price": 9.995}),
+            json!({"kind": "a"}),
+            json!({"kind": "b"}),
+            json!({"kind": "bb"}),
+            json!({"when": "2026-12-07"}),
+            json!({"when": "yesterday"}),
+            json!({"when": null}),
+            json!({"when": 1}),
+            json!({"box": {"ok": 1}}),
+            json!({"box": {"bad": 1}}),
+            json!({"x_a": 1, "x_b": 2, "x_c": 3, "x_d": 4, "x_e": 5}),
+        ];
+        for instance in instances {
+            let tree = schema.validate(&instance, "properties");
+            let text = schema.validate_text(&instance.to_string(), "properties");
+            assert_eq!(tree, text, "{instance}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::model::{Bound, Format, Node, Schema, Types};
+use crate::model::{Bound, Node, Schema, Types};
 
 /// The first rule an instance broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +150,149 @@ pub(crate) fn check_number(node: &Node, x: f64) -> Result<(), Failure> {
             describe_bound(max)
         )));
     }
+    if let Some(m) = node.multiple_of
+        && !multiple_of(x, m)
+    {
+        return Err(Failure::new(format!("{x} is not a multiple of {m}")));
+    }
+    Ok(())
+}
+
+/// `x` is an integer multiple of `m`, in binary floating point with a
+/// relative tolerance: 0.0075 is a multiple of 0.0001 although
+/// 0.0075 / 0.0001 is 74.99999999999999. A quotient that overflows is not
+/// a multiple (the suite's "float division = inf" case).
+pub(crate) fn multiple_of(x: f64, m: f64) -> bool {
+    let q = x / m;
+    if !q.is_finite() {
+        return false;
+    }
+    (q - q.round()).abs() <= 1e-9 * q.abs().max(1.0)
+}
+
+/// `minProperties`/`maxProperties`.
+pub(crate) fn check_property_count(node: &Node, len: usize) -> Result<(), Failure> {
+    let len = len as u64;
+    if node.min_properties.is_some_and(|min| len < min)
+        || node.max_properties.is_some_and(|max| len > max)
+    {
+        return Err(Failure::new(format!(
+            "has {len} properties; {} allowed",
+            range(node.min_properties, node.max_properties)
+        )));
+    }
+    Ok(())
+}
+
+/// `dependentRequired`, given a test for which names are present.
+pub(crate) fn check_dependent(node: &Node, has: impl Fn(&str) -> bool) -> Result<(), Failure> {
+    for (key, names) in &node.dependent_required {
+        if has(key)
+            && let Some(name) = names.iter().find(|n| !has(n))
+        {
+            return Err(Failure::new(format!(
+                "property `{name}` is required when `{key}` is present (dependentRequired)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `uniqueItems`. Pairwise for short arrays; past 16 elements, by sorting
+/// canonical forms (O(n log n)), so a 10,000-element array in a hostile
+/// event costs milliseconds, not seconds.
+pub(crate) fn check_unique(elements: &[Value]) -> Result<(), Failure> {
+    let duplicate = if elements.len() <= 16 {
+        elements.iter().enumerate().find_map(|(j, b)| {
+            elements[..j]
+                .iter()
+                .position(|a| same(a, b))
+                .map(|i| (i, j))
+        })
+    } else {
+        let mut keyed: Vec<(String, usize)> = elements
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let mut key = String::new();
+                canonical(v, &mut key);
+                (key, i)
+            })
+            .collect();
+        keyed.sort();
+        keyed
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0)
+            .map(|w| (w[0].1.min(w[1].1), w[0].1.max(w[1].1)))
+            .min_by_key(|&(_, j)| j)
+    };
+    match duplicate {
+        Some((i, j)) => Err(Failure::new(format!(
+            "items {i} and {j} are equal; uniqueItems requires distinct items"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A text equal for two values exactly when [`same`] says they are: numbers
+/// by their `f64` value, object members sorted by key.
+fn canonical(value: &Value, out: &mut String) {
+    use std::fmt::Write as _;
+    match value {
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            // -0.0 == 0.0.
+            let x = if x == 0.0 { 0.0 } else { x };
+            let _ = write!(out, "n{x:?};");
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for item in items {
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut members: Vec<_> = map.iter().collect();
+            members.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (key, item) in members {
+                let _ = write!(out, "{}:", Value::String(key.clone()));
+                canonical(item, out);
+            }
+            out.push('}');
+        }
+        other => {
+            let _ = write!(out, "{other};");
+        }
+    }
+}
+
+/// The schemas that apply to member `key` besides `properties`: those of
+/// every matching `patternProperties`, then `additionalProperties` when
+/// neither a property nor a pattern names it. `Err` when it is not allowed.
+pub(crate) fn member_schemas<'s>(
+    node: &'s Node,
+    key: &str,
+    out: &mut Vec<&'s Schema>,
+) -> Result<(), Failure> {
+    let named = node.properties.get(key);
+    if let Some(schema) = named {
+        out.push(schema);
+    }
+    let before = out.len();
+    for (pattern, schema) in &node.pattern_properties {
+        if pattern.is_match(key) {
+            out.push(schema);
+        }
+    }
+    if named.is_none() && out.len() == before {
+        match &node.additional {
+            None => {}
+            Some(Schema::Never) => return Err(not_allowed()),
+            Some(schema) => out.push(schema),
+        }
+    }
     Ok(())
 }
 
@@ -188,24 +331,94 @@ pub(crate) fn check_node(node: &Node, value: &Value) -> Result<(), Failure> {
                     check(items, element).map_err(|f| f.at(Segment::Index(i)))?;
                 }
             }
+            if node.unique_items {
+                check_unique(elements)?;
+            }
         }
         Value::Object(map) => {
             if let Some(name) = node.required.iter().find(|n| !map.contains_key(*n)) {
                 return Err(missing_required(name));
             }
+            check_property_count(node, map.len())?;
+            check_dependent(node, |k| map.contains_key(k))?;
+            let mut schemas = Vec::new();
             for (key, element) in map {
-                match node.properties.get(key) {
-                    Some(schema) => check(schema, element),
-                    None => match &node.additional {
-                        None => Ok(()),
-                        Some(Schema::Never) => Err(not_allowed()),
-                        Some(schema) => check(schema, element),
-                    },
-                }
-                .map_err(|f| f.at(Segment::Key(key.clone())))?;
+                schemas.clear();
+                member_schemas(node, key, &mut schemas)
+                    .and_then(|()| schemas.iter().try_for_each(|s| check(s, element)))
+                    .map_err(|f| f.at(Segment::Key(key.clone())))?;
             }
         }
         Value::Null | Value::Bool(_) => {}
+    }
+    if node.has_applicators() {
+        check_applicators(node, value)?;
+    }
+    Ok(())
+}
+
+/// `allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else`. A failing `allOf`
+/// branch or `then`/`else` reports its own violation (with its path); a
+/// union names the first branch's reason.
+pub(crate) fn check_applicators(node: &Node, value: &Value) -> Result<(), Failure> {
+    for schema in &node.all_of {
+        check(schema, value)?;
+    }
+    if !node.any_of.is_empty() {
+        let mut first = None;
+        let matched = node.any_of.iter().any(|s| match check(s, value) {
+            Ok(()) => true,
+            Err(f) => {
+                first.get_or_insert(f);
+                false
+            }
+        });
+        if !matched {
+            return Err(Failure::new(format!(
+                "matches none of the {} `anyOf` schemas (the first says: {})",
+                node.any_of.len(),
+                first.map_or_else(String::new, |f| f.message)
+            )));
+        }
+    }
+    if !node.one_of.is_empty() {
+        let mut matched = Vec::new();
+        let mut first = None;
+        for (i, schema) in node.one_of.iter().enumerate() {
+            match check(schema, value) {
+                Ok(()) => matched.push(i),
+                Err(f) => {
+                    first.get_or_insert(f);
+                }
+            }
+            if matched.len() > 1 {
+                return Err(Failure::new(format!(
+                    "matches more than one `oneOf` schema (branches {} and {}); exactly one must match",
+                    matched[0], matched[1]
+                )));
+            }
+        }
+        if matched.is_empty() {
+            return Err(Failure::new(format!(
+                "matches none of the {} `oneOf` schemas (the first says: {})",
+                node.one_of.len(),
+                first.map_or_else(String::new, |f| f.message)
+            )));
+        }
+    }
+    if let Some(not) = &node.not
+        && check(not, value).is_ok()
+    {
+        return Err(Failure::new(
+            "matches the schema under `not`, which must not match".to_owned(),
+        ));
+    }
+    if let Some(condition) = &node.condition {
+        if check(&condition.test, value).is_ok() {
+            check(&condition.then, value)?;
+        } else {
+            check(&condition.otherwise, value)?;
+        }
     }
     Ok(())
 }
@@ -227,8 +440,17 @@ pub(crate) fn check_string(node: &Node, s: &str) -> Result<(), Failure> {
             )));
         }
     }
+    if let Some(pattern) = &node.pattern
+        && !pattern.is_match(s)
+    {
+        return Err(Failure::new(format!(
+            "{} does not match the pattern {:?}",
+            short(&Value::String(s.to_owned())),
+            pattern.source()
+        )));
+    }
     if let Some(format) = node.format
-        && !format_ok(format, s)
+        && !crate::format::format_ok(format, s)
     {
         return Err(Failure::new(format!(
             "{} is not a valid `{}`",
@@ -239,26 +461,17 @@ pub(crate) fn check_string(node: &Node, s: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn format_ok(format: Format, s: &str) -> bool {
-    match format {
-        Format::DateTime => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
-        Format::Date => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() && s.len() == 10,
-        Format::Uuid => s.len() == 36 && uuid::Uuid::try_parse(s).is_ok(),
-        Format::Email => s.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !s.chars().any(char::is_whitespace)
-        }),
-        Format::Ipv4 => s.parse::<std::net::Ipv4Addr>().is_ok(),
-        Format::Ipv6 => s.parse::<std::net::Ipv6Addr>().is_ok(),
-    }
-}
-
 /// JSON equality where 1 and 1.0 are the same number (as JSON Schema says).
+/// Deep: `[1]` and `[1.0]`, `{"a": 1}` and `{"a": 1.0}` are the same too.
 pub(crate) fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, a)| y.get(k).is_some_and(|b| same(a, b)))
+        }
         _ => a == b,
     }
 }

@@ -19,6 +19,15 @@
 //! enums, bounds, a nested object, an array, a nullable union), closed
 //! content model. Every generated event conforms, so the full walk is timed.
 //!
+//! Three more variants run `validate_text` over the same events with the
+//! same schema rewritten with the keywords of issue 24:
+//! - `pattern`: six string properties also carry a `pattern`;
+//! - `ref`: `utm_*` and `address` are `$ref`s into `$defs` (a `$ref` alone is
+//!   expanded at registration, so this should cost what `validate` does);
+//! - `anyOf`: `price` is a number or a numeric string, `referrer` a string or
+//!   null, `address` a closed object or null, all as `anyOf` (an instance
+//!   under an applicator is parsed into a value, so objects there cost more).
+//!
 //! Usage: `sluice-bench-schemas [SECONDS_PER_SLICE] [ROUNDS]` (defaults 1, 5).
 
 use std::hint::black_box;
@@ -30,6 +39,45 @@ use sluice_schemas::Schema;
 
 const EVENTS: usize = 2000;
 const BATCH: usize = 100;
+
+fn pattern_schema() -> Value {
+    let mut s = schema();
+    let p = &mut s["properties"];
+    p["country"]["pattern"] = json!("^[A-Z]{2}$");
+    p["locale"]["pattern"] = json!("^[a-z]{2}-[A-Z]{2}$");
+    p["utm_campaign"] = json!({"type": "string", "pattern": "^[a-z]+-[0-9]+$"});
+    p["utm_source"] = json!({"type": "string", "pattern": "^[a-z0-9_-]{1,100}$"});
+    p["address"]["properties"]["zip"]["pattern"] = json!("^[0-9]{5}$");
+    p["email"]["pattern"] = json!("^[^@\\s]+@[^@\\s]+$");
+    s
+}
+
+fn ref_schema() -> Value {
+    let mut s = schema();
+    s["$defs"] = json!({
+        "short": s["properties"]["utm_source"].clone(),
+        "address": s["properties"]["address"].clone(),
+    });
+    let p = &mut s["properties"];
+    for name in ["utm_source", "utm_medium", "utm_campaign"] {
+        p[name] = json!({"$ref": "#/$defs/short"});
+    }
+    p["address"] = json!({"$ref": "#/$defs/address", "description": "where the team is"});
+    s
+}
+
+fn any_of_schema() -> Value {
+    let mut s = schema();
+    let p = &mut s["properties"];
+    p["price"] = json!({"anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}
+    ]});
+    p["referrer"] = json!({"anyOf": [{"type": "string", "maxLength": 2000}, {"type": "null"}]});
+    let address = p["address"].clone();
+    p["address"] = json!({"anyOf": [address, {"type": "null"}]});
+    s
+}
 
 fn schema() -> Value {
     let short = json!({"type": "string", "maxLength": 100});
@@ -121,17 +169,38 @@ enum Variant {
     Scan,
     Tree,
     Validate,
+    Pattern,
+    Ref,
+    AnyOf,
 }
 
-const VARIANTS: [Variant; 4] = [
+const VARIANTS: [Variant; 7] = [
     Variant::None,
     Variant::Scan,
     Variant::Tree,
     Variant::Validate,
+    Variant::Pattern,
+    Variant::Ref,
+    Variant::AnyOf,
 ];
 
+/// The schemas, indexed like the variants that validate with one.
+struct Schemas {
+    base: Schema,
+    pattern: Schema,
+    reference: Schema,
+    any_of: Schema,
+}
+
 /// The gateway's per-event stage over one body; returns events processed.
-fn stage(body: &str, variant: Variant, schema: &Schema, limits: &Limits, now: Timestamp) -> usize {
+fn stage(
+    body: &str,
+    variant: Variant,
+    schemas: &Schemas,
+    limits: &Limits,
+    now: Timestamp,
+) -> usize {
+    let schema = &schemas.base;
     #[derive(serde::Deserialize)]
     struct Batch<'a> {
         #[serde(borrow)]
@@ -156,6 +225,16 @@ fn stage(body: &str, variant: Variant, schema: &Schema, limits: &Limits, now: Ti
             Variant::Validate => schema
                 .validate_text(event.properties.get(), "properties")
                 .is_ok(),
+            Variant::Pattern | Variant::Ref | Variant::AnyOf => {
+                let schema = match variant {
+                    Variant::Pattern => &schemas.pattern,
+                    Variant::Ref => &schemas.reference,
+                    _ => &schemas.any_of,
+                };
+                schema
+                    .validate_text(event.properties.get(), "properties")
+                    .is_ok()
+            }
         };
         let payload = serde_json::to_vec(&event).unwrap_or_default();
         black_box((event.partition_key(), payload, ok));
@@ -169,7 +248,12 @@ fn main() -> anyhow::Result<()> {
     let slice = Duration::from_secs_f64(args.next().map_or(Ok(1.0), |a| a.parse())?);
     let rounds: usize = args.next().map_or(Ok(5), |a| a.parse())?;
 
-    let schema = Schema::parse(&schema())?;
+    let schemas = Schemas {
+        base: Schema::parse(&schema())?,
+        pattern: Schema::parse(&pattern_schema())?,
+        reference: Schema::parse(&ref_schema())?,
+        any_of: Schema::parse(&any_of_schema())?,
+    };
     let limits = Limits::default();
     let now = Timestamp::now();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -186,20 +270,20 @@ fn main() -> anyhow::Result<()> {
     for body in &bodies {
         for variant in VARIANTS {
             anyhow::ensure!(
-                stage(body, variant, &schema, &limits, now) == BATCH,
+                stage(body, variant, &schemas, &limits, now) == BATCH,
                 "generated events must all be admitted and conform ({variant:?})"
             );
         }
     }
 
-    let mut ns: [Vec<f64>; 4] = Default::default();
+    let mut ns: [Vec<f64>; 7] = Default::default();
     for round in 0..rounds {
         for (i, variant) in VARIANTS.into_iter().enumerate() {
             let started = Instant::now();
             let mut processed = 0usize;
             while started.elapsed() < slice {
                 for body in &bodies {
-                    processed += stage(body, variant, &schema, &limits, now);
+                    processed += stage(body, variant, &schemas, &limits, now);
                 }
             }
             let per_event = started.elapsed().as_nanos() as f64 / processed as f64;
@@ -211,7 +295,8 @@ fn main() -> anyhow::Result<()> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let [none, scan, tree, validate] = ns.map(|mut v| (median(&mut v), v));
+    let [none, scan, tree, validate, pattern, reference, any_of] =
+        ns.map(|mut v| (median(&mut v), v));
     let spread = |v: &[f64]| format!("{:.0}–{:.0}", v[0], v[v.len() - 1]);
     println!(
         "events: {event_bytes} bytes each as sent, properties {props_bytes} bytes; batches of {BATCH}; {rounds} interleaved rounds of {:.1} s per variant; median (min–max) ns per event",
@@ -225,6 +310,9 @@ fn main() -> anyhow::Result<()> {
         ("+ bare scan of `properties` (floor)", &scan),
         ("+ `Value` tree, then validate", &tree),
         ("+ validate while parsing (the gateway)", &validate),
+        ("+ validate, schema with 6 `pattern`s", &pattern),
+        ("+ validate, schema with 4 `$ref`s", &reference),
+        ("+ validate, schema with 3 `anyOf`s", &any_of),
     ] {
         println!("| {name} | {m:.0} | {} | {:.2} |", spread(v), m / none.0);
     }
@@ -235,6 +323,12 @@ fn main() -> anyhow::Result<()> {
         scan.0 - none.0,
         tree.0 - none.0,
         validate.0 / none.0
+    );
+    println!(
+        "issue 24 keywords, added to validation: `pattern` {:+.0} ns, `$ref` {:+.0} ns, `anyOf` {:+.0} ns per event",
+        pattern.0 - validate.0,
+        reference.0 - validate.0,
+        any_of.0 - validate.0
     );
     Ok(())
 }

@@ -31,7 +31,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Bound, Node, Schema, Types, escape};
-use crate::validate::{describe_bound, same};
+
+mod applicators;
+use crate::validate::{describe_bound, multiple_of, same};
 
 /// Compatibility modes, named and serialised as in Confluent Schema Registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -235,11 +237,17 @@ impl Checker {
             }
             return;
         };
-        if r.as_ref() == &Node::default() {
+        // Identical (sub)schemas: compatible, whatever they hold (a
+        // pattern, a union, a condition).
+        if w == r || r.as_ref() == &Node::default() {
             return;
         }
         if let Some(values) = &w.enumeration {
             self.enum_writer(values, writer, reader, r, path);
+            return;
+        }
+        if w.has_applicators() {
+            self.writer_applicators(w, reader, r, path);
             return;
         }
         let (wl, rl) = (self.direction.writer(), self.direction.reader());
@@ -271,10 +279,26 @@ impl Checker {
         if shared.intersects(Types::NUMBER) {
             self.bound(path, "minimum", w.minimum, r.minimum, true);
             self.bound(path, "maximum", w.maximum, r.maximum, false);
+            self.multiple_of(path, w, r, shared);
         }
         if shared.intersects(Types::STRING) {
             self.count(path, "minLength", w.min_length, r.min_length, true);
             self.count(path, "maxLength", w.max_length, r.max_length, false);
+            if let Some(pattern) = &r.pattern
+                && w.pattern.as_ref() != Some(pattern)
+            {
+                let text = |p: Option<&crate::model::Pattern>| {
+                    p.map_or("none".to_owned(), |p| format!("{:?}", p.source()))
+                };
+                let (old, new) = self.old_new(text(w.pattern.as_ref()), text(Some(pattern)));
+                self.report(
+                    &format!("{path}/pattern"),
+                    "pattern_changed",
+                    format!(
+                        "`pattern` changed from {old} to {new}: {wl} strings may not match it (two different regular expressions are not compared for inclusion, so only an identical pattern, or an enum whose values match, is proven compatible)"
+                    ),
+                );
+            }
             if let Some(format) = r.format
                 && w.format != Some(format)
             {
@@ -295,6 +319,16 @@ impl Checker {
         if shared.intersects(Types::ARRAY) {
             self.count(path, "minItems", w.min_items, r.min_items, true);
             self.count(path, "maxItems", w.max_items, r.max_items, false);
+            if r.unique_items && !w.unique_items && w.max_items.is_none_or(|m| m > 1) {
+                let (old, new) = self.old_new("false", "true");
+                self.report(
+                    &format!("{path}/uniqueItems"),
+                    "unique_items_added",
+                    format!(
+                        "`uniqueItems` changed from {old} to {new}: {wl} events may hold arrays with repeated items, which the {rl} schema refuses"
+                    ),
+                );
+            }
             let any = Schema::any();
             let (wi, ri) = (
                 w.items.as_ref().unwrap_or(&any),
@@ -304,6 +338,9 @@ impl Checker {
         }
         if shared.intersects(Types::OBJECT) {
             self.object(w, r, path);
+        }
+        if r.has_applicators() {
+            self.reader_applicators(writer, r, path);
         }
     }
 
@@ -395,15 +432,64 @@ impl Checker {
         }
     }
 
+    /// `multipleOf`: every multiple of the writer's step must be one of the
+    /// reader's (or the writer's numbers are integers and 1 is a multiple).
+    fn multiple_of(&mut self, path: &str, w: &Node, r: &Node, shared: Types) {
+        let Some(rm) = r.multiple_of else { return };
+        let integers_only = !shared.intersects(Types::FRACTION);
+        let ok = w.multiple_of.is_some_and(|wm| multiple_of(wm, rm))
+            || (integers_only && multiple_of(1.0, rm));
+        if !ok {
+            let text = |m: Option<f64>| m.map_or("none".to_owned(), |m| m.to_string());
+            let (old, new) = self.old_new(text(w.multiple_of), text(Some(rm)));
+            let (wl, rl) = (self.direction.writer(), self.direction.reader());
+            self.report(
+                &format!("{path}/multipleOf"),
+                "multiple_of_changed",
+                format!(
+                    "`multipleOf` changed from {old} to {new}: {wl} events may hold numbers that are not multiples of {rm}, which the {rl} schema refuses"
+                ),
+            );
+        }
+    }
+
     fn object(&mut self, w: &Node, r: &Node, path: &str) {
         let any = Schema::any();
         let (wl, rl) = (self.direction.writer(), self.direction.reader());
+        self.count(
+            path,
+            "minProperties",
+            w.min_properties,
+            r.min_properties,
+            true,
+        );
+        self.count(
+            path,
+            "maxProperties",
+            w.max_properties,
+            r.max_properties,
+            false,
+        );
+        self.dependent_required(w, r, path);
+        self.pattern_properties(w, r, path);
         let names: BTreeSet<&String> = w.properties.keys().chain(r.properties.keys()).collect();
         for name in names {
             let here = format!("{path}/properties/{}", escape(name));
             let (w_named, r_named) = (w.properties.get(name), r.properties.get(name));
-            let wp = w_named.or(w.additional.as_ref()).unwrap_or(&any);
-            let rp = r_named.or(r.additional.as_ref()).unwrap_or(&any);
+            // A name no `properties` lists is governed by the patterns it
+            // matches, else by `additionalProperties`. On the writer side one
+            // matching pattern's schema bounds the value (the value meets all
+            // of them); on the reader side the patterns were compared above.
+            let w_pattern = matching_pattern(w, name);
+            let wp = w_named
+                .or(w_pattern)
+                .or(w.additional.as_ref())
+                .unwrap_or(&any);
+            let rp = match (r_named, matching_pattern(r, name)) {
+                (Some(named), _) => named,
+                (None, Some(_)) => &any,
+                (None, None) => r.additional.as_ref().unwrap_or(&any),
+            };
             if matches!(wp, Schema::Never) {
                 continue;
             }
@@ -419,7 +505,9 @@ impl Checker {
                     };
                     self.report(&here, "property_not_allowed", message);
                 }
-                (None, Some(_)) if w.additional.is_none() && !rp.is_any() => {
+                (None, Some(_))
+                    if w_pattern.is_none() && w.additional.is_none() && !rp.is_any() =>
+                {
                     let message = match self.direction {
                         Direction::Backward => format!(
                             "property `{name}` added with constraints to an open content model: old events may already carry `{name}` with any value (the old schema has no additionalProperties: false)"
@@ -470,6 +558,79 @@ impl Checker {
             _ => self.schema(wa, ra, &here),
         }
     }
+}
+
+impl Checker {
+    /// Every `dependentRequired` rule of the reader must already hold for
+    /// the writer: the name is required there, or the writer has the same
+    /// dependency.
+    fn dependent_required(&mut self, w: &Node, r: &Node, path: &str) {
+        for (key, names) in &r.dependent_required {
+            for name in names {
+                let holds = w.required.contains(name)
+                    || w.dependent_required
+                        .get(key)
+                        .is_some_and(|deps| deps.contains(name));
+                if !holds {
+                    let message = match self.direction {
+                        Direction::Backward => format!(
+                            "`{name}` now required when `{key}` is present (dependentRequired): old events with `{key}` but without `{name}` would fail"
+                        ),
+                        Direction::Forward => format!(
+                            "`{name}` no longer required when `{key}` is present (dependentRequired): new events without it would fail the old schema"
+                        ),
+                    };
+                    self.report(
+                        &format!("{path}/dependentRequired/{}", escape(key)),
+                        "dependent_required_added",
+                        message,
+                    );
+                }
+            }
+        }
+    }
+
+    /// `patternProperties`, compared by pattern text (regex inclusion is
+    /// not decided): a reader pattern with constraints needs the identical
+    /// writer pattern with a schema included in it; a writer pattern the
+    /// reader lacks must fit the reader's `additionalProperties`.
+    fn pattern_properties(&mut self, w: &Node, r: &Node, path: &str) {
+        let (wl, rl) = (self.direction.writer(), self.direction.reader());
+        for (pattern, rs) in &r.pattern_properties {
+            if rs.is_any() {
+                continue;
+            }
+            let here = format!("{path}/patternProperties/{}", escape(pattern.source()));
+            match w.pattern_properties.iter().find(|(p, _)| p == pattern) {
+                Some((_, ws)) => self.schema(ws, rs, &here),
+                None => self.report(
+                    &here,
+                    "pattern_properties_changed",
+                    format!(
+                        "the {rl} schema constrains properties matching {:?} and the {wl} schema has no identical pattern: {wl} events may carry such properties with other values (regular expressions are compared only by their text, so this is decided conservatively)",
+                        pattern.source()
+                    ),
+                ),
+            }
+        }
+        let any = Schema::any();
+        let ra = r.additional.as_ref().unwrap_or(&any);
+        for (pattern, ws) in &w.pattern_properties {
+            if r.pattern_properties.iter().any(|(p, _)| p == pattern) {
+                continue;
+            }
+            let here = format!("{path}/patternProperties/{}", escape(pattern.source()));
+            self.schema(ws, ra, &here);
+        }
+    }
+}
+
+/// The schema of the first `patternProperties` entry matching `name`.
+fn matching_pattern<'n>(node: &'n Node, name: &str) -> Option<&'n Schema> {
+    node.pattern_properties
+        .iter()
+        .find(|(p, _)| p.is_match(name))
+        .map(|(_, s)| s)
 }
 
 fn with_article(types: Types) -> String {

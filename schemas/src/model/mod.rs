@@ -9,14 +9,22 @@
 //! | `type` | a name or an array of names (a union): `null`, `boolean`, `integer`, `number`, `string`, `array`, `object`; `number` includes `integer` |
 //! | `enum`, `const` | `const: x` is `enum: [x]` |
 //! | `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` | numbers (draft 6+ form; the draft-4 boolean form is refused) |
+//! | `multipleOf` | above 0 |
 //! | `minLength`, `maxLength` | in Unicode code points |
-//! | `format` | `date-time`, `date`, `uuid`, `email`, `ipv4`, `ipv6`; enforced, not just an annotation |
-//! | `properties`, `required` | nested objects to any depth |
+//! | `pattern` | compiled by a linear-time engine, size-limited ([`Pattern`]) |
+//! | `format` | `date-time`, `date`, `time`, `uuid`, `email`, `ipv4`, `ipv6`, `hostname`, `uri`; enforced, not just an annotation |
+//! | `properties`, `required`, `patternProperties` | nested objects to any depth |
 //! | `additionalProperties` | `true`/absent (open content model), `false` (closed), or a schema |
+//! | `minProperties`, `maxProperties`, `dependentRequired` | |
 //! | `items` | one schema for every element (the tuple form is refused) |
-//! | `minItems`, `maxItems` | |
+//! | `minItems`, `maxItems`, `uniqueItems` | |
+//! | `$defs`, `definitions`, `$ref` | local JSON Pointers, expanded at parse time; cycles refused |
+//! | `allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else` | at most [`MAX_BRANCHES`] branches |
 //! | `default` | kept: a required property with a default is compatible with data that lacks it |
 //! | `$schema`, `$id`, `$comment`, `title`, `description`, `examples`, `deprecated`, `readOnly`, `writeOnly` | annotations, ignored |
+//!
+//! Limits ([`MAX_PATTERN_BYTES`], [`MAX_DEPTH`], [`MAX_NODES`],
+//! [`MAX_BRANCHES`]) refuse a hostile schema with `schema_too_complex`.
 //!
 //! Unknown keywords are refused rather than ignored: a keyword we do not
 //! understand may narrow or widen the set of valid events, and any
@@ -26,6 +34,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::Value;
+
+mod pattern;
+mod refs;
+
+pub use pattern::{MAX_PATTERN_BYTES, Pattern};
+use refs::reference;
 
 /// A schema: either nothing is valid (`false`), or a [`Node`]'s constraints
 /// hold (`true` and `{}` are a node without constraints).
@@ -54,6 +68,64 @@ pub struct Node {
     pub min_items: Option<u64>,
     pub max_items: Option<u64>,
     pub default: Option<Value>,
+    pub pattern: Option<Pattern>,
+    /// Each applies to every member whose name matches, named or not;
+    /// `additional` then applies only to names no pattern matches.
+    pub pattern_properties: Vec<(Pattern, Schema)>,
+    pub multiple_of: Option<f64>,
+    pub min_properties: Option<u64>,
+    pub max_properties: Option<u64>,
+    pub unique_items: bool,
+    /// `dependentRequired`: when the key is present, these must be too.
+    pub dependent_required: BTreeMap<String, BTreeSet<String>>,
+    /// `allOf`, plus the target of a `$ref` that has sibling keywords (a
+    /// `$ref` alone is replaced by its target).
+    pub all_of: Vec<Schema>,
+    pub any_of: Vec<Schema>,
+    pub one_of: Vec<Schema>,
+    pub not: Option<Schema>,
+    /// `if`, `then`, `else` (an absent branch is `true`).
+    pub condition: Option<Box<Condition>>,
+}
+
+/// `if`/`then`/`else`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub test: Schema,
+    pub then: Schema,
+    pub otherwise: Schema,
+}
+
+impl Node {
+    /// True when the node has applicators (`allOf`, `anyOf`, `oneOf`,
+    /// `not`, `if`): the one place an instance is materialised as a value
+    /// during streaming validation, since several schemas must see it.
+    pub fn has_applicators(&self) -> bool {
+        !self.all_of.is_empty()
+            || !self.any_of.is_empty()
+            || !self.one_of.is_empty()
+            || self.not.is_some()
+            || self.condition.is_some()
+    }
+}
+
+/// Deepest nesting of subschemas accepted (each `$ref` expansion counts).
+pub const MAX_DEPTH: usize = 64;
+/// Most subschemas in one schema, counting every `$ref` expansion: bounds
+/// parse time, memory and validation cost whatever the document.
+pub const MAX_NODES: usize = 10_000;
+/// Most branches in one `allOf`/`anyOf`/`oneOf`: each is tried per event.
+pub const MAX_BRANCHES: usize = 256;
+
+/// What parsing carries down the tree: the document (for `$ref`), the
+/// depth and node budget, and the references being expanded (a repeat is a
+/// cycle).
+struct Ctx<'d> {
+    root: &'d Value,
+    depth: usize,
+    nodes: usize,
+    expanding: Vec<String>,
+    nested_ids: Option<bool>,
 }
 
 /// A numeric bound; `exclusive` for `exclusiveMinimum`/`exclusiveMaximum`.
@@ -72,6 +144,9 @@ pub enum Format {
     Email,
     Ipv4,
     Ipv6,
+    Time,
+    Hostname,
+    Uri,
 }
 
 impl Format {
@@ -83,6 +158,9 @@ impl Format {
             "email" => Self::Email,
             "ipv4" => Self::Ipv4,
             "ipv6" => Self::Ipv6,
+            "time" => Self::Time,
+            "hostname" => Self::Hostname,
+            "uri" => Self::Uri,
             _ => return None,
         })
     }
@@ -95,6 +173,9 @@ impl Format {
             Self::Email => "email",
             Self::Ipv4 => "ipv4",
             Self::Ipv6 => "ipv6",
+            Self::Time => "time",
+            Self::Hostname => "hostname",
+            Self::Uri => "uri",
         }
     }
 }
@@ -219,7 +300,9 @@ impl fmt::Debug for Types {
 /// Why a document is not a schema we accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaError {
-    /// Stable reason: `invalid_schema` or `unsupported_keyword`.
+    /// Stable reason: `invalid_schema`, `unsupported_keyword`, or
+    /// `schema_too_complex` (a limit that protects the gateway: pattern
+    /// size, nesting depth, number of subschemas).
     pub code: &'static str,
     /// JSON Pointer into the schema document, e.g. `#/properties/plan`.
     pub path: String,
@@ -255,7 +338,14 @@ impl Schema {
 
     /// Parses a schema document.
     pub fn parse(document: &Value) -> Result<Self, SchemaError> {
-        parse_at(document, "#")
+        let mut ctx = Ctx {
+            root: document,
+            depth: 0,
+            nodes: 0,
+            expanding: Vec::new(),
+            nested_ids: None,
+        };
+        parse_at(document, "#", &mut ctx)
     }
 
     /// Parses JSON text.
@@ -289,7 +379,71 @@ fn invalid(path: &str, message: impl Into<String>) -> SchemaError {
     }
 }
 
-fn parse_at(document: &Value, path: &str) -> Result<Schema, SchemaError> {
+fn too_complex(path: &str, message: impl Into<String>) -> SchemaError {
+    SchemaError {
+        code: "schema_too_complex",
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn parse_at(document: &Value, path: &str, ctx: &mut Ctx<'_>) -> Result<Schema, SchemaError> {
+    ctx.nodes += 1;
+    if ctx.nodes > MAX_NODES {
+        return Err(too_complex(
+            path,
+            format!(
+                "the schema has more than {MAX_NODES} subschemas (each `$ref` expansion counts)"
+            ),
+        ));
+    }
+    if ctx.depth >= MAX_DEPTH {
+        return Err(too_complex(
+            path,
+            format!(
+                "subschemas are nested more than {MAX_DEPTH} deep (each `$ref` expansion counts)"
+            ),
+        ));
+    }
+    ctx.depth += 1;
+    let parsed = parse_node(document, path, ctx);
+    ctx.depth -= 1;
+    parsed
+}
+
+/// `allOf`/`anyOf`/`oneOf`: a non-empty array of at most [`MAX_BRANCHES`].
+fn branches(
+    value: &Value,
+    keyword: &str,
+    here: &str,
+    ctx: &mut Ctx<'_>,
+) -> Result<Vec<Schema>, SchemaError> {
+    let items = match value {
+        Value::Array(items) if !items.is_empty() => items,
+        _ => {
+            return Err(invalid(
+                here,
+                format!("`{keyword}` must be a non-empty array"),
+            ));
+        }
+    };
+    if items.len() > MAX_BRANCHES {
+        return Err(too_complex(
+            here,
+            format!(
+                "`{keyword}` has {} branches; at most {MAX_BRANCHES} are accepted (each is tried for every event)",
+                items.len()
+            ),
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_at(item, &format!("{here}/{i}"), ctx))
+        .collect()
+}
+
+fn parse_node(document: &Value, path: &str, ctx: &mut Ctx<'_>) -> Result<Schema, SchemaError> {
     let object = match document {
         Value::Bool(true) => return Ok(Schema::any()),
         Value::Bool(false) => return Ok(Schema::Never),
@@ -297,6 +451,8 @@ fn parse_at(document: &Value, path: &str) -> Result<Schema, SchemaError> {
         _ => return Err(invalid(path, "a schema must be an object or a boolean")),
     };
     let mut node = Node::default();
+    let mut target = None;
+    let (mut test, mut then, mut otherwise) = (None, None, None);
     for (keyword, value) in object {
         let here = format!("{path}/{}", escape(keyword));
         match keyword.as_str() {
@@ -335,7 +491,7 @@ fn parse_at(document: &Value, path: &str) -> Result<Schema, SchemaError> {
                     code: "unsupported_keyword",
                     path: here.clone(),
                     message: format!(
-                        "format `{name}` is not supported (date-time, date, uuid, email, ipv4, ipv6 are)"
+                        "format `{name}` is not supported (date-time, date, time, uuid, email, ipv4, ipv6, hostname, uri are)"
                     ),
                 })?);
             }
@@ -344,7 +500,7 @@ fn parse_at(document: &Value, path: &str) -> Result<Schema, SchemaError> {
                     .as_object()
                     .ok_or_else(|| invalid(&here, "`properties` must be an object"))?;
                 for (name, schema) in properties {
-                    let sub = parse_at(schema, &format!("{here}/{}", escape(name)))?;
+                    let sub = parse_at(schema, &format!("{here}/{}", escape(name)), ctx)?;
                     node.properties.insert(name.clone(), sub);
                 }
             }
@@ -360,7 +516,7 @@ fn parse_at(document: &Value, path: &str) -> Result<Schema, SchemaError> {
                 }
             }
             "additionalProperties" => {
-                node.additional = match parse_at(value, &here)? {
+                node.additional = match parse_at(value, &here, ctx)? {
                     schema if schema.is_any() => None,
                     schema => Some(schema),
                 }
@@ -373,9 +529,80 @@ fn parse_at(document: &Value, path: &str) -> Result<Schema, SchemaError> {
                         message: "the tuple form of `items` (an array) is not supported; give one schema for every element".to_owned(),
                     });
                 }
-                node.items = Some(parse_at(value, &here)?);
+                node.items = Some(parse_at(value, &here, ctx)?);
             }
             "default" => node.default = Some(value.clone()),
+            "$ref" => target = Some(reference(value, &here, ctx)?),
+            // Checked here (a broken definition is an error even when
+            // unused); used only through `$ref`, which parses its target.
+            "$defs" | "definitions" => {
+                let defs = value
+                    .as_object()
+                    .ok_or_else(|| invalid(&here, format!("`{keyword}` must be an object")))?;
+                for (name, def) in defs {
+                    let at = format!("{here}/{}", escape(name));
+                    ctx.expanding.push(at.clone());
+                    let parsed = parse_at(def, &at, ctx);
+                    ctx.expanding.pop();
+                    parsed?;
+                }
+            }
+            "allOf" => node.all_of.extend(branches(value, keyword, &here, ctx)?),
+            "anyOf" => node.any_of = branches(value, keyword, &here, ctx)?,
+            "oneOf" => node.one_of = branches(value, keyword, &here, ctx)?,
+            "not" => node.not = Some(parse_at(value, &here, ctx)?),
+            "if" => test = Some(parse_at(value, &here, ctx)?),
+            "then" => then = Some(parse_at(value, &here, ctx)?),
+            "else" => otherwise = Some(parse_at(value, &here, ctx)?),
+            "pattern" => {
+                let source = value
+                    .as_str()
+                    .ok_or_else(|| invalid(&here, "`pattern` must be a string"))?;
+                node.pattern = Some(Pattern::new(source, &here)?);
+            }
+            "patternProperties" => {
+                let patterns = value
+                    .as_object()
+                    .ok_or_else(|| invalid(&here, "`patternProperties` must be an object"))?;
+                for (source, schema) in patterns {
+                    let at = format!("{here}/{}", escape(source));
+                    let pattern = Pattern::new(source, &at)?;
+                    node.pattern_properties
+                        .push((pattern, parse_at(schema, &at, ctx)?));
+                }
+            }
+            "multipleOf" => match value.as_f64() {
+                Some(m) if m > 0.0 && m.is_finite() => node.multiple_of = Some(m),
+                _ => return Err(invalid(&here, "`multipleOf` must be a number above 0")),
+            },
+            "minProperties" => node.min_properties = Some(count(value, &here)?),
+            "maxProperties" => node.max_properties = Some(count(value, &here)?),
+            "uniqueItems" => {
+                node.unique_items = value
+                    .as_bool()
+                    .ok_or_else(|| invalid(&here, "`uniqueItems` must be a boolean"))?;
+            }
+            "dependentRequired" => {
+                let map = value
+                    .as_object()
+                    .ok_or_else(|| invalid(&here, "`dependentRequired` must be an object"))?;
+                for (key, names) in map {
+                    let bad = || {
+                        invalid(
+                            &format!("{here}/{}", escape(key)),
+                            "must be an array of strings",
+                        )
+                    };
+                    let names = names.as_array().ok_or_else(bad)?;
+                    let mut set = BTreeSet::new();
+                    for name in names {
+                        set.insert(name.as_str().ok_or_else(bad)?.to_owned());
+                    }
+                    if !set.is_empty() {
+                        node.dependent_required.insert(key.clone(), set);
+                    }
+                }
+            }
             k if ANNOTATIONS.contains(&k) => {}
             other => {
                 return Err(SchemaError {
@@ -389,6 +616,24 @@ fn parse_at(document: &Value, path: &str) -> Result<Schema, SchemaError> {
         }
     }
     check_ranges(&node, path)?;
+    // `then`/`else` without `if` do nothing, as in JSON Schema.
+    if let Some(test) = test
+        && (then.is_some() || otherwise.is_some())
+    {
+        node.condition = Some(Box::new(Condition {
+            test,
+            then: then.unwrap_or_else(Schema::any),
+            otherwise: otherwise.unwrap_or_else(Schema::any),
+        }));
+    }
+    if let Some(target) = target {
+        // A `$ref` alone is its target: the compatibility checker and the
+        // streaming validator then see plain keywords, not an applicator.
+        if node == Node::default() {
+            return Ok(target);
+        }
+        node.all_of.insert(0, target);
+    }
     Ok(Schema::Node(Box::new(node)))
 }
 
@@ -402,6 +647,14 @@ fn check_ranges(node: &Node, path: &str) -> Result<(), SchemaError> {
         && min > max
     {
         return Err(invalid(path, "`minItems` is greater than `maxItems`"));
+    }
+    if let (Some(min), Some(max)) = (node.min_properties, node.max_properties)
+        && min > max
+    {
+        return Err(invalid(
+            path,
+            "`minProperties` is greater than `maxProperties`",
+        ));
     }
     if let (Some(min), Some(max)) = (node.minimum, node.maximum)
         && min.value > max.value
@@ -457,9 +710,16 @@ fn tighter(current: Option<Bound>, new: Bound, lower: bool) -> Bound {
     }
 }
 
+/// A count; `2.0` is the integer 2, as everywhere in JSON Schema.
 fn count(value: &Value, path: &str) -> Result<u64, SchemaError> {
     value
         .as_u64()
+        .or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e18)
+                .map(|f| f as u64)
+        })
         .ok_or_else(|| invalid(path, "must be a non-negative integer"))
 }
 
@@ -486,9 +746,9 @@ mod tests {
 
     #[test]
     fn unknown_keywords_are_refused_with_their_path() {
-        let err = Schema::parse(&json!({"properties": {"a": {"pattern": "^x"}}})).unwrap_err();
+        let err = Schema::parse(&json!({"properties": {"a": {"contains": {}}}})).unwrap_err();
         assert_eq!(err.code, "unsupported_keyword");
-        assert_eq!(err.path, "#/properties/a/pattern");
+        assert_eq!(err.path, "#/properties/a/contains");
         let err = Schema::parse(&json!({"type": "strng"})).unwrap_err();
         assert_eq!(err.code, "invalid_schema");
     }
