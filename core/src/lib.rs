@@ -3,6 +3,8 @@
 //! - [`event`]: the event contract carried as the value of `events.raw`, and the
 //!   shape clients send to the native ingest API.
 //! - [`timestamp`]: millisecond UTC timestamps with one canonical wire format.
+//! - [`json_text`]: the one-pass check of raw `properties`/`context` text
+//!   (depth, numbers, Unicode).
 //! - [`validate`]: per-event rules and the stable reject codes clients and the
 //!   dead-letter topic see.
 //! - [`kafka`]: topic and header names, partition keys, and client settings
@@ -25,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod dedup;
 pub mod event;
+pub mod json_text;
 pub mod kafka;
 pub mod service;
 pub mod shutdown;

@@ -58,6 +58,13 @@ pub enum RejectCode {
     UnknownSchemaVersion,
     /// The event name has no schema and the team rejects unregistered events.
     UnregisteredEvent,
+    /// `properties` or `context` nests objects and arrays deeper than the limit.
+    NestingTooDeep,
+    /// A number in `properties` or `context` does not fit a double (`1e400`).
+    NumberOutOfRange,
+    /// A string in `properties` or `context` holds a lone UTF-16 surrogate
+    /// escape (`"\udc00"`): not Unicode text, so no consumer can store it.
+    InvalidUnicode,
 }
 
 impl RejectCode {
@@ -80,6 +87,9 @@ impl RejectCode {
             Self::SchemaViolation => "schema_violation",
             Self::UnknownSchemaVersion => "unknown_schema_version",
             Self::UnregisteredEvent => "unregistered_event",
+            Self::NestingTooDeep => "nesting_too_deep",
+            Self::NumberOutOfRange => "number_out_of_range",
+            Self::InvalidUnicode => "invalid_unicode",
         }
     }
 }
@@ -151,6 +161,10 @@ pub struct Limits {
     pub max_future_skew_ms: i64,
     /// How far a client timestamp may lie before the gateway's clock.
     pub max_past_age_ms: i64,
+    /// Deepest nesting of objects and arrays in `properties` and `context`
+    /// (the object itself is level 1). The plugin SDKs read 127 levels; a
+    /// lower limit keeps an event the same with and without plugins.
+    pub max_json_depth: usize,
 }
 
 impl Default for Limits {
@@ -161,6 +175,7 @@ impl Default for Limits {
             max_event_name_bytes: 200,
             max_future_skew_ms: 60 * 60 * 1000,
             max_past_age_ms: 30 * 24 * 60 * 60 * 1000,
+            max_json_depth: 64,
         }
     }
 }
@@ -183,6 +198,12 @@ impl Limits {
                 "`event` must not contain control characters",
             ));
         }
+        if name.trim().is_empty() {
+            return Err(Reject::new(
+                RejectCode::InvalidEventName,
+                "`event` must not be only whitespace",
+            ));
+        }
         Ok(())
     }
 
@@ -195,6 +216,14 @@ impl Limits {
                     self.max_user_id_bytes,
                     user_id.len()
                 ),
+            ));
+        }
+        // NUL, newlines and other controls would end up in the Kafka key
+        // `team:user`, in ClickHouse rows and in terminals reading them.
+        if user_id.chars().any(char::is_control) {
+            return Err(Reject::new(
+                RejectCode::InvalidUserId,
+                "`user_id` must not contain control characters",
             ));
         }
         Ok(())
@@ -241,20 +270,60 @@ impl Limits {
 
     /// Checks a JSON text is an object (`properties`, `context`).
     pub fn check_object(&self, field: &str, raw: &str) -> Result<(), Reject> {
-        if raw.trim_start().starts_with('{') {
-            Ok(())
-        } else {
-            Err(Reject::new(
+        if !raw.trim_start().starts_with('{') {
+            return Err(Reject::new(
                 RejectCode::PropertiesNotObject,
                 format!("`{field}` must be a JSON object"),
-            ))
+            ));
         }
+        crate::json_text::check(raw, self.max_json_depth).map_err(|problem| problem.reject(field))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_users_with_controls_or_only_spaces_are_refused() {
+        let limits = Limits::default();
+        for name in ["   ", "\t", "a\u{0}b", "line\nbreak"] {
+            assert_eq!(
+                limits.check_event_name(name).unwrap_err().code,
+                RejectCode::InvalidEventName,
+                "{name:?}"
+            );
+        }
+        assert!(limits.check_event_name(" Signed Up ").is_ok());
+        for user in ["u\0", "u\n1", "\u{1b}[2K"] {
+            assert_eq!(
+                limits.check_user_id(user).unwrap_err().code,
+                RejectCode::InvalidUserId,
+                "{user:?}"
+            );
+        }
+        assert!(limits.check_user_id("ü-1 @x").is_ok());
+    }
+
+    #[test]
+    fn properties_are_checked_for_depth_numbers_and_unicode() {
+        let limits = Limits::default();
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
+        for (text, code) in [
+            (deep.as_str(), RejectCode::NestingTooDeep),
+            (r#"{"n": 1e400}"#, RejectCode::NumberOutOfRange),
+            (r#"{"s": "\udc00"}"#, RejectCode::InvalidUnicode),
+            ("[1]", RejectCode::PropertiesNotObject),
+        ] {
+            let reject = limits.check_object("properties", text).unwrap_err();
+            assert_eq!(reject.code, code, "{text}");
+            assert!(
+                reject.message.contains("`properties`"),
+                "{}",
+                reject.message
+            );
+        }
+    }
 
     #[test]
     fn codes_serialise_as_their_stable_names() {

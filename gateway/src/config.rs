@@ -158,6 +158,7 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   ingest.event.max_event_name_bytes  event name length [200]
   ingest.event.max_future_skew_ms how far a timestamp may be ahead of the gateway [3600000]
   ingest.event.max_past_age_ms    how far a timestamp may be behind the gateway [2592000000]
+  ingest.event.max_json_depth     deepest nesting of objects and arrays in properties and context [64]
   auth.keys                       table of API key = team id (development keys)
   auth.keys_topic                 compacted topic of API key records [sluice.keys]
   admin.token                     operator token for /admin/v1 (all teams); empty disables []
