@@ -276,7 +276,27 @@ impl Limits {
                 format!("`{field}` must be a JSON object"),
             ));
         }
-        crate::json_text::check(raw, self.max_json_depth).map_err(|problem| problem.reject(field))
+        crate::json_text::check(raw, self.max_json_depth)
+            .map_err(|problem| json_reject(field, problem))
+    }
+}
+
+/// The refusal for what [`crate::json_text::check`] found in `field`.
+fn json_reject(field: &str, problem: crate::json_text::Problem) -> Reject {
+    use crate::json_text::Problem;
+    match problem {
+        Problem::TooDeep { limit } => Reject::new(
+            RejectCode::NestingTooDeep,
+            format!("`{field}` nests objects and arrays deeper than {limit} levels"),
+        ),
+        Problem::NumberOutOfRange { number } => Reject::new(
+            RejectCode::NumberOutOfRange,
+            format!("`{field}` holds the number {number}, which does not fit a double"),
+        ),
+        Problem::LoneSurrogate { escape } => Reject::new(
+            RejectCode::InvalidUnicode,
+            format!("`{field}` holds the lone UTF-16 surrogate escape {escape}"),
+        ),
     }
 }
 
