@@ -16,8 +16,8 @@ use serde_json::json;
 use sluice_aggregator::clickhouse::rows::{RollupRow, encode_row, seconds};
 use sluice_aggregator::clickhouse::schema::{ROLLUP_COLUMNS, ROLLUPS_5M, migrations};
 use sluice_aggregator::clickhouse::store::{dedup_token, stored_since_sql};
-use sluice_aggregator::query::{Granularity, dau_sql, event_counts_sql, top_events_sql};
 use sluice_aggregator::window::{Emission, RollupKey, WINDOW_MS, window_start};
+use sluice_clickhouse::dashboard::{Granularity, dau_sql, event_counts_sql, top_events_sql};
 use sluice_clickhouse::{Capabilities, ServerVersion};
 use sluice_core::Timestamp;
 

@@ -8,13 +8,11 @@
 //! - [`record`]: the few fields of an event the aggregator reads.
 //! - [`consumer`]: the loop (windows per partition, insert, then commit).
 //! - [`clickhouse`]: the rollup tables and views, inserts, stored rows.
-//! - [`query`]: the dashboards' read path (counts, DAU, top events).
 //! - [`status`]: readiness and Prometheus metrics.
 
 pub mod clickhouse;
 pub mod config;
 pub mod consumer;
-pub mod query;
 pub mod record;
 pub mod status;
 pub mod window;

@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Window length: 5 minutes.
-pub const WINDOW_MS: i64 = 5 * 60 * 1000;
+pub use sluice_clickhouse::rollups::WINDOW_MS;
 
 /// Start of the window containing `ms`.
 pub fn window_start(ms: i64) -> i64 {

@@ -287,7 +287,7 @@ async fn assert_views(db: &str, expected: &Counts) {
 /// The dashboards' read path on the real server agrees with `expected`:
 /// counts per day and per 5 minutes, daily active users, top events.
 async fn assert_dashboard(db: &str, expected: &Counts) {
-    use sluice_aggregator::query::{Dashboard, Granularity};
+    use sluice_clickhouse::dashboard::{Dashboard, Granularity};
     let dashboard = Dashboard::new(&clickhouse_url(), db).unwrap();
     let (from, to) = (
         Timestamp::from_millis(two_hours_ago() - 86_400_000),
@@ -308,7 +308,7 @@ async fn assert_dashboard(db: &str, expected: &Counts) {
         *per_event.entry(event.clone()).or_default() += n;
         users.entry(at[..10].to_owned()).or_default().insert(user);
     }
-    let as_map = |points: Vec<sluice_aggregator::query::Point>| -> BTreeMap<String, u64> {
+    let as_map = |points: Vec<sluice_clickhouse::dashboard::Point>| -> BTreeMap<String, u64> {
         points.into_iter().map(|p| (p.label, p.value)).collect()
     };
     let five = dashboard

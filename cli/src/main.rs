@@ -434,7 +434,7 @@ enum StatsQuery {
     Events {
         /// Bucket size: 5m, hour or day.
         #[arg(long, default_value = "hour")]
-        by: sluice_aggregator::query::Granularity,
+        by: sluice_clickhouse::dashboard::Granularity,
         /// Only this event name.
         #[arg(long)]
         event: Option<String>,
@@ -621,7 +621,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// `sluice stats`: one dashboard query, printed as a table or JSON.
 async fn stats(args: StatsArgs) -> anyhow::Result<()> {
-    use sluice_aggregator::query::Dashboard;
+    use sluice_clickhouse::dashboard::Dashboard;
     const DAY_MS: i64 = 86_400_000;
     let team = args
         .team

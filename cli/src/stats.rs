@@ -1,7 +1,7 @@
 //! `sluice stats`: what a dashboard shows, from the aggregator's rollups:
 //! event counts over time, daily active users and top events for a team.
 
-use sluice_aggregator::query::Point;
+use sluice_clickhouse::dashboard::Point;
 use sluice_core::Timestamp;
 
 /// A time from the command line: RFC 3339 (`2026-11-26T08:00:00Z`) or a UTC

@@ -1,17 +1,18 @@
 //! The dashboards' read path: event counts over time, daily active users and
 //! top events for one team, read from the rollups (never from raw events).
 //! The SQL is documented in `docs/dashboards.md`; `sluice stats` prints it.
+//! A layer, not part of the aggregator that writes the rollups: every reader
+//! (the CLI, a console) uses it without depending on that service.
 //!
 //! Ranges are half-open, `[from, to)`, in UTC; an answer has every bucket
 //! (5 minutes, hour or day) that overlaps the range, so "the last 7 days"
 //! includes today so far.
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use sluice_clickhouse::quote_literal;
 use sluice_core::Timestamp;
 
-use crate::clickhouse::schema::{DAU_DAILY, ROLLUPS_5M, ROLLUPS_DAILY, ROLLUPS_HOURLY};
+use crate::{Error, is_identifier, quote_literal};
+use crate::rollups::{DAU_DAILY, ROLLUPS_5M, ROLLUPS_DAILY, ROLLUPS_HOURLY, WINDOW_MS};
 
 /// Resolution of [`Dashboard::event_counts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +91,7 @@ pub fn event_counts_sql(
         Granularity::FiveMinutes => (
             ROLLUPS_5M,
             "window_start",
-            datetime(floor(from, crate::window::WINDOW_MS)),
+            datetime(floor(from, WINDOW_MS)),
             format!("< {}", quote_literal(&datetime(to))),
         ),
         Granularity::Hour => (
@@ -149,11 +150,12 @@ pub fn top_events_sql(
 
 impl Dashboard {
     /// `database` must be an identifier (it is pasted into SQL).
-    pub fn new(url: &str, database: &str) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            sluice_clickhouse::is_identifier(database),
-            "database `{database}` must be an identifier"
-        );
+    pub fn new(url: &str, database: &str) -> Result<Self, Error> {
+        if !is_identifier(database) {
+            return Err(Error::InvalidSettings(format!(
+                "database `{database}` must be an identifier"
+            )));
+        }
         Ok(Self {
             client: clickhouse::Client::default()
                 .with_url(url)
@@ -162,12 +164,12 @@ impl Dashboard {
         })
     }
 
-    async fn points(&self, sql: String) -> anyhow::Result<Vec<Point>> {
+    async fn points(&self, sql: String) -> Result<Vec<Point>, Error> {
         self.client
             .query(&sql)
             .fetch_all()
             .await
-            .with_context(|| format!("querying ClickHouse: {sql}"))
+            .map_err(|e| Error::clickhouse(format!("query `{sql}` failed"), e))
     }
 
     pub async fn event_counts(
@@ -177,7 +179,7 @@ impl Dashboard {
         to: Timestamp,
         granularity: Granularity,
         event: Option<&str>,
-    ) -> anyhow::Result<Vec<Point>> {
+    ) -> Result<Vec<Point>, Error> {
         self.points(event_counts_sql(
             &self.database,
             team,
@@ -194,7 +196,7 @@ impl Dashboard {
         team: &str,
         from: Timestamp,
         to: Timestamp,
-    ) -> anyhow::Result<Vec<Point>> {
+    ) -> Result<Vec<Point>, Error> {
         self.points(dau_sql(&self.database, team, from, to)).await
     }
 
@@ -204,7 +206,7 @@ impl Dashboard {
         from: Timestamp,
         to: Timestamp,
         limit: u32,
-    ) -> anyhow::Result<Vec<Point>> {
+    ) -> Result<Vec<Point>, Error> {
         self.points(top_events_sql(&self.database, team, from, to, limit))
             .await
     }

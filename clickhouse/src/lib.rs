@@ -13,6 +13,9 @@
 //!   TTL, and the hourly job that does it ([`Retention`]).
 //! - [`seen`]: rebuilding a partition's deduplication state from `event_ids`
 //!   ([`seen::rebuild`]).
+//! - [`rollups`]: the rollup tables' names and window, shared by the
+//!   aggregator (writer) and the dashboards (readers).
+//! - [`dashboard`]: the dashboards' read path over the rollups ([`dashboard::Dashboard`]).
 //! - [`rows`]: one row struct per layout and the conversion from an [`Event`](sluice_core::Event).
 //! - [`rowbinary`]: the RowBinary encoder shared by inserts and tests.
 //! - [`insert`]: one batch = one `INSERT`, with failures classified
@@ -27,11 +30,13 @@
 //! ([`migrate()`]); [`loaded_offsets`] and [`insert_batch`] use the client's
 //! database (`Client::with_database`) unless the table name is qualified.
 
+pub mod dashboard;
 pub mod insert;
 pub mod migrate;
 pub mod probe;
 pub mod progress;
 pub mod retention;
+pub mod rollups;
 pub mod rowbinary;
 pub mod rows;
 pub mod schema;

@@ -39,10 +39,7 @@
 use sluice_clickhouse::{Capabilities, Migration, bootstrap};
 
 pub const COMPONENT: &str = "aggregator";
-pub const ROLLUPS_5M: &str = "rollups_5m";
-pub const ROLLUPS_HOURLY: &str = "rollups_hourly";
-pub const ROLLUPS_DAILY: &str = "rollups_daily";
-pub const DAU_DAILY: &str = "dau_daily";
+pub use sluice_clickhouse::rollups::{DAU_DAILY, ROLLUPS_5M, ROLLUPS_DAILY, ROLLUPS_HOURLY};
 
 /// The columns of `rollups_5m`, in insert order, with their plain types.
 pub const ROLLUP_COLUMNS: &[(&str, &str)] = &[
