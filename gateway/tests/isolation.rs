@@ -7,6 +7,8 @@
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -15,7 +17,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sluice_core::Timestamp;
 use sluice_core::clock::FixedClock;
-use sluice_gateway::keys::{self, ConfiguredKeys, KeyStore, MemoryKeys, Role};
+use sluice_gateway::keys::{KeyStore, MemoryKeys};
 use sluice_gateway::producer::MemoryProducer;
 use sluice_gateway::schemas::SchemaRegistry;
 use sluice_gateway::{AppState, GatewayConfig, router};
@@ -36,22 +38,13 @@ struct Harness {
 async fn harness() -> Harness {
     let mut config = GatewayConfig::default();
     config.admin.token = OPERATOR.into();
-    let keys = Arc::new(MemoryKeys::new(ConfiguredKeys::default()));
     let now = Timestamp::from_millis(1_800_000_000_000);
-    let make = async |team: &str, role: Role| {
-        let new = keys::generate(team, role, "test", now);
-        let id = new.record.key_id.clone();
-        keys.insert(new.record).await.unwrap();
-        (new.key, id)
-    };
-    let (admin_a, _) = make("team-a", Role::Admin).await;
-    let (ingest_a, key_id_a) = make("team-a", Role::Ingest).await;
-    let (admin_b, _) = make("team-b", Role::Admin).await;
+    let teams = common::teams(now).await;
     let producer = Arc::new(MemoryProducer::default());
     let plugins = sluice_plugin_host::PluginHost::new(&config.plugins, None).unwrap();
     let state = AppState::new(
         &config,
-        keys.clone(),
+        teams.keys.clone(),
         producer.clone(),
         Arc::new(FixedClock::new(now)),
     )
@@ -59,12 +52,12 @@ async fn harness() -> Harness {
     .with_plugins(plugins);
     Harness {
         state,
-        keys,
+        keys: teams.keys,
         producer,
-        admin_a,
-        ingest_a,
-        admin_b,
-        key_id_a,
+        admin_a: teams.admin_a,
+        ingest_a: teams.ingest_a,
+        admin_b: teams.admin_b,
+        key_id_a: teams.ingest_a_id,
     }
 }
 

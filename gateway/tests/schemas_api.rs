@@ -5,6 +5,8 @@
 // Test helpers unwrap: a panic is the failure report we want.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,7 +16,6 @@ use serde_json::{Value, json};
 use sluice_core::Timestamp;
 use sluice_core::clock::FixedClock;
 use sluice_core::kafka::headers;
-use sluice_gateway::keys::{self, ConfiguredKeys, KeyStore, MemoryKeys, Role};
 use sluice_gateway::producer::MemoryProducer;
 use sluice_gateway::schemas::SchemaRegistry;
 use sluice_gateway::{AppState, GatewayConfig, router};
@@ -35,20 +36,12 @@ struct Harness {
 async fn harness() -> Harness {
     let mut config = GatewayConfig::default();
     config.admin.token = OPERATOR.into();
-    let keys = Arc::new(MemoryKeys::new(ConfiguredKeys::default()));
     let now = Timestamp::from_millis(NOW);
-    let make = async |team: &str, role: Role| {
-        let new = keys::generate(team, role, "test", now);
-        keys.insert(new.record).await.unwrap();
-        new.key
-    };
-    let admin_a = make("team-a", Role::Admin).await;
-    let ingest_a = make("team-a", Role::Ingest).await;
-    let admin_b = make("team-b", Role::Admin).await;
+    let teams = common::teams(now).await;
     let producer = Arc::new(MemoryProducer::default());
     let state = AppState::new(
         &config,
-        keys.clone(),
+        teams.keys.clone(),
         producer.clone(),
         Arc::new(FixedClock::new(now)),
     )
@@ -56,9 +49,9 @@ async fn harness() -> Harness {
     Harness {
         state,
         producer,
-        admin_a,
-        ingest_a,
-        admin_b,
+        admin_a: teams.admin_a,
+        ingest_a: teams.ingest_a,
+        admin_b: teams.admin_b,
     }
 }
 

@@ -42,3 +42,35 @@ pub fn harness_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
     );
     Harness { state, producer }
 }
+
+/// Keys of two teams in a store: team A's admin and ingest keys, team B's
+/// admin key (the cross-team suites).
+pub struct Teams {
+    pub keys: Arc<sluice_gateway::keys::MemoryKeys>,
+    pub admin_a: String,
+    pub ingest_a: String,
+    pub admin_b: String,
+    /// The id of team A's ingest key.
+    pub ingest_a_id: String,
+}
+
+pub async fn teams(now: Timestamp) -> Teams {
+    use sluice_gateway::keys::{self, KeyStore, Role};
+    let keys = Arc::new(MemoryKeys::new(ConfiguredKeys::default()));
+    let make = async |team: &str, role: Role| {
+        let new = keys::generate(team, role, "test", now);
+        let id = new.record.key_id.clone();
+        keys.insert(new.record).await.unwrap();
+        (new.key, id)
+    };
+    let (admin_a, _) = make("team-a", Role::Admin).await;
+    let (ingest_a, ingest_a_id) = make("team-a", Role::Ingest).await;
+    let (admin_b, _) = make("team-b", Role::Admin).await;
+    Teams {
+        keys,
+        admin_a,
+        ingest_a,
+        admin_b,
+        ingest_a_id,
+    }
+}
