@@ -22,6 +22,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 use tokio::sync::{Semaphore, oneshot};
 
+use crate::workload::Route;
+
 /// Latencies are recorded in microseconds up to this bound (one minute).
 const MAX_LATENCY_US: u64 = 60_000_000;
 
@@ -31,7 +33,8 @@ pub struct Target {
     client: reqwest::Client,
     events_url: String,
     base_url: String,
-    authorization: HeaderValue,
+    /// `None` when the key travels in the body (PostHog routes).
+    authorization: Option<HeaderValue>,
 }
 
 impl Target {
@@ -56,8 +59,33 @@ impl Target {
             client,
             events_url: format!("{base_url}/v1/events"),
             base_url,
-            authorization: HeaderValue::from_str(&format!("Bearer {api_key}"))
+            authorization: Some(
+                HeaderValue::from_str(&format!("Bearer {api_key}"))
+                    .context("API key is not a valid header value")?,
+            ),
+        })
+    }
+
+    /// The same client aimed at another ingest route of the gateway, sending
+    /// the key the way that route's SDK does: Bearer (native), HTTP Basic with
+    /// the key as user (Segment), or in the body (PostHog: no header).
+    pub fn for_route(&self, route: Route, api_key: &str) -> anyhow::Result<Self> {
+        let authorization = match route {
+            Route::Native => self.authorization.clone(),
+            Route::Segment => Some(
+                HeaderValue::from_str(&format!(
+                    "Basic {}",
+                    base64(format!("{api_key}:").as_bytes())
+                ))
                 .context("API key is not a valid header value")?,
+            ),
+            Route::PostHog => None,
+        };
+        Ok(Self {
+            client: self.client.clone(),
+            events_url: format!("{}{}", self.base_url, route.path()),
+            base_url: self.base_url.clone(),
+            authorization,
         })
     }
 
@@ -107,10 +135,11 @@ impl Target {
 
     /// POSTs one batch body and classifies the answer.
     pub async fn post(&self, body: Bytes) -> Answer {
-        let sent = self
-            .client
-            .post(&self.events_url)
-            .header(AUTHORIZATION, self.authorization.clone())
+        let mut request = self.client.post(&self.events_url);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        let sent = request
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body)
             .send()
@@ -128,6 +157,28 @@ impl Target {
         let counts = serde_json::from_slice::<Counts>(&bytes).unwrap_or_default();
         Answer::Http { status, counts }
     }
+}
+
+/// Standard base64 with padding (for a Basic header; not worth a dependency).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// The top of a batch response; `results` is skipped without being built.
@@ -424,6 +475,14 @@ fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_pads_like_the_standard_alphabet() {
+        assert_eq!(base64(b"sk_test_team_a:"), "c2tfdGVzdF90ZWFtX2E6");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b""), "");
+    }
 
     #[test]
     fn tallies_merge_and_count_statuses() {

@@ -8,8 +8,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sluice_bench::baseline::ProducerSetup;
 use sluice_bench::results::{OverloadConfig, OverloadResults, ThroughputResults};
-use sluice_bench::suite::{self, BatchPlan, OverloadOptions, Subject, ThroughputOptions};
-use sluice_bench::{aggregator, plugins, read_json, topics, write_json};
+use sluice_bench::suite::{
+    self, BatchPlan, OverloadOptions, SdkRouteResults, Subject, ThroughputOptions,
+};
+use sluice_bench::workload::Route;
+use sluice_bench::{aggregator, plugins, read_json, report, topics, write_json};
 
 /// Load generator and benchmark for the Sluice gateway (see docs/benchmarks.md).
 #[derive(Debug, Parser)]
@@ -75,6 +78,13 @@ enum Command {
         half_load_secs: u64,
         #[arg(long)]
         out: PathBuf,
+        /// Drop-in SDK routes measured after the native one at every batch
+        /// size and round (segment, posthog); none by default.
+        #[arg(long, value_delimiter = ',')]
+        sdk_routes: Vec<Route>,
+        /// Where the SDK routes' results go (with --sdk-routes).
+        #[arg(long)]
+        sdk_out: Option<PathBuf>,
     },
     /// Offer a multiple of the measured capacity to a gateway configured with
     /// small limits; watch its memory; check it recovers. Writes JSON results.
@@ -286,6 +296,9 @@ enum Command {
         throughput: Option<PathBuf>,
         #[arg(long)]
         overload: Option<PathBuf>,
+        /// SDK route results (`throughput --sdk-out`), for their own section.
+        #[arg(long)]
+        sdk_routes: Option<PathBuf>,
         #[arg(long, default_value = "docs/benchmarks.md")]
         doc: PathBuf,
     },
@@ -417,7 +430,12 @@ async fn main() -> anyhow::Result<()> {
             half_load_batch,
             half_load_secs,
             out,
+            sdk_routes,
+            sdk_out,
         } => {
+            if !sdk_routes.is_empty() && sdk_out.is_none() {
+                anyhow::bail!("--sdk-routes needs --sdk-out");
+            }
             let options = ThroughputOptions {
                 producer: ProducerSetup {
                     brokers: common.brokers.clone(),
@@ -433,10 +451,14 @@ async fn main() -> anyhow::Result<()> {
                 warmup: Duration::from_secs(warmup_secs),
                 half_load_batch,
                 half_load_duration: Duration::from_secs(half_load_secs),
+                sdk_routes,
             };
             let brokers = topics::broker_count(&common.brokers)?;
-            let results =
+            let (results, sdk) =
                 suite::throughput(&common.subject(), &common.workload(), &options, brokers).await?;
+            if let Some(sdk_out) = sdk_out {
+                write_json(&sdk_out, &sdk)?;
+            }
             write_json(&out, &results)
         }
         Command::Overload {
@@ -684,13 +706,26 @@ async fn main() -> anyhow::Result<()> {
         Command::Report {
             throughput,
             overload,
+            sdk_routes,
             doc,
         } => {
             let throughput: Option<ThroughputResults> =
                 throughput.as_deref().map(read_json).transpose()?;
             let overload: Option<OverloadResults> =
                 overload.as_deref().map(read_json).transpose()?;
-            sluice_bench::update_doc(&doc, throughput.as_ref(), overload.as_ref())
+            if throughput.is_some() || overload.is_some() {
+                sluice_bench::update_doc(&doc, throughput.as_ref(), overload.as_ref())?;
+            }
+            if let Some(path) = sdk_routes {
+                let sdk: SdkRouteResults = read_json(&path)?;
+                report::update_section(
+                    &doc,
+                    report::SDK_BEGIN_MARKER,
+                    report::SDK_END_MARKER,
+                    &report::render_sdk_routes(&sdk),
+                )?;
+            }
+            Ok(())
         }
     }
 }

@@ -5,9 +5,13 @@
 use std::fmt::Write as _;
 
 use crate::results::{BatchResult, OverloadResults, Quantiles, Run, Spread, ThroughputResults};
+use crate::suite::{RouteRound, SdkRouteResults};
+use crate::workload::Route;
 
 pub const BEGIN_MARKER: &str = "<!-- BEGIN GENERATED RESULTS (scripts/bench) -->";
 pub const END_MARKER: &str = "<!-- END GENERATED RESULTS -->";
+pub const SDK_BEGIN_MARKER: &str = "<!-- BEGIN GENERATED SDK ROUTE RESULTS (scripts/bench) -->";
+pub const SDK_END_MARKER: &str = "<!-- END GENERATED SDK ROUTE RESULTS -->";
 
 /// The goals, as numbers.
 const MIN_RATIO_AT_1000: f64 = 0.5;
@@ -16,6 +20,12 @@ const MAX_PROCESSING_P99_MS: f64 = 2.0;
 const E2E_P99_ABOVE_LINGER_MS: f64 = 15.0;
 /// "Serves normally again as soon as the load drops": within a second.
 const MAX_RECOVERY_MS: f64 = 1000.0;
+/// Issue 23: an SDK route's CPU per event ÷ the native route's, batch 100.
+const MAX_SDK_CPU_VS_NATIVE: f64 = 1.2;
+/// Issue 23: an SDK route's events/s ÷ the raw producer's, batch 100.
+const MIN_SDK_RATIO: f64 = 0.8;
+/// The batch size both SDK goals are judged at.
+const SDK_GOAL_BATCH: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -436,6 +446,131 @@ fn render_throughput(md: &mut String, t: &ThroughputResults) {
     }
 }
 
+/// The SDK routes' goals (issue 23) with what this run measured.
+pub fn sdk_goals(r: &SdkRouteResults) -> Vec<Goal> {
+    let at = |size: usize| r.rounds.iter().filter(move |round| round.batch == size);
+    let mut goals = Vec::new();
+    for route in routes_in(r) {
+        let name = route.name();
+        let of = |f: fn(&RouteRound, &Run) -> Option<f64>| {
+            Spread::of(at(SDK_GOAL_BATCH).filter_map(|round| {
+                let run = round.routes.iter().find(|rr| rr.route == route)?;
+                f(round, &run.run)
+            }))
+        };
+        let cpu = of(RouteRound::cpu_vs_native);
+        goals.push(Goal {
+            goal: format!(
+                "batch {SDK_GOAL_BATCH}, {name} route: gateway CPU per event ≤ {MAX_SDK_CPU_VS_NATIVE} × the native route's (same round)"
+            ),
+            measured: cpu.map_or("–".to_owned(), |c| spread(c, " ×")),
+            verdict: cpu.map_or(Verdict::Unknown, |c| {
+                Verdict::from_bool(c.mean <= MAX_SDK_CPU_VS_NATIVE)
+            }),
+        });
+        let ratio = of(RouteRound::ratio);
+        goals.push(Goal {
+            goal: format!(
+                "batch {SDK_GOAL_BATCH}, {name} route: ≥ {MIN_SDK_RATIO} × raw-producer events/s (same round)"
+            ),
+            measured: ratio.map_or("–".to_owned(), |c| spread(c, " ×")),
+            verdict: ratio.map_or(Verdict::Unknown, |c| {
+                Verdict::from_bool(c.mean >= MIN_SDK_RATIO)
+            }),
+        });
+    }
+    goals
+}
+
+fn routes_in(r: &SdkRouteResults) -> Vec<Route> {
+    let mut routes: Vec<Route> = r
+        .rounds
+        .iter()
+        .flat_map(|round| round.routes.iter().map(|rr| rr.route))
+        .collect();
+    routes.sort();
+    routes.dedup();
+    routes
+}
+
+/// The generated SDK routes section (without markers).
+pub fn render_sdk_routes(r: &SdkRouteResults) -> String {
+    let mut md = String::new();
+    let env = &r.environment;
+    let _ = writeln!(
+        md,
+        "#### Last run\n\n\
+         {} on `{}`, {} vCPU, Linux {}; load average at start {}; commit {}. \
+         Events: {} distinct, mean {:.0} bytes as sent natively.\n",
+        env.started_at,
+        env.cpu_model,
+        env.cpus,
+        env.kernel,
+        env.load_average,
+        env.commit.as_deref().unwrap_or("unknown"),
+        r.workload.distinct_events,
+        r.workload.mean_event_bytes,
+    );
+    let _ = writeln!(
+        md,
+        "#### Goals\n\n| goal | measured | verdict |\n|---|---|---|"
+    );
+    for goal in sdk_goals(r) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            goal.goal,
+            goal.measured,
+            goal.verdict.text()
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n#### Every run\n\n\
+         Per round and batch size: the raw producer, the native route, then each SDK route, \
+         back to back. Ratio = the route's events/s ÷ the raw producer's; CPU ÷ native = \
+         the route's gateway CPU µs per event ÷ the native route's.\n\n\
+         | round | batch | concurrent | route | events/s | ratio to raw producer | gateway CPU µs/event | CPU ÷ native | p50 / p99 ms | processing p50 / p99 ms | statuses |\n\
+         |---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for round in &r.rounds {
+        let raw = &round.baseline;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | raw producer | {} | 1 | – | – | {} | – | {} |",
+            round.round,
+            round.batch,
+            round.concurrency,
+            thousands(raw.events_per_second),
+            p50_p99(&raw.latency),
+            statuses(raw),
+        );
+        let rows = std::iter::once(("native", &round.native))
+            .chain(round.routes.iter().map(|rr| (rr.route.name(), &rr.run)));
+        for (name, run) in rows {
+            let processing = run
+                .server
+                .as_ref()
+                .and_then(|s| s.processing.as_ref())
+                .map_or("–".to_owned(), p50_p99);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {name} | {} | {} | {} | {} | {} | {processing} | {} |",
+                round.round,
+                round.batch,
+                round.concurrency,
+                thousands(run.events_per_second),
+                opt(round.ratio(run), ""),
+                opt(run.gateway_cpu_us_per_event(), ""),
+                opt(round.cpu_vs_native(run), ""),
+                p50_p99(&run.latency),
+                statuses(run),
+            );
+        }
+    }
+    md
+}
+
 fn render_overload(md: &mut String, o: &OverloadResults) {
     let c = &o.config;
     let r = &o.run;
@@ -652,6 +787,39 @@ mod tests {
             .map(|g| g.verdict)
             .collect();
         assert_eq!(verdicts[..2], [Verdict::NotMet, Verdict::NotMet]);
+    }
+
+    #[test]
+    fn sdk_goals_judge_batch_100_against_native_and_raw() {
+        use crate::suite::RouteRun;
+        let round = |batch: usize, sdk_eps: f64, sdk_cpu: f64| RouteRound {
+            round: 1,
+            batch,
+            concurrency: 8,
+            baseline: run(100_000.0, 1.0, 1_000_000),
+            native: run(90_000.0, 8.0, 1_000_000),
+            routes: vec![RouteRun {
+                route: Route::Segment,
+                run: run(sdk_eps, sdk_cpu, 1_000_000),
+            }],
+        };
+        let results = SdkRouteResults {
+            rounds: vec![round(100, 85_000.0, 9.0), round(1000, 10.0, 100.0)],
+            ..SdkRouteResults::default()
+        };
+        let goals = sdk_goals(&results);
+        assert_eq!(goals.len(), 2);
+        assert_eq!(goals[0].verdict, Verdict::Met, "{goals:?}");
+        assert_eq!(goals[1].verdict, Verdict::Met, "{goals:?}");
+        let results = SdkRouteResults {
+            rounds: vec![round(100, 70_000.0, 10.0)],
+            ..SdkRouteResults::default()
+        };
+        let goals = sdk_goals(&results);
+        assert_eq!(goals[0].verdict, Verdict::NotMet, "{goals:?}");
+        assert_eq!(goals[1].verdict, Verdict::NotMet, "{goals:?}");
+        let md = render_sdk_routes(&results);
+        assert!(md.contains("| segment |"), "{md}");
     }
 
     #[test]

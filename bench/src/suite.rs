@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::baseline::{self, ProducerSetup};
@@ -22,7 +23,7 @@ use crate::results::{
     BatchResult, CpuUse, Environment, HalfLoad, OverloadConfig, OverloadResults, ProducerInfo,
     Quantiles, Recovery, Run, ServerTimes, ThroughputResults, WorkloadInfo,
 };
-use crate::workload::Workload;
+use crate::workload::{Route, Workload};
 
 /// Histogram names the gateway exports on `/metrics`.
 pub const PROCESSING_METRIC: &str = "sluice_gateway_processing_duration_seconds";
@@ -87,6 +88,49 @@ pub struct ThroughputOptions {
     pub warmup: Duration,
     pub half_load_batch: usize,
     pub half_load_duration: Duration,
+    /// Drop-in SDK routes to measure after the native route at every batch
+    /// size and round, with the same events in each SDK's shape.
+    pub sdk_routes: Vec<Route>,
+}
+
+/// The native route and the SDK routes at one batch size in one round,
+/// next to that round's raw-producer baseline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteRound {
+    pub round: usize,
+    pub batch: usize,
+    pub concurrency: usize,
+    pub baseline: Run,
+    pub native: Run,
+    pub routes: Vec<RouteRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteRun {
+    pub route: Route,
+    pub run: Run,
+}
+
+impl RouteRound {
+    /// The route's acknowledged events/s ÷ the raw producer's.
+    pub fn ratio(&self, run: &Run) -> Option<f64> {
+        (self.baseline.events_per_second > 0.0)
+            .then(|| run.events_per_second / self.baseline.events_per_second)
+    }
+
+    /// The route's gateway CPU per event ÷ the native route's, same round.
+    pub fn cpu_vs_native(&self, run: &Run) -> Option<f64> {
+        let native = self.native.gateway_cpu_us_per_event()?;
+        (native > 0.0).then_some(run.gateway_cpu_us_per_event()? / native)
+    }
+}
+
+/// The SDK routes' results of one throughput run (`--sdk-out`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SdkRouteResults {
+    pub environment: Environment,
+    pub workload: WorkloadInfo,
+    pub rounds: Vec<RouteRound>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,13 +285,14 @@ fn target(subject: &Subject, connections: usize) -> anyhow::Result<Target> {
     )
 }
 
-/// Baseline and gateway at each batch size, then latency at half load.
+/// Baseline and gateway at each batch size (the native route, then each
+/// SDK route of `options.sdk_routes`), then latency at half load.
 pub async fn throughput(
     subject: &Subject,
     workload_options: &WorkloadOptions,
     options: &ThroughputOptions,
     broker_count: usize,
-) -> anyhow::Result<ThroughputResults> {
+) -> anyhow::Result<(ThroughputResults, SdkRouteResults)> {
     let environment = environment(subject, broker_count);
     let workload = generate(workload_options)?;
     let max_clients = options
@@ -276,6 +321,11 @@ pub async fn throughput(
         },
         batches: Vec::new(),
         half_load: None,
+    };
+    let mut sdk = SdkRouteResults {
+        environment: results.environment.clone(),
+        workload: results.workload.clone(),
+        rounds: Vec::new(),
     };
 
     let rounds = options.rounds.max(1);
@@ -318,6 +368,50 @@ pub async fn throughput(
             "    {:.0} events/s, p99 {:.1} ms, statuses {:?}",
             gateway.events_per_second, gateway.latency.p99_ms, gateway.statuses
         );
+        let mut routes = Vec::new();
+        for &route in options.sdk_routes.iter().filter(|r| **r != Route::Native) {
+            eprintln!(
+                "==> round {round}/{rounds}, batch {batch}: {} route {}, {concurrency} clients",
+                route.name(),
+                route.path()
+            );
+            let target = target.for_route(route, &subject.api_key)?;
+            let count = concurrency.max(workload.len() / batch.max(1)).max(4);
+            let bodies = Arc::new(workload.route_bodies(route, batch, count, &subject.api_key)?);
+            load::closed_loop(&target, &bodies, concurrency, options.warmup).await;
+            let before = scrape(&target).await;
+            let mark = probes.mark();
+            let tally = load::closed_loop(&target, &bodies, concurrency, options.duration).await;
+            let cpu = probes.since(mark, true);
+            let after = scrape(&target).await;
+            let label = format!("gateway, {} route", route.name());
+            let mut run = Run::from_tally(
+                &label,
+                batch,
+                format!("closed loop, {concurrency} concurrent"),
+                &tally,
+                cpu,
+            );
+            run.server = server_times(&before, &after);
+            eprintln!(
+                "    {:.0} events/s, {} µs CPU per event, statuses {:?}",
+                run.events_per_second,
+                run.gateway_cpu_us_per_event()
+                    .map_or("?".to_owned(), |c| format!("{c:.1}")),
+                run.statuses
+            );
+            routes.push(RouteRun { route, run });
+        }
+        if !routes.is_empty() {
+            sdk.rounds.push(RouteRound {
+                round,
+                batch,
+                concurrency,
+                baseline: baseline.clone(),
+                native: gateway.clone(),
+                routes,
+            });
+        }
         results.batches.push(BatchResult {
             round,
             batch,
@@ -376,7 +470,7 @@ pub async fn throughput(
             baseline: Some(raw),
         });
     }
-    Ok(results)
+    Ok((results, sdk))
 }
 
 /// Samples a process's RSS every `period` until told to stop.

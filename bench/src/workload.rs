@@ -12,6 +12,7 @@
 
 use anyhow::Context;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_core::kafka::partition_key;
 use sluice_core::{IncomingEvent, Limits, Timestamp};
@@ -261,6 +262,134 @@ impl Workload {
     }
 }
 
+/// Where the generated events are sent: the native API, or one of the
+/// drop-in SDK routes with the same events in that SDK's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Native,
+    /// `POST /v1/batch` as `@segment/analytics-node` sends it (Basic auth).
+    Segment,
+    /// `POST /batch/` as `posthog-node` sends it (`api_key` in the body).
+    PostHog,
+}
+
+impl Route {
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Native => "/v1/events",
+            Self::Segment => "/v1/batch",
+            Self::PostHog => "/batch/",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Segment => "segment",
+            Self::PostHog => "posthog",
+        }
+    }
+}
+
+impl std::str::FromStr for Route {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "native" => Ok(Self::Native),
+            "segment" => Ok(Self::Segment),
+            "posthog" => Ok(Self::PostHog),
+            other => Err(format!("`{other}`: expected native, segment or posthog")),
+        }
+    }
+}
+
+impl Workload {
+    /// As [`Workload::bodies`], for `route`: the same events, each turned
+    /// into the message its SDK would send (a Segment `track` with the
+    /// context as `context`; a PostHog capture with the context's fields as
+    /// `$`-prefixed properties, as posthog-js and posthog-node send device
+    /// data), with the batch's send time, and for PostHog the key in the body.
+    pub fn route_bodies(
+        &self,
+        route: Route,
+        batch: usize,
+        count: usize,
+        api_key: &str,
+    ) -> anyhow::Result<Vec<Bytes>> {
+        if route == Route::Native {
+            return Ok(self.bodies(batch, count));
+        }
+        let sent_at = Timestamp::now().to_rfc3339();
+        let messages = self
+            .events
+            .iter()
+            .map(|text| {
+                let event: Value = serde_json::from_str(text)?;
+                let message = match route {
+                    Route::Segment => json!({
+                        "type": "track",
+                        "event": event["event"],
+                        "userId": event["user_id"],
+                        "messageId": event["event_id"],
+                        "timestamp": event["timestamp"],
+                        "properties": event["properties"],
+                        "context": event["context"],
+                        "integrations": {},
+                    }),
+                    Route::PostHog | Route::Native => {
+                        let mut properties = event["properties"].clone();
+                        if let (Some(props), Some(context)) =
+                            (properties.as_object_mut(), event["context"].as_object())
+                        {
+                            for (name, value) in context {
+                                props.insert(format!("${name}"), value.clone());
+                            }
+                        }
+                        json!({
+                            "event": event["event"],
+                            "distinct_id": event["user_id"],
+                            "uuid": event["event_id"],
+                            "timestamp": event["timestamp"],
+                            "properties": properties,
+                        })
+                    }
+                };
+                Ok(serde_json::to_string(&message)?)
+            })
+            .collect::<anyhow::Result<Vec<String>>>()?;
+        let n = messages.len();
+        let (head, tail) = match route {
+            Route::PostHog => (
+                format!(
+                    "{{\"api_key\":{},\"batch\":[",
+                    serde_json::to_string(api_key)?
+                ),
+                format!("],\"sent_at\":\"{sent_at}\"}}"),
+            ),
+            _ => (
+                "{\"batch\":[".to_owned(),
+                format!("],\"sentAt\":\"{sent_at}\"}}"),
+            ),
+        };
+        Ok((0..count)
+            .map(|i| {
+                let mut body = String::with_capacity(batch * 1400 + 64);
+                body.push_str(&head);
+                for j in 0..batch {
+                    if j > 0 {
+                        body.push(',');
+                    }
+                    body.push_str(&messages[(i * batch + j) % n]);
+                }
+                body.push_str(&tail);
+                Bytes::from(body)
+            })
+            .collect())
+    }
+}
+
 fn mean(sizes: impl ExactSizeIterator<Item = usize>) -> f64 {
     let n = sizes.len().max(1);
     sizes.sum::<usize>() as f64 / n as f64
@@ -280,6 +409,33 @@ mod tests {
             "record adds gateway fields"
         );
         assert!(workload.records[0].key.starts_with("bench:u-"));
+    }
+
+    #[test]
+    fn sdk_bodies_carry_the_same_events_in_each_sdks_shape() {
+        let workload = Workload::generate(50, 10, 7).unwrap();
+        let native: Value = serde_json::from_slice(&workload.bodies(3, 1)[0]).unwrap();
+        let segment = &workload.route_bodies(Route::Segment, 3, 1, "sk_x").unwrap()[0];
+        let segment: Value = serde_json::from_slice(segment).unwrap();
+        let posthog = &workload.route_bodies(Route::PostHog, 3, 1, "sk_x").unwrap()[0];
+        let posthog: Value = serde_json::from_slice(posthog).unwrap();
+        assert_eq!(posthog["api_key"], "sk_x");
+        assert!(segment["sentAt"].is_string() && posthog["sent_at"].is_string());
+        for i in 0..3 {
+            let event = &native["events"][i];
+            let s = &segment["batch"][i];
+            let p = &posthog["batch"][i];
+            assert_eq!(s["messageId"], event["event_id"]);
+            assert_eq!(p["uuid"], event["event_id"]);
+            assert_eq!(s["userId"], event["user_id"]);
+            assert_eq!(p["distinct_id"], event["user_id"]);
+            assert_eq!(s["properties"], event["properties"]);
+            assert_eq!(s["context"], event["context"]);
+            assert_eq!(p["properties"]["$device"], event["context"]["device"]);
+            assert_eq!(p["properties"]["sku"], event["properties"]["sku"]);
+        }
+        assert_eq!("posthog".parse::<Route>(), Ok(Route::PostHog));
+        assert!("mixpanel".parse::<Route>().is_err());
     }
 
     #[test]

@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 use sluice_core::Timestamp;
 
-use crate::{Error, is_identifier, quote_literal};
 use crate::rollups::{DAU_DAILY, ROLLUPS_5M, ROLLUPS_DAILY, ROLLUPS_HOURLY, WINDOW_MS};
+use crate::{Error, is_identifier, quote_literal};
 
 /// Resolution of [`Dashboard::event_counts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

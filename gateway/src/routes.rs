@@ -20,9 +20,7 @@ use crate::{admin, auth, body, metrics, sdk};
 
 /// Every route on one listener (development, and the tests).
 pub fn router(state: AppState) -> Router {
-    ingest_routes()
-        .merge(operator_routes())
-        .with_state(state)
+    ingest_routes().merge(operator_routes()).with_state(state)
 }
 
 /// The public listener when `admin.listen` is set: ingest (native and SDK

@@ -15,6 +15,7 @@
 //! (400/401/413/429/503), except that PostHog routes answer a rate limit with
 //! 503 because posthog-js does not retry a 429.
 
+mod json;
 pub mod posthog;
 pub mod segment;
 
@@ -28,12 +29,14 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sluice_core::{Reject, RejectCode, Timestamp};
 use uuid::Uuid;
 
+use self::json::{Fields, Object, Out};
 use crate::body::{self, Encoding};
 use crate::error::ApiError;
 use crate::ingest::{self, BatchResponse, Candidate};
@@ -48,52 +51,72 @@ pub fn routes() -> Router<AppState> {
         .layer(middleware::from_fn(cors))
 }
 
-/// What a protocol found in a request body.
+/// What a protocol found in a request body, borrowed from it.
 #[derive(Debug, Default)]
-pub struct Parsed {
+pub struct Parsed<'a> {
     /// The API key, when the body carries it (Segment `writeKey`, PostHog `api_key`).
     pub key: Option<String>,
     /// The SDK's messages, in order, as sent.
-    pub messages: Vec<Value>,
+    pub messages: Vec<&'a RawValue>,
     /// The batch-level send time, for clock-skew correction.
-    pub sent_at: Option<Value>,
+    pub sent_at: Option<&'a RawValue>,
 }
 
-/// One message after translation: a native event, or the reason it has none
-/// (with the message as sent, for the dead-letter copy).
-pub type Translated = Result<Value, (Value, Reject)>;
+/// One message after translation: a native event (written once, as the
+/// JSON text the pipeline decodes), or the reason it has none with the
+/// message as sent (for the dead-letter copy; without the key).
+pub type Translated<'a> = Result<Box<RawValue>, (Cow<'a, RawValue>, Reject)>;
 
-/// A message that cannot become an event, kept as sent, with the reason.
-pub fn refuse(message: Map<String, Value>, code: RejectCode, reason: &str) -> Translated {
-    Err((Value::Object(message), Reject::new(code, reason)))
+/// A message that cannot become an event, with the reason. `original` is
+/// the message as sent; `without` names fields left out of the dead-letter
+/// copy (the key, which is never stored).
+pub fn refuse<'a>(
+    raw: &'a RawValue,
+    message: &Object<'a>,
+    without: &[&str],
+    code: RejectCode,
+    reason: &str,
+) -> Translated<'a> {
+    let reject = Reject::new(code, reason);
+    if !without.iter().any(|name| message.contains(name)) {
+        return Err((Cow::Borrowed(raw), reject));
+    }
+    let copy = Fields::copy_from(message, |name| !without.contains(&name));
+    match json::to_raw(&copy) {
+        Ok(copy) => Err((Cow::Owned(copy), reject)),
+        Err(_) => Err((Cow::Borrowed(raw), reject)),
+    }
 }
 
 /// An event in the native contract's shape (`IncomingEvent`), as translation
-/// builds it; absent optional fields are left to the pipeline's defaults.
-#[derive(Debug)]
-pub struct NativeEvent {
+/// writes it; absent optional fields are left to the pipeline's defaults.
+#[derive(Debug, Serialize)]
+pub struct NativeEvent<'x, 'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<Uuid>,
-    pub name: String,
-    pub user: String,
-    pub timestamp: Option<Value>,
-    pub properties: Value,
-    pub context: Value,
+    pub event: &'x str,
+    pub user_id: &'x str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Out<'x, 'a>>,
+    pub properties: Out<'x, 'a>,
+    pub context: Out<'x, 'a>,
 }
 
-impl NativeEvent {
-    pub fn into_value(self) -> Value {
-        let mut event = Map::new();
-        if let Some(id) = self.event_id {
-            event.insert("event_id".to_owned(), Value::from(id.to_string()));
-        }
-        event.insert("event".to_owned(), Value::from(self.name));
-        event.insert("user_id".to_owned(), Value::from(self.user));
-        if let Some(timestamp) = self.timestamp {
-            event.insert("timestamp".to_owned(), timestamp);
-        }
-        event.insert("properties".to_owned(), self.properties);
-        event.insert("context".to_owned(), self.context);
-        Value::Object(event)
+impl NativeEvent<'_, '_> {
+    /// The event's JSON text: the one serialisation translation does.
+    pub fn write<'a>(&self) -> Translated<'a> {
+        json::to_raw(self).map_err(|err| {
+            // Serialising borrowed JSON text cannot fail; if it ever did,
+            // the event is refused rather than the whole batch.
+            tracing::error!(error = %err, "translated event could not be written");
+            (
+                Cow::Owned(Box::<RawValue>::default()),
+                Reject::new(
+                    RejectCode::InvalidValue,
+                    "the event could not be translated",
+                ),
+            )
+        })
     }
 }
 
@@ -111,12 +134,29 @@ pub(crate) trait Protocol {
     /// How the body is compressed.
     fn encoding(&self, headers: &HeaderMap) -> Result<Encoding, ApiError>;
 
-    /// Finds the key and the messages in the decoded body.
-    fn parse(&self, body: &[u8]) -> Result<Parsed, ApiError>;
+    /// The JSON inside the decompressed body (a form field, base64): the
+    /// body itself unless the protocol wraps it.
+    fn json<'b>(&self, body: &'b [u8]) -> Result<Cow<'b, [u8]>, ApiError> {
+        Ok(Cow::Borrowed(body))
+    }
 
-    /// Turns one SDK message (a JSON object) into one event in the native
-    /// contract's shape.
-    fn translate(&self, message: Map<String, Value>, context: &Context<'_>) -> Translated;
+    /// Finds the key and the messages in the body's JSON.
+    fn parse<'a>(&self, json: &'a [u8]) -> Result<Parsed<'a>, ApiError>;
+
+    /// The key carried inside the messages, for bodies without one at the
+    /// top (older posthog-js); `None` by default.
+    fn key_in_messages(&self, _messages: &[Option<Object<'_>>]) -> Option<String> {
+        None
+    }
+
+    /// Turns one SDK message (a JSON object: `raw` as sent, `message` its
+    /// fields) into one event in the native contract's shape.
+    fn translate<'a>(
+        &self,
+        raw: &'a RawValue,
+        message: &Object<'a>,
+        context: &Context<'_>,
+    ) -> Translated<'a>;
 
     /// The body the SDK expects; `ok` is false when it must retry.
     fn body(&self, ok: bool) -> Map<String, Value>;
@@ -171,61 +211,50 @@ async fn ingest<P: Protocol>(
     // PostHog's key travels in the body: without a header key the body is
     // read first, under the same size, time and memory limits as any other.
     let (bytes, ticket) = body::read_request(state, headers, body, encoding).await?;
-    let parsed = protocol.parse(&bytes)?;
+    let json = protocol.json(&bytes)?;
+    let parsed = protocol.parse(&json)?;
+    json::refuse_like_value(&json, &parsed.messages)?;
+    // Each message's fields, read once for the key search and translation.
+    let messages: Vec<Option<Object<'_>>> = parsed
+        .messages
+        .iter()
+        .map(|raw| Object::parse(raw))
+        .collect();
+    let key = parsed.key.or_else(|| protocol.key_in_messages(&messages));
     let principal: Principal = match early {
         Some(principal) => principal,
-        None => auth::principal(
-            state.keys(),
-            parsed.key.as_deref().ok_or(ApiError::MissingApiKey)?,
-        )?,
+        None => auth::principal(state.keys(), key.as_deref().ok_or(ApiError::MissingApiKey)?)?,
     };
     let context = Context {
         team: &principal.team,
         now: state.clock().now(),
-        sent_at: parsed.sent_at.as_ref(),
+        sent_at: parsed.sent_at,
     };
-    let translated: Vec<(Box<RawValue>, Option<Reject>)> = parsed
+    let translated: Vec<Translated<'_>> = parsed
         .messages
-        .into_iter()
-        .map(|message| match translate(protocol, message, &context) {
-            Ok(event) => to_raw(&event).map(|raw| (raw, None)),
-            Err((original, reject)) => to_raw(&original).map(|raw| (raw, Some(reject))),
+        .iter()
+        .zip(&messages)
+        .map(|(raw, message)| match message {
+            Some(message) => protocol.translate(raw, message, &context),
+            None => Err((
+                Cow::Borrowed(*raw),
+                Reject::new(
+                    RejectCode::NotAnObject,
+                    format!("each {} message must be a JSON object", P::NAME),
+                ),
+            )),
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
     let candidates: Vec<Candidate<'_>> = translated
         .iter()
-        .map(|(raw, reject)| match reject {
-            None => Candidate::Event(raw),
-            Some(reject) => Candidate::Untranslatable {
-                original: raw,
-                reject,
-            },
+        .map(|translated| match translated {
+            Ok(event) => Candidate::Event(event),
+            Err((original, reject)) => Candidate::Untranslatable { original, reject },
         })
         .collect();
     let outcome = ingest::ingest_events(state, &principal, &candidates).await;
     drop(ticket);
     outcome
-}
-
-pub(crate) fn translate<P: Protocol>(
-    protocol: &P,
-    message: Value,
-    context: &Context<'_>,
-) -> Translated {
-    match message {
-        Value::Object(message) => protocol.translate(message, context),
-        other => Err((
-            other,
-            Reject::new(
-                RejectCode::NotAnObject,
-                format!("each {} message must be a JSON object", P::NAME),
-            ),
-        )),
-    }
-}
-
-fn to_raw(value: &Value) -> Result<Box<RawValue>, ApiError> {
-    serde_json::value::to_raw_value(value).map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// 200 when nothing is left to retry, 503 with `Retry-After` when some event
@@ -260,14 +289,14 @@ pub struct Context<'a> {
     /// The gateway's receive time: the reference for clock-skew correction.
     pub now: Timestamp,
     /// The batch's send time, when the body has one.
-    pub sent_at: Option<&'a Value>,
+    pub sent_at: Option<&'a RawValue>,
 }
 
 impl Context<'_> {
     /// The Sluice event id of an SDK message id (see [`event_id_for`]);
     /// `None` when the message has no usable id: the pipeline assigns one.
-    pub fn event_id(&self, id: Option<&Value>) -> Option<Uuid> {
-        Some(event_id_for(self.team, &text_of(id?)?))
+    pub fn event_id(&self, id: Option<&RawValue>) -> Option<Uuid> {
+        Some(event_id_for(self.team, &json::text_of(id?)?))
     }
 
     /// The event time after clock-skew correction. SDKs stamp each message
@@ -277,20 +306,22 @@ impl Context<'_> {
     /// the client's timestamp stands; without a timestamp, `now - offset_ms`
     /// (PostHog's `offset`), else the gateway time. A timestamp that does not
     /// parse is passed through for the contract to reject with its reason.
-    pub fn timestamp(
+    /// `sent_at` is the message's own send time, which wins over the
+    /// batch's when present (even as `null`).
+    pub fn timestamp<'a>(
         &self,
-        timestamp: Option<&Value>,
-        sent_at: Option<&Value>,
-        offset_ms: Option<&Value>,
-    ) -> Option<Value> {
-        let Some(raw) = timestamp.filter(|v| !v.is_null()) else {
-            let offset = offset_ms.and_then(Value::as_i64)?;
-            return Some(Value::from(self.now.as_millis().saturating_sub(offset)));
+        timestamp: Option<&'a RawValue>,
+        sent_at: Option<&RawValue>,
+        offset_ms: Option<&RawValue>,
+    ) -> Option<Out<'static, 'a>> {
+        let Some(raw) = json::non_null(timestamp) else {
+            let offset = json::as_i64(offset_ms?)?;
+            return Some(Out::Int(self.now.as_millis().saturating_sub(offset)));
         };
-        let Some(client) = parse_time(raw) else {
-            return Some(raw.clone());
+        let Some(client) = json::parse_time(raw) else {
+            return Some(Out::Raw(raw));
         };
-        let sent = sent_at.or(self.sent_at).and_then(parse_time);
+        let sent = sent_at.or(self.sent_at).and_then(json::parse_time);
         let millis = match sent {
             Some(sent) => self
                 .now
@@ -298,7 +329,7 @@ impl Context<'_> {
                 .saturating_sub(sent.as_millis().saturating_sub(client.as_millis())),
             None => client.as_millis(),
         };
-        Some(Value::from(millis))
+        Some(Out::Int(millis))
     }
 }
 
@@ -325,46 +356,28 @@ pub fn event_id_for(team: &str, message_id: &str) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
-/// RFC 3339 text or epoch milliseconds.
-fn parse_time(value: &Value) -> Option<Timestamp> {
-    match value {
-        Value::String(text) => Timestamp::parse_rfc3339(text).ok(),
-        Value::Number(n) => n.as_i64().and_then(|ms| Timestamp::checked(ms).ok()),
-        _ => None,
+/// The protocol's block in `context`: the named fields that are present and
+/// not `null`, then every field of `message` that translation did not take
+/// (`taken`), under its own name, so nothing the SDK sent is lost.
+pub fn sdk_block<'x, 'a>(
+    named: impl IntoIterator<Item = (&'static str, Option<Out<'x, 'a>>)>,
+    message: &'x Object<'a>,
+    taken: impl Fn(&str) -> bool,
+) -> Fields<'x, 'a> {
+    let mut block = Fields::with_capacity(16);
+    for (name, value) in named {
+        match value {
+            Some(Out::Raw(raw)) if json::is_null(raw) => {}
+            Some(value) => block.push(name, value),
+            None => {}
+        }
     }
-}
-
-/// A non-empty string, or a number as text (some SDKs send numeric user ids).
-pub fn text_of(value: &Value) -> Option<Cow<'_, str>> {
-    match value {
-        Value::String(text) if !text.is_empty() => Some(Cow::Borrowed(text)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        _ => None,
+    for (name, value) in message.iter() {
+        if !taken(name) {
+            block.or_insert(name, Out::Raw(value));
+        }
     }
-}
-
-/// The first candidate that is usable text (see [`text_of`]).
-pub fn first_text<'v>(candidates: impl IntoIterator<Item = Option<&'v Value>>) -> Option<String> {
-    candidates
-        .into_iter()
-        .find_map(|value| text_of(value?).map(Cow::into_owned))
-}
-
-/// The protocol's block in `context`: the named fields that are present,
-/// then every other field the message still carries, under its own name, so
-/// nothing the SDK sent is lost.
-pub fn sdk_block(
-    fields: impl IntoIterator<Item = (&'static str, Option<Value>)>,
-    rest: Map<String, Value>,
-) -> Value {
-    let mut block: Map<String, Value> = fields
-        .into_iter()
-        .filter_map(|(name, value)| Some((name.to_owned(), value.filter(|v| !v.is_null())?)))
-        .collect();
-    for (name, value) in rest {
-        block.entry(name).or_insert(value);
-    }
-    Value::Object(block)
+    block
 }
 
 /// CORS for browser SDKs. The routes authenticate with a key in the request,
@@ -409,13 +422,15 @@ async fn cors(request: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
-    fn context(sent_at: Option<&Value>) -> Context<'_> {
+    fn raw(text: &str) -> &RawValue {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn context(sent_at: Option<&RawValue>) -> Context<'_> {
         Context {
             team: "team-a",
             now: NOW,
@@ -423,15 +438,20 @@ mod tests {
         }
     }
 
+    fn millis(out: Option<Out<'_, '_>>) -> Option<String> {
+        out.map(|out| serde_json::to_string(&out).unwrap())
+    }
+
     #[test]
     fn uuids_are_kept_and_other_ids_hash_deterministically_per_team() {
         let ctx = context(None);
         let uuid = "0190d6a8-0000-7000-8000-000000000001";
-        assert_eq!(ctx.event_id(Some(&json!(uuid))).unwrap().to_string(), uuid);
-        let a = ctx.event_id(Some(&json!("node-next-1-abc"))).unwrap();
-        assert_eq!(a, ctx.event_id(Some(&json!("node-next-1-abc"))).unwrap());
+        let quoted = format!("\"{uuid}\"");
+        assert_eq!(ctx.event_id(Some(raw(&quoted))).unwrap().to_string(), uuid);
+        let a = ctx.event_id(Some(raw(r#""node-next-1-abc""#))).unwrap();
+        assert_eq!(a, ctx.event_id(Some(raw(r#""node-next-1-abc""#))).unwrap());
         assert_eq!(a.get_version_num(), 8);
-        assert_ne!(a, ctx.event_id(Some(&json!("node-next-1-abd"))).unwrap());
+        assert_ne!(a, ctx.event_id(Some(raw(r#""node-next-1-abd""#))).unwrap());
         let other_team = Context {
             team: "team-b",
             ..context(None)
@@ -439,54 +459,56 @@ mod tests {
         assert_ne!(
             a,
             other_team
-                .event_id(Some(&json!("node-next-1-abc")))
+                .event_id(Some(raw(r#""node-next-1-abc""#)))
                 .unwrap()
         );
         // The nil UUID is an id like any other string, never the nil event id.
         let nil = ctx
-            .event_id(Some(&json!("00000000-0000-0000-0000-000000000000")))
+            .event_id(Some(raw(r#""00000000-0000-0000-0000-000000000000""#)))
             .unwrap();
         assert!(!nil.is_nil());
         assert_eq!(
-            ctx.event_id(Some(&json!(42))),
-            ctx.event_id(Some(&json!("42")))
+            ctx.event_id(Some(raw("42"))),
+            ctx.event_id(Some(raw(r#""42""#)))
         );
-        assert!(ctx.event_id(Some(&json!(""))).is_none());
+        assert!(ctx.event_id(Some(raw(r#""""#))).is_none());
         assert!(ctx.event_id(None).is_none());
     }
 
     #[test]
     fn timestamps_are_corrected_by_the_clients_own_send_time() {
         // The device clock runs an hour fast: event 2 s before sending.
-        let sent = json!("2027-01-15T09:00:02.000Z");
-        let ctx = context(Some(&sent));
-        let ts = json!("2027-01-15T09:00:00.000Z");
+        let sent = raw(r#""2027-01-15T09:00:02.000Z""#);
+        let ctx = context(Some(sent));
+        let ts = raw(r#""2027-01-15T09:00:00.000Z""#);
+        let at = |ms: i64| Some(ms.to_string());
         assert_eq!(
-            ctx.timestamp(Some(&ts), None, None),
-            Some(json!(NOW.as_millis() - 2000))
+            millis(ctx.timestamp(Some(ts), None, None)),
+            at(NOW.as_millis() - 2000)
         );
         // A per-message send time wins over the batch's.
-        let own = json!("2027-01-15T09:00:05.000Z");
+        let own = raw(r#""2027-01-15T09:00:05.000Z""#);
         assert_eq!(
-            ctx.timestamp(Some(&ts), Some(&own), None),
-            Some(json!(NOW.as_millis() - 5000))
+            millis(ctx.timestamp(Some(ts), Some(own), None)),
+            at(NOW.as_millis() - 5000)
         );
         // No send time: the client's time as it is.
         let plain = context(None);
         assert_eq!(
-            plain.timestamp(Some(&json!(1_799_999_000_000_i64)), None, None),
-            Some(json!(1_799_999_000_000_i64))
+            millis(plain.timestamp(Some(raw("1799999000000")), None, None)),
+            at(1_799_999_000_000)
         );
         // PostHog's `offset` when there is no timestamp; nothing at all: None.
         assert_eq!(
-            plain.timestamp(None, None, Some(&json!(1500))),
-            Some(json!(NOW.as_millis() - 1500))
+            millis(plain.timestamp(None, None, Some(raw("1500")))),
+            at(NOW.as_millis() - 1500)
         );
-        assert_eq!(plain.timestamp(None, None, None), None);
+        assert_eq!(millis(plain.timestamp(Some(raw("null")), None, None)), None);
+        assert_eq!(millis(plain.timestamp(None, None, None)), None);
         // Garbage passes through, for the contract to reject with its reason.
         assert_eq!(
-            plain.timestamp(Some(&json!("soon")), None, None),
-            Some(json!("soon"))
+            millis(plain.timestamp(Some(raw(r#""soon""#)), None, None)),
+            Some(r#""soon""#.to_owned())
         );
     }
 }

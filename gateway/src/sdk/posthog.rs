@@ -19,12 +19,14 @@ use axum::response::Response;
 use axum::routing::post;
 use base64::Engine;
 use base64::prelude::{BASE64_STANDARD, BASE64_STANDARD_NO_PAD};
-use serde_json::{Map, Value, json};
-use sluice_core::RejectCode;
+use std::borrow::Cow;
 
-use super::{
-    Context, NativeEvent, Parsed, Protocol, Translated, first_text, refuse, sdk_block, text_of,
-};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use sluice_core::{Reject, RejectCode};
+
+use super::json::{self, Batch, Doc, Fields, Object, Out};
+use super::{Context, NativeEvent, Parsed, Protocol, Translated, sdk_block};
 use crate::body::Encoding;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -108,38 +110,35 @@ impl Protocol for PostHog {
         }
     }
 
-    fn parse(&self, body: &[u8]) -> Result<Parsed, ApiError> {
-        let json = if self.form || body.starts_with(b"data=") {
-            form_data(body, self.compression.as_deref())?
-        } else {
-            body.to_vec()
-        };
-        let value: Value =
-            serde_json::from_slice(&json).map_err(|err| ApiError::from_body_json(&err))?;
-        let (mut key, messages, sent_at) = match value {
-            Value::Object(mut body) if body.contains_key("batch") => {
-                let Some(Value::Array(messages)) = body.remove("batch") else {
+    fn json<'b>(&self, body: &'b [u8]) -> Result<Cow<'b, [u8]>, ApiError> {
+        if self.form || body.starts_with(b"data=") {
+            return form_data(body, self.compression.as_deref()).map(Cow::Owned);
+        }
+        Ok(Cow::Borrowed(body))
+    }
+
+    fn parse<'a>(&self, body: &'a [u8]) -> Result<Parsed<'a>, ApiError> {
+        let (key, messages, sent_at) = match Doc::parse_body(body)? {
+            (Doc::Object(fields), Some(batch)) => {
+                let Batch::Array(messages) = batch else {
                     return Err(ApiError::InvalidBatch(
                         "`batch` must be an array".to_owned(),
                     ));
                 };
-                (key_of(&body), messages, body.remove("sent_at"))
+                (key_of(&fields), messages, fields.get("sent_at"))
             }
-            Value::Array(messages) => (None, messages, None),
-            single @ Value::Object(_) => (None, vec![single], None),
-            _ => {
+            (Doc::Array(messages), _) => (None, messages, None),
+            (Doc::Object(_), None) => {
+                let single: &RawValue =
+                    serde_json::from_slice(body).map_err(|err| ApiError::from_body_json(&err))?;
+                (None, vec![single], None)
+            }
+            (Doc::Other, _) => {
                 return Err(ApiError::InvalidBatch(
                     "expected {\"batch\": [...]}, an array of events, or one event".to_owned(),
                 ));
             }
         };
-        if key.is_none() {
-            // Older posthog-js puts the token in every event's properties.
-            key = messages.iter().find_map(|message| {
-                let message = message.as_object()?;
-                key_of(message).or_else(|| key_of(message.get("properties")?.as_object()?))
-            });
-        }
         Ok(Parsed {
             key,
             messages,
@@ -147,8 +146,21 @@ impl Protocol for PostHog {
         })
     }
 
-    fn translate(&self, message: Map<String, Value>, context: &Context<'_>) -> Translated {
-        translate(message, context)
+    fn key_in_messages(&self, messages: &[Option<Object<'_>>]) -> Option<String> {
+        // Older posthog-js puts the token in every event's properties.
+        messages.iter().find_map(|message| {
+            let message = message.as_ref()?;
+            key_of(message).or_else(|| key_of(&Object::parse(message.get("properties")?)?))
+        })
+    }
+
+    fn translate<'a>(
+        &self,
+        raw: &'a RawValue,
+        message: &Object<'a>,
+        context: &Context<'_>,
+    ) -> Translated<'a> {
+        translate(raw, message, context)
     }
 
     fn body(&self, ok: bool) -> Map<String, Value> {
@@ -162,11 +174,12 @@ impl Protocol for PostHog {
     const RATE_LIMITED: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
 }
 
-fn key_of(object: &Map<String, Value>) -> Option<String> {
-    ["api_key", "token"]
-        .into_iter()
-        .find_map(|name| object.get(name)?.as_str().filter(|k| !k.is_empty()))
-        .map(str::to_owned)
+fn key_of(object: &Object<'_>) -> Option<String> {
+    ["api_key", "token"].into_iter().find_map(|name| {
+        json::as_str(object.get(name)?)
+            .filter(|key| !key.is_empty())
+            .map(Cow::into_owned)
+    })
 }
 
 /// The JSON in a form body's `data` field: as it is, or base64-decoded.
@@ -192,89 +205,172 @@ fn form_data(body: &[u8], compression: Option<&str>) -> Result<Vec<u8>, ApiError
         .map_err(|_| ApiError::InvalidRequest("`data` is neither JSON nor base64 JSON".to_owned()))
 }
 
+/// The key, never stored: not at the top of an event, not in its properties.
+const WITHOUT: [&str; 2] = ["api_key", "token"];
+
 /// One PostHog event to one native event. Fields with no contract
-/// counterpart go to `context.posthog`; the key is never stored.
-fn translate(mut m: Map<String, Value>, context: &Context<'_>) -> Translated {
-    m.remove("api_key");
-    m.remove("token");
-    if let Some(Value::Object(props)) = m.get_mut("properties") {
-        props.remove("token");
-    }
-    let Some(name) = m.get("event").and_then(text_of).map(|n| n.into_owned()) else {
+/// counterpart go to `context.posthog`; the key is never stored. Only the
+/// mapped fields are read; `properties` and the unmapped fields are passed
+/// through as the SDK wrote them (minus the key).
+fn translate<'a>(raw: &'a RawValue, m: &Object<'a>, context: &Context<'_>) -> Translated<'a> {
+    let sent_properties = json::non_null(m.get("properties"));
+    let properties_fields = sent_properties.and_then(Object::parse);
+    let Some(name) = m.get("event").and_then(json::text_of) else {
         return refuse(
+            raw,
             m,
+            properties_fields.as_ref(),
             RejectCode::MissingField,
             "a PostHog event needs a non-empty `event`",
         );
     };
-    let in_properties = m.get("properties").and_then(|p| p.get("distinct_id"));
-    let Some(user) = first_text([m.get("distinct_id"), in_properties]) else {
+    let in_properties = properties_fields
+        .as_ref()
+        .and_then(|props| props.get("distinct_id"));
+    let Some(user) = json::first_text([m.get("distinct_id"), in_properties]) else {
         return refuse(
+            raw,
             m,
+            properties_fields.as_ref(),
             RejectCode::MissingField,
             "a PostHog event needs `distinct_id`",
         );
     };
-    // From here on every field is taken out of `m` as it is mapped; what is
-    // left goes to `context.posthog` as sent.
-    m.remove("event");
-    m.remove("distinct_id");
     let event_id = context.event_id(m.get("uuid"));
     let timestamp = context.timestamp(m.get("timestamp"), m.get("sent_at"), m.get("offset"));
 
-    let mut properties = m
-        .remove("properties")
-        .filter(|p| !p.is_null())
-        .unwrap_or_else(|| json!({}));
-    if let Value::Object(props) = &mut properties {
-        for op in PERSON_OPS {
-            if let Some(value) = m.remove(op) {
-                props.entry(op).or_insert(value);
+    // Person operations at the top join the properties unless they are there
+    // already; with properties that are not an object they stay where they are.
+    let empty = Object::default();
+    let props = match sent_properties {
+        None => Some(&empty),
+        Some(_) => properties_fields.as_ref(),
+    };
+    let properties = match props {
+        Some(props) => {
+            let ops: Vec<(&'static str, &RawValue)> = PERSON_OPS
+                .iter()
+                .filter(|op| !props.contains(op))
+                .filter_map(|op| Some((*op, m.get(op)?)))
+                .collect();
+            match sent_properties {
+                Some(sent) if ops.is_empty() && !props.contains("token") => Out::Raw(sent),
+                _ => {
+                    let mut fields = Fields::copy_from(props, |field| field != "token");
+                    for (op, value) in ops {
+                        fields.push(op, Out::Raw(value));
+                    }
+                    Out::Object(fields)
+                }
             }
         }
-    }
+        None => Out::Raw(sent_properties.unwrap_or(raw)),
+    };
+    let ops_taken = props.is_some();
+    let taken = |field: &str| {
+        matches!(
+            field,
+            "api_key"
+                | "token"
+                | "event"
+                | "distinct_id"
+                | "uuid"
+                | "timestamp"
+                | "sent_at"
+                | "offset"
+                | "type"
+                | "library"
+                | "library_version"
+                | "properties"
+        ) || (ops_taken && PERSON_OPS.contains(&field))
+    };
     let posthog = sdk_block(
         [
-            ("uuid", m.remove("uuid")),
-            ("timestamp", m.remove("timestamp")),
+            ("uuid", m.get("uuid").map(Out::Raw)),
+            ("timestamp", m.get("timestamp").map(Out::Raw)),
             (
                 "sent_at",
-                m.remove("sent_at").or_else(|| context.sent_at.cloned()),
+                m.get("sent_at").or(context.sent_at).map(Out::Raw),
             ),
-            ("offset", m.remove("offset")),
-            ("type", m.remove("type")),
-            ("library", m.remove("library")),
-            ("library_version", m.remove("library_version")),
+            ("offset", m.get("offset").map(Out::Raw)),
+            ("type", m.get("type").map(Out::Raw)),
+            ("library", m.get("library").map(Out::Raw)),
+            ("library_version", m.get("library_version").map(Out::Raw)),
         ],
         m,
+        taken,
     );
+    let mut event_context = Fields::with_capacity(1);
+    event_context.push("posthog", Out::Object(posthog));
 
-    Ok(NativeEvent {
+    NativeEvent {
         event_id,
-        name,
-        user,
+        event: &name,
+        user_id: &user,
         timestamp,
         properties,
-        context: json!({ "posthog": posthog }),
+        context: Out::Object(event_context),
     }
-    .into_value())
+    .write()
+}
+
+/// An event that cannot be translated, as sent minus the key (at the top
+/// and in its properties), with the reason.
+fn refuse<'a>(
+    raw: &'a RawValue,
+    m: &Object<'a>,
+    properties: Option<&Object<'a>>,
+    code: RejectCode,
+    reason: &str,
+) -> Translated<'a> {
+    let Some(props) = properties.filter(|props| props.contains("token")) else {
+        return super::refuse(raw, m, &WITHOUT, code, reason);
+    };
+    let mut copy = Fields::copy_from(m, |field| {
+        !WITHOUT.contains(&field) && field != "properties"
+    });
+    copy.push(
+        "properties",
+        Out::Object(Fields::copy_from(props, |field| field != "token")),
+    );
+    let reject = Reject::new(code, reason);
+    match json::to_raw(&copy) {
+        Ok(copy) => Err((Cow::Owned(copy), reject)),
+        Err(_) => Err((Cow::Borrowed(raw), reject)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use sluice_core::Timestamp;
 
     use super::*;
 
     const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
-    fn run(message: Value, sent_at: Option<&Value>) -> Translated {
+    type Run = Result<Value, (Value, Reject)>;
+
+    /// Translates `message` as the route does and reads the result back.
+    fn run(message: Value, sent_at: Option<&Value>) -> Run {
+        let text = message.to_string();
+        let raw: &RawValue = serde_json::from_str(&text).unwrap();
+        let sent_text = sent_at.map(Value::to_string);
         let context = Context {
             team: "team-a",
             now: NOW,
-            sent_at,
+            sent_at: sent_text
+                .as_deref()
+                .map(|text| serde_json::from_str(text).unwrap()),
         };
-        crate::sdk::translate(&PostHog::default(), message, &context)
+        let parse = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).unwrap();
+        let Some(fields) = Object::parse(raw) else {
+            return Err((message, Reject::new(RejectCode::NotAnObject, "")));
+        };
+        match PostHog::default().translate(raw, &fields, &context) {
+            Ok(event) => Ok(parse(&event)),
+            Err((original, reject)) => Err((parse(&original), reject)),
+        }
     }
 
     #[test]
@@ -338,29 +434,39 @@ mod tests {
         assert_eq!(reject.code, RejectCode::NotAnObject);
     }
 
+    /// The key, the number of events and whether there is a batch send
+    /// time, found the way the route finds them.
+    fn read(protocol: &PostHog, body: &[u8]) -> Result<(Option<String>, usize, bool), ApiError> {
+        let json = protocol.json(body)?;
+        let parsed = protocol.parse(&json)?;
+        let messages: Vec<_> = parsed.messages.iter().map(|m| Object::parse(m)).collect();
+        let key = parsed.key.or_else(|| protocol.key_in_messages(&messages));
+        Ok((key, messages.len(), parsed.sent_at.is_some()))
+    }
+
     #[test]
     fn every_body_shape_finds_its_key_and_events() {
         let plain = PostHog::default();
-        let batch = plain
-            .parse(
-                br#"{"api_key":"sk_a","batch":[{"event":"e"}],"sent_at":"2027-01-15T08:00:00Z"}"#,
-            )
-            .unwrap();
-        assert_eq!(batch.key.as_deref(), Some("sk_a"));
-        assert_eq!(batch.messages.len(), 1);
-        assert!(batch.sent_at.is_some());
+        let batch = read(
+            &plain,
+            br#"{"api_key":"sk_a","batch":[{"event":"e"}],"sent_at":"2027-01-15T08:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(batch, (Some("sk_a".to_owned()), 1, true));
 
-        let array = plain
-            .parse(br#"[{"event":"e","properties":{"token":"sk_b"}},{"event":"f"}]"#)
-            .unwrap();
-        assert_eq!(array.key.as_deref(), Some("sk_b"));
-        assert_eq!(array.messages.len(), 2);
+        let array = read(
+            &plain,
+            br#"[{"event":"e","properties":{"token":"sk_b"}},{"event":"f"}]"#,
+        )
+        .unwrap();
+        assert_eq!(array, (Some("sk_b".to_owned()), 2, false));
 
-        let single = plain
-            .parse(br#"{"api_key":"sk_c","event":"e","distinct_id":"d"}"#)
-            .unwrap();
-        assert_eq!(single.key.as_deref(), Some("sk_c"));
-        assert_eq!(single.messages.len(), 1);
+        let single = read(
+            &plain,
+            br#"{"api_key":"sk_c","event":"e","distinct_id":"d"}"#,
+        )
+        .unwrap();
+        assert_eq!(single, (Some("sk_c".to_owned()), 1, false));
 
         let json = r#"[{"event":"e","properties":{"token":"sk_d"}}]"#;
         let b64 = BASE64_STANDARD.encode(json);
@@ -370,18 +476,24 @@ mod tests {
                 .replace('/', "%2F")
                 .replace('=', "%3D")
         );
-        let parsed = PostHog {
+        let form_protocol = PostHog {
             form: true,
             ..PostHog::default()
-        }
-        .parse(form.as_bytes())
-        .unwrap();
-        assert_eq!(parsed.key.as_deref(), Some("sk_d"));
+        };
+        let parsed = read(&form_protocol, form.as_bytes()).unwrap();
+        assert_eq!(parsed.0.as_deref(), Some("sk_d"));
 
-        assert!(matches!(plain.parse(b"42"), Err(ApiError::InvalidBatch(_))));
         assert!(matches!(
-            plain.parse(b"{oops"),
+            read(&plain, b"42"),
+            Err(ApiError::InvalidBatch(_))
+        ));
+        assert!(matches!(
+            read(&plain, b"{oops"),
             Err(ApiError::MalformedJson(_))
+        ));
+        assert!(matches!(
+            read(&plain, br#"{"batch":{}}"#),
+            Err(ApiError::InvalidBatch(_))
         ));
     }
 

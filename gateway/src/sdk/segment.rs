@@ -10,12 +10,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
-use serde_json::{Map, Value, json};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use sluice_core::RejectCode;
 
-use super::{
-    Context, NativeEvent, Parsed, Protocol, Translated, first_text, refuse, sdk_block, text_of,
-};
+use super::json::{self, Batch, Doc, Fields, Object, Out};
+use super::{Context, NativeEvent, Parsed, Protocol, Translated, refuse, sdk_block};
 use crate::auth;
 use crate::body::Encoding;
 use crate::error::ApiError;
@@ -117,25 +117,27 @@ impl Protocol for Segment {
         Encoding::from_headers(headers)
     }
 
-    fn parse(&self, body: &[u8]) -> Result<Parsed, ApiError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|err| ApiError::from_body_json(&err))?;
-        let Value::Object(mut body) = value else {
+    fn parse<'a>(&self, body: &'a [u8]) -> Result<Parsed<'a>, ApiError> {
+        let (Doc::Object(fields), batch) = Doc::parse_body(body)? else {
             return Err(ApiError::InvalidBatch(
                 "a Segment request body is a JSON object".to_owned(),
             ));
         };
-        let key = body
-            .remove("writeKey")
-            .and_then(|key| key.as_str().map(str::to_owned));
+        let key = fields
+            .get("writeKey")
+            .and_then(json::as_str)
+            .map(|key| key.into_owned());
         if self.call.is_some() {
+            // The body is the message; its `writeKey` is left out in `translate`.
+            let message: &RawValue =
+                serde_json::from_slice(body).map_err(|err| ApiError::from_body_json(&err))?;
             return Ok(Parsed {
                 key,
-                messages: vec![Value::Object(body)],
+                messages: vec![message],
                 sent_at: None,
             });
         }
-        let Some(Value::Array(messages)) = body.remove("batch") else {
+        let Some(Batch::Array(messages)) = batch else {
             return Err(ApiError::InvalidBatch(
                 "expected {\"batch\": [...]}".to_owned(),
             ));
@@ -143,12 +145,17 @@ impl Protocol for Segment {
         Ok(Parsed {
             key,
             messages,
-            sent_at: body.remove("sentAt"),
+            sent_at: fields.get("sentAt"),
         })
     }
 
-    fn translate(&self, message: Map<String, Value>, context: &Context<'_>) -> Translated {
-        translate(self.call, message, context)
+    fn translate<'a>(
+        &self,
+        raw: &'a RawValue,
+        message: &Object<'a>,
+        context: &Context<'_>,
+    ) -> Translated<'a> {
+        translate(self.call, raw, message, context)
     }
 
     fn body(&self, ok: bool) -> Map<String, Value> {
@@ -156,126 +163,200 @@ impl Protocol for Segment {
     }
 }
 
+/// The key, never stored: not even in a dead-letter copy.
+const WITHOUT: [&str; 1] = ["writeKey"];
+
 /// One Segment message to one native event. The table is in
 /// `docs/sdk-compat.md`; fields with no contract counterpart go to
-/// `context.segment`, so nothing the SDK sent is lost.
-fn translate(
+/// `context.segment`, so nothing the SDK sent is lost. Only the mapped
+/// fields are read; `properties`, `traits`, `context` and the unmapped
+/// fields are passed through as the SDK wrote them.
+fn translate<'a>(
     route_call: Option<Call>,
-    mut m: Map<String, Value>,
+    raw: &'a RawValue,
+    m: &Object<'a>,
     context: &Context<'_>,
-) -> Translated {
-    // Never stored, not even in a dead-letter copy.
-    m.remove("writeKey");
-    let call = route_call.or_else(|| m.get("type").and_then(Value::as_str).and_then(Call::parse));
+) -> Translated<'a> {
+    let call = route_call.or_else(|| {
+        m.get("type")
+            .and_then(json::as_str)
+            .and_then(|name| Call::parse(&name))
+    });
     let Some(call) = call else {
         return refuse(
+            raw,
             m,
+            &WITHOUT,
             RejectCode::InvalidValue,
             "`type` must be one of track, identify, page, screen, group, alias",
         );
     };
     let name = match call {
-        Call::Track => match m.get("event").and_then(text_of) {
-            Some(name) => name.into_owned(),
+        Call::Track => match m.get("event").and_then(json::text_of) {
+            Some(name) => name,
             None => {
                 return refuse(
+                    raw,
                     m,
+                    &WITHOUT,
                     RejectCode::MissingField,
                     "a track call needs a non-empty `event`",
                 );
             }
         },
-        other => other.event_name().to_owned(),
+        other => other.event_name().into(),
     };
-    let Some(user) = first_text([m.get("userId"), m.get("anonymousId")]) else {
+    let Some(user) = json::first_text([m.get("userId"), m.get("anonymousId")]) else {
         return refuse(
+            raw,
             m,
+            &WITHOUT,
             RejectCode::MissingField,
             "a Segment message needs `userId` or `anonymousId`",
         );
     };
-    // From here on every field is taken out of `m` as it is mapped; what is
-    // left goes to `context.segment` as sent.
-    m.remove("type");
-    if call == Call::Track {
-        m.remove("event");
-    }
     let event_id = context.event_id(m.get("messageId"));
-    let client_time = m
-        .remove("timestamp")
-        .filter(|t| !t.is_null())
-        .or_else(|| m.remove("originalTimestamp"));
-    let sent_at = m.remove("sentAt");
-    let timestamp = context.timestamp(client_time.as_ref(), sent_at.as_ref(), None);
+    // `originalTimestamp` stands in for a missing or null `timestamp`.
+    let own_time = json::non_null(m.get("timestamp"));
+    let client_time = own_time.or_else(|| m.get("originalTimestamp"));
+    let sent_at = m.get("sentAt");
+    let timestamp = context.timestamp(client_time, sent_at, None);
 
-    let mut properties = match call {
-        Call::Track | Call::Page | Call::Screen => m.remove("properties"),
-        Call::Identify | Call::Group => m.remove("traits"),
+    let sent_properties = json::non_null(match call {
+        Call::Track | Call::Page | Call::Screen => m.get("properties"),
+        Call::Identify | Call::Group => m.get("traits"),
         Call::Alias => None,
-    }
-    .filter(|p| !p.is_null())
-    .unwrap_or_else(|| json!({}));
-    if let (Call::Page | Call::Screen, Value::Object(props)) = (call, &mut properties) {
-        for field in ["name", "category"] {
-            if !props.contains_key(field)
-                && let Some(value) = m.remove(field).filter(|v| !v.is_null())
-            {
-                props.insert(field.to_owned(), value);
+    });
+    // A page's or screen's `name` and `category` join its properties unless
+    // they are there already.
+    let page_properties = match (call, sent_properties) {
+        (Call::Page | Call::Screen, None) => Some(Object::default()),
+        (Call::Page | Call::Screen, Some(sent)) => Object::parse(sent),
+        _ => None,
+    };
+    let folds = |field: &str| {
+        page_properties
+            .as_ref()
+            .is_some_and(|props| !props.contains(field))
+    };
+    let (fold_name, fold_category) = (folds("name"), folds("category"));
+    let properties = match &page_properties {
+        Some(props) => {
+            let mut fields = Fields::copy_from(props, |_| true);
+            let mut folded = false;
+            for (field, fold) in [("name", fold_name), ("category", fold_category)] {
+                if let Some(value) = json::non_null(m.get(field)).filter(|_| fold) {
+                    fields.push(field, Out::Raw(value));
+                    folded = true;
+                }
+            }
+            match sent_properties {
+                Some(sent) if !folded => Out::Raw(sent),
+                _ => Out::Object(fields),
             }
         }
-    }
-
-    let client_context = m.remove("context").filter(|c| !c.is_null());
-    let segment = sdk_block(
-        [
-            ("type", Some(Value::from(call.name()))),
-            ("message_id", m.remove("messageId")),
-            ("user_id", m.remove("userId")),
-            ("anonymous_id", m.remove("anonymousId")),
-            ("group_id", m.remove("groupId")),
-            ("previous_id", m.remove("previousId")),
-            ("timestamp", client_time),
-            ("sent_at", sent_at.or_else(|| context.sent_at.cloned())),
-            ("integrations", m.remove("integrations")),
-        ],
-        m,
-    );
-    let event_context = match client_context {
-        None => json!({ "segment": segment }),
-        Some(Value::Object(mut ctx)) => {
-            ctx.insert("segment".to_owned(), segment);
-            Value::Object(ctx)
-        }
-        // Not an object: passed on for the contract to reject with its reason.
-        Some(other) => other,
+        None => sent_properties.map_or_else(|| Out::Object(Fields::default()), Out::Raw),
     };
 
-    Ok(NativeEvent {
+    // Every field mapped above is taken; the rest goes to `context.segment`.
+    let taken = |field: &str| {
+        matches!(
+            field,
+            "writeKey"
+                | "type"
+                | "messageId"
+                | "userId"
+                | "anonymousId"
+                | "groupId"
+                | "previousId"
+                | "timestamp"
+                | "sentAt"
+                | "integrations"
+                | "context"
+        ) || (field == "originalTimestamp" && own_time.is_none())
+            || (field == "event" && call == Call::Track)
+            || (field == "properties" && matches!(call, Call::Track | Call::Page | Call::Screen))
+            || (field == "traits" && matches!(call, Call::Identify | Call::Group))
+            || (field == "name" && fold_name)
+            || (field == "category" && fold_category)
+    };
+    let segment = sdk_block(
+        [
+            ("type", Some(Out::Str(call.name()))),
+            ("message_id", m.get("messageId").map(Out::Raw)),
+            ("user_id", m.get("userId").map(Out::Raw)),
+            ("anonymous_id", m.get("anonymousId").map(Out::Raw)),
+            ("group_id", m.get("groupId").map(Out::Raw)),
+            ("previous_id", m.get("previousId").map(Out::Raw)),
+            ("timestamp", client_time.map(Out::Raw)),
+            ("sent_at", sent_at.or(context.sent_at).map(Out::Raw)),
+            ("integrations", m.get("integrations").map(Out::Raw)),
+        ],
+        m,
+        taken,
+    );
+    let client_context = json::non_null(m.get("context"));
+    let client_fields = client_context.and_then(Object::parse);
+    let event_context = match (client_context, &client_fields) {
+        (None, _) => {
+            let mut fields = Fields::with_capacity(1);
+            fields.push("segment", Out::Object(segment));
+            Out::Object(fields)
+        }
+        (Some(_), Some(client)) => {
+            let mut fields = Fields::copy_from(client, |field| field != "segment");
+            fields.push("segment", Out::Object(segment));
+            Out::Object(fields)
+        }
+        // Not an object: passed on for the contract to reject with its reason.
+        (Some(other), None) => Out::Raw(other),
+    };
+
+    NativeEvent {
         event_id,
-        name,
-        user,
+        event: &name,
+        user_id: &user,
         timestamp,
         properties,
         context: event_context,
     }
-    .into_value())
+    .write()
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use sluice_core::Timestamp;
 
     use super::*;
 
     const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
-    fn run(call: Option<Call>, message: Value, sent_at: Option<&Value>) -> Translated {
+    type Run = Result<Value, (Value, sluice_core::Reject)>;
+
+    /// Translates `message` as the route does and reads the result back.
+    fn run(call: Option<Call>, message: Value, sent_at: Option<&Value>) -> Run {
+        let text = message.to_string();
+        let raw: &RawValue = serde_json::from_str(&text).unwrap();
+        let sent_text = sent_at.map(Value::to_string);
         let context = Context {
             team: "team-a",
             now: NOW,
-            sent_at,
+            sent_at: sent_text
+                .as_deref()
+                .map(|text| serde_json::from_str(text).unwrap()),
         };
-        crate::sdk::translate(&Segment { call }, message, &context)
+        let parse = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).unwrap();
+        let Some(fields) = Object::parse(raw) else {
+            return Err((
+                message,
+                sluice_core::Reject::new(RejectCode::NotAnObject, ""),
+            ));
+        };
+        match (Segment { call }).translate(raw, &fields, &context) {
+            Ok(event) => Ok(parse(&event)),
+            Err((original, reject)) => Err((parse(&original), reject)),
+        }
     }
 
     #[test]
@@ -418,10 +499,7 @@ mod tests {
         .parse(br#"{"event":"E","userId":"u","writeKey":"sk_x"}"#)
         .unwrap();
         assert_eq!(single.key.as_deref(), Some("sk_x"));
-        assert!(
-            single.messages[0].get("writeKey").is_none(),
-            "the key is not stored"
-        );
+        assert_eq!(single.messages.len(), 1);
         assert!(matches!(
             Segment { call: None }.parse(br#"{"events":[]}"#),
             Err(ApiError::InvalidBatch(_))
