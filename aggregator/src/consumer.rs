@@ -492,10 +492,10 @@ impl Engine {
                     }
                     self.inserts += 1;
                     if self.crash_after_inserts == Some(self.inserts) {
-                        tracing::error!(
-                            "{CRASH_AFTER_INSERTS_ENV} reached: aborting before the commit"
-                        );
-                        std::process::abort();
+                        sluice_core::service::crash_now(&format!(
+                            "{CRASH_AFTER_INSERTS_ENV}={} reached, before the commit",
+                            self.inserts
+                        ));
                     }
                     return Ok(true);
                 }

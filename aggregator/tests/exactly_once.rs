@@ -138,11 +138,6 @@ impl AggregatorProcess {
         sluice_tests::binary::wait_for_abort(&mut self.child, timeout);
     }
 
-    fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
     fn stop(mut self) {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
@@ -474,40 +469,39 @@ async fn crashes_in_the_middle_of_a_flush_with_retries_in_the_stream_count_every
     produce(&kafka(), &topics.raw, &stream).await;
     let loader = Loader::start(&topics.raw, &db).await;
 
-    // Five aborts, each right after the n-th insert of a run (rows stored,
-    // offsets not committed): each must have stored more than the last, so
+    // First a SIGKILL right after the first insert (one partition's rows
+    // stored, three partitions' and every commit not): mid-work by
+    // construction. Then four aborts, each right after the n-th insert of a
+    // run; each must have stored more than the last and not everything, so
     // every crash hit the middle of the work, not its end.
     let mut stored_before = 0;
-    for crash_after in ["1", "1", "2", "1", "2"] {
+    // Five crashes in all, six inserts: fewer than a full run makes (at
+    // least eight), so none of them can come after the end.
+    let rounds = [
+        ("1", "sigkill"),
+        ("1", "abort"),
+        ("1", "abort"),
+        ("2", "abort"),
+        ("1", "abort"),
+    ];
+    for (crash_after, how) in rounds {
         AggregatorProcess::start(
             &topics.raw,
             "agg-crash",
             &db,
-            &[(CRASH_AFTER_INSERTS_ENV, crash_after)],
+            &[
+                (CRASH_AFTER_INSERTS_ENV, crash_after),
+                (sluice_core::service::CRASH_WITH_ENV, how),
+            ],
         )
         .wait_for_crash(Duration::from_secs(90));
         let stored: u64 = rollups(&db).await.values().sum();
         assert!(
             stored > stored_before && stored < 20_000,
-            "crash {crash_after} hit mid-work: {stored_before} -> {stored} of 20000 stored"
+            "{how} after insert {crash_after} hit mid-work: {stored_before} -> {stored} of 20000 stored"
         );
         stored_before = stored;
     }
-
-    // And a SIGKILL as soon as this instance has stored something of its
-    // own: mid-work, by the same proof.
-    let victim = AggregatorProcess::start(&topics.raw, "agg-crash", &db, &[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while rollups(&db).await.values().sum::<u64>() <= stored_before {
-        assert!(
-            Instant::now() < deadline,
-            "the last instance stored nothing"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    victim.kill_9();
-    let stored: u64 = rollups(&db).await.values().sum();
-    assert!(stored < 20_000, "the kill came after the end: {stored}");
 
     let survivor = AggregatorProcess::start(&topics.raw, "agg-crash", &db, &[]);
     let got = wait_for_total(&db, 20_000, Duration::from_secs(90)).await;

@@ -363,3 +363,22 @@ impl ConsumerContext for RebalanceLog {
         }
     }
 }
+
+/// Test hook (outside every service's prefix, so never configuration): how
+/// a crash hook ends the process. `sigkill` sends SIGKILL to itself (what an
+/// OOM killer or `kill -9` does); anything else aborts (SIGABRT). Either way
+/// nothing is flushed or committed.
+pub const CRASH_WITH_ENV: &str = "SLUICE_TEST_CRASH_WITH";
+
+/// Ends the process at once, as [`CRASH_WITH_ENV`] says; for crash hooks.
+pub fn crash_now(reason: &str) -> ! {
+    tracing::error!("{reason}: crashing on purpose (test hook)");
+    if std::env::var(CRASH_WITH_ENV).as_deref() == Ok("sigkill") {
+        // The `kill` command rather than a libc binding: this is a test
+        // hook, and the process is gone before `status` returns.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+    }
+    std::process::abort();
+}

@@ -461,8 +461,9 @@ impl Storer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
         if self.crash_after_inserts == Some(inserts) {
-            tracing::error!("{CRASH_AFTER_INSERTS_ENV} reached: aborting before the commit");
-            std::process::abort();
+            sluice_core::service::crash_now(&format!(
+                "{CRASH_AFTER_INSERTS_ENV}={inserts} reached, before the commit"
+            ));
         }
     }
 

@@ -404,7 +404,7 @@ async fn kill_9_mid_batch_with_an_s3_lake_then_replay_from_s3() {
     kill_9_then_replay(TestLake::s3()).await;
 }
 
-/// Three `kill -9` mid-batch, then: every event once in ClickHouse and in
+/// Three `kill -9` proven mid-load, then: every event once in ClickHouse and in
 /// the lake's manifests (no overlapping ranges); a replay from the lake adds
 /// nothing to the loaded database and restores an empty one exactly.
 async fn kill_9_then_replay(lake: TestLake) {
@@ -418,10 +418,30 @@ async fn kill_9_then_replay(lake: TestLake) {
         let (kafka, topic) = (kafka(), topics.raw.clone());
         async move { produce(&kafka, &topic, 1..n + 1).await }
     });
-    for round in 0..3 {
-        let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, &ch, &db, &lake);
-        tokio::time::sleep(Duration::from_millis(1500 + 400 * round)).await;
-        loader.kill_9();
+    // Three SIGKILLs, each right after the second acknowledged insert of its
+    // run (crash hook): rows stored, the offsets and the lake's later ranges
+    // not. Each must have stored more than the last and not everything.
+    let mut stored_before = 0;
+    for _ in 0..3 {
+        LoaderProcess::start_with(
+            &kafka(),
+            &topics.raw,
+            &group,
+            &ch,
+            &db,
+            &lake,
+            &[
+                (sluice_loader::consumer::CRASH_AFTER_INSERTS_ENV, "2"),
+                (sluice_core::service::CRASH_WITH_ENV, "sigkill"),
+            ],
+        )
+        .wait_for_crash(Duration::from_secs(60));
+        let (stored, _) = counts(&ch, &db).await;
+        assert!(
+            stored > stored_before && stored < n,
+            "a SIGKILL hit mid-load: {stored_before} -> {stored} of {n}"
+        );
+        stored_before = stored;
     }
     producing.await.unwrap();
     let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, &ch, &db, &lake);
