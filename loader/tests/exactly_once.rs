@@ -345,6 +345,41 @@ async fn first_copies_once_then_drop(ch: &str, database: &str, n: u64) {
         .unwrap();
 }
 
+/// One loader run per `(inserts, how)` in `rounds`, each crashing right
+/// after that many acknowledged inserts (rows in ClickHouse, offsets not
+/// committed) by `how` (`abort` or `sigkill`). Each must have stored more
+/// than the run before and not all `n` events: every crash hit mid-load.
+async fn crash_mid_load(
+    topic: &str,
+    group: &str,
+    (ch, db, lake): (&str, &str, &TestLake),
+    n: u64,
+    rounds: &[(&str, &str)],
+) {
+    let mut stored_before = 0;
+    for (inserts, how) in rounds {
+        LoaderProcess::start_with(
+            &kafka(),
+            topic,
+            group,
+            ch,
+            db,
+            lake,
+            &[
+                (sluice_loader::consumer::CRASH_AFTER_INSERTS_ENV, inserts),
+                (sluice_core::service::CRASH_WITH_ENV, how),
+            ],
+        )
+        .wait_for_crash(Duration::from_secs(60));
+        let (stored, _) = counts(ch, db).await;
+        assert!(
+            stored > stored_before && stored < n,
+            "{how} after insert {inserts} hit mid-load: {stored_before} -> {stored} of {n}"
+        );
+        stored_before = stored;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_mid_load_with_retries_in_the_stream_store_every_event_once() {
     let topics = TestTopics::create(4).await.unwrap();
@@ -358,31 +393,14 @@ async fn crashes_mid_load_with_retries_in_the_stream_store_every_event_once() {
     produce(&kafka(), &topics.raw, 5_001..n + 1).await;
     produce_copies(&kafka(), &topics.raw, 4_001..4_501, true).await;
 
-    // Five aborts, each right after the n-th acknowledged insert (rows in
-    // ClickHouse, offsets not committed): each must have stored more than
-    // the last and not everything, so each crash hit the middle of the load.
-    let mut stored_before = 0;
-    for crash_after in ["1", "2", "1", "2", "1"] {
-        LoaderProcess::start_with(
-            &kafka(),
-            &topics.raw,
-            &group,
-            &ch,
-            &db,
-            &lake,
-            &[(
-                sluice_loader::consumer::CRASH_AFTER_INSERTS_ENV,
-                crash_after,
-            )],
-        )
-        .wait_for_crash(Duration::from_secs(60));
-        let (stored, _) = counts(&ch, &db).await;
-        assert!(
-            stored > stored_before && stored < n,
-            "crash after insert {crash_after} hit mid-load: {stored_before} -> {stored} of {n}"
-        );
-        stored_before = stored;
-    }
+    let rounds = [
+        ("1", "abort"),
+        ("2", "abort"),
+        ("1", "abort"),
+        ("2", "abort"),
+        ("1", "abort"),
+    ];
+    crash_mid_load(&topics.raw, &group, (&ch, &db, &lake), n, &rounds).await;
     let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, &ch, &db, &lake);
     let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
     loader.stop();
@@ -418,31 +436,10 @@ async fn kill_9_then_replay(lake: TestLake) {
         let (kafka, topic) = (kafka(), topics.raw.clone());
         async move { produce(&kafka, &topic, 1..n + 1).await }
     });
-    // Three SIGKILLs, each right after the second acknowledged insert of its
-    // run (crash hook): rows stored, the offsets and the lake's later ranges
-    // not. Each must have stored more than the last and not everything.
-    let mut stored_before = 0;
-    for _ in 0..3 {
-        LoaderProcess::start_with(
-            &kafka(),
-            &topics.raw,
-            &group,
-            &ch,
-            &db,
-            &lake,
-            &[
-                (sluice_loader::consumer::CRASH_AFTER_INSERTS_ENV, "2"),
-                (sluice_core::service::CRASH_WITH_ENV, "sigkill"),
-            ],
-        )
-        .wait_for_crash(Duration::from_secs(60));
-        let (stored, _) = counts(&ch, &db).await;
-        assert!(
-            stored > stored_before && stored < n,
-            "a SIGKILL hit mid-load: {stored_before} -> {stored} of {n}"
-        );
-        stored_before = stored;
-    }
+    // Three SIGKILLs, each right after the second acknowledged insert of
+    // its run, while the events are still being produced.
+    let rounds = [("2", "sigkill"); 3];
+    crash_mid_load(&topics.raw, &group, (&ch, &db, &lake), n, &rounds).await;
     producing.await.unwrap();
     let loader = LoaderProcess::start(&kafka(), &topics.raw, &group, &ch, &db, &lake);
     let (rows, distinct) = wait_for_rows(&ch, &db, n, Duration::from_secs(90)).await;
