@@ -475,8 +475,9 @@ async fn crashes_in_the_middle_of_a_flush_with_retries_in_the_stream_count_every
     // run; each must have stored more than the last and not everything, so
     // every crash hit the middle of the work, not its end.
     let mut stored_before = 0;
-    // Five crashes in all, six inserts: fewer than a full run makes (at
-    // least eight), so none of them can come after the end.
+    // Five crashes in all, six inserts: fewer than the rounds before a
+    // victim finished the work in a CI run (seven inserts and more), and the
+    // assertion below fails loudly if a crash ever comes after the end.
     let rounds = [
         ("1", "sigkill"),
         ("1", "abort"),
