@@ -35,7 +35,7 @@ use sluice_core::Timestamp;
 use sluice_core::kafka::{KafkaSettings, headers};
 use uuid::Uuid;
 
-use crate::readback::{self, ReadRecord};
+use sluice_core::readback::{self, ReadRecord};
 
 mod replay;
 

@@ -6,7 +6,6 @@
 //! - [`admin`]: `sluice keys`, a client of the gateway's admin API.
 //! - [`plugin`]: `sluice plugin new|build|test|run|upload`, in every plugin language.
 //! - [`schema`]: `sluice schema register|check`, for pull-request checks.
-//! - [`readback`]: reading a topic from known offsets (also used by tests).
 //! - [`dlq`]: `sluice dlq list|replay`, the dead-letter topic read back and
 //!   re-driven through a gateway.
 //! - [`stats`]: `sluice stats`, the dashboards' numbers from the rollups.
@@ -14,7 +13,6 @@
 pub mod admin;
 pub mod dlq;
 pub mod plugin;
-pub mod readback;
 pub mod sample;
 pub mod schema;
 pub mod stats;

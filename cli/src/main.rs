@@ -546,7 +546,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..KafkaSettings::default()
             };
             let records = tokio::task::spawn_blocking(move || {
-                sluice_cli::readback::tail(&kafka, &topic, last, Duration::from_secs(10))
+                sluice_core::readback::tail(&kafka, &topic, last, Duration::from_secs(10))
             })
             .await??;
             for record in records {

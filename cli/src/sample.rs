@@ -15,7 +15,7 @@ use sluice_core::Timestamp;
 use sluice_core::kafka::KafkaSettings;
 use uuid::Uuid;
 
-use crate::readback::{self, ReadRecord};
+use sluice_core::readback::{self, ReadRecord};
 
 #[derive(Debug, Clone)]
 pub struct SampleOptions {

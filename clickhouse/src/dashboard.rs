@@ -4,6 +4,10 @@
 //! A layer, not part of the aggregator that writes the rollups: every reader
 //! (the CLI, a console) uses it without depending on that service.
 //!
+//! The explorer's questions that rollups cannot answer (a property's top
+//! values, the newest event) read the raw `events` table with every value
+//! bound as a parameter, under the limits of [`QueryLimits`].
+//!
 //! Ranges are half-open, `[from, to)`, in UTC; an answer has every bucket
 //! (5 minutes, hour or day) that overlaps the range, so "the last 7 days"
 //! includes today so far.
@@ -47,6 +51,19 @@ pub struct Point {
 pub struct Dashboard {
     client: clickhouse::Client,
     database: String,
+    /// The raw events table, `<database>.events`.
+    events: String,
+}
+
+/// Server-side limits applied to every query of a [`Dashboard`] (sent as
+/// query settings, enforced by ClickHouse itself on every version), so a
+/// question over a long range ends with an error instead of occupying the
+/// server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    pub max_execution_time_secs: u32,
+    pub max_rows_to_read: u64,
+    pub max_bytes_to_read: u64,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -161,7 +178,129 @@ impl Dashboard {
                 .with_url(url)
                 .with_validation(false),
             database: database.to_owned(),
+            events: format!("{database}.events"),
         })
+    }
+
+    pub fn with_credentials(mut self, user: &str, password: &str) -> Self {
+        self.client = self.client.with_user(user).with_password(password);
+        self
+    }
+
+    pub fn with_limits(mut self, limits: QueryLimits) -> Self {
+        self.client = self
+            .client
+            .with_setting(
+                "max_execution_time",
+                limits.max_execution_time_secs.to_string(),
+            )
+            .with_setting("max_rows_to_read", limits.max_rows_to_read.to_string())
+            .with_setting("max_bytes_to_read", limits.max_bytes_to_read.to_string());
+        self
+    }
+
+    /// Whether the server answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.client
+            .query("SELECT 1")
+            .fetch_one::<u8>()
+            .await
+            .map(drop)
+            .map_err(|e| Error::clickhouse("ping", e))
+    }
+
+    /// Event names of `team` seen in `[from, to)` (by day), sorted, at most
+    /// `limit`.
+    pub async fn event_names(
+        &self,
+        team: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<String>, Error> {
+        let sql = format!(
+            "SELECT DISTINCT event FROM {}.{ROLLUPS_DAILY} \
+             WHERE team_id = ? AND day >= ? AND day <= ? ORDER BY event LIMIT ?",
+            self.database
+        );
+        self.client
+            .query(&sql)
+            .bind(team)
+            .bind(date(from))
+            .bind(last_day(to))
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(|e| Error::clickhouse("reading event names", e))
+    }
+
+    /// Teams with events in `[from, to)`, sorted (the operator's picker).
+    pub async fn teams(&self, from: Timestamp, to: Timestamp) -> Result<Vec<String>, Error> {
+        let sql = format!(
+            "SELECT DISTINCT team_id FROM {}.{ROLLUPS_DAILY} \
+             WHERE day >= ? AND day <= ? ORDER BY team_id LIMIT 10000",
+            self.database
+        );
+        self.client
+            .query(&sql)
+            .bind(date(from))
+            .bind(last_day(to))
+            .fetch_all()
+            .await
+            .map_err(|e| Error::clickhouse("reading teams", e))
+    }
+
+    /// The `limit` most frequent values of `property` (a top-level key of
+    /// `properties`) among `event`'s raw events in `[from, to)`, as JSON
+    /// text; events without it count under `(none)`.
+    ///
+    /// `visitParamExtractRaw` is what 18.16 offers (the `JSONExtract`
+    /// family came later): it takes the first `"property":` in the text,
+    /// which is the top-level key unless a nested object before it has a
+    /// key of the same name.
+    pub async fn breakdown(
+        &self,
+        team: &str,
+        event: &str,
+        property: &str,
+        (from, to): (Timestamp, Timestamp),
+        limit: u32,
+    ) -> Result<Vec<Point>, Error> {
+        let sql = format!(
+            "SELECT if(raw = '', '(none)', raw) AS label, toUInt64(count()) AS value \
+             FROM (SELECT visitParamExtractRaw(properties, ?) AS raw FROM {} \
+                   WHERE team_id = ? AND event = ? AND timestamp >= ? AND timestamp < ?) \
+             GROUP BY label ORDER BY value DESC, label LIMIT ?",
+            self.events
+        );
+        self.client
+            .query(&sql)
+            .bind(property)
+            .bind(team)
+            .bind(event)
+            .bind(datetime(from))
+            .bind(datetime(to))
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(|e| Error::clickhouse("reading a property breakdown", e))
+    }
+
+    /// When the newest stored event of `team` was received, if any.
+    pub async fn newest_received_at(&self, team: &str) -> Result<Option<Timestamp>, Error> {
+        let sql = format!(
+            "SELECT toUInt64(toUnixTimestamp(max(received_at))) FROM {} WHERE team_id = ?",
+            self.events
+        );
+        let seconds: u64 = self
+            .client
+            .query(&sql)
+            .bind(team)
+            .fetch_one()
+            .await
+            .map_err(|e| Error::clickhouse("reading the newest event", e))?;
+        // max() of no rows is the epoch.
+        Ok((seconds > 0).then(|| Timestamp::from_millis(seconds as i64 * 1000)))
     }
 
     async fn points(&self, sql: String) -> Result<Vec<Point>, Error> {

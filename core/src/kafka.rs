@@ -20,6 +20,14 @@ pub mod headers {
     pub const REJECT_CODE: &str = "sluice-reject-code";
     /// On `events.rejected`: the human-readable reason.
     pub const REJECT_MESSAGE: &str = "sluice-reject-message";
+    /// On `events.rejected`: `rejected` (the event broke a rule; resending
+    /// it cannot help) or `dead_lettered` (kept for replay once its cause is
+    /// fixed). The console's live view and counts tell them apart by it.
+    pub const OUTCOME: &str = "sluice-outcome";
+    /// On `events.rejected`: the id the client was answered with, when the
+    /// event had one (what it sent, or what the gateway gave it); the
+    /// payload is the text the client sent, which may not contain it.
+    pub const EVENT_ID: &str = "sluice-event-id";
 }
 
 /// The `traceparent` header of a consumed record, if it has one.

@@ -9,6 +9,9 @@
 //!   dead-letter topic see.
 //! - [`kafka`]: topic and header names, partition keys, and client settings
 //!   shared by the gateway, the loader, the aggregator and the CLI.
+//! - [`readback`]: reading a topic from known offsets or times, and a
+//!   group's committed offsets, without joining any group (the CLI, the
+//!   console and the tests).
 //! - [`config`]: typed configuration from defaults, a TOML file and environment.
 //! - [`dedup`]: which records are retries of an event already kept (first
 //!   copy wins), the rule the loader and the aggregator share.
@@ -29,6 +32,7 @@ pub mod dedup;
 pub mod event;
 pub mod json_text;
 pub mod kafka;
+pub mod readback;
 pub mod service;
 pub mod shutdown;
 pub mod table;

@@ -520,9 +520,10 @@ impl<'s> Plan<'s> {
     fn reject(&mut self, event_id: Option<Uuid>, raw: &RawValue, reject: Reject) {
         self.records.push(rejected_record(
             &self.topics.rejected_topic,
-            self.team,
+            (self.team, event_id),
             raw.get(),
             &reject,
+            "rejected",
         ));
         self.planned.push(Planned::Reject(event_id, reject));
     }
@@ -568,9 +569,10 @@ impl<'s> Plan<'s> {
                     serde_json::to_string(event).map_err(|e| ApiError::Internal(e.into()))?;
                 self.records.push(rejected_record(
                     &self.topics.rejected_topic,
-                    self.team,
+                    (self.team, Some(event_id)),
                     &payload,
                     &reject,
+                    "dead_lettered",
                 ));
                 self.planned.push(Planned::DeadLetter(event_id, reject));
             }
@@ -614,16 +616,28 @@ fn serialized_size_hint(event: &Event<'_>) -> usize {
         + 256
 }
 
-/// A dead-letter record: the event's JSON text and the reason in headers.
-fn rejected_record(topic: &str, team: &str, payload: &str, reject: &Reject) -> Record {
+/// A dead-letter record: the event's JSON text; the reason, the outcome
+/// (`rejected` or `dead_lettered`) and the event's id in headers.
+fn rejected_record(
+    topic: &str,
+    (team, event_id): (&str, Option<Uuid>),
+    payload: &str,
+    reject: &Reject,
+    outcome: &'static str,
+) -> Record {
+    let mut fields = vec![
+        (headers::TEAM, team.to_owned()),
+        (headers::REJECT_CODE, reject.code.as_str().to_owned()),
+        (headers::REJECT_MESSAGE, reject.message.clone()),
+        (headers::OUTCOME, outcome.to_owned()),
+    ];
+    if let Some(id) = event_id {
+        fields.push((headers::EVENT_ID, id.to_string()));
+    }
     Record {
         topic: topic.to_owned(),
         key: team.to_owned(),
         payload: payload.as_bytes().to_vec(),
-        headers: vec![
-            (headers::TEAM, team.to_owned()),
-            (headers::REJECT_CODE, reject.code.as_str().to_owned()),
-            (headers::REJECT_MESSAGE, reject.message.clone()),
-        ],
+        headers: fields,
     }
 }

@@ -290,3 +290,20 @@ async fn every_admin_verb_refuses_other_teams_and_ingest_keys_and_changes_nothin
     }
     assert_eq!(covered, routes.len());
 }
+
+#[tokio::test]
+async fn whoami_names_the_callers_team_and_refuses_ingest_keys() {
+    let h = harness().await;
+    let (status, body) = call(&h, "GET", "/admin/v1/whoami", Some(&h.admin_a), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"operator": false, "team": "team-a"}));
+    let (status, body) = call(&h, "GET", "/admin/v1/whoami", Some(OPERATOR), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"operator": true, "team": null}));
+    let (status, body) = call(&h, "GET", "/admin/v1/whoami", Some(&h.ingest_a), "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = call(&h, "GET", "/admin/v1/whoami", Some("sk_nope"), "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(&h, "GET", "/admin/v1/whoami", None, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

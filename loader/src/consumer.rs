@@ -676,7 +676,18 @@ impl Storer {
         crate::status::record_dead_letter();
         let offset = record.offset.to_string();
         let partition = record.partition.to_string();
+        // The team from the stored event, so per-team readers of the
+        // dead-letter topic (the console, `sluice dlq list --team`) see it.
+        let team = team_of(&record.payload).unwrap_or_default();
         let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: headers::TEAM,
+                value: Some(&team),
+            })
+            .insert(Header {
+                key: headers::OUTCOME,
+                value: Some("dead_lettered"),
+            })
             .insert(Header {
                 key: headers::REJECT_CODE,
                 value: Some(code),
@@ -711,6 +722,17 @@ impl Storer {
         );
         Ok(())
     }
+}
+
+/// `team_id` of a stored event's JSON, if it has one.
+fn team_of(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Team {
+        team_id: String,
+    }
+    serde_json::from_slice::<Team>(payload)
+        .ok()
+        .map(|t| t.team_id)
 }
 
 #[cfg(test)]

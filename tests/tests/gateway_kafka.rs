@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_cli::readback;
 use sluice_core::kafka::headers;
+use sluice_core::readback;
 use sluice_tests::{RunningGateway, TestTopics, kafka};
 use uuid::Uuid;
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sluice_cli::admin::AdminClient;
-use sluice_cli::readback;
 use sluice_cli::schema::{Decision, SchemaClient};
 use sluice_core::kafka::headers;
+use sluice_core::readback;
 use sluice_tests::{OPERATOR_TOKEN, RunningGateway, TestTopics};
 
 const TEAM: &str = "team-schemas";

@@ -1,8 +1,8 @@
 //! Reading back what a topic received since a point in time, by offsets.
 //!
 //! Used by `sluice send-sample` to prove events reached Kafka, by `sluice
-//! dlq` to read the dead-letter topic ([`scan`]), and by the integration
-//! tests to compare exactly what was acknowledged with what is in the topic.
+//! dlq` and the console to read the dead-letter topic ([`scan`]), and by the
+//! integration tests to compare exactly what was acknowledged with what is in the topic.
 //! It assigns partitions directly (no consumer group, no commits), so it
 //! never disturbs the loader's or aggregator's offsets.
 
@@ -14,8 +14,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use sluice_core::Timestamp;
-use sluice_core::kafka::{KafkaSettings, retry_retriable};
+
+use crate::Timestamp;
+use crate::kafka::{KafkaSettings, retry_retriable};
 
 /// One record as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,70 @@ pub fn watermarks(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<BTreeMap
         ends.insert(partition, (low, high));
     }
     Ok(ends)
+}
+
+/// For every partition of `topic`: the first offset whose record time is at
+/// or after `time` (the end offset where there is none), and the end offset.
+/// What [`scan`] reads to see the records since `time`.
+pub fn ranges_since(
+    kafka: &KafkaSettings,
+    topic: &str,
+    time: Timestamp,
+) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
+    let marks = watermarks(kafka, topic)?;
+    let consumer = consumer(kafka)?;
+    let mut query = TopicPartitionList::new();
+    for &partition in marks.keys() {
+        query.add_partition_offset(topic, partition, Offset::Offset(time.as_millis()))?;
+    }
+    let found = retry_retriable(RETRY_DEADLINE, || {
+        consumer.offsets_for_times(query.clone(), Duration::from_secs(10))
+    })
+    .with_context(|| format!("finding offsets of `{topic}` at {time}"))?;
+    let mut ranges = BTreeMap::new();
+    for element in found.elements() {
+        let (first, end) = marks[&element.partition()];
+        let start = match element.offset() {
+            Offset::Offset(offset) => offset.clamp(first, end),
+            _ => end,
+        };
+        ranges.insert(element.partition(), (start, end));
+    }
+    Ok(ranges)
+}
+
+/// The offsets `group` committed on `topic`, per partition of `partitions`
+/// (`None`: nothing committed yet). Reads them without joining the group.
+pub fn committed_offsets(
+    kafka: &KafkaSettings,
+    group: &str,
+    topic: &str,
+    partitions: impl IntoIterator<Item = i32>,
+) -> anyhow::Result<BTreeMap<i32, Option<i64>>> {
+    let mut config = kafka.client_config();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create()?;
+    let mut query = TopicPartitionList::new();
+    for partition in partitions {
+        query.add_partition(topic, partition);
+    }
+    let committed = retry_retriable(RETRY_DEADLINE, || {
+        consumer.committed_offsets(query.clone(), Duration::from_secs(10))
+    })
+    .with_context(|| format!("reading the offsets of group `{group}` on `{topic}`"))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            };
+            (e.partition(), offset)
+        })
+        .collect())
 }
 
 /// How long metadata and offset calls retry Kafka's "try again" answers.
