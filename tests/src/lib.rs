@@ -7,6 +7,7 @@
 //! they never skip silently.
 
 pub mod binary;
+pub mod console;
 pub mod downstream;
 pub mod plugin_admin;
 pub mod stack;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_cli::admin::AdminClient;
-use sluice_cli::readback;
+use sluice_core::readback;
 use sluice_tests::{OPERATOR_TOKEN, RunningGateway, TestTopics, kafka};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_cli::readback;
+use sluice_core::readback;
 use sluice_tests::stack::{DedicatedStack, Services};
 use sluice_tests::{RunningGateway, TestTopics};
 use tokio::sync::Mutex;
