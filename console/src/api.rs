@@ -17,7 +17,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_clickhouse::dashboard::{Granularity, Point};
 use sluice_core::Timestamp;
-use sluice_core::kafka::headers;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::Session;
@@ -287,87 +286,28 @@ pub async fn breakdown(
         .map_err(ApiError::clickhouse)
 }
 
-/// Counts of the team's dead letters per outcome and reason code.
-#[derive(Debug, Default)]
-struct Rejections {
-    rejected: BTreeMap<String, u64>,
-    dead_lettered: BTreeMap<String, u64>,
-    scanned: usize,
-    truncated: bool,
+fn rejection_points(counts: BTreeMap<String, u64>) -> Vec<Point> {
+    let mut points: Vec<Point> = counts
+        .into_iter()
+        .map(|(label, value)| Point { label, value })
+        .collect();
+    points.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.label.cmp(&b.label)));
+    points
 }
 
-impl Rejections {
-    fn json(self) -> Value {
-        let points = |counts: BTreeMap<String, u64>| {
-            let mut points: Vec<Point> = counts
-                .into_iter()
-                .map(|(label, value)| Point { label, value })
-                .collect();
-            points.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.label.cmp(&b.label)));
-            points
-        };
-        json!({
-            "rejected": points(self.rejected),
-            "dead_lettered": points(self.dead_lettered),
-            "scanned": self.scanned,
-            "truncated": self.truncated,
-        })
-    }
-}
-
-/// Reads the dead-letter topic over `[from, to)` (by record time) and counts
-/// `team`'s records. Dead letters are not in ClickHouse: the topic is where
-/// they are, for as long as its retention keeps them. At most
-/// `live.max_rejections_scanned` records are read per question.
-async fn count_rejections(
-    state: &AppState,
-    team: &str,
-    (from, to): (Timestamp, Timestamp),
-) -> Result<Rejections, ApiError> {
-    let kafka = state.config.kafka.clone();
-    let topic = state.config.topics.rejected.clone();
-    let max = state.config.live.max_rejections_scanned;
-    let team = team.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let ranges = sluice_core::readback::ranges_since(&kafka, &topic, from)?;
-        let mut counts = Rejections::default();
-        sluice_core::readback::scan(&kafka, &topic, &ranges, Duration::from_secs(5), |record| {
-            counts.scanned += 1;
-            let in_range = record.timestamp.is_none_or(|t| t < to);
-            let team_of = record.headers.get(headers::TEAM).map(String::as_str);
-            if in_range && team_of == Some(team.as_str()) {
-                let code = record
-                    .headers
-                    .get(headers::REJECT_CODE)
-                    .cloned()
-                    .unwrap_or_else(|| "unknown".to_owned());
-                let outcome = record.headers.get(headers::OUTCOME).map(String::as_str);
-                let counts_for = if outcome == Some("dead_lettered") {
-                    &mut counts.dead_lettered
-                } else {
-                    &mut counts.rejected
-                };
-                *counts_for.entry(code).or_default() += 1;
-            }
-            if counts.scanned >= max {
-                counts.truncated = true;
-                return false;
-            }
-            true
-        })?;
-        anyhow::Ok(counts)
-    })
-    .await
-    .map_err(|e| ApiError::KafkaUnavailable(e.into()))?
-    .map_err(ApiError::KafkaUnavailable)
-}
-
+/// Dead letters of the team by outcome and reason code, in the 5-minute
+/// windows overlapping the range (see [`crate::rejections`]).
 pub async fn rejections(
     State(state): State<AppState>,
     TeamCall { team, params }: TeamCall,
 ) -> Result<Json<Value>, ApiError> {
-    let range = range(&params, DAY_MS, 31 * DAY_MS)?;
-    Ok(Json(count_rejections(&state, &team, range).await?.json()))
+    let (from, to) = range(&params, DAY_MS, 31 * DAY_MS)?;
+    let counts = state.rejections.counts(&team, from, to);
+    Ok(Json(json!({
+        "rejected": rejection_points(counts.rejected),
+        "dead_lettered": rejection_points(counts.dead_lettered),
+        "truncated": counts.truncated,
+    })))
 }
 
 pub async fn health(
@@ -395,7 +335,7 @@ pub async fn health(
         .iter()
         .map(|p| p.value)
         .sum();
-    let rejections = count_rejections(&state, &team, (hour_ago, now)).await?;
+    let rejections = state.rejections.counts(&team, hour_ago, now);
     let consumers = consumer_lag(&state).await?;
     Ok(Json(json!({
         "newest_event": newest_event,

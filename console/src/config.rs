@@ -22,6 +22,7 @@ pub struct ConsoleConfig {
     pub auth: AuthSettings,
     pub tracing: TracingSettings,
     pub live: LiveSettings,
+    pub rejections: RejectionSettings,
     /// Serve the page's files from this folder instead of the copies built
     /// into the binary (front-end development: edit, reload).
     pub assets_dir: Option<PathBuf>,
@@ -38,6 +39,7 @@ impl Default for ConsoleConfig {
             auth: AuthSettings::default(),
             tracing: TracingSettings::default(),
             live: LiveSettings::default(),
+            rejections: RejectionSettings::default(),
             assets_dir: None,
         }
     }
@@ -153,9 +155,6 @@ pub struct LiveSettings {
     /// Records the tail keeps for a slow page before it tells that page it
     /// missed some.
     pub buffer: usize,
-    /// Most dead letters one count of rejections reads; beyond it the
-    /// answer says `truncated`.
-    pub max_rejections_scanned: usize,
 }
 
 impl Default for LiveSettings {
@@ -163,7 +162,26 @@ impl Default for LiveSettings {
         Self {
             max_subscribers: 64,
             buffer: 4_096,
-            max_rejections_scanned: 200_000,
+        }
+    }
+}
+
+/// The in-memory counts of dead letters (see `rejections.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RejectionSettings {
+    /// How far back they are read at start and kept.
+    pub window_days: u32,
+    /// Most (team, window, outcome, code) counts kept; the oldest windows
+    /// go first.
+    pub max_entries: usize,
+}
+
+impl Default for RejectionSettings {
+    fn default() -> Self {
+        Self {
+            window_days: 31,
+            max_entries: 1_000_000,
         }
     }
 }
@@ -203,6 +221,11 @@ impl ConsoleConfig {
         if self.live.max_subscribers == 0 || self.live.buffer == 0 {
             return Err("live.max_subscribers and live.buffer must be positive".to_owned());
         }
+        if self.rejections.window_days == 0 || self.rejections.max_entries == 0 {
+            return Err(
+                "rejections.window_days and rejections.max_entries must be positive".to_owned(),
+            );
+        }
         if self.gateway.max_body_bytes == 0 || self.gateway.timeout_ms == 0 {
             return Err(
                 "gateway.max_body_bytes and gateway.timeout_ms must be positive".to_owned(),
@@ -240,7 +263,8 @@ CONFIGURATION (file keys; environment: SLUICE_CONSOLE_<KEY>, `.` becomes `__`)
   tracing.jaeger_url                Jaeger query API; empty: no traces page [http://127.0.0.1:16686]
   live.max_subscribers              open live views at once [64]
   live.buffer                       records held for a slow live view [4096]
-  live.max_rejections_scanned       dead letters read per count [200000]
+  rejections.window_days            dead letters counted, days back [31]
+  rejections.max_entries            (team, window, outcome, code) counts kept [1000000]
   assets_dir                        serve the page from this folder (development)
 
 EXAMPLES

@@ -6,6 +6,7 @@
 //! - [`api`]: dashboards from the rollups, the explorer, rejections,
 //!   pipeline health, traces; [`gateway`] forwards admin calls.
 //! - [`live`]: the live view's Kafka tail, shared by every open page.
+//! - [`rejections`]: dead letters counted in memory from their topic.
 //! - [`auth`]: who a key belongs to, asked of the gateway.
 //! - [`config`], [`error`], [`state`].
 //!
@@ -20,6 +21,7 @@ mod content_type;
 pub mod error;
 pub mod gateway;
 pub mod live;
+pub mod rejections;
 pub mod routes;
 pub mod state;
 pub mod traces;
@@ -42,6 +44,11 @@ pub async fn serve(
     let address = listener.local_addr()?;
     let state = AppState::new(config)?;
     tracing::info!(%address, gateway = %state.config.gateway.admin_url, "console listening");
+    // Counted from the start: /readyz waits until they are read.
+    tokio::spawn(state.rejections.clone().follow(
+        state.config.kafka.clone(),
+        state.config.topics.rejected.clone(),
+    ));
     let live = state.live.clone();
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {

@@ -62,8 +62,16 @@ async fn api_not_found(request: Request) -> ApiError {
     ApiError::NotFound(request.uri().path().to_owned())
 }
 
-/// Ready when ClickHouse answers: every page needs it.
+/// Ready when ClickHouse answers (every page needs it) and the dead letters
+/// have been read (the overview counts them).
 async fn readyz(State(state): State<AppState>) -> Response {
+    if !state.rejections.is_caught_up() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "reason": "reading_dead_letters"})),
+        )
+            .into_response();
+    }
     match state.dashboard.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(err) => {

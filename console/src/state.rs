@@ -13,6 +13,7 @@ use crate::auth::{Authenticator, Session, bearer};
 use crate::config::ConsoleConfig;
 use crate::error::ApiError;
 use crate::live::Live;
+use crate::rejections::RejectionIndex;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -22,6 +23,7 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub auth: Arc<Authenticator>,
     pub live: Arc<Live>,
+    pub rejections: Arc<RejectionIndex>,
 }
 
 impl AppState {
@@ -50,12 +52,17 @@ impl AppState {
             config.live.max_subscribers,
             config.live.buffer,
         ));
+        let rejections = Arc::new(RejectionIndex::new(
+            config.rejections.window_days,
+            config.rejections.max_entries,
+        ));
         Ok(Self {
             config: Arc::new(config),
             dashboard,
             http,
             auth,
             live,
+            rejections,
         })
     }
 }
