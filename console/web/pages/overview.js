@@ -77,7 +77,7 @@ export default {
       rejections.showBars({ bars, what: 'rejected and dead-lettered events per reason code' });
       rejections.setNote(
         answer.truncated
-          ? `Partial: the scan stopped after ${answer.scanned.toLocaleString('en-US')} records; pick a shorter range for exact numbers.`
+          ? 'Partial: part of this range is older than the console keeps, or still being read; the numbers may be low.'
           : '',
       );
     }
