@@ -284,11 +284,14 @@ proc_matches() {
 }
 
 # any_service_running: some pid file of this state dir names a live process
-# of ours (every service's command line contains a path under $STATE).
+# of ours (every service's command line contains a path under $STATE). The
+# ClickHouse cluster mode (zookeeper, ch-*) has settings of its own and does
+# not pin the stack's (lib/clickhouse_cluster.sh).
 any_service_running() {
 	local file
 	for file in "$PID_DIR"/*.pid; do
 		[[ -f $file ]] || continue
+		case ${file##*/} in zookeeper.pid | ch-*.pid) continue ;; esac
 		proc_matches "$(<"$file")" "$STATE/" && return 0
 	done
 	return 1

@@ -2,6 +2,10 @@
 //! ClickHouse): started through `scripts/stack` with a private state dir and
 //! free ports, so the shared stack other tests use is never disturbed, and
 //! torn down (`down --purge`) when dropped.
+//!
+//! [`Services::ClickHouseCluster`] runs `scripts/stack cluster up`: ZooKeeper
+//! and four ClickHouse nodes (cluster `sluice`, 2 shards x 2 replicas), each
+//! node addressable by name for kill/pause/resume/start.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,7 +23,24 @@ pub enum Services {
     ClickHouse,
     /// The S3-compatible server of the lake.
     S3,
+    /// ZooKeeper and the four nodes of the ClickHouse cluster `sluice`.
+    ClickHouseCluster,
 }
+
+/// One node of the ClickHouse cluster of a [`Services::ClickHouseCluster`]
+/// stack; `name` is what `kill`/`pause`/`start_service` take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub name: &'static str,
+    /// 1 or 2, as in the node's `{shard}` macro and `remote_servers` order.
+    pub shard: u8,
+    pub http_url: String,
+}
+
+/// The cluster name in every node's `remote_servers`.
+pub const CLUSTER_NAME: &str = "sluice";
+/// Node names in `remote_servers` order (shard 1, then shard 2).
+pub const CLUSTER_NODES: [&str; 4] = ["ch-s1r1", "ch-s1r2", "ch-s2r1", "ch-s2r2"];
 
 #[derive(Debug)]
 pub struct DedicatedStack {
@@ -29,6 +50,9 @@ pub struct DedicatedStack {
     pub brokers: u8,
     pub clickhouse_http_port: u16,
     pub s3_port: u16,
+    /// First port of the cluster nodes (node k: HTTP at +10k).
+    pub cluster_port: u16,
+    pub zookeeper_port: u16,
 }
 
 fn repo_root() -> PathBuf {
@@ -46,12 +70,14 @@ fn ports_free(ports: &[u16]) -> bool {
 }
 
 /// A base port whose whole block (brokers at +0/+100/+200 with controllers
-/// at +1, ClickHouse at +500/+501) is free.
+/// at +1, ClickHouse at +500/+501, S3 at +600, the cluster nodes at
+/// +700..+732, ZooKeeper at +800) is free.
 fn free_block() -> anyhow::Result<u16> {
     let seed = u64::from(std::process::id()) ^ u64::from(uuid::Uuid::new_v4().as_fields().1);
     for attempt in 0..50u64 {
         let base = 30_000 + ((seed + attempt * 7) % 30) as u16 * 1000;
-        let block = [
+        let cluster = (0..4u16).flat_map(|k| (0..3u16).map(move |i| base + 700 + 10 * k + i));
+        let block: Vec<u16> = [
             base,
             base + 1,
             base + 100,
@@ -61,7 +87,11 @@ fn free_block() -> anyhow::Result<u16> {
             base + 500,
             base + 501,
             base + 600,
-        ];
+            base + 800,
+        ]
+        .into_iter()
+        .chain(cluster)
+        .collect();
         if ports_free(&block) {
             return Ok(base);
         }
@@ -80,6 +110,9 @@ impl DedicatedStack {
             Services::Kafka { brokers } => ("kafka", brokers),
             Services::ClickHouse => ("clickhouse", 1),
             Services::S3 => ("s3", 1),
+            // The cluster runs beside the stack's services; `down` of a
+            // stack of `--only clickhouse` stops it and touches nothing else.
+            Services::ClickHouseCluster => ("clickhouse", 1),
         };
         let env = vec![
             ("SLUICE_STATE", state.display().to_string()),
@@ -87,6 +120,8 @@ impl DedicatedStack {
             ("SLUICE_CLICKHOUSE_HTTP_PORT", (base + 500).to_string()),
             ("SLUICE_CLICKHOUSE_TCP_PORT", (base + 501).to_string()),
             ("SLUICE_S3_PORT", (base + 600).to_string()),
+            ("SLUICE_CLICKHOUSE_CLUSTER_PORT", (base + 700).to_string()),
+            ("SLUICE_ZOOKEEPER_PORT", (base + 800).to_string()),
             ("SLUICE_STACK_BROKERS", brokers.to_string()),
             ("SLUICE_STACK_ONLY", only.to_owned()),
             ("SLUICE_KAFKA_HEAP", "512m".to_owned()),
@@ -98,8 +133,14 @@ impl DedicatedStack {
             brokers,
             clickhouse_http_port: base + 500,
             s3_port: base + 600,
+            cluster_port: base + 700,
+            zookeeper_port: base + 800,
         };
-        stack.run(&["up"])?;
+        if services == Services::ClickHouseCluster {
+            stack.run(&["cluster", "up"])?;
+        } else {
+            stack.run(&["up"])?;
+        }
         Ok(stack)
     }
 
@@ -140,7 +181,22 @@ impl DedicatedStack {
         format!("http://127.0.0.1:{}", self.s3_port)
     }
 
-    /// Stops a service gracefully, keeping its data (`kafka`, `kafka-N`, `clickhouse`, `s3`).
+    /// The four nodes of a [`Services::ClickHouseCluster`] stack, in
+    /// `remote_servers` order.
+    pub fn cluster_nodes(&self) -> Vec<ClusterNode> {
+        CLUSTER_NODES
+            .iter()
+            .zip(0u16..)
+            .map(|(name, k)| ClusterNode {
+                name,
+                shard: if k < 2 { 1 } else { 2 },
+                http_url: format!("http://127.0.0.1:{}", self.cluster_port + 10 * k),
+            })
+            .collect()
+    }
+
+    /// Stops a service gracefully, keeping its data (`kafka`, `kafka-N`,
+    /// `clickhouse`, `s3`; with the cluster `ch-sXrY`, `zookeeper`).
     pub fn stop(&self, service: &str) -> anyhow::Result<()> {
         self.run(&["stop", service])
     }
@@ -151,7 +207,8 @@ impl DedicatedStack {
     }
 
     /// Freezes a service's process (SIGSTOP): a network-style stall, the
-    /// process alive but silent (`kafka-N`, `clickhouse`, `s3`).
+    /// process alive but silent (`kafka-N`, `clickhouse`, `s3`, `ch-sXrY`,
+    /// `zookeeper`).
     pub fn pause(&self, service: &str) -> anyhow::Result<()> {
         self.signal(service, "STOP")
     }

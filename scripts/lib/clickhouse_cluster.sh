@@ -1,0 +1,370 @@
+# shellcheck shell=bash disable=SC2153 # STATE, CACHE, ... come from common.sh
+# The ClickHouse cluster mode: four clickhouse-server 18.16 processes, two
+# shards of two replicas, coordinated by the stack's ZooKeeper
+# (lib/zookeeper.sh), next to (and independent of) the single server of
+# lib/clickhouse.sh. Each node has its own config, data and ports, its
+# `macros` ({shard}, {replica}) for ReplicatedMergeTree paths, the cluster
+# `sluice` in `remote_servers` (internal_replication: a Distributed insert
+# writes one replica per shard and replication copies it to the other), and
+# `distributed_ddl` so that `ON CLUSTER` statements run on every node.
+# Like Jaeger it has a command of its own, `scripts/stack cluster ...`;
+# `scripts/stack down` stops it too. Sourced after clickhouse.sh and
+# zookeeper.sh.
+
+CHC_NAME=sluice
+CHC_STATE=$STATE/clickhouse-cluster
+CHC_FILE=$CHC_STATE/cluster.state
+CHC_NODES=(ch-s1r1 ch-s1r2 ch-s2r1 ch-s2r2)
+DEFAULT_CHC_PORT=18200
+DEFAULT_ZK_PORT=12181
+
+# chc_settings COMMAND: set CHC_PORT and ZK_PORT. While the cluster is up
+# (started, not brought down since) the recorded ports win, so that
+# status/env/down/kill describe what runs; `up` of a running cluster
+# refuses other ports instead of ignoring them.
+chc_settings() {
+	local cmd=$1 rec_port="" rec_zk="" active=0 k v
+	if [[ -f $CHC_FILE ]]; then
+		while IFS='=' read -r k v; do
+			case $k in
+			base_port) rec_port=$v ;;
+			zookeeper_port) rec_zk=$v ;;
+			active) [[ $v == 1 ]] && active=1 ;;
+			esac
+		done <"$CHC_FILE"
+	fi
+	CHC_PORT=${SLUICE_CLICKHOUSE_CLUSTER_PORT:-$DEFAULT_CHC_PORT}
+	ZK_PORT=${SLUICE_ZOOKEEPER_PORT:-$DEFAULT_ZK_PORT}
+	if ((active)) && [[ -n $rec_port && -n $rec_zk ]]; then
+		if [[ $cmd == up && ($rec_port != "$CHC_PORT" || $rec_zk != "$ZK_PORT") ]] && chc_any_running_at "$rec_port"; then
+			die "the cluster in $STATE runs on ports $rec_port+ (zookeeper $rec_zk), but $CHC_PORT+ (zookeeper $ZK_PORT) was requested" \
+				"run 'scripts/stack cluster down' first"
+		fi
+		CHC_PORT=$rec_port ZK_PORT=$rec_zk
+	fi
+	local key
+	for key in CHC_PORT ZK_PORT; do
+		if ! is_uint "${!key}" || ((${!key} == 0 || ${!key} >= 65000)); then
+			die "invalid port $key=${!key}" "set SLUICE_CLICKHOUSE_CLUSTER_PORT / SLUICE_ZOOKEEPER_PORT"
+		fi
+	done
+}
+
+chc_active() { [[ -f $CHC_FILE ]] && grep -qx 'active=1' "$CHC_FILE"; }
+
+chc_record() {
+	mkdir -p "$CHC_STATE"
+	printf 'base_port=%s\nzookeeper_port=%s\nactive=%s\n' "$CHC_PORT" "$ZK_PORT" "$1" >"$CHC_FILE.tmp"
+	mv "$CHC_FILE.tmp" "$CHC_FILE"
+}
+
+# Node k (0-based, in CHC_NODES order) listens on base+10k (HTTP),
+# base+10k+1 (native) and base+10k+2 (interserver, replica fetches).
+chc_index() {
+	local i
+	for i in "${!CHC_NODES[@]}"; do
+		[[ ${CHC_NODES[$i]} == "$1" ]] && { printf '%s\n' "$i"; return 0; }
+	done
+	return 1
+}
+chc_http_port() { printf '%s\n' $((CHC_PORT + 10 * $(chc_index "$1"))); }
+chc_tcp_port() { printf '%s\n' $((CHC_PORT + 10 * $(chc_index "$1") + 1)); }
+chc_interserver_port() { printf '%s\n' $((CHC_PORT + 10 * $(chc_index "$1") + 2)); }
+chc_url() { printf 'http://127.0.0.1:%s\n' "$(chc_http_port "$1")"; }
+chc_shard() { local i; i=$(chc_index "$1"); printf '%s\n' $((i / 2 + 1)); }
+chc_dir() { printf '%s/%s\n' "$CHC_STATE" "$1"; }
+chc_config() { printf '%s/config.xml\n' "$(chc_dir "$1")"; }
+chc_log() { printf '%s/%s.log\n' "$LOG_DIR" "$1"; }
+chc_errlog() { printf '%s/%s.err.log\n' "$LOG_DIR" "$1"; }
+chc_stdout() { printf '%s/%s.stdout.log\n' "$LOG_DIR" "$1"; }
+chc_pid() { service_pid "$1" "$(chc_config "$1")"; }
+chc_is_node() { chc_index "$1" >/dev/null 2>&1; }
+
+chc_urls() {
+	local n out=()
+	for n in "${CHC_NODES[@]}"; do out+=("$(chc_url "$n")"); done
+	local IFS=,
+	printf '%s\n' "${out[*]}"
+}
+
+chc_query() { curl -fsS --max-time 5 "$(chc_url "$1")/" --data-binary "$2"; }
+chc_ready() { [[ "$(curl -s --max-time 2 "$(chc_url "$1")/ping")" == "Ok." ]] && [[ "$(chc_query "$1" 'SELECT 1')" == 1 ]]; }
+
+# Something of a cluster on these ports runs (used before the state is trusted).
+chc_any_running_at() {
+	local CHC_PORT=$1 n
+	for n in "${CHC_NODES[@]}"; do chc_pid "$n" >/dev/null && return 0; done
+	zk_pid >/dev/null
+}
+
+# ---------------------------------------------------------------- configs --
+chc_remote_servers() {
+	local shard n
+	printf '    <remote_servers>\n        <%s>\n' "$CHC_NAME"
+	for shard in 1 2; do
+		printf '            <shard>\n                <internal_replication>true</internal_replication>\n'
+		for n in "${CHC_NODES[@]}"; do
+			[[ $(chc_shard "$n") == "$shard" ]] || continue
+			printf '                <replica><host>127.0.0.1</host><port>%s</port></replica>\n' "$(chc_tcp_port "$n")"
+		done
+		printf '            </shard>\n'
+	done
+	printf '        </%s>\n    </remote_servers>\n' "$CHC_NAME"
+}
+
+chc_write_config() {
+	local node=$1 dir
+	dir=$(chc_dir "$node")
+	mkdir -p "$dir"/{data,tmp,user_files,format_schemas}
+	cat >"$(chc_config "$node")" <<XML
+<?xml version="1.0"?>
+<!-- generated by scripts/stack (cluster node $node); overwritten on the next start -->
+<yandex>
+    <logger>
+        <level>information</level>
+        <log>$(chc_log "$node")</log>
+        <errorlog>$(chc_errlog "$node")</errorlog>
+        <size>100M</size>
+        <count>2</count>
+    </logger>
+
+    <listen_host>127.0.0.1</listen_host>
+    <http_port>$(chc_http_port "$node")</http_port>
+    <tcp_port>$(chc_tcp_port "$node")</tcp_port>
+    <!-- Replicas fetch parts from each other over this port; the host is
+         what this node registers in ZooKeeper for its twin to call. -->
+    <interserver_http_port>$(chc_interserver_port "$node")</interserver_http_port>
+    <interserver_http_host>127.0.0.1</interserver_http_host>
+
+    <max_connections>256</max_connections>
+    <keep_alive_timeout>3</keep_alive_timeout>
+    <max_concurrent_queries>50</max_concurrent_queries>
+    <!-- Four servers share this machine: small caches. -->
+    <uncompressed_cache_size>67108864</uncompressed_cache_size>
+    <mark_cache_size>67108864</mark_cache_size>
+
+    <path>$dir/data/</path>
+    <tmp_path>$dir/tmp/</tmp_path>
+    <user_files_path>$dir/user_files/</user_files_path>
+    <format_schema_path>$dir/format_schemas/</format_schema_path>
+    <users_config>users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mlock_executable>false</mlock_executable>
+    <max_session_timeout>3600</max_session_timeout>
+    <default_session_timeout>60</default_session_timeout>
+
+$(chc_remote_servers)
+
+    <zookeeper>
+        <node><host>127.0.0.1</host><port>$ZK_PORT</port></node>
+        <!-- Short sessions: a SIGKILLed replica's is_active node expires
+             within seconds, so its restart is not held up by its own ghost. -->
+        <session_timeout_ms>6000</session_timeout_ms>
+        <operation_timeout_ms>5000</operation_timeout_ms>
+    </zookeeper>
+
+    <macros>
+        <cluster>$CHC_NAME</cluster>
+        <shard>$(chc_shard "$node")</shard>
+        <replica>$node</replica>
+    </macros>
+
+    <!-- ON CLUSTER DDL: queued in ZooKeeper, run by every node's DDL worker. -->
+    <distributed_ddl>
+        <path>/clickhouse/task_queue/ddl</path>
+    </distributed_ddl>
+</yandex>
+XML
+	clickhouse_write_users "$dir/users.xml"
+}
+
+# ---------------------------------------------------------------- runtime --
+# chc_start NODE...: start the given nodes that are not running; no wait.
+chc_start() {
+	local node pid bin
+	bin=$(ch_bin)
+	[[ -n $bin ]] || die "clickhouse-server is not installed" "run: scripts/stack install --only clickhouse"
+	for node; do
+		if pid=$(chc_pid "$node"); then
+			log "$node already running (pid $pid)"
+			continue
+		fi
+		require_free_port "$(chc_http_port "$node")" "$node http"
+		require_free_port "$(chc_tcp_port "$node")" "$node native"
+		require_free_port "$(chc_interserver_port "$node")" "$node interserver"
+		chc_write_config "$node"
+		[[ -f $(chc_stdout "$node") ]] && mv -f "$(chc_stdout "$node")" "$(chc_stdout "$node").prev"
+		log "starting $node (shard $(chc_shard "$node")) on $(chc_url "$node")"
+		start_detached "$node" "$(chc_stdout "$node")" "$(chc_dir "$node")" "$bin" --config-file="$(chc_config "$node")"
+	done
+}
+
+chc_wait() {
+	local node pid deadline=$((SECONDS + ${SLUICE_STACK_TIMEOUT:-120})) left
+	for node; do
+		pid=$(chc_pid "$node") || {
+			show_log_tail "$(chc_stdout "$node")"
+			show_log_tail "$(chc_errlog "$node")"
+			die "$node is not running; see $(chc_errlog "$node")"
+		}
+		left=$((deadline - SECONDS))
+		((left > 0)) || left=1
+		if ! wait_for "$node" "$left" "$pid" "$(chc_errlog "$node")" chc_ready "$node"; then
+			chc_stop stop "$node" || true
+			die "$node did not answer within ${SLUICE_STACK_TIMEOUT:-120}s (stopped it again)"
+		fi
+	done
+	info "$* answer(s): $(for node; do printf '%s ' "$(chc_url "$node")"; done)"
+}
+
+chc_running_items() {
+	local node
+	for node; do
+		single_running_items "$node" "$(chc_config "$node")" clickhouse "$(chc_config "$node")"
+	done
+}
+
+# chc_stop stop|quiet|kill NODE...: stop (SIGTERM, then SIGKILL after
+# SLUICE_STOP_TIMEOUT) or kill (SIGKILL) the given nodes; data is kept.
+chc_stop() {
+	local mode=$1 items rc=0 node
+	shift
+	mapfile -t items < <(chc_running_items "$@")
+	if ((${#items[@]} == 0)); then
+		[[ $mode == quiet ]] || log "$* not running"
+	elif [[ $mode == kill ]]; then
+		kill_pids "${items[@]}" || rc=1
+	else
+		stop_pids "${SLUICE_STOP_TIMEOUT:-20}" "${items[@]}" || rc=1
+	fi
+	for node; do chc_pid "$node" >/dev/null || rm -f "$(pid_file "$node")"; done
+	return "$rc"
+}
+
+chc_node_status() {
+	local node=$1 pid state detail version=""
+	if pid=$(chc_pid "$node"); then
+		if chc_ready "$node"; then
+			state=up version=$(chc_query "$node" 'SELECT version()' 2>/dev/null || true)
+		else
+			state=noanswer
+		fi
+		pid="pid $pid"
+	else
+		state=down pid=-
+	fi
+	detail="ClickHouse${version:+ $version} cluster $CHC_NAME shard $(chc_shard "$node") (native :$(chc_tcp_port "$node"), interserver :$(chc_interserver_port "$node"))"
+	printf '%-11s %-9s %-11s %-22s %s\n' "$node" "$state" "$pid" "127.0.0.1:$(chc_http_port "$node")" "$detail"
+	[[ $state == up ]]
+}
+
+# Status lines of ZooKeeper and the four nodes; non-zero if any is down.
+chc_status() {
+	local rc=0 node
+	zookeeper_status || rc=1
+	for node in "${CHC_NODES[@]}"; do chc_node_status "$node" || rc=1; done
+	return "$rc"
+}
+
+# ---------------------------------------------------------------- commands --
+chc_up() {
+	local t0=$SECONDS
+	ensure_state_dirs
+	stack_lock
+	chc_settings up
+	log "clickhouse cluster up: zookeeper $(zk_address), 2 shards x 2 replicas from 127.0.0.1:$CHC_PORT, state $STATE"
+	local pids=() fn rc=0
+	mkdir -p "$CACHE/logs"
+	for fn in zookeeper_install clickhouse_install; do
+		("$fn") &
+		pids+=($!)
+	done
+	for fn in "${pids[@]}"; do wait "$fn" || rc=1; done
+	((rc == 0)) || die "install failed (see above)"
+	chc_record 1
+	zookeeper_start
+	zookeeper_wait
+	# The nodes connect to ZooKeeper as they start; start all four, then wait.
+	chc_start "${CHC_NODES[@]}"
+	chc_wait "${CHC_NODES[@]}"
+	chc_check_cluster
+	log "clickhouse cluster is up in $((SECONDS - t0))s"
+	chc_status || true
+	printf '\n' >&2
+	info "use it with: eval \"\$(scripts/stack env)\"  (SLUICE_CLICKHOUSE_CLUSTER=$CHC_NAME)"
+}
+
+# Every node sees the cluster with 4 hosts and reaches ZooKeeper.
+chc_check_cluster() {
+	local node hosts zk
+	for node in "${CHC_NODES[@]}"; do
+		hosts=$(chc_query "$node" "SELECT count() FROM system.clusters WHERE cluster = '$CHC_NAME'") ||
+			die "$node does not answer system.clusters"
+		[[ $hosts == 4 ]] || die "$node sees $hosts hosts in cluster $CHC_NAME, expected 4" "see $(chc_config "$node")"
+		zk=$(chc_query "$node" "SELECT count() FROM system.zookeeper WHERE path = '/'") ||
+			die "$node cannot read ZooKeeper at $(zk_address)" "see $(chc_errlog "$node")"
+		[[ $zk -gt 0 ]] || die "$node sees an empty ZooKeeper root"
+	done
+	info "all nodes see cluster $CHC_NAME (4 hosts) and ZooKeeper"
+}
+
+# chc_down [stop|quiet]: stop the four nodes, then ZooKeeper (nodes first,
+# so that they do not spend their shutdown retrying a vanished ZooKeeper).
+chc_down() {
+	local mode=${1:-stop} rc=0
+	# Never brought up in this state dir (the record precedes any start):
+	# nothing to look for, and `down` of every stack stays as fast as it was.
+	[[ -f $CHC_FILE ]] || { [[ $mode == quiet ]] || log "no clickhouse cluster in $STATE"; return 0; }
+	chc_settings down
+	chc_stop "$mode" "${CHC_NODES[@]}" || rc=1
+	zookeeper_stop "$mode" || rc=1
+	[[ -f $CHC_FILE ]] && chc_record 0
+	return "$rc"
+}
+
+# chc_service stop|start|kill NODE: one node (ch-sXrY) or zookeeper.
+chc_service() {
+	local action=$1 node=$2 t0=$EPOCHREALTIME
+	[[ ! -d $STATE ]] || stack_lock
+	chc_settings "$action"
+	chc_active || die "no clickhouse cluster is up in $STATE" "run: scripts/stack cluster up"
+	case $action in
+	stop | kill)
+		if [[ $node == zookeeper ]]; then
+			zookeeper_stop "$action" || die "could not $action zookeeper"
+		else
+			chc_stop "$action" "$node" || die "could not $action $node"
+		fi
+		local verb=stopped
+		[[ $action == kill ]] && verb=killed
+		log "$node $verb ($(elapsed "$t0") s); data kept"
+		;;
+	start)
+		if [[ $node == zookeeper ]]; then
+			zookeeper_start
+			zookeeper_wait
+		else
+			[[ -d $(chc_dir "$node")/data ]] || die "$node has no data in $(chc_dir "$node")" "run: scripts/stack cluster up"
+			chc_start "$node"
+			chc_wait "$node"
+		fi
+		log "$node is up ($(elapsed "$t0") s)"
+		;;
+	esac
+}
+
+chc_env() {
+	chc_settings env
+	chc_active || return 0
+	printf 'export SLUICE_CLICKHOUSE_CLUSTER=%s\n' "$CHC_NAME"
+	printf 'export SLUICE_CLICKHOUSE_CLUSTER_URLS=%s\n' "$(chc_urls)"
+	printf 'export SLUICE_ZOOKEEPER=%s\n' "$(zk_address)"
+}
+
+chc_logs_files() {
+	local node
+	files+=("$ZK_LOG")
+	for node in "${CHC_NODES[@]}"; do files+=("$(chc_errlog "$node")"); done
+}

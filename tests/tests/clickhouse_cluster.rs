@@ -1,0 +1,442 @@
+//! ClickHouse 18.16 as a cluster, on the real servers: two shards of two
+//! replicas (`scripts/stack cluster up`, a dedicated instance of this test's
+//! own so that killing a node disturbs nobody), coordinated by ZooKeeper.
+//! Part 2 of issue 22, first step: what the loader and aggregator will rely
+//! on, shown before they are changed to use it.
+//!
+//! 1. `CREATE ... ON CLUSTER sluice` of a `ReplicatedMergeTree` table and a
+//!    `Distributed` table over it reaches all four nodes, each replica
+//!    registered under its shard's ZooKeeper path with its own name.
+//! 2. Rows inserted through `Distributed` with `insert_distributed_sync=1`
+//!    land on the shard the sharding key names (`id % 2`: even ids on shard
+//!    1, odd on shard 2) and on both replicas of it; exact sets per node.
+//! 3. Replicated insert-block deduplication: the identical block inserted
+//!    twice into one replica, and once more into its twin, is stored once
+//!    on both replicas (the block hashes live in the shard's ZooKeeper path,
+//!    so a retry that lands on the other replica is caught too).
+//! 4. One replica SIGKILLed while blocks are inserted into its twin: every
+//!    insert keeps succeeding, also once ZooKeeper counts the replica
+//!    inactive, and the restarted replica catches up to exactly the twin's
+//!    rows, none missing, none doubled.
+//! 5. A query through `Distributed` (from any node) answers what the union
+//!    of the shards' local tables answers.
+//!
+//! Everything waits on conditions with deadlines; counts are exact.
+
+// Test helpers unwrap: a panic is the failure report we want.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use sluice_tests::stack::{CLUSTER_NAME, ClusterNode, DedicatedStack, Services};
+use tokio::sync::Mutex;
+
+/// POSTs `sql` to a node; the body of the answer, or the server's error.
+async fn query(http: &reqwest::Client, url: &str, sql: &str) -> anyhow::Result<String> {
+    let response = http
+        .post(format!("{url}/"))
+        .body(sql.to_owned())
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .with_context(|| format!("{url}: {sql}"))?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        bail!("{url}: {sql}: {status}: {body}");
+    }
+    Ok(body)
+}
+
+/// Minimal percent-encoding for a query string value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `INSERT INTO table FORMAT TSV` with `tsv` as the data, plus URL settings
+/// (`&name=value`).
+async fn insert(
+    http: &reqwest::Client,
+    url: &str,
+    table: &str,
+    tsv: String,
+    settings: &str,
+) -> anyhow::Result<()> {
+    let sql = format!("INSERT INTO {table} FORMAT TSV");
+    let response = http
+        .post(format!("{url}/?query={}{settings}", encode(&sql)))
+        .body(tsv)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .with_context(|| format!("{url}: {sql}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("{url}: {sql}: {status}: {}", response.text().await?);
+    }
+    Ok(())
+}
+
+/// Rows `id \t payload` for the given ids.
+fn rows(ids: impl IntoIterator<Item = u64>) -> String {
+    ids.into_iter()
+        .map(|id| format!("{id}\tpayload-{id}\n"))
+        .collect()
+}
+
+/// The ids in a node's local table, ascending.
+async fn ids(http: &reqwest::Client, node: &ClusterNode, table: &str) -> Vec<u64> {
+    query(
+        http,
+        &node.http_url,
+        &format!("SELECT id FROM {table} ORDER BY id"),
+    )
+    .await
+    .unwrap()
+    .lines()
+    .map(|l| l.parse().unwrap())
+    .collect()
+}
+
+/// Polls `check` until it is true; panics after `timeout`.
+async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates `db.{name}_local` (replicated, per shard) and `db.{name}`
+/// (Distributed over it, sharded by `id % 2`) on the whole cluster.
+async fn create_tables(http: &reqwest::Client, node: &ClusterNode, db: &str, name: &str) {
+    let local = query(
+        http,
+        &node.http_url,
+        &format!(
+            "CREATE TABLE {db}.{name}_local ON CLUSTER {CLUSTER_NAME} (id UInt64, payload String) \
+             ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{db}/{name}_local', '{{replica}}') \
+             ORDER BY id"
+        ),
+    )
+    .await
+    .unwrap();
+    // One line per host, host and port first, status (0 = done) third.
+    assert_eq!(local.lines().count(), 4, "ON CLUSTER answered: {local}");
+    for line in local.lines() {
+        assert_eq!(
+            line.split('\t').nth(2),
+            Some("0"),
+            "ON CLUSTER host failed: {line}"
+        );
+    }
+    query(
+        http,
+        &node.http_url,
+        &format!(
+            "CREATE TABLE {db}.{name} ON CLUSTER {CLUSTER_NAME} (id UInt64, payload String) \
+             ENGINE = Distributed({CLUSTER_NAME}, {db}, {name}_local, id)"
+        ),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_two_replicas_shard_replicate_deduplicate_and_survive_a_killed_replica() {
+    let t0 = Instant::now();
+    let stack = tokio::task::spawn_blocking(|| DedicatedStack::start(Services::ClickHouseCluster))
+        .await
+        .unwrap()
+        .unwrap();
+    eprintln!("cluster up in {:.1}s", t0.elapsed().as_secs_f64());
+    let nodes = stack.cluster_nodes();
+    let [s1r1, s1r2, s2r1, s2r2] = [&nodes[0], &nodes[1], &nodes[2], &nodes[3]];
+    assert_eq!(
+        (s1r1.shard, s1r2.shard, s2r1.shard, s2r2.shard),
+        (1, 1, 2, 2)
+    );
+    let http = reqwest::Client::new();
+    let db = format!("cluster_proof_{}", uuid::Uuid::new_v4().simple());
+
+    // -- 1. ON CLUSTER DDL ------------------------------------------------
+    query(
+        &http,
+        &s1r1.http_url,
+        &format!("CREATE DATABASE {db} ON CLUSTER {CLUSTER_NAME}"),
+    )
+    .await
+    .unwrap();
+    create_tables(&http, s1r1, &db, "events").await;
+    for node in &nodes {
+        let tables = query(
+            &http,
+            &node.http_url,
+            &format!(
+                "SELECT name, engine FROM system.tables WHERE database = '{db}' ORDER BY name"
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            tables, "events\tDistributed\nevents_local\tReplicatedMergeTree\n",
+            "{}",
+            node.name
+        );
+        let replica = query(
+            &http,
+            &node.http_url,
+            &format!(
+                "SELECT zookeeper_path, replica_name, total_replicas, active_replicas \
+                 FROM system.replicas WHERE database = '{db}' AND table = 'events_local'"
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            replica,
+            format!(
+                "/clickhouse/tables/{}/{db}/events_local\t{}\t2\t2\n",
+                node.shard, node.name
+            )
+        );
+    }
+
+    // -- 2. Distributed insert: right shard, both replicas -----------------
+    let all: Vec<u64> = (1..=1000).collect();
+    let even: Vec<u64> = all.iter().copied().filter(|id| id % 2 == 0).collect();
+    let odd: Vec<u64> = all.iter().copied().filter(|id| id % 2 == 1).collect();
+    insert(
+        &http,
+        &s2r2.http_url,
+        &format!("{db}.events"),
+        rows(all.iter().copied()),
+        "&insert_distributed_sync=1",
+    )
+    .await
+    .unwrap();
+    let local = format!("{db}.events_local");
+    for node in &nodes {
+        let expected = if node.shard == 1 { &even } else { &odd };
+        // The synchronous insert returns once one replica per shard has
+        // the rows; the other one fetches them through replication.
+        wait_for(
+            &format!("{} to hold its shard's 500 rows", node.name),
+            Duration::from_secs(60),
+            async || ids(&http, node, &local).await.len() >= expected.len(),
+        )
+        .await;
+        assert_eq!(&ids(&http, node, &local).await, expected, "{}", node.name);
+    }
+
+    // -- 5. Distributed query == union of the shards -----------------------
+    let summary = "SELECT count(), sum(id), uniqExact(id), min(id), max(id)";
+    let by_key = "SELECT id % 7 AS k, count(), sum(id) FROM";
+    let union = query(
+        &http,
+        &s1r1.http_url,
+        &format!(
+            "{summary} FROM (SELECT id FROM remote('127.0.0.1:{}', {local}) \
+             UNION ALL SELECT id FROM remote('127.0.0.1:{}', {local}))",
+            stack.cluster_port + 1,
+            stack.cluster_port + 21
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(union, "1000\t500500\t1000\t1\t1000\n");
+    let union_by_key = query(
+        &http,
+        &s1r1.http_url,
+        &format!(
+            "{by_key} (SELECT id FROM remote('127.0.0.1:{}', {local}) \
+             UNION ALL SELECT id FROM remote('127.0.0.1:{}', {local})) GROUP BY k ORDER BY k",
+            stack.cluster_port + 11,
+            stack.cluster_port + 31
+        ),
+    )
+    .await
+    .unwrap();
+    for node in &nodes {
+        let through = query(
+            &http,
+            &node.http_url,
+            &format!("{summary} FROM {db}.events"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(through, union, "Distributed on {}", node.name);
+        let through = query(
+            &http,
+            &node.http_url,
+            &format!("{by_key} {db}.events GROUP BY k ORDER BY k"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            through, union_by_key,
+            "Distributed GROUP BY on {}",
+            node.name
+        );
+    }
+
+    // -- 3. Replicated insert-block deduplication --------------------------
+    create_tables(&http, s1r1, &db, "dedup").await;
+    let dedup = format!("{db}.dedup_local");
+    let block = rows(1..=100);
+    for node in [s1r1, s1r1, s1r2] {
+        // Each answers 200: a deduplicated block is acknowledged, not refused.
+        insert(&http, &node.http_url, &dedup, block.clone(), "")
+            .await
+            .unwrap();
+    }
+    // A different block afterwards, so that the wait below has something
+    // to see even where deduplication works (110 rows; 210 or 310 if not).
+    insert(&http, &s1r1.http_url, &dedup, rows(1001..=1010), "")
+        .await
+        .unwrap();
+    let expected: Vec<u64> = (1..=100).chain(1001..=1010).collect();
+    for node in [s1r1, s1r2] {
+        wait_for(
+            &format!("{} to hold the marker block", node.name),
+            Duration::from_secs(60),
+            async || {
+                let ids = ids(&http, node, &dedup).await;
+                ids.len() >= expected.len() && ids.contains(&1010)
+            },
+        )
+        .await;
+        assert_eq!(ids(&http, node, &dedup).await, expected, "{}", node.name);
+    }
+    for node in [s2r1, s2r2] {
+        assert!(ids(&http, node, &dedup).await.is_empty(), "{}", node.name);
+    }
+
+    // -- 4. SIGKILL a replica mid-inserts ----------------------------------
+    create_tables(&http, s1r1, &db, "kill").await;
+    let kill = format!("{db}.kill_local");
+    let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let inserter = {
+        let (http, url, table) = (http.clone(), s1r1.http_url.clone(), kill.clone());
+        let (acked, stop) = (acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut block = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let ids: Vec<u64> = (block * 100..block * 100 + 100).collect();
+                // Every insert to the live twin must succeed: no error is
+                // tolerated, so a failure ends the task with a panic.
+                insert(&http, &url, &table, rows(ids.iter().copied()), "")
+                    .await
+                    .unwrap();
+                acked.lock().await.extend(ids);
+                block += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            block
+        })
+    };
+    let blocks = async || acked.lock().await.len() / 100;
+    wait_for(
+        "the twin replicating",
+        Duration::from_secs(60),
+        async || blocks().await >= 5 && !ids(&http, s1r2, &kill).await.is_empty(),
+    )
+    .await;
+    tokio::task::block_in_place(|| stack.kill(s1r2.name)).unwrap();
+    let at_kill = blocks().await;
+    // Inserts go on while ZooKeeper itself counts the replica as gone (its
+    // session expired), not only in the moment after the kill.
+    let active = async || {
+        query(
+            &http,
+            &s1r1.http_url,
+            &format!(
+                "SELECT active_replicas FROM system.replicas \
+                 WHERE database = '{db}' AND table = 'kill_local'"
+            ),
+        )
+        .await
+        .unwrap()
+        .trim()
+        .to_owned()
+    };
+    wait_for(
+        "ZooKeeper to see one active replica",
+        Duration::from_secs(60),
+        async || active().await == "1",
+    )
+    .await;
+    let at_gone = blocks().await;
+    wait_for(
+        "20 more blocks with the replica dead",
+        Duration::from_secs(60),
+        async || blocks().await >= at_gone + 20,
+    )
+    .await;
+    let restart = Instant::now();
+    tokio::task::block_in_place(|| stack.start_service(s1r2.name)).unwrap();
+    let at_restart = blocks().await;
+    wait_for(
+        "both replicas active again",
+        Duration::from_secs(60),
+        async || active().await == "2",
+    )
+    .await;
+    wait_for(
+        "10 more blocks after the restart",
+        Duration::from_secs(60),
+        async || blocks().await >= at_restart + 10,
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let total_blocks = inserter.await.expect("no insert to the twin failed");
+    let acked: Vec<u64> = acked.lock().await.clone();
+    assert_eq!(acked.len() as u64, total_blocks * 100);
+    assert_eq!(
+        acked.iter().copied().collect::<BTreeSet<_>>().len(),
+        acked.len()
+    );
+    wait_for(
+        "the restarted replica to catch up",
+        Duration::from_secs(120),
+        async || ids(&http, s1r2, &kill).await.len() >= acked.len(),
+    )
+    .await;
+    let caught_up = restart.elapsed();
+    for node in [s1r1, s1r2] {
+        assert_eq!(ids(&http, node, &kill).await, acked, "{}", node.name);
+    }
+    eprintln!(
+        "killed {} after {at_kill} blocks, inactive in ZooKeeper after {at_gone}, restarted \
+         after {at_restart}; {total_blocks} blocks ({} rows) inserted into {} without an \
+         error; {} caught up {:.1}s after its restart began",
+        s1r2.name,
+        acked.len(),
+        s1r1.name,
+        s1r2.name,
+        caught_up.as_secs_f64()
+    );
+    // Through Distributed (both replicas of shard 1 alive again): the same
+    // rows, once.
+    let through = query(
+        &http,
+        &s2r1.http_url,
+        &format!("SELECT count(), uniqExact(id) FROM {db}.kill"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(through, format!("{0}\t{0}\n", acked.len()));
+    eprintln!("total {:.1}s", t0.elapsed().as_secs_f64());
+}
