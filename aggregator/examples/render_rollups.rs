@@ -24,6 +24,7 @@ use sluice_core::Timestamp;
 const DATABASE: &str = "sluice_agg";
 const TOPIC: &str = "events.raw";
 const PARTITION: i32 = 3;
+const DAY_MS: i64 = 86_400_000;
 
 fn main() -> anyhow::Result<()> {
     let out = PathBuf::from(
@@ -37,8 +38,42 @@ fn main() -> anyhow::Result<()> {
 
     // Windows relative to today (the table keeps 90 days): yesterday 23:55
     // and today 00:00 and 00:05, so hours and days both split.
-    let day_ms = 86_400_000;
-    let today = Timestamp::now().as_millis().div_euclid(day_ms) * day_ms;
+    let today = Timestamp::now().as_millis().div_euclid(DAY_MS) * DAY_MS;
+    let emissions = emissions(today);
+    std::fs::write(out.join("batch.bin"), encode(&emissions, today))?;
+    let refs: Vec<&Emission> = emissions.iter().collect();
+
+    // Expected answers.
+    let from_offset = 1010;
+    let table = format!("{DATABASE}.{ROLLUPS_5M}");
+    let manifest = json!({
+        "database": DATABASE,
+        "retention_days": 90,
+        "migrations": migrations.iter().map(|m| json!({
+            "version": m.version, "name": m.name, "statements": m.statements,
+        })).collect::<Vec<_>>(),
+        "columns": ROLLUP_COLUMNS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        "structure": ROLLUP_COLUMNS.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", "),
+        "batch": "batch.bin",
+        "rows": emissions.len(),
+        "events": emissions.iter().map(|e| e.events).sum::<u64>(),
+        "dedup_token": dedup_token(TOPIC, PARTITION, &refs),
+        "stored_since_sql": stored_since_sql(&table, TOPIC, PARTITION, from_offset),
+        "stored_since_expected": stored_since(&emissions, from_offset),
+        "queries": dashboard_queries(&emissions, today),
+        "window_start_check": window_start(today + 1) == today,
+    });
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
+    println!("wrote {} rollup rows to {}", emissions.len(), out.display());
+    Ok(())
+}
+
+/// Rollup rows of two teams in three windows from `today - WINDOW_MS`, in
+/// the table's sort order.
+fn emissions(today: i64) -> Vec<Emission> {
     let windows = [today - WINDOW_MS, today, today + WINDOW_MS];
     let mut emissions = Vec::new();
     let mut offset = 1000;
@@ -78,9 +113,14 @@ fn main() -> anyhow::Result<()> {
                 &b.key.user_id,
             ))
     });
+    emissions
+}
+
+/// The rows as the aggregator encodes them for its RowBinary insert.
+fn encode(emissions: &[Emission], today: i64) -> Vec<u8> {
     let emitted_at = seconds(today + 2 * WINDOW_MS);
     let mut batch = Vec::new();
-    for emission in &emissions {
+    for emission in emissions {
         encode_row(
             &RollupRow {
                 emission,
@@ -91,12 +131,13 @@ fn main() -> anyhow::Result<()> {
             &mut batch,
         );
     }
-    std::fs::write(out.join("batch.bin"), &batch)?;
-    let refs: Vec<&Emission> = emissions.iter().collect();
+    batch
+}
 
-    // Expected answers.
-    let from_offset = 1010;
-    let stored: BTreeMap<String, i64> = emissions
+/// What the recovery query answers from `from_offset` on: each row's key and
+/// `max_offset`.
+fn stored_since(emissions: &[Emission], from_offset: i64) -> BTreeMap<String, i64> {
+    emissions
         .iter()
         .filter(|e| e.max_offset >= from_offset)
         .map(|e| {
@@ -111,9 +152,14 @@ fn main() -> anyhow::Result<()> {
                 e.max_offset,
             )
         })
-        .collect();
-    let from = Timestamp::from_millis(today - day_ms);
-    let to = Timestamp::from_millis(today + day_ms);
+        .collect()
+}
+
+/// The dashboard queries over team-a from yesterday to tomorrow, each with
+/// the answer the rows must give.
+fn dashboard_queries(emissions: &[Emission], today: i64) -> serde_json::Value {
+    let from = Timestamp::from_millis(today - DAY_MS);
+    let to = Timestamp::from_millis(today + DAY_MS);
     let label = |ms: i64, day: bool| {
         let text = Timestamp::from_millis(ms).to_rfc3339();
         if day {
@@ -147,34 +193,11 @@ fn main() -> anyhow::Result<()> {
             .map(|(label, value)| json!({"label": label, "value": value}))
             .collect::<Vec<_>>()
     };
-    let table = format!("{DATABASE}.{ROLLUPS_5M}");
-    let manifest = json!({
-        "database": DATABASE,
-        "retention_days": 90,
-        "migrations": migrations.iter().map(|m| json!({
-            "version": m.version, "name": m.name, "statements": m.statements,
-        })).collect::<Vec<_>>(),
-        "columns": ROLLUP_COLUMNS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-        "structure": ROLLUP_COLUMNS.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", "),
-        "batch": "batch.bin",
-        "rows": emissions.len(),
-        "events": emissions.iter().map(|e| e.events).sum::<u64>(),
-        "dedup_token": dedup_token(TOPIC, PARTITION, &refs),
-        "stored_since_sql": stored_since_sql(&table, TOPIC, PARTITION, from_offset),
-        "stored_since_expected": stored,
-        "queries": [
-            {"sql": event_counts_sql(DATABASE, "team-a", from, to, Granularity::FiveMinutes, None), "expected": points(per_5m)},
-            {"sql": event_counts_sql(DATABASE, "team-a", from, to, Granularity::Hour, None), "expected": points(per_hour)},
-            {"sql": event_counts_sql(DATABASE, "team-a", from, to, Granularity::Day, None), "expected": points(per_day)},
-            {"sql": dau_sql(DATABASE, "team-a", from, to), "expected": users.into_iter().map(|(d, u)| json!({"label": d, "value": u.len()})).collect::<Vec<_>>()},
-            {"sql": top_events_sql(DATABASE, "team-a", from, to, 10), "expected": top.iter().map(|(e, n)| json!({"label": e, "value": n})).collect::<Vec<_>>()},
-        ],
-        "window_start_check": window_start(today + 1) == today,
-    });
-    std::fs::write(
-        out.join("manifest.json"),
-        serde_json::to_string_pretty(&manifest)?,
-    )?;
-    println!("wrote {} rollup rows to {}", emissions.len(), out.display());
-    Ok(())
+    json!([
+        {"sql": event_counts_sql(DATABASE, "team-a", from, to, Granularity::FiveMinutes, None), "expected": points(per_5m)},
+        {"sql": event_counts_sql(DATABASE, "team-a", from, to, Granularity::Hour, None), "expected": points(per_hour)},
+        {"sql": event_counts_sql(DATABASE, "team-a", from, to, Granularity::Day, None), "expected": points(per_day)},
+        {"sql": dau_sql(DATABASE, "team-a", from, to), "expected": users.into_iter().map(|(d, u)| json!({"label": d, "value": u.len()})).collect::<Vec<_>>()},
+        {"sql": top_events_sql(DATABASE, "team-a", from, to, 10), "expected": top.iter().map(|(e, n)| json!({"label": e, "value": n})).collect::<Vec<_>>()},
+    ])
 }

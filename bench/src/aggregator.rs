@@ -165,54 +165,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
         ..Results::default()
     };
 
-    eprintln!("phase 1: counting in memory ({} rounds)", options.rounds);
-    let parts: Vec<usize> = events
-        .iter()
-        .map(|(k, _)| partition_of(k, options.partitions))
-        .collect();
-    let (mut decode_best, mut count_best) = (None, None);
-    for _ in 0..options.rounds {
-        let (rate, sum) = measure(&cpu, || {
-            events
-                .iter()
-                .filter_map(|(_, v)| decode(v.as_bytes()).ok())
-                .map(|f| f.timestamp.as_millis() as u64 ^ f.user_id.len() as u64)
-                .fold(0u64, u64::wrapping_add)
-        })?;
-        std::hint::black_box(sum);
-        decode_best = best(decode_best, rate);
-        let (rate, rows) = measure(&cpu, || {
-            let mut windows: Vec<PartitionWindows> = (0..options.partitions)
-                .map(|_| PartitionWindows::new(60_000))
-                .collect();
-            let mut rows = 0usize;
-            for (offset, ((_, value), part)) in events.iter().zip(&parts).enumerate() {
-                if let Ok(f) = decode(value.as_bytes()) {
-                    windows[*part].observe(
-                        offset as i64,
-                        f.timestamp.as_millis(),
-                        f.received_at.as_millis(),
-                        f.key(),
-                    );
-                }
-                if offset % 100_000 == 0 {
-                    rows += windows
-                        .iter_mut()
-                        .map(|w| w.take_closed(usize::MAX).len())
-                        .sum::<usize>();
-                }
-            }
-            for w in &mut windows {
-                w.advance_to(i64::MAX);
-                rows += w.take_closed(usize::MAX).len();
-            }
-            rows
-        })?;
-        results.rows_in_memory = rows;
-        count_best = best(count_best, rate);
-    }
-    results.decode_only = decode_best.unwrap_or_default();
-    results.decode_and_count = count_best.unwrap_or_default();
+    in_memory(options, &cpu, &events, &mut results)?;
 
     eprintln!("phase 2: producing {} events to bench.agg", options.events);
     let topic = "bench.agg".to_owned();
@@ -226,6 +179,89 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     produce_all(&kafka, &topic, &events).await?;
     drop(events);
 
+    through_kafka(options, &kafka, &topic, &cpu, &mut results).await?;
+
+    eprintln!(
+        "phase 3: window delay ({} phases of ~30 s)",
+        options.delay_phases
+    );
+    results.delay_samples_secs = window_delay(options, &kafka, results.lateness_ms).await?;
+    Ok(results)
+}
+
+/// Phase 1: decoding alone, then decoding and counting into windows, in
+/// memory; the best round of each.
+fn in_memory(
+    options: &Options,
+    cpu: &CpuClock,
+    events: &[(String, String)],
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    eprintln!("phase 1: counting in memory ({} rounds)", options.rounds);
+    let parts: Vec<usize> = events
+        .iter()
+        .map(|(k, _)| partition_of(k, options.partitions))
+        .collect();
+    let (mut decode_best, mut count_best) = (None, None);
+    for _ in 0..options.rounds {
+        let (rate, sum) = measure(cpu, || {
+            events
+                .iter()
+                .filter_map(|(_, v)| decode(v.as_bytes()).ok())
+                .map(|f| f.timestamp.as_millis() as u64 ^ f.user_id.len() as u64)
+                .fold(0u64, u64::wrapping_add)
+        })?;
+        std::hint::black_box(sum);
+        decode_best = best(decode_best, rate);
+        let (rate, rows) = measure(cpu, || count(events, &parts, options.partitions))?;
+        results.rows_in_memory = rows;
+        count_best = best(count_best, rate);
+    }
+    results.decode_only = decode_best.unwrap_or_default();
+    results.decode_and_count = count_best.unwrap_or_default();
+    Ok(())
+}
+
+/// Decodes every event and counts it into its partition's windows, taking
+/// the closed ones every 100,000 events and all at the end; returns the
+/// rollup rows.
+fn count(events: &[(String, String)], parts: &[usize], partitions: i32) -> usize {
+    let mut windows: Vec<PartitionWindows> = (0..partitions)
+        .map(|_| PartitionWindows::new(60_000))
+        .collect();
+    let mut rows = 0usize;
+    for (offset, ((_, value), part)) in events.iter().zip(parts).enumerate() {
+        if let Ok(f) = decode(value.as_bytes()) {
+            windows[*part].observe(
+                offset as i64,
+                f.timestamp.as_millis(),
+                f.received_at.as_millis(),
+                f.key(),
+            );
+        }
+        if offset % 100_000 == 0 {
+            rows += windows
+                .iter_mut()
+                .map(|w| w.take_closed(usize::MAX).len())
+                .sum::<usize>();
+        }
+    }
+    for w in &mut windows {
+        w.advance_to(i64::MAX);
+        rows += w.take_closed(usize::MAX).len();
+    }
+    rows
+}
+
+/// Phase 2: the consume-only baseline against the aggregator with and
+/// without deduplication, on `topic`; the best round of each.
+async fn through_kafka(
+    options: &Options,
+    kafka: &KafkaSettings,
+    topic: &str,
+    cpu: &CpuClock,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     eprintln!(
         "phase 2: consume-only baseline vs the aggregator ({} rounds)",
         options.rounds
@@ -234,25 +270,19 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     for round in 0..options.rounds {
         consume_best = best(
             consume_best,
-            consume_only(&kafka, &topic, options.events, &cpu).await?,
+            consume_only(kafka, topic, options.events, cpu).await?,
         );
-        let (rate, rows) = aggregate(options, &kafka, &topic, round, true, &cpu).await?;
+        let (rate, rows) = aggregate(options, kafka, topic, round, true, cpu).await?;
         results.rollup_rows = rows;
         agg_best = best(agg_best, rate);
-        let (rate, _) = aggregate(options, &kafka, &topic, round, false, &cpu).await?;
+        let (rate, _) = aggregate(options, kafka, topic, round, false, cpu).await?;
         plain_best = best(plain_best, rate);
     }
     results.consume_only = consume_best.unwrap_or_default();
     results.aggregator = agg_best.unwrap_or_default();
     results.aggregator_no_dedup = plain_best.unwrap_or_default();
-    crate::topics::delete(&options.brokers, std::slice::from_ref(&topic)).await?;
-
-    eprintln!(
-        "phase 3: window delay ({} phases of ~30 s)",
-        options.delay_phases
-    );
-    results.delay_samples_secs = window_delay(options, &kafka, results.lateness_ms).await?;
-    Ok(results)
+    crate::topics::delete(&options.brokers, &[topic.to_owned()]).await?;
+    Ok(())
 }
 
 async fn produce_all(

@@ -9,6 +9,10 @@
 //! - [`dlq`]: `sluice dlq list|replay`, the dead-letter topic read back and
 //!   re-driven through a gateway.
 //! - [`stats`]: `sluice stats`, the dashboards' numbers from the rollups.
+//!
+//! The command line itself (the clap definitions, one module per command
+//! group, and the calls into these modules) is the binary's: `main.rs` and
+//! `commands/`.
 
 pub mod admin;
 pub mod dlq;

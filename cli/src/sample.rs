@@ -77,7 +77,18 @@ pub async fn run(options: &SampleOptions) -> anyhow::Result<SampleReport> {
     let topic = options.topic.clone();
     let start =
         tokio::task::spawn_blocking(move || readback::end_offsets(&kafka, &topic)).await??;
+    let (body, accepted) = send(options).await?;
+    let records = read_back(options, start, &accepted).await?;
+    let found = exactly_once(options, &accepted, records)?;
+    Ok(SampleReport {
+        accepted,
+        rejected: body.rejected,
+        found,
+    })
+}
 
+/// Posts the demo batch; returns the gateway's answer and the ids it accepted.
+async fn send(options: &SampleOptions) -> anyhow::Result<(BatchResponse, Vec<Uuid>)> {
     let url = format!("{}/v1/events", options.gateway.trim_end_matches('/'));
     let batch = sample_batch(options.events, Timestamp::now());
     println!("==> sending {} events to {url}", options.events + 1);
@@ -118,7 +129,16 @@ pub async fn run(options: &SampleOptions) -> anyhow::Result<SampleReport> {
             None => bail!("unexpected result entry: {result}"),
         }
     }
+    Ok((body, accepted))
+}
 
+/// The topic's records from `start` on, until every accepted event was read
+/// or the timeout passed.
+async fn read_back(
+    options: &SampleOptions,
+    start: BTreeMap<i32, i64>,
+    accepted: &[Uuid],
+) -> anyhow::Result<Vec<ReadRecord>> {
     println!(
         "==> reading them back from `{}` at {}",
         options.topic, options.kafka.brokers
@@ -128,7 +148,7 @@ pub async fn run(options: &SampleOptions) -> anyhow::Result<SampleReport> {
     let topic = options.topic.clone();
     let timeout = options.timeout;
     let total = wanted.len();
-    let records = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         readback::read_from(&kafka, &topic, &start, timeout, |read| {
             read.iter()
                 .filter(|r| wanted.contains_key(&event_id(r).unwrap_or_default()))
@@ -136,8 +156,16 @@ pub async fn run(options: &SampleOptions) -> anyhow::Result<SampleReport> {
                 >= total
         })
     })
-    .await??;
+    .await?
+}
 
+/// Prints the accepted events found and fails unless each is there exactly
+/// once; returns their records.
+fn exactly_once(
+    options: &SampleOptions,
+    accepted: &[Uuid],
+    records: Vec<ReadRecord>,
+) -> anyhow::Result<Vec<ReadRecord>> {
     let mut seen: BTreeMap<Uuid, usize> = BTreeMap::new();
     let mut found = Vec::new();
     for record in records {
@@ -179,11 +207,7 @@ pub async fn run(options: &SampleOptions) -> anyhow::Result<SampleReport> {
         accepted.len(),
         options.topic
     );
-    Ok(SampleReport {
-        accepted,
-        rejected: body.rejected,
-        found,
-    })
+    Ok(found)
 }
 
 fn event_id(record: &ReadRecord) -> Option<Uuid> {

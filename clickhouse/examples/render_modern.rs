@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::json;
 use sluice_clickhouse::{
-    Capabilities, EventRow, RowLayout, SchemaSettings, ServerVersion, encode_rows,
+    Capabilities, EventRow, Migration, RowLayout, SchemaSettings, ServerVersion, encode_rows,
     loaded_offsets_sql, migrations, row,
 };
 use sluice_core::{Event, Timestamp};
@@ -45,47 +45,12 @@ fn main() -> anyhow::Result<()> {
         .map(|w| serde_json::from_str(w))
         .collect::<Result<_, _>>()
         .context("sample events are contract JSON")?;
-    let loaded_at = Timestamp::now();
-    // Offsets per partition, already in the order the suite reads them back
-    // (kafka_partition, kafka_offset), so the stored bytes must equal the file.
-    let mut rows: Vec<EventRow<'_>> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let partition = i32::try_from(i % 3).unwrap_or(0);
-            let offset = 500 + i64::try_from(i).unwrap_or(0);
-            row(RowLayout::Modern, e, TOPIC, partition, offset, loaded_at)
-        })
-        .collect();
-    rows.sort_by_key(|r| (r.kafka_partition(), r.kafka_offset()));
-    let mut offsets = BTreeMap::new();
-    for r in &rows {
-        let max = offsets
-            .entry(r.kafka_partition().to_string())
-            .or_insert(i64::MIN);
-        *max = (*max).max(r.kafka_offset());
-    }
-    let expected_rows: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| match r {
-            EventRow::Modern(r) => serde_json::to_value(r),
-            EventRow::Legacy(r) => serde_json::to_value(r),
-        })
-        .collect::<Result<_, _>>()?;
+    let rows = event_rows(&events, Timestamp::now());
+    let offsets = expected_offsets(&rows);
+    let expected_rows = expected_rows(&rows)?;
 
     std::fs::write(out.join("batch.bin"), encode_rows(&rows))?;
-    let sql: Vec<String> = migrations
-        .iter()
-        .map(|m| {
-            format!(
-                "-- {} {}\n{};\n",
-                m.version,
-                m.name,
-                m.statements.join(";\n\n")
-            )
-        })
-        .collect();
-    std::fs::write(out.join("migrations.sql"), sql.join("\n"))?;
+    std::fs::write(out.join("migrations.sql"), migrations_sql(&migrations))?;
     // A rebuild of partition 0 below offset 1000, all receive times.
     let scope = sluice_clickhouse::seen::Scope {
         topic: TOPIC,
@@ -127,6 +92,63 @@ fn main() -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// The events as the loader's rows, spread over three partitions from
+/// offset 500.
+fn event_rows<'e>(events: &'e [Event<'_>], loaded_at: Timestamp) -> Vec<EventRow<'e>> {
+    // Offsets per partition, already in the order the suite reads them back
+    // (kafka_partition, kafka_offset), so the stored bytes must equal the file.
+    let mut rows: Vec<EventRow<'_>> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let partition = i32::try_from(i % 3).unwrap_or(0);
+            let offset = 500 + i64::try_from(i).unwrap_or(0);
+            row(RowLayout::Modern, e, TOPIC, partition, offset, loaded_at)
+        })
+        .collect();
+    rows.sort_by_key(|r| (r.kafka_partition(), r.kafka_offset()));
+    rows
+}
+
+/// The highest offset per partition, as `loaded_offsets_sql` must answer.
+fn expected_offsets(rows: &[EventRow<'_>]) -> BTreeMap<String, i64> {
+    let mut offsets = BTreeMap::new();
+    for r in rows {
+        let max = offsets
+            .entry(r.kafka_partition().to_string())
+            .or_insert(i64::MIN);
+        *max = (*max).max(r.kafka_offset());
+    }
+    offsets
+}
+
+/// The rows as JSON, as the suite reads them back.
+fn expected_rows(rows: &[EventRow<'_>]) -> anyhow::Result<Vec<serde_json::Value>> {
+    Ok(rows
+        .iter()
+        .map(|r| match r {
+            EventRow::Modern(r) => serde_json::to_value(r),
+            EventRow::Legacy(r) => serde_json::to_value(r),
+        })
+        .collect::<Result<_, _>>()?)
+}
+
+/// The migrations as one SQL file, for reading.
+fn migrations_sql(migrations: &[Migration]) -> String {
+    let sql: Vec<String> = migrations
+        .iter()
+        .map(|m| {
+            format!(
+                "-- {} {}\n{};\n",
+                m.version,
+                m.name,
+                m.statements.join(";\n\n")
+            )
+        })
+        .collect();
+    sql.join("\n")
 }
 
 /// Contract events with the awkward cases: quotes, backslashes, non-ASCII,

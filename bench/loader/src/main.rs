@@ -544,6 +544,11 @@ async fn main() -> anyhow::Result<()> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let topic = format!("bench-loader-{run}");
     let (raw_db, loader_db) = (format!("bench_raw_{run}"), format!("bench_loader_{run}"));
+    let (no_ids_db, plain_db, no_dedup_db) = (
+        format!("{raw_db}_no_ids"),
+        format!("{loader_db}_plain"),
+        format!("{loader_db}_no_dedup"),
+    );
     admin_topic(&kafka, &topic, args.partitions, true).await?;
 
     eprintln!("producing {} events to {topic}", args.events);
@@ -552,49 +557,166 @@ async fn main() -> anyhow::Result<()> {
         events.iter().map(|(_, p)| p.len()).sum::<usize>() as f64 / events.len().max(1) as f64;
     let bulk_acks = Arc::new(AckLog::default());
     produce(&producer(&kafka, bulk_acks.clone())?, &topic, &events, None).await?;
+    let baselines = baselines(&args, &kafka, &topic, &events, &raw_db, &no_ids_db).await?;
+    drop(events);
+    let loads = loads(&args, &topic, &loader_db, &plain_db, &no_dedup_db).await?;
+    let mut samples = freshness(&args, &kafka, &topic, &loader_db).await?;
+    drop(loads.running);
+    samples.sort_by(f64::total_cmp);
 
+    let results = Results {
+        measured_at: sluice_core::Timestamp::now().to_rfc3339(),
+        commit: args.commit.clone(),
+        events: args.events,
+        event_bytes,
+        partitions: args.partitions,
+        batch_rows: args.batch_rows,
+        consume_only: baselines.consume_only,
+        raw_insert: baselines.raw_insert,
+        loader: loads.loader,
+        loader_insert_s: loads.profile.0,
+        loader_inserts: loads.profile.1,
+        loader_uncompressed: loads.plain,
+        loader_uncompressed_insert_s: loads.plain_profile.0,
+        loader_no_dedup: loads.no_dedup,
+        raw_insert_no_ids: baselines.raw_insert_no_ids,
+        dedup_entries: loads.dedup_entries,
+        dedup_bytes: loads.dedup_bytes,
+        event_ids_disk: loads.event_ids_disk,
+        rebuild: loads.rebuild,
+        fresh_rate: args.fresh_rate,
+        fresh_seconds: args.fresh_seconds,
+        fresh_events: args.fresh_rate * args.fresh_seconds,
+        freshness_s: [
+            quantile(&samples, 0.5),
+            quantile(&samples, 0.9),
+            quantile(&samples, 0.99),
+            samples.last().copied().unwrap_or(f64::NAN),
+        ],
+        cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        load_average: std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    };
+
+    let http = reqwest::Client::new();
+    for database in [&raw_db, &no_ids_db, &loader_db, &plain_db, &no_dedup_db] {
+        let _ = http
+            .post(&args.clickhouse_url)
+            .body(format!("DROP DATABASE IF EXISTS {database}"))
+            .send()
+            .await;
+    }
+    let _ = admin_topic(&kafka, &topic, 0, false).await;
+    publish(&args, &results)
+}
+
+/// The same-run baselines: consume only, and the raw INSERT with and
+/// without the `event_ids` view.
+struct Baselines {
+    consume_only: Phase,
+    raw_insert: Phase,
+    raw_insert_no_ids: Phase,
+}
+
+async fn baselines(
+    args: &Args,
+    kafka: &KafkaSettings,
+    topic: &str,
+    events: &[(String, Vec<u8>)],
+    raw_db: &str,
+    no_ids_db: &str,
+) -> anyhow::Result<Baselines> {
     eprintln!("baseline: consume only");
-    let consume_only = consume_only(&kafka, &topic, args.events).await?;
+    let consume_only = consume_only(kafka, topic, args.events).await?;
     eprintln!("  {:.2} s", consume_only.wall_s);
     let raw_insert_no_ids = {
         eprintln!("baseline: raw INSERT without the event_ids view");
-        raw_insert(&args, &events, &format!("{raw_db}_no_ids"), false).await?
+        raw_insert(args, events, no_ids_db, false).await?
     };
     eprintln!("  {:.2} s", raw_insert_no_ids.wall_s);
     eprintln!("baseline: raw INSERT");
-    let raw_insert = raw_insert(&args, &events, &raw_db, true).await?;
+    let raw_insert = raw_insert(args, events, raw_db, true).await?;
     eprintln!("  {:.2} s", raw_insert.wall_s);
-    drop(events);
+    Ok(Baselines {
+        consume_only,
+        raw_insert,
+        raw_insert_no_ids,
+    })
+}
 
+/// The loader's bulk loads and the restart, with the default load's loader
+/// left running for the freshness phase.
+struct Loads {
+    plain: Phase,
+    plain_profile: InsertProfile,
+    no_dedup: Phase,
+    loader: Phase,
+    profile: InsertProfile,
+    running: LoaderProcess,
+    dedup_entries: Option<f64>,
+    dedup_bytes: Option<f64>,
+    event_ids_disk: (u64, u64),
+    rebuild: Phase,
+}
+
+async fn loads(
+    args: &Args,
+    topic: &str,
+    loader_db: &str,
+    plain_db: &str,
+    no_dedup_db: &str,
+) -> anyhow::Result<Loads> {
     // Uncompressed first, then the default (LZ4), which stays running for
     // the freshness phase.
-    let plain_db = format!("{loader_db}_plain");
     eprintln!("loader: bulk load, clickhouse.compression = none");
-    let (plain_phase, plain_profile, plain_loader, _) =
-        bulk_load(&args, &topic, &plain_db, "none", None).await?;
+    let (plain, plain_profile, plain_loader, _) =
+        bulk_load(args, topic, plain_db, "none", None).await?;
     drop(plain_loader);
-    eprintln!("  {:.2} s", plain_phase.wall_s);
-    let no_dedup_db = format!("{loader_db}_no_dedup");
+    eprintln!("  {:.2} s", plain.wall_s);
     eprintln!("loader: bulk load, dedup.window_secs = 0");
-    let (no_dedup_phase, _, no_dedup_loader, _) =
-        bulk_load(&args, &topic, &no_dedup_db, "lz4", Some(0)).await?;
+    let (no_dedup, _, no_dedup_loader, _) =
+        bulk_load(args, topic, no_dedup_db, "lz4", Some(0)).await?;
     drop(no_dedup_loader);
-    eprintln!("  {:.2} s", no_dedup_phase.wall_s);
+    eprintln!("  {:.2} s", no_dedup.wall_s);
     eprintln!("loader: bulk load, clickhouse.compression = lz4 (default)");
-    let (loader_phase, (insert_s, inserts), loader, metrics) =
-        bulk_load(&args, &topic, &loader_db, "lz4", None).await?;
-    eprintln!("  {:.2} s", loader_phase.wall_s);
+    let (loader, profile, running, metrics) =
+        bulk_load(args, topic, loader_db, "lz4", None).await?;
+    eprintln!("  {:.2} s", loader.wall_s);
     let dedup_entries = metric(&metrics, "sluice_loader_dedup_entries");
     let dedup_bytes = metric(&metrics, "sluice_loader_dedup_bytes");
-    let event_ids_disk = event_ids_disk(&args, &loader_db).await?;
+    let event_ids_disk = event_ids_disk(args, loader_db).await?;
     eprintln!("loader: restart, rebuilding the deduplication state");
-    let rebuild = rebuild(&args, &topic, &loader_db).await?;
+    let rebuild = rebuild(args, topic, loader_db).await?;
     eprintln!("  {:.2} s", rebuild.wall_s);
+    Ok(Loads {
+        plain,
+        plain_profile,
+        no_dedup,
+        loader,
+        profile,
+        running,
+        dedup_entries,
+        dedup_bytes,
+        event_ids_disk,
+        rebuild,
+    })
+}
+
+/// Produces at `--fresh-rate` while the loader runs; returns each event's
+/// seconds from its delivery report to the first poll of `loader_progress`
+/// that covers it.
+async fn freshness(
+    args: &Args,
+    kafka: &KafkaSettings,
+    topic: &str,
+    loader_db: &str,
+) -> anyhow::Result<Vec<f64>> {
     let client = clickhouse::Client::default()
         .with_url(&args.clickhouse_url)
-        .with_database(&loader_db)
+        .with_database(loader_db)
         .with_validation(false);
-
     eprintln!(
         "freshness: {} events/s for {} s",
         args.fresh_rate, args.fresh_seconds
@@ -602,9 +724,9 @@ async fn main() -> anyhow::Result<()> {
     let fresh_n = args.fresh_rate * args.fresh_seconds;
     let fresh_events = make_events(fresh_n, args.event_bytes, args.events);
     let acks = Arc::new(AckLog::default());
-    let live = producer(&kafka, acks.clone())?;
+    let live = producer(kafka, acks.clone())?;
     let producing = {
-        let topic = topic.clone();
+        let topic = topic.to_owned();
         let rate = args.fresh_rate;
         tokio::spawn(async move { produce(&live, &topic, &fresh_events, Some(rate)).await })
     };
@@ -618,7 +740,7 @@ async fn main() -> anyhow::Result<()> {
             samples.len()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let seen = progress(&client, &topic).await;
+        let seen = progress(&client, topic).await;
         let now = Instant::now();
         let acks = acks
             .acks
@@ -641,60 +763,16 @@ async fn main() -> anyhow::Result<()> {
         acks.failed.load(std::sync::atomic::Ordering::Relaxed) == 0,
         "some live events were not acknowledged"
     );
-    drop(loader);
-    samples.sort_by(f64::total_cmp);
+    Ok(samples)
+}
 
-    let results = Results {
-        measured_at: sluice_core::Timestamp::now().to_rfc3339(),
-        commit: args.commit.clone(),
-        events: args.events,
-        event_bytes,
-        partitions: args.partitions,
-        batch_rows: args.batch_rows,
-        consume_only,
-        raw_insert,
-        loader: loader_phase,
-        loader_insert_s: insert_s,
-        loader_inserts: inserts,
-        loader_uncompressed: plain_phase,
-        loader_uncompressed_insert_s: plain_profile.0,
-        loader_no_dedup: no_dedup_phase,
-        raw_insert_no_ids,
-        dedup_entries,
-        dedup_bytes,
-        event_ids_disk,
-        rebuild,
-        fresh_rate: args.fresh_rate,
-        fresh_seconds: args.fresh_seconds,
-        fresh_events: fresh_n,
-        freshness_s: [
-            quantile(&samples, 0.5),
-            quantile(&samples, 0.9),
-            quantile(&samples, 0.99),
-            samples.last().copied().unwrap_or(f64::NAN),
-        ],
-        cpus: std::thread::available_parallelism().map_or(0, usize::from),
-        load_average: std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
-    };
-
-    let http = reqwest::Client::new();
-    let no_ids_db = format!("{raw_db}_no_ids");
-    for database in [&raw_db, &no_ids_db, &loader_db, &plain_db, &no_dedup_db] {
-        let _ = http
-            .post(&args.clickhouse_url)
-            .body(format!("DROP DATABASE IF EXISTS {database}"))
-            .send()
-            .await;
-    }
-    let _ = admin_topic(&kafka, &topic, 0, false).await;
-
-    let markdown = report::render(&results);
+/// Prints the Markdown, and writes the results to `--out` and the Markdown
+/// into `--doc`'s loader section.
+fn publish(args: &Args, results: &Results) -> anyhow::Result<()> {
+    let markdown = report::render(results);
     println!("{markdown}");
     if let Some(out) = &args.out {
-        std::fs::write(out, serde_json::to_vec_pretty(&results)?)?;
+        std::fs::write(out, serde_json::to_vec_pretty(results)?)?;
     }
     if let Some(doc) = &args.doc {
         let text = std::fs::read_to_string(doc)?;

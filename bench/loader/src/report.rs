@@ -31,8 +31,18 @@ fn verdict(ok: bool) -> &'static str {
 
 pub fn render(r: &Results) -> String {
     let mut out = String::new();
-    let loader = rate(&r.loader);
-    let [p50, p90, p99, max] = r.freshness_s;
+    write_run(&mut out, r);
+    write_goals(&mut out, r);
+    write_phases(&mut out, r);
+    write_insert_time(&mut out, r);
+    write_compression(&mut out, r);
+    write_deduplication(&mut out, r);
+    write_freshness(&mut out, r);
+    out
+}
+
+/// What was measured, on what.
+fn write_run(out: &mut String, r: &Results) {
     let _ = writeln!(
         out,
         "Measured {} (commit {}), {} events of {:.0} bytes on average, {} partitions, batches of {} rows, no lake; {} CPUs shared with other work (load average at the end: {}).\n",
@@ -45,6 +55,12 @@ pub fn render(r: &Results) -> String {
         r.cpus,
         r.load_average
     );
+}
+
+/// The goals of issue 5, with their verdicts.
+fn write_goals(out: &mut String, r: &Results) {
+    let loader = rate(&r.loader);
+    let [_, _, p99, _] = r.freshness_s;
     let _ = writeln!(out, "| goal | measured | verdict |\n|---|---|---|");
     let _ = writeln!(
         out,
@@ -63,6 +79,10 @@ pub fn render(r: &Results) -> String {
         r.fresh_rate,
         verdict(p99 < GOAL_P99_S)
     );
+}
+
+/// One row per phase, each against its baseline.
+fn write_phases(out: &mut String, r: &Results) {
     let _ = writeln!(
         out,
         "| phase | wall s | rows/s (wall) | CPU s of the process | rows per CPU s | ClickHouse CPU s | vs its baseline |\n|---|---|---|---|---|---|---|"
@@ -107,6 +127,10 @@ pub fn render(r: &Results) -> String {
             secs(phase.clickhouse_cpu_s),
         );
     }
+}
+
+/// Where the loader's time went, from its own INSERT histogram.
+fn write_insert_time(out: &mut String, r: &Results) {
     if let (Some(insert_s), Some(inserts)) = (r.loader_insert_s, r.loader_inserts) {
         let _ = writeln!(
             out,
@@ -116,6 +140,11 @@ pub fn render(r: &Results) -> String {
             r.loader.cpu_s.unwrap_or(f64::NAN)
         );
     }
+}
+
+/// LZ4 against no compression, same run.
+fn write_compression(out: &mut String, r: &Results) {
+    let loader = rate(&r.loader);
     let _ = writeln!(
         out,
         "\nLZ4 vs none, same run: the uncompressed load ran at {:.2}× the LZ4 load's rate ({} vs {} loader rows per CPU s; ClickHouse CPU {} vs {} s){}.",
@@ -128,6 +157,11 @@ pub fn render(r: &Results) -> String {
             .map(|s| format!("; its INSERTs took {s:.2} s"))
             .unwrap_or_default()
     );
+}
+
+/// What deduplication costs the loader and the server, same run.
+fn write_deduplication(out: &mut String, r: &Results) {
+    let loader = rate(&r.loader);
     let (disk_bytes, disk_rows) = r.event_ids_disk;
     let _ = writeln!(
         out,
@@ -150,12 +184,16 @@ pub fn render(r: &Results) -> String {
         r.rebuild.wall_s,
         rate(&r.rebuild),
     );
+}
+
+/// Producer ack to queryable, while the loader ran.
+fn write_freshness(out: &mut String, r: &Results) {
+    let [p50, p90, p99, max] = r.freshness_s;
     let _ = writeln!(
         out,
         "\nFreshness over {} events produced at {} events/s for {} s while the loader ran (polled every 100 ms): p50 {p50:.2} s, p90 {p90:.2} s, p99 {p99:.2} s, max {max:.2} s.",
         r.fresh_events, r.fresh_rate, r.fresh_seconds
     );
-    out
 }
 
 /// Replaces the text between this section's markers in `doc`.

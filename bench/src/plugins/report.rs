@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{PluginResults, SETUPS, Summary, ThroughputCell};
+use super::{CallCosts, PluginResults, SETUPS, Summary, ThroughputCell};
 use crate::results::Spread;
 
 pub const BEGIN_MARKER: &str = "<!-- BEGIN GENERATED PLUGIN RESULTS (scripts/bench-plugins) -->";
@@ -121,125 +121,160 @@ fn batches(results: &PluginResults) -> Vec<usize> {
 /// The goal rows: (goal, measured, verdict).
 pub fn goals(results: &PluginResults) -> Vec<(String, String, String)> {
     let mut rows = Vec::new();
-    let r = ratios(results, GOAL_BATCH, "3");
-    if let (Some(wall), Some(cpu)) = (
-        Spread::of(r.iter().map(|x| x.0)),
-        Spread::of(r.iter().map(|x| x.1)),
-    ) {
-        let (wall_ok, cpu_ok) = (
-            wall.mean >= MIN_RATIO_THREE_AT_1000,
-            cpu.mean >= MIN_RATIO_THREE_AT_1000,
-        );
-        let v = match (wall_ok, cpu_ok) {
-            (true, true) => verdict(true).to_owned(),
-            (false, false) => verdict(false).to_owned(),
-            _ => "**unclear** (wall clock and CPU disagree: noise)".to_owned(),
-        };
-        let f = |x: f64| format!("{x:.2}");
-        rows.push((
-            format!(
-                "batch {GOAL_BATCH}: ingest stage with 3 plugins ≥ {MIN_RATIO_THREE_AT_1000} × its throughput without plugins"
-            ),
-            format!(
-                "{} × (CPU-cost ratio {} ×), mean of {} rounds",
-                spread(&wall, f),
-                spread(&cpu, f),
-                wall.n
-            ),
-            v,
-        ));
-    }
+    rows.extend(throughput_goal(results));
     if !results.calls.is_empty() {
-        let measured = results
-            .calls
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {} µs (all samples: mean {}, p50 {})",
-                    c.plugin,
-                    us(c.create_undisturbed_us),
-                    us(c.store_and_instantiate.mean_us),
-                    us(c.store_and_instantiate.p50_us)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        rows.push((
+        rows.push(calls_goal(
+            results,
             format!(
                 "instantiation from `InstancePre`, store included ≤ {MAX_INSTANTIATE_US} µs mean (undisturbed groups)"
             ),
-            measured,
-            verdict_all(
-                results.calls.iter().map(|c| c.create_undisturbed_us),
-                MAX_INSTANTIATE_US,
-            ),
+            |c| (c.create_undisturbed_us, &c.store_and_instantiate),
+            MAX_INSTANTIATE_US,
         ));
-        let measured = results
-            .calls
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {} µs (all samples: mean {}, p50 {})",
-                    c.plugin,
-                    us(c.empty_call_undisturbed_us),
-                    us(c.empty_call.mean_us),
-                    us(c.empty_call.p50_us)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        rows.push((
+        rows.push(calls_goal(
+            results,
             format!(
                 "host-to-guest call overhead ≤ {MAX_CALL_OVERHEAD_US} µs (0-event call on a live instance, undisturbed blocks)"
             ),
-            measured,
-            verdict_all(
-                results.calls.iter().map(|c| c.empty_call_undisturbed_us),
-                MAX_CALL_OVERHEAD_US,
-            ),
+            |c| (c.empty_call_undisturbed_us, &c.empty_call),
+            MAX_CALL_OVERHEAD_US,
         ));
     }
-    if !results.held.is_empty() {
-        let worst = results
-            .held
-            .iter()
-            .map(|h| h.per_instance(&h.after_batch))
-            .fold(0.0, f64::max);
-        let mut sizes: Vec<usize> = results.held.iter().map(|h| h.batch).collect();
-        sizes.dedup();
-        let measured = sizes
-            .iter()
-            .map(|&batch| {
-                let plugins = results
-                    .held
-                    .iter()
-                    .filter(|h| h.batch == batch)
-                    .map(|h| format!("{} {}", h.plugin, kib(h.per_instance(&h.after_batch))))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!("batch {batch}: {plugins}")
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        rows.push((
-            format!(
-                "an idle instance after a batch holds ≤ {} resident",
-                kib(MAX_IDLE_INSTANCE_BYTES)
-            ),
-            format!("{measured} (RSS growth ÷ live instances)"),
-            verdict(worst <= MAX_IDLE_INSTANCE_BYTES).to_owned(),
-        ));
-    }
+    rows.extend(idle_memory_goal(results));
     rows
+}
+
+/// Three plugins against none at [`GOAL_BATCH`], by wall clock and by CPU
+/// cost.
+fn throughput_goal(results: &PluginResults) -> Option<(String, String, String)> {
+    let r = ratios(results, GOAL_BATCH, "3");
+    let (Some(wall), Some(cpu)) = (
+        Spread::of(r.iter().map(|x| x.0)),
+        Spread::of(r.iter().map(|x| x.1)),
+    ) else {
+        return None;
+    };
+    let (wall_ok, cpu_ok) = (
+        wall.mean >= MIN_RATIO_THREE_AT_1000,
+        cpu.mean >= MIN_RATIO_THREE_AT_1000,
+    );
+    let v = match (wall_ok, cpu_ok) {
+        (true, true) => verdict(true).to_owned(),
+        (false, false) => verdict(false).to_owned(),
+        _ => "**unclear** (wall clock and CPU disagree: noise)".to_owned(),
+    };
+    let f = |x: f64| format!("{x:.2}");
+    Some((
+        format!(
+            "batch {GOAL_BATCH}: ingest stage with 3 plugins ≥ {MIN_RATIO_THREE_AT_1000} × its throughput without plugins"
+        ),
+        format!(
+            "{} × (CPU-cost ratio {} ×), mean of {} rounds",
+            spread(&wall, f),
+            spread(&cpu, f),
+            wall.n
+        ),
+        v,
+    ))
+}
+
+/// A per-call goal judged on each plugin's undisturbed mean, `measure`
+/// giving that mean and the summary of all samples.
+fn calls_goal(
+    results: &PluginResults,
+    goal: String,
+    measure: impl Fn(&CallCosts) -> (f64, &Summary),
+    limit: f64,
+) -> (String, String, String) {
+    let measured = results
+        .calls
+        .iter()
+        .map(|c| {
+            let (undisturbed, all) = measure(c);
+            format!(
+                "{} {} µs (all samples: mean {}, p50 {})",
+                c.plugin,
+                us(undisturbed),
+                us(all.mean_us),
+                us(all.p50_us)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    (
+        goal,
+        measured,
+        verdict_all(results.calls.iter().map(|c| measure(c).0), limit),
+    )
+}
+
+/// The resident memory an idle instance keeps after a batch, the worst
+/// plugin judged.
+fn idle_memory_goal(results: &PluginResults) -> Option<(String, String, String)> {
+    if results.held.is_empty() {
+        return None;
+    }
+    let worst = results
+        .held
+        .iter()
+        .map(|h| h.per_instance(&h.after_batch))
+        .fold(0.0, f64::max);
+    let mut sizes: Vec<usize> = results.held.iter().map(|h| h.batch).collect();
+    sizes.dedup();
+    let measured = sizes
+        .iter()
+        .map(|&batch| {
+            let plugins = results
+                .held
+                .iter()
+                .filter(|h| h.batch == batch)
+                .map(|h| format!("{} {}", h.plugin, kib(h.per_instance(&h.after_batch))))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("batch {batch}: {plugins}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some((
+        format!(
+            "an idle instance after a batch holds ≤ {} resident",
+            kib(MAX_IDLE_INSTANCE_BYTES)
+        ),
+        format!("{measured} (RSS growth ÷ live instances)"),
+        verdict(worst <= MAX_IDLE_INSTANCE_BYTES).to_owned(),
+    ))
 }
 
 /// The generated section (without markers).
 pub fn render(results: &PluginResults) -> String {
     let mut md = String::new();
     // Writing to a String cannot fail; `let _` keeps the code free of unwraps.
+    let _ = writeln!(md, "### Last run\n");
+    render_run(&mut md, results);
+    render_goals(&mut md, results);
+    render_throughput(&mut md, results);
+    if !results.conversion.is_empty() {
+        render_conversion(&mut md, results);
+    }
+    render_latency(&mut md, results);
+    if !results.transport.is_empty() {
+        render_transport(&mut md, results);
+    }
+    if !results.native.is_empty() {
+        render_native(&mut md, results);
+    }
+    if !results.languages.is_empty() {
+        render_languages(&mut md, results);
+    }
+    render_calls(&mut md, results);
+    render_memory(&mut md, results);
+    md
+}
+
+/// The machine, the workload and the runtime of the run.
+fn render_run(md: &mut String, results: &PluginResults) {
     let env = &results.environment;
     let rt = &results.runtime;
-    let _ = writeln!(md, "### Last run\n");
     let _ = writeln!(
         md,
         "{} on `{}`, {} vCPU, {:.0} GiB, Linux {}; load average at start {}; commit {}. \
@@ -261,13 +296,19 @@ pub fn render(results: &PluginResults) -> String {
         results.rounds,
         results.slice_seconds,
     );
+}
 
+/// The goal verdicts.
+fn render_goals(md: &mut String, results: &PluginResults) {
     let _ = writeln!(md, "#### Goals\n");
     let _ = writeln!(md, "| goal | measured | verdict |\n|---|---|---|");
     for (goal, measured, v) in goals(results) {
         let _ = writeln!(md, "| {goal} | {measured} | {v} |");
     }
+}
 
+/// Events/s of the ingest stage per batch size and setup.
+fn render_throughput(md: &mut String, results: &PluginResults) {
     let _ = writeln!(md, "\n#### Throughput of the ingest stage\n");
     let _ = writeln!(
         md,
@@ -311,30 +352,34 @@ pub fn render(results: &PluginResults) -> String {
             );
         }
     }
+}
 
-    if !results.conversion.is_empty() {
+/// The host's own per-event steps around the chain.
+fn render_conversion(md: &mut String, results: &PluginResults) {
+    let _ = writeln!(
+        md,
+        "\nWhere the host's own per-event time goes (µs per event, whole batches, mean over the undisturbed steps). Without plugins an event is decoded, admitted and serialised; with a chain it is also converted to the WIT record; an event an enricher changed is checked again against the contract when it comes back (`OwnedEvent::from_wit`: a changed field is parsed again, an unchanged one only compared) and serialised from that copy (the last two columns, measured on every event with its context changed and its properties not, as the PII scrubber changes this workload), an unchanged one is serialised as admitted.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| batch | decode + admit | serialise (no plugins) | to_wit | from_wit | serialise owned + size check |\n|---:|---:|---:|---:|---:|---:|"
+    );
+    for c in &results.conversion {
         let _ = writeln!(
             md,
-            "\nWhere the host's own per-event time goes (µs per event, whole batches, mean over the undisturbed steps). Without plugins an event is decoded, admitted and serialised; with a chain it is also converted to the WIT record; an event an enricher changed is checked again against the contract when it comes back (`OwnedEvent::from_wit`: a changed field is parsed again, an unchanged one only compared) and serialised from that copy (the last two columns, measured on every event with its context changed and its properties not, as the PII scrubber changes this workload), an unchanged one is serialised as admitted.\n"
+            "| {} | {} | {} | {} | {} | {} |",
+            c.batch,
+            us(c.decode_admit_us),
+            us(c.serialise_us),
+            us(c.to_wit_us),
+            us(c.from_wit_us),
+            us(c.serialise_owned_us),
         );
-        let _ = writeln!(
-            md,
-            "| batch | decode + admit | serialise (no plugins) | to_wit | from_wit | serialise owned + size check |\n|---:|---:|---:|---:|---:|---:|"
-        );
-        for c in &results.conversion {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} |",
-                c.batch,
-                us(c.decode_admit_us),
-                us(c.serialise_us),
-                us(c.to_wit_us),
-                us(c.from_wit_us),
-                us(c.serialise_owned_us),
-            );
-        }
     }
+}
 
+/// Each plugin call, fresh and reused instances, then the failed calls.
+fn render_latency(md: &mut String, results: &PluginResults) {
     let _ = writeln!(md, "\n#### Added latency per plugin call\n");
     let _ = writeln!(
         md,
@@ -400,43 +445,41 @@ pub fn render(results: &PluginResults) -> String {
             "\nPlugin calls that failed during the throughput runs (their events were rejected by the `reject` policy and still counted): {failed_calls}."
         );
     }
-    if !results.transport.is_empty() {
+}
+
+/// Events into guests that ignore them: the floor under every plugin.
+fn render_transport(md: &mut String, results: &PluginResults) {
+    let _ = writeln!(
+        md,
+        "\nThe floor under every plugin, *transport*: the same events passed on a live instance to a guest that ignores them: in `sluice:plugin@0.1.0` the `wrong_length` test fixture (a bare wit-bindgen validator that drops its input), in `0.2.0` the `ignore` fixture (one `accept` per event), once asking for every field and the spans (what 0.1 always moved) and once for nothing (only `event_id` and `name` are sent). A 0.2 call includes the host's encoding of the batch. Per event = (CPU per call − CPU per 0-event call) ÷ batch.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| interface, what moves | batch | wall mean / p50 / p99 µs | CPU µs per call | CPU µs per event |\n|---|---:|---:|---:|---:|"
+    );
+    for t in &results.transport {
         let _ = writeln!(
             md,
-            "\nThe floor under every plugin, *transport*: the same events passed on a live instance to a guest that ignores them: in `sluice:plugin@0.1.0` the `wrong_length` test fixture (a bare wit-bindgen validator that drops its input), in `0.2.0` the `ignore` fixture (one `accept` per event), once asking for every field and the spans (what 0.1 always moved) and once for nothing (only `event_id` and `name` are sent). A 0.2 call includes the host's encoding of the batch. Per event = (CPU per call − CPU per 0-event call) ÷ batch.\n"
+            "| {} | {} | {} | {} | {} |",
+            if t.path.is_empty() {
+                "0.1.0, every field"
+            } else {
+                &t.path
+            },
+            t.batch,
+            triple(&t.wall),
+            us(t.cpu_us),
+            if t.batch == 0 {
+                String::from("–")
+            } else {
+                us(t.cpu_us_per_event)
+            },
         );
-        let _ = writeln!(
-            md,
-            "| interface, what moves | batch | wall mean / p50 / p99 µs | CPU µs per call | CPU µs per event |\n|---|---:|---:|---:|---:|"
-        );
-        for t in &results.transport {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} |",
-                if t.path.is_empty() {
-                    "0.1.0, every field"
-                } else {
-                    &t.path
-                },
-                t.batch,
-                triple(&t.wall),
-                us(t.cpu_us),
-                if t.batch == 0 {
-                    String::from("–")
-                } else {
-                    us(t.cpu_us_per_event)
-                },
-            );
-        }
     }
+}
 
-    if !results.native.is_empty() {
-        render_native(&mut md, results);
-    }
-    if !results.languages.is_empty() {
-        render_languages(&mut md, results);
-    }
-
+/// Where the fixed cost of a call goes.
+fn render_calls(md: &mut String, results: &PluginResults) {
     let _ = writeln!(md, "\n#### Instantiation and call overhead\n");
     let _ = writeln!(
         md,
@@ -483,7 +526,10 @@ pub fn render(results: &PluginResults) -> String {
             triple(&c.runtime_one),
         );
     }
+}
 
+/// Compiled plugins, the process over the run, and live instances.
+fn render_memory(md: &mut String, results: &PluginResults) {
     let _ = writeln!(md, "\n#### Memory\n");
     let _ = writeln!(
         md,
@@ -545,7 +591,6 @@ pub fn render(results: &PluginResults) -> String {
             kib(h.after_drop.rss_bytes as f64 - h.before.rss_bytes as f64),
         );
     }
-    md
 }
 
 /// `required-properties` in every language it was built in.

@@ -282,59 +282,10 @@ impl Checker {
             self.multiple_of(path, w, r, shared);
         }
         if shared.intersects(Types::STRING) {
-            self.count(path, "minLength", w.min_length, r.min_length, true);
-            self.count(path, "maxLength", w.max_length, r.max_length, false);
-            if let Some(pattern) = &r.pattern
-                && w.pattern.as_ref() != Some(pattern)
-            {
-                let text = |p: Option<&crate::model::Pattern>| {
-                    p.map_or("none".to_owned(), |p| format!("{:?}", p.source()))
-                };
-                let (old, new) = self.old_new(text(w.pattern.as_ref()), text(Some(pattern)));
-                self.report(
-                    &format!("{path}/pattern"),
-                    "pattern_changed",
-                    format!(
-                        "`pattern` changed from {old} to {new}: {wl} strings may not match it (two different regular expressions are not compared for inclusion, so only an identical pattern, or an enum whose values match, is proven compatible)"
-                    ),
-                );
-            }
-            if let Some(format) = r.format
-                && w.format != Some(format)
-            {
-                let name = |f: Option<crate::model::Format>| {
-                    f.map_or("none".to_owned(), |f| format!("`{}`", f.name()))
-                };
-                let (old, new) = self.old_new(name(w.format), name(r.format));
-                self.report(
-                    path,
-                    "format_changed",
-                    format!(
-                        "`format` changed from {old} to {new}: {wl} events may hold strings that are not a valid `{}`",
-                        format.name()
-                    ),
-                );
-            }
+            self.string(w, r, path);
         }
         if shared.intersects(Types::ARRAY) {
-            self.count(path, "minItems", w.min_items, r.min_items, true);
-            self.count(path, "maxItems", w.max_items, r.max_items, false);
-            if r.unique_items && !w.unique_items && w.max_items.is_none_or(|m| m > 1) {
-                let (old, new) = self.old_new("false", "true");
-                self.report(
-                    &format!("{path}/uniqueItems"),
-                    "unique_items_added",
-                    format!(
-                        "`uniqueItems` changed from {old} to {new}: {wl} events may hold arrays with repeated items, which the {rl} schema refuses"
-                    ),
-                );
-            }
-            let any = Schema::any();
-            let (wi, ri) = (
-                w.items.as_ref().unwrap_or(&any),
-                r.items.as_ref().unwrap_or(&any),
-            );
-            self.schema(wi, ri, &format!("{path}/items"));
+            self.array(w, r, path);
         }
         if shared.intersects(Types::OBJECT) {
             self.object(w, r, path);
@@ -342,6 +293,69 @@ impl Checker {
         if r.has_applicators() {
             self.reader_applicators(writer, r, path);
         }
+    }
+
+    /// `minLength`, `maxLength`, `pattern` and `format`, where both accept
+    /// strings.
+    fn string(&mut self, w: &Node, r: &Node, path: &str) {
+        let wl = self.direction.writer();
+        self.count(path, "minLength", w.min_length, r.min_length, true);
+        self.count(path, "maxLength", w.max_length, r.max_length, false);
+        if let Some(pattern) = &r.pattern
+            && w.pattern.as_ref() != Some(pattern)
+        {
+            let text = |p: Option<&crate::model::Pattern>| {
+                p.map_or("none".to_owned(), |p| format!("{:?}", p.source()))
+            };
+            let (old, new) = self.old_new(text(w.pattern.as_ref()), text(Some(pattern)));
+            self.report(
+                &format!("{path}/pattern"),
+                "pattern_changed",
+                format!(
+                    "`pattern` changed from {old} to {new}: {wl} strings may not match it (two different regular expressions are not compared for inclusion, so only an identical pattern, or an enum whose values match, is proven compatible)"
+                ),
+            );
+        }
+        if let Some(format) = r.format
+            && w.format != Some(format)
+        {
+            let name = |f: Option<crate::model::Format>| {
+                f.map_or("none".to_owned(), |f| format!("`{}`", f.name()))
+            };
+            let (old, new) = self.old_new(name(w.format), name(r.format));
+            self.report(
+                path,
+                "format_changed",
+                format!(
+                    "`format` changed from {old} to {new}: {wl} events may hold strings that are not a valid `{}`",
+                    format.name()
+                ),
+            );
+        }
+    }
+
+    /// `minItems`, `maxItems`, `uniqueItems` and `items`, where both accept
+    /// arrays.
+    fn array(&mut self, w: &Node, r: &Node, path: &str) {
+        let (wl, rl) = (self.direction.writer(), self.direction.reader());
+        self.count(path, "minItems", w.min_items, r.min_items, true);
+        self.count(path, "maxItems", w.max_items, r.max_items, false);
+        if r.unique_items && !w.unique_items && w.max_items.is_none_or(|m| m > 1) {
+            let (old, new) = self.old_new("false", "true");
+            self.report(
+                &format!("{path}/uniqueItems"),
+                "unique_items_added",
+                format!(
+                    "`uniqueItems` changed from {old} to {new}: {wl} events may hold arrays with repeated items, which the {rl} schema refuses"
+                ),
+            );
+        }
+        let any = Schema::any();
+        let (wi, ri) = (
+            w.items.as_ref().unwrap_or(&any),
+            r.items.as_ref().unwrap_or(&any),
+        );
+        self.schema(wi, ri, &format!("{path}/items"));
     }
 
     /// The writer lists its values: each must be valid for the reader.
@@ -454,8 +468,6 @@ impl Checker {
     }
 
     fn object(&mut self, w: &Node, r: &Node, path: &str) {
-        let any = Schema::any();
-        let (wl, rl) = (self.direction.writer(), self.direction.reader());
         self.count(
             path,
             "minProperties",
@@ -472,6 +484,14 @@ impl Checker {
         );
         self.dependent_required(w, r, path);
         self.pattern_properties(w, r, path);
+        self.properties(w, r, path);
+        self.required(w, r, path);
+        self.additional_properties(w, r, path);
+    }
+
+    /// Each property either schema names, against the other's schema for it.
+    fn properties(&mut self, w: &Node, r: &Node, path: &str) {
+        let any = Schema::any();
         let names: BTreeSet<&String> = w.properties.keys().chain(r.properties.keys()).collect();
         for name in names {
             let here = format!("{path}/properties/{}", escape(name));
@@ -521,6 +541,11 @@ impl Checker {
                 _ => self.schema(wp, rp, &here),
             }
         }
+    }
+
+    /// Names the reader requires and the writer does not, unless the reader
+    /// gives them a default.
+    fn required(&mut self, w: &Node, r: &Node, path: &str) {
         for name in r.required.difference(&w.required) {
             if r.properties
                 .get(name)
@@ -539,7 +564,12 @@ impl Checker {
             };
             self.report(&format!("{path}/required"), "required_added", message);
         }
-        // Properties neither schema names.
+    }
+
+    /// Properties neither schema names.
+    fn additional_properties(&mut self, w: &Node, r: &Node, path: &str) {
+        let any = Schema::any();
+        let (wl, rl) = (self.direction.writer(), self.direction.reader());
         let wa = w.additional.as_ref().unwrap_or(&any);
         let ra = r.additional.as_ref().unwrap_or(&any);
         let here = format!("{path}/additionalProperties");

@@ -456,97 +456,51 @@ fn parse_node(document: &Value, path: &str, ctx: &mut Ctx<'_>) -> Result<Schema,
     for (keyword, value) in object {
         let here = format!("{path}/{}", escape(keyword));
         match keyword.as_str() {
+            // Values, numbers, strings.
             "type" => node.types = parse_types(value, &here)?,
-            "enum" | "const" => {
-                let values = match value {
-                    _ if keyword == "const" => vec![value.clone()],
-                    Value::Array(values) if !values.is_empty() => values.clone(),
-                    _ => return Err(invalid(&here, "`enum` must be a non-empty array")),
-                };
-                // Both present: a value must satisfy both.
-                node.enumeration = Some(match node.enumeration.take() {
-                    None => values,
-                    Some(earlier) => earlier.into_iter().filter(|v| values.contains(v)).collect(),
-                });
+            "enum" | "const" => enumeration(&mut node, keyword, value, &here)?,
+            "minimum" | "exclusiveMinimum" | "maximum" | "exclusiveMaximum" => {
+                range(&mut node, keyword, value, &here)?;
             }
-            // `minimum` and `exclusiveMinimum` may both be present: the
-            // tighter one is the bound.
-            "minimum" | "exclusiveMinimum" => {
-                let b = bound(value, keyword.starts_with("exclusive"), &here)?;
-                node.minimum = Some(tighter(node.minimum, b, true));
-            }
-            "maximum" | "exclusiveMaximum" => {
-                let b = bound(value, keyword.starts_with("exclusive"), &here)?;
-                node.maximum = Some(tighter(node.maximum, b, false));
-            }
+            "multipleOf" => match value.as_f64() {
+                Some(m) if m > 0.0 && m.is_finite() => node.multiple_of = Some(m),
+                _ => return Err(invalid(&here, "`multipleOf` must be a number above 0")),
+            },
             "minLength" => node.min_length = Some(count(value, &here)?),
             "maxLength" => node.max_length = Some(count(value, &here)?),
-            "minItems" => node.min_items = Some(count(value, &here)?),
-            "maxItems" => node.max_items = Some(count(value, &here)?),
-            "format" => {
-                let name = value
+            "format" => node.format = Some(format(value, &here)?),
+            "pattern" => {
+                let source = value
                     .as_str()
-                    .ok_or_else(|| invalid(&here, "`format` must be a string"))?;
-                node.format = Some(Format::parse(name).ok_or_else(|| SchemaError {
-                    code: "unsupported_keyword",
-                    path: here.clone(),
-                    message: format!(
-                        "format `{name}` is not supported (date-time, date, time, uuid, email, ipv4, ipv6, hostname, uri are)"
-                    ),
-                })?);
+                    .ok_or_else(|| invalid(&here, "`pattern` must be a string"))?;
+                node.pattern = Some(Pattern::new(source, &here)?);
             }
-            "properties" => {
-                let properties = value
-                    .as_object()
-                    .ok_or_else(|| invalid(&here, "`properties` must be an object"))?;
-                for (name, schema) in properties {
-                    let sub = parse_at(schema, &format!("{here}/{}", escape(name)), ctx)?;
-                    node.properties.insert(name.clone(), sub);
-                }
+            "default" => node.default = Some(value.clone()),
+            // Objects.
+            "properties" | "patternProperties" | "$defs" | "definitions" => {
+                subschemas(&mut node, keyword, value, &here, ctx)?;
             }
-            "required" => {
-                let names = value
-                    .as_array()
-                    .ok_or_else(|| invalid(&here, "`required` must be an array of strings"))?;
-                for name in names {
-                    let name = name
-                        .as_str()
-                        .ok_or_else(|| invalid(&here, "`required` must be an array of strings"))?;
-                    node.required.insert(name.to_owned());
-                }
-            }
+            "required" => required(&mut node, value, &here)?,
             "additionalProperties" => {
                 node.additional = match parse_at(value, &here, ctx)? {
                     schema if schema.is_any() => None,
                     schema => Some(schema),
                 }
             }
-            "items" => {
-                if value.is_array() {
-                    return Err(SchemaError {
-                        code: "unsupported_keyword",
-                        path: here,
-                        message: "the tuple form of `items` (an array) is not supported; give one schema for every element".to_owned(),
-                    });
-                }
-                node.items = Some(parse_at(value, &here, ctx)?);
+            "minProperties" => node.min_properties = Some(count(value, &here)?),
+            "maxProperties" => node.max_properties = Some(count(value, &here)?),
+            "dependentRequired" => dependent_required(&mut node, value, &here)?,
+            // Arrays.
+            "items" => node.items = Some(items(value, here, ctx)?),
+            "minItems" => node.min_items = Some(count(value, &here)?),
+            "maxItems" => node.max_items = Some(count(value, &here)?),
+            "uniqueItems" => {
+                node.unique_items = value
+                    .as_bool()
+                    .ok_or_else(|| invalid(&here, "`uniqueItems` must be a boolean"))?;
             }
-            "default" => node.default = Some(value.clone()),
+            // Applicators and references.
             "$ref" => target = Some(reference(value, &here, ctx)?),
-            // Checked here (a broken definition is an error even when
-            // unused); used only through `$ref`, which parses its target.
-            "$defs" | "definitions" => {
-                let defs = value
-                    .as_object()
-                    .ok_or_else(|| invalid(&here, format!("`{keyword}` must be an object")))?;
-                for (name, def) in defs {
-                    let at = format!("{here}/{}", escape(name));
-                    ctx.expanding.push(at.clone());
-                    let parsed = parse_at(def, &at, ctx);
-                    ctx.expanding.pop();
-                    parsed?;
-                }
-            }
             "allOf" => node.all_of.extend(branches(value, keyword, &here, ctx)?),
             "anyOf" => node.any_of = branches(value, keyword, &here, ctx)?,
             "oneOf" => node.one_of = branches(value, keyword, &here, ctx)?,
@@ -554,55 +508,6 @@ fn parse_node(document: &Value, path: &str, ctx: &mut Ctx<'_>) -> Result<Schema,
             "if" => test = Some(parse_at(value, &here, ctx)?),
             "then" => then = Some(parse_at(value, &here, ctx)?),
             "else" => otherwise = Some(parse_at(value, &here, ctx)?),
-            "pattern" => {
-                let source = value
-                    .as_str()
-                    .ok_or_else(|| invalid(&here, "`pattern` must be a string"))?;
-                node.pattern = Some(Pattern::new(source, &here)?);
-            }
-            "patternProperties" => {
-                let patterns = value
-                    .as_object()
-                    .ok_or_else(|| invalid(&here, "`patternProperties` must be an object"))?;
-                for (source, schema) in patterns {
-                    let at = format!("{here}/{}", escape(source));
-                    let pattern = Pattern::new(source, &at)?;
-                    node.pattern_properties
-                        .push((pattern, parse_at(schema, &at, ctx)?));
-                }
-            }
-            "multipleOf" => match value.as_f64() {
-                Some(m) if m > 0.0 && m.is_finite() => node.multiple_of = Some(m),
-                _ => return Err(invalid(&here, "`multipleOf` must be a number above 0")),
-            },
-            "minProperties" => node.min_properties = Some(count(value, &here)?),
-            "maxProperties" => node.max_properties = Some(count(value, &here)?),
-            "uniqueItems" => {
-                node.unique_items = value
-                    .as_bool()
-                    .ok_or_else(|| invalid(&here, "`uniqueItems` must be a boolean"))?;
-            }
-            "dependentRequired" => {
-                let map = value
-                    .as_object()
-                    .ok_or_else(|| invalid(&here, "`dependentRequired` must be an object"))?;
-                for (key, names) in map {
-                    let bad = || {
-                        invalid(
-                            &format!("{here}/{}", escape(key)),
-                            "must be an array of strings",
-                        )
-                    };
-                    let names = names.as_array().ok_or_else(bad)?;
-                    let mut set = BTreeSet::new();
-                    for name in names {
-                        set.insert(name.as_str().ok_or_else(bad)?.to_owned());
-                    }
-                    if !set.is_empty() {
-                        node.dependent_required.insert(key.clone(), set);
-                    }
-                }
-            }
             k if ANNOTATIONS.contains(&k) => {}
             other => {
                 return Err(SchemaError {
@@ -635,6 +540,136 @@ fn parse_node(document: &Value, path: &str, ctx: &mut Ctx<'_>) -> Result<Schema,
         node.all_of.insert(0, target);
     }
     Ok(Schema::Node(Box::new(node)))
+}
+
+/// `enum`, or `const: x` as `enum: [x]`.
+fn enumeration(
+    node: &mut Node,
+    keyword: &str,
+    value: &Value,
+    here: &str,
+) -> Result<(), SchemaError> {
+    let values = match value {
+        _ if keyword == "const" => vec![value.clone()],
+        Value::Array(values) if !values.is_empty() => values.clone(),
+        _ => return Err(invalid(here, "`enum` must be a non-empty array")),
+    };
+    // Both present: a value must satisfy both.
+    node.enumeration = Some(match node.enumeration.take() {
+        None => values,
+        Some(earlier) => earlier.into_iter().filter(|v| values.contains(v)).collect(),
+    });
+    Ok(())
+}
+
+/// `minimum` and `exclusiveMinimum` may both be present (and the same for
+/// the maximum): the tighter one is the bound.
+fn range(node: &mut Node, keyword: &str, value: &Value, here: &str) -> Result<(), SchemaError> {
+    let b = bound(value, keyword.starts_with("exclusive"), here)?;
+    if matches!(keyword, "minimum" | "exclusiveMinimum") {
+        node.minimum = Some(tighter(node.minimum, b, true));
+    } else {
+        node.maximum = Some(tighter(node.maximum, b, false));
+    }
+    Ok(())
+}
+
+fn format(value: &Value, here: &str) -> Result<Format, SchemaError> {
+    let name = value
+        .as_str()
+        .ok_or_else(|| invalid(here, "`format` must be a string"))?;
+    Format::parse(name).ok_or_else(|| SchemaError {
+        code: "unsupported_keyword",
+        path: here.to_owned(),
+        message: format!(
+            "format `{name}` is not supported (date-time, date, time, uuid, email, ipv4, ipv6, hostname, uri are)"
+        ),
+    })
+}
+
+/// The keywords whose value maps names to subschemas: `properties`,
+/// `patternProperties`, and `$defs`/`definitions`. Definitions are checked
+/// here (a broken one is an error even when unused) and used only through
+/// `$ref`, which parses its target.
+fn subschemas(
+    node: &mut Node,
+    keyword: &str,
+    value: &Value,
+    here: &str,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), SchemaError> {
+    let members = value
+        .as_object()
+        .ok_or_else(|| invalid(here, format!("`{keyword}` must be an object")))?;
+    for (name, schema) in members {
+        let at = format!("{here}/{}", escape(name));
+        match keyword {
+            "properties" => {
+                let sub = parse_at(schema, &at, ctx)?;
+                node.properties.insert(name.clone(), sub);
+            }
+            "patternProperties" => {
+                let pattern = Pattern::new(name, &at)?;
+                node.pattern_properties
+                    .push((pattern, parse_at(schema, &at, ctx)?));
+            }
+            _ => {
+                ctx.expanding.push(at.clone());
+                let parsed = parse_at(schema, &at, ctx);
+                ctx.expanding.pop();
+                parsed?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn required(node: &mut Node, value: &Value, here: &str) -> Result<(), SchemaError> {
+    let names = value
+        .as_array()
+        .ok_or_else(|| invalid(here, "`required` must be an array of strings"))?;
+    for name in names {
+        let name = name
+            .as_str()
+            .ok_or_else(|| invalid(here, "`required` must be an array of strings"))?;
+        node.required.insert(name.to_owned());
+    }
+    Ok(())
+}
+
+fn dependent_required(node: &mut Node, value: &Value, here: &str) -> Result<(), SchemaError> {
+    let map = value
+        .as_object()
+        .ok_or_else(|| invalid(here, "`dependentRequired` must be an object"))?;
+    for (key, names) in map {
+        let bad = || {
+            invalid(
+                &format!("{here}/{}", escape(key)),
+                "must be an array of strings",
+            )
+        };
+        let names = names.as_array().ok_or_else(bad)?;
+        let mut set = BTreeSet::new();
+        for name in names {
+            set.insert(name.as_str().ok_or_else(bad)?.to_owned());
+        }
+        if !set.is_empty() {
+            node.dependent_required.insert(key.clone(), set);
+        }
+    }
+    Ok(())
+}
+
+/// `items`: one schema for every element (the tuple form is refused).
+fn items(value: &Value, here: String, ctx: &mut Ctx<'_>) -> Result<Schema, SchemaError> {
+    if value.is_array() {
+        return Err(SchemaError {
+            code: "unsupported_keyword",
+            path: here,
+            message: "the tuple form of `items` (an array) is not supported; give one schema for every element".to_owned(),
+        });
+    }
+    parse_at(value, &here, ctx)
 }
 
 fn check_ranges(node: &Node, path: &str) -> Result<(), SchemaError> {
