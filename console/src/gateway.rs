@@ -5,7 +5,7 @@
 //! unchanged.
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
@@ -13,18 +13,31 @@ use crate::auth::bearer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Where forwarded paths start in the console's API.
+pub const PREFIX: &str = "/api/v1/gateway/";
+
 /// The gateway paths the page may use.
 const FORWARDED: &[&str] = &["admin/v1/", "schemas/v1/"];
 
 pub async fn forward(
     State(state): State<AppState>,
-    Path(path): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    if !FORWARDED.iter().any(|prefix| path.starts_with(prefix)) || path.contains("..") {
-        return Err(ApiError::NotFound(format!("/api/v1/gateway/{path}")));
-    }
     let (parts, body) = request.into_parts();
+    // The path as sent, still percent-encoded: a subject named `a/b` or
+    // `a?b` reaches the gateway as the page encoded it, not re-split here.
+    let path = parts
+        .uri
+        .path()
+        .strip_prefix(PREFIX)
+        .unwrap_or_default()
+        .to_owned();
+    let dots = path
+        .split('/')
+        .any(|part| matches!(part, "." | "..") || part.to_ascii_lowercase().contains("%2e%2e"));
+    if !FORWARDED.iter().any(|prefix| path.starts_with(prefix)) || dots {
+        return Err(ApiError::NotFound(parts.uri.path().to_owned()));
+    }
     let key = bearer(&parts)?.to_owned();
     let limit = state.config.gateway.max_body_bytes;
     // Read whole (the gateway checks what it gets; a plugin is one body),

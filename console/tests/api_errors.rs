@@ -253,3 +253,20 @@ async fn a_body_over_the_forwarding_limit_is_refused_before_the_gateway() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(code(&body), "payload_too_large");
 }
+
+#[tokio::test]
+async fn forwarded_paths_stay_inside_the_admin_and_schema_apis() {
+    let state = state().await;
+    for path in [
+        "/api/v1/gateway/admin/v1/../../v1/events",
+        "/api/v1/gateway/admin/v1/%2e%2e/%2E%2E/metrics",
+        "/api/v1/gateway/schemas/v1/./x",
+    ] {
+        let (status, body) = get_json(&state, path, Some(TEAM_A)).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{path}"
+        );
+    }
+}
