@@ -128,22 +128,55 @@ enum Planned {
 }
 
 /// One event handed to [`ingest_events`]: JSON in the native contract's shape,
-/// or a message an SDK-compatibility route could not translate, kept as the
-/// client sent it so the dead-letter copy shows what actually arrived.
-#[derive(Debug, Clone, Copy)]
+/// an event an SDK-compatibility route already translated into the
+/// contract's fields, or a message such a route could not translate, kept as
+/// the client sent it so the dead-letter copy shows what actually arrived.
+#[derive(Clone, Copy)]
 pub enum Candidate<'a> {
     Event(&'a RawValue),
+    /// Decoded by its route: the pipeline takes its fields as they are
+    /// instead of writing them as JSON text and parsing that text back.
+    Translated(&'a dyn DecodedEvent),
     Untranslatable {
         original: &'a RawValue,
         reject: &'a Reject,
     },
 }
 
+impl std::fmt::Debug for Candidate<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Event(raw) => f.debug_tuple("Event").field(raw).finish(),
+            Self::Translated(event) => f.debug_tuple("Translated").field(&event.text()).finish(),
+            Self::Untranslatable { original, reject } => f
+                .debug_struct("Untranslatable")
+                .field("original", original)
+                .field("reject", reject)
+                .finish(),
+        }
+    }
+}
+
+/// An event in the native contract's shape whose fields are already
+/// decoded (an SDK message after translation). It must behave exactly as
+/// its JSON text ([`DecodedEvent::text`]) would as a [`Candidate::Event`]:
+/// the same size, the same fields, the same decoding errors.
+pub trait DecodedEvent: Sync {
+    /// The length of [`DecodedEvent::text`], for the per-event size limit.
+    fn text_len(&self) -> usize;
+    /// What [`IncomingEvent::decode`] would read from the text (after its
+    /// size check), borrowed from `self`.
+    fn fields(&self) -> Result<IncomingEvent<'_>, Reject>;
+    /// The event as JSON text: written only for a dead-letter copy.
+    fn text(&self) -> String;
+}
+
 impl<'a> Candidate<'a> {
     /// The text a dead-letter record carries if this event is rejected.
-    fn raw(&self) -> &'a RawValue {
+    fn text(&self) -> std::borrow::Cow<'a, str> {
         match *self {
-            Self::Event(raw) | Self::Untranslatable { original: raw, .. } => raw,
+            Self::Event(raw) | Self::Untranslatable { original: raw, .. } => raw.get().into(),
+            Self::Translated(event) => event.text().into(),
         }
     }
 }
@@ -221,8 +254,7 @@ async fn pipeline(
     admit_batch(state, principal, candidates.len())?;
     let mut decisions = decode(state, team, candidates);
     schema_check(state, team, &mut decisions);
-    let raws: Vec<&RawValue> = candidates.iter().map(Candidate::raw).collect();
-    let plan = plan(state, team, &raws, decisions).await?;
+    let plan = plan(state, team, candidates, decisions).await?;
     let (acks, produce_wait) = produce(state, plan.records).await;
     crash_hook(&acks);
     Ok(answer(team, plan.planned, acks, produce_wait))
@@ -281,13 +313,18 @@ fn decode<'a>(state: &AppState, team: &'a str, candidates: &[Candidate<'a>]) -> 
         candidates
             .iter()
             .map(|candidate| {
-                let raw = match *candidate {
-                    Candidate::Event(raw) => raw,
+                let incoming = match *candidate {
+                    Candidate::Event(raw) => IncomingEvent::decode(raw, limits),
+                    // The checks `IncomingEvent::decode` makes, in its order:
+                    // the size of the text, then its fields.
+                    Candidate::Translated(event) => limits
+                        .check_size(event.text_len())
+                        .and_then(|()| event.fields()),
                     Candidate::Untranslatable { reject, .. } => {
                         return Err((None, reject.clone()));
                     }
-                };
-                let incoming = IncomingEvent::decode(raw, limits).map_err(|r| (None, r))?;
+                }
+                .map_err(|r| (None, r))?;
                 let event = incoming
                     .admit(team, received_at, limits, Uuid::now_v7)
                     .map_err(|r| (None, r))?;
@@ -444,7 +481,7 @@ fn answer(
 async fn plan<'s>(
     state: &'s AppState,
     team: &'s str,
-    raws: &[&RawValue],
+    candidates: &[Candidate<'_>],
     decisions: Vec<Decision<'_>>,
 ) -> Result<Plan<'s>, ApiError> {
     let mut plan = Plan::new(team, state.producer_settings(), decisions.len());
@@ -452,10 +489,10 @@ async fn plan<'s>(
         .plugins()
         .and_then(|host| host.chain(team).map(|chain| (host, chain)));
     let Some((host, chain)) = chain.filter(|_| decisions.iter().any(Result::is_ok)) else {
-        for (decision, raw) in decisions.into_iter().zip(raws) {
+        for (decision, candidate) in decisions.into_iter().zip(candidates) {
             match decision {
                 Ok(event) => plan.accept(&event)?,
-                Err((event_id, reject)) => plan.reject(event_id, raw, reject),
+                Err((event_id, reject)) => plan.reject(event_id, &candidate.text(), reject),
             }
         }
         return Ok(plan);
@@ -472,15 +509,15 @@ async fn plan<'s>(
         .map_err(ApiError::Internal)?
         .into_iter();
     let limits = &state.ingest().event;
-    for (decision, raw) in decisions.into_iter().zip(raws) {
+    for (decision, candidate) in decisions.into_iter().zip(candidates) {
         match decision {
             Ok(event) => {
                 let fate = fates.next().ok_or_else(|| {
                     ApiError::Internal(anyhow::anyhow!("plugin chain lost an event"))
                 })?;
-                plan.apply(fate, &event, raw, limits)?;
+                plan.apply(fate, &event, candidate, limits)?;
             }
-            Err((event_id, reject)) => plan.reject(event_id, raw, reject),
+            Err((event_id, reject)) => plan.reject(event_id, &candidate.text(), reject),
         }
     }
     Ok(plan)
@@ -517,11 +554,11 @@ impl<'s> Plan<'s> {
     /// The one way an event is rejected: the text the client sent goes to
     /// the dead-letter topic with the reason in its headers, and the client
     /// is told the reason.
-    fn reject(&mut self, event_id: Option<Uuid>, raw: &RawValue, reject: Reject) {
+    fn reject(&mut self, event_id: Option<Uuid>, text: &str, reject: Reject) {
         self.records.push(rejected_record(
             &self.topics.rejected_topic,
             (self.team, event_id),
-            raw.get(),
+            text,
             &reject,
             "rejected",
         ));
@@ -533,7 +570,7 @@ impl<'s> Plan<'s> {
         &mut self,
         fate: Fate,
         event: &Event<'_>,
-        raw: &RawValue,
+        candidate: &Candidate<'_>,
         limits: &Limits,
     ) -> Result<(), ApiError> {
         let event_id = event.event_id;
@@ -558,10 +595,10 @@ impl<'s> Plan<'s> {
                         self.records.push(record);
                         self.planned.push(Planned::Accept(event_id));
                     }
-                    Err(reject) => self.reject(Some(event_id), raw, reject),
+                    Err(reject) => self.reject(Some(event_id), &candidate.text(), reject),
                 }
             }
-            Fate::Reject(reject) => self.reject(Some(event_id), raw, reject),
+            Fate::Reject(reject) => self.reject(Some(event_id), &candidate.text(), reject),
             Fate::DeadLetter(reject) => {
                 // The admitted event (ids and times stamped), ready to be
                 // replayed into `events.raw` once the plugin is fixed.

@@ -153,8 +153,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for BatchValue<'a> {
 /// 128, a `\u` escape of a lone UTF-16 surrogate, a number too large for
 /// an `f64`). A cheap scan finds the bodies that might break one of them
 /// (it may err towards yes); only those are parsed again into a `Value`.
-pub fn refuse_like_value(json: &[u8], messages: &[&RawValue]) -> Result<(), ApiError> {
-    if !might_refuse(json, messages) {
+pub fn refuse_like_value(json: &[u8]) -> Result<(), ApiError> {
+    if !might_refuse(json) {
         return Ok(());
     }
     match serde_json::from_slice::<serde_json::Value>(json) {
@@ -166,35 +166,19 @@ pub fn refuse_like_value(json: &[u8], messages: &[&RawValue]) -> Result<(), ApiE
 /// serde_json's recursion limit: a document nested this deep is refused.
 const VALUE_DEPTH_LIMIT: usize = 128;
 
-fn might_refuse(json: &[u8], messages: &[&RawValue]) -> bool {
-    // Nesting: a value's depth is at most the brackets outside the messages
-    // plus the brackets of its own message (brackets in strings included).
-    let brackets = |text: &[u8]| text.iter().filter(|&&b| b == b'{' || b == b'[').count();
-    let mut inside_all = 0;
-    let mut inside_max = 0;
-    for message in messages {
-        let count = brackets(message.get().as_bytes());
-        inside_all += count;
-        inside_max = inside_max.max(count);
-    }
-    let outside = brackets(json).saturating_sub(inside_all);
-    if outside + inside_max + 1 >= VALUE_DEPTH_LIMIT {
-        return true;
-    }
-    escapes_or_numbers_might_refuse(json)
-}
-
-/// A `\u` escape of a lone surrogate in a string, or a number with a
-/// three-digit exponent or hundreds of digits. `text` is valid JSON (the
-/// borrowed parse took it), so quotes and escapes can be followed without
-/// checking them again.
-fn escapes_or_numbers_might_refuse(text: &[u8]) -> bool {
+/// Nesting within one level of the limit, a `\u` escape of a lone
+/// surrogate in a string, or a number with a three-digit exponent or
+/// hundreds of digits: one pass over the body, which runs on every SDK
+/// request. `text` is valid JSON (the borrowed parse took it), so quotes,
+/// escapes and brackets can be followed without checking them again.
+fn might_refuse(text: &[u8]) -> bool {
     let hex4 = |at: usize| -> Option<u16> {
         let digits = std::str::from_utf8(text.get(at..at + 4)?).ok()?;
         u16::from_str_radix(digits, 16).ok()
     };
     let mut in_string = false;
     let mut digits = 0usize;
+    let mut depth = 0usize;
     let mut i = 0;
     while i < text.len() {
         if in_string {
@@ -231,6 +215,17 @@ fn escapes_or_numbers_might_refuse(text: &[u8]) -> bool {
         match text[i] {
             b'"' => {
                 in_string = true;
+                digits = 0;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth + 1 >= VALUE_DEPTH_LIMIT {
+                    return true;
+                }
+                digits = 0;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
                 digits = 0;
             }
             b'0'..=b'9' => {
@@ -405,6 +400,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
     }
 }
 
+/// True when no object in `raw` can have a member called `quoted_name` (a
+/// plain ASCII name, given with its quotes): it appears nowhere and no `\u`
+/// escape could spell it. A substring search that lets a large object be
+/// passed on without reading its names.
+pub fn cannot_have_name(raw: &RawValue, quoted_name: &str) -> bool {
+    let text = raw.get();
+    !text.contains(quoted_name) && !text.contains("\\u")
+}
+
 pub fn is_null(raw: &RawValue) -> bool {
     raw.get() == "null"
 }
@@ -551,6 +555,14 @@ mod tests {
     }
 
     #[test]
+    fn a_name_is_ruled_out_only_when_no_spelling_of_it_is_there() {
+        assert!(cannot_have_name(raw(r#"{"a":{"tokens":1}}"#), "\"token\""));
+        assert!(!cannot_have_name(raw(r#"{"a":{"token":1}}"#), "\"token\""));
+        assert!(!cannot_have_name(raw(r#"{"a":"token"}"#), "\"token\""));
+        assert!(!cannot_have_name(raw(r#"{"tok\u0065n":1}"#), "\"token\""));
+    }
+
+    #[test]
     fn scalars_read_like_value_did() {
         assert_eq!(text_of(raw(r#""a\"b""#)).unwrap(), "a\"b");
         assert_eq!(text_of(raw("12")).unwrap(), "12");
@@ -584,13 +596,12 @@ mod tests {
         let huge = r#"{"batch":[{"p":1e400}]}"#;
         let long = format!("{{\"batch\":[{{\"p\":{}}}]}}", "9".repeat(400));
         for body in [deep.as_str(), surrogate, low, huge, long.as_str()] {
-            let Ok((Doc::Object(_), Some(Batch::Array(messages)))) =
-                Doc::parse_body(body.as_bytes())
+            let Ok((Doc::Object(_), Some(Batch::Array(_)))) = Doc::parse_body(body.as_bytes())
             else {
                 panic!("the borrowed parse refused {body}");
             };
             let expected = serde_json::from_str::<serde_json::Value>(body).unwrap_err();
-            let Err(err) = refuse_like_value(body.as_bytes(), &messages) else {
+            let Err(err) = refuse_like_value(body.as_bytes()) else {
                 panic!("accepted {body}");
             };
             assert_eq!(
@@ -603,23 +614,27 @@ mod tests {
             r#"{"batch":[{"p":"\ud83d\ude00 \\ud800 \u00e9","n":[1e10,2.5E-7,123456789012]}]}"#,
             r#"{"batch":[{"p":"3e456"}]}"#,
         ] {
-            let messages: Vec<&RawValue> = vec![serde_json::from_str(body).unwrap()];
-            assert!(
-                refuse_like_value(body.as_bytes(), &messages).is_ok(),
-                "{body}"
-            );
+            assert!(refuse_like_value(body.as_bytes()).is_ok(), "{body}");
         }
         assert!(!might_refuse(
-            br#"{"batch":[{"p":"\ud83d\ude00","n":1e10}]}"#,
-            &[]
+            br#"{"batch":[{"p":"\ud83d\ude00","n":1e10}]}"#
         ));
         // Ids and hex in strings are not numbers, and escaped quotes do not
         // end a string.
         assert!(!might_refuse(
-            br#"{"id":"0190d6a8-3e45-7000","h":"9e1234","q":"a\"1e999\"","n":[12,1.5e-7]}"#,
-            &[]
+            br#"{"id":"0190d6a8-3e45-7000","h":"9e1234","q":"a\"1e999\"","n":[12,1.5e-7]}"#
         ));
-        assert!(might_refuse(br#"{"q":"a\"","n":1e999}"#, &[]));
+        assert!(might_refuse(br#"{"q":"a\"","n":1e999}"#));
+        // Brackets count only outside strings; 127 levels is where `Value`
+        // may start to refuse.
+        let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        assert!(!might_refuse(nested(126).as_bytes()));
+        assert!(might_refuse(nested(127).as_bytes()));
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(127)).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(128)).is_err());
+        assert!(!might_refuse(
+            format!("[\"{}\"]", "[".repeat(300)).as_bytes()
+        ));
     }
 
     #[test]

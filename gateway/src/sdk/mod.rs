@@ -33,7 +33,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use sluice_core::{Reject, RejectCode, Timestamp};
+use sluice_core::{IncomingEvent, Reject, RejectCode, Timestamp};
 use uuid::Uuid;
 
 use self::json::{Fields, Object, Out};
@@ -62,10 +62,10 @@ pub struct Parsed<'a> {
     pub sent_at: Option<&'a RawValue>,
 }
 
-/// One message after translation: a native event (written once, as the
-/// JSON text the pipeline decodes), or the reason it has none with the
+/// One message after translation: a native event (its fields decoded, the
+/// objects it rebuilt written once), or the reason it has none with the
 /// message as sent (for the dead-letter copy; without the key).
-pub type Translated<'a> = Result<Box<RawValue>, (Cow<'a, RawValue>, Reject)>;
+pub type Translated<'a> = Result<Translation<'a>, (Cow<'a, RawValue>, Reject)>;
 
 /// A message that cannot become an event, with the reason. `original` is
 /// the message as sent; `without` names fields left out of the dead-letter
@@ -89,23 +89,40 @@ pub fn refuse<'a>(
 }
 
 /// An event in the native contract's shape (`IncomingEvent`), as translation
-/// writes it; absent optional fields are left to the pipeline's defaults.
-#[derive(Debug, Serialize)]
+/// builds it; absent optional fields are left to the pipeline's defaults.
+#[derive(Debug)]
 pub struct NativeEvent<'x, 'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<Uuid>,
-    pub event: &'x str,
-    pub user_id: &'x str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<Out<'x, 'a>>,
+    pub event: Cow<'a, str>,
+    pub user_id: Cow<'a, str>,
+    pub timestamp: Option<Out<'static, 'a>>,
     pub properties: Out<'x, 'a>,
     pub context: Out<'x, 'a>,
 }
 
-impl NativeEvent<'_, '_> {
-    /// The event's JSON text: the one serialisation translation does.
-    pub fn write<'a>(&self) -> Translated<'a> {
-        json::to_raw(self).map_err(|err| {
+impl<'a> NativeEvent<'_, 'a> {
+    /// The event for the pipeline. Only what translation rebuilt (a
+    /// `properties` or `context` object it assembled) is written as JSON;
+    /// what the SDK sent is passed on as its text, and the fields are handed
+    /// over decoded, so the pipeline never parses the event again.
+    pub fn write(self) -> Translated<'a> {
+        let written = (|| {
+            let translation = Translation {
+                event_id: self.event_id,
+                event: self.event,
+                user_id: self.user_id,
+                timestamp: self.timestamp,
+                properties: Part::written(self.properties)?,
+                context: Part::written(self.context)?,
+                text_len: 0,
+            };
+            let text_len = translation.measure()?;
+            Ok::<_, ApiError>(Translation {
+                text_len,
+                ..translation
+            })
+        })();
+        written.map_err(|err| {
             // Serialising borrowed JSON text cannot fail; if it ever did,
             // the event is refused rather than the whole batch.
             tracing::error!(error = %err, "translated event could not be written");
@@ -117,6 +134,161 @@ impl NativeEvent<'_, '_> {
                 ),
             )
         })
+    }
+}
+
+/// A `properties` or `context` value: the SDK's own text, or an object
+/// translation assembled, written once.
+#[derive(Debug)]
+enum Part<'a> {
+    Sent(&'a RawValue),
+    Written(Box<RawValue>),
+}
+
+impl<'a> Part<'a> {
+    fn written(out: Out<'_, 'a>) -> Result<Self, ApiError> {
+        match out {
+            Out::Raw(raw) => Ok(Self::Sent(raw)),
+            other => json::to_raw(&other).map(Self::Written),
+        }
+    }
+
+    fn get(&self) -> &RawValue {
+        match self {
+            Self::Sent(raw) => raw,
+            Self::Written(raw) => raw,
+        }
+    }
+
+    /// As an optional field of the contract: `null` is absent.
+    fn present(&self) -> Option<&RawValue> {
+        Some(self.get()).filter(|raw| !json::is_null(raw))
+    }
+}
+
+/// A translated event, handed to the pipeline decoded
+/// ([`ingest::DecodedEvent`]). Its JSON text (the native event an SDK user
+/// could have sent instead) is written only for a dead-letter copy; its
+/// length, which the size limit applies to, is counted without writing it.
+#[derive(Debug)]
+pub struct Translation<'a> {
+    event_id: Option<Uuid>,
+    event: Cow<'a, str>,
+    user_id: Cow<'a, str>,
+    /// Epoch milliseconds, or the SDK's text when it did not parse (for the
+    /// contract to refuse with the reason it gives any client).
+    timestamp: Option<Out<'static, 'a>>,
+    properties: Part<'a>,
+    context: Part<'a>,
+    text_len: usize,
+}
+
+/// [`Translation`]'s JSON text, field by field in the native contract's order.
+#[derive(Serialize)]
+struct TranslationText<'v> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<Uuid>,
+    event: &'v str,
+    user_id: &'v str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<&'v Out<'static, 'v>>,
+    properties: &'v RawValue,
+    context: &'v RawValue,
+}
+
+impl Translation<'_> {
+    fn as_text(&self) -> TranslationText<'_> {
+        TranslationText {
+            event_id: self.event_id,
+            event: &self.event,
+            user_id: &self.user_id,
+            timestamp: self.timestamp.as_ref(),
+            properties: self.properties.get(),
+            context: self.context.get(),
+        }
+    }
+
+    /// The length of the JSON text, counted as serde_json writes it (the
+    /// passed-through parts are only counted, never copied).
+    fn measure(&self) -> Result<usize, ApiError> {
+        let mut counter = ByteCount(0);
+        serde_json::to_writer(&mut counter, &self.as_text())
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(counter.0)
+    }
+}
+
+impl ingest::DecodedEvent for Translation<'_> {
+    fn text_len(&self) -> usize {
+        self.text_len
+    }
+
+    fn fields(&self) -> Result<IncomingEvent<'_>, Reject> {
+        // What `IncomingEvent::decode` reads from the text: `null` is an
+        // absent optional field; a timestamp goes through the same
+        // `Deserialize` (the one field whose decoding can fail here).
+        let timestamp = match &self.timestamp {
+            None => None,
+            // `Timestamp`'s `Deserialize` takes integers through `checked`.
+            Some(Out::Int(millis)) => Some(Timestamp::checked(*millis).map_err(|e| {
+                Reject::from_decode_error(&<serde_json::Error as serde::de::Error>::custom(e))
+            })?),
+            Some(Out::Raw(raw)) if json::is_null(raw) => None,
+            Some(Out::Raw(raw)) => Some(
+                serde_json::from_str::<Timestamp>(raw.get())
+                    .map_err(|e| Reject::from_decode_error(&e))?,
+            ),
+            Some(other) => Some(
+                serde_json::to_string(other)
+                    .and_then(|text| serde_json::from_str::<Timestamp>(&text))
+                    .map_err(|e| Reject::from_decode_error(&e))?,
+            ),
+        };
+        Ok(IncomingEvent {
+            event_id: self.event_id,
+            event: Cow::Borrowed(&self.event),
+            user_id: Cow::Borrowed(&self.user_id),
+            timestamp,
+            schema_version: None,
+            properties: self.properties.present(),
+            context: self.context.present(),
+        })
+    }
+
+    fn text(&self) -> String {
+        // `measure` already wrote the same value once without error.
+        serde_json::to_string(&self.as_text()).unwrap_or_default()
+    }
+}
+
+/// The text of a translated event, after checking that the pipeline gets
+/// from the translation exactly what it would get from decoding that text.
+#[cfg(test)]
+pub(crate) fn checked_text(event: &Translation<'_>) -> String {
+    use ingest::DecodedEvent;
+    let text = event.text();
+    assert_eq!(event.text_len(), text.len(), "{text}");
+    let raw: &RawValue = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let decoded = IncomingEvent::decode(raw, &sluice_core::Limits::default());
+    assert_eq!(
+        format!("{:?}", event.fields()),
+        format!("{decoded:?}"),
+        "{text}"
+    );
+    text
+}
+
+/// An `io::Write` that only counts.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -155,7 +327,7 @@ pub(crate) trait Protocol {
         &self,
         raw: &'a RawValue,
         message: &Object<'a>,
-        context: &Context<'_>,
+        context: &Context<'a>,
     ) -> Translated<'a>;
 
     /// The body the SDK expects; `ok` is false when it must retry.
@@ -213,7 +385,7 @@ async fn ingest<P: Protocol>(
     let (bytes, ticket) = body::read_request(state, headers, body, encoding).await?;
     let json = protocol.json(&bytes)?;
     let parsed = protocol.parse(&json)?;
-    json::refuse_like_value(&json, &parsed.messages)?;
+    json::refuse_like_value(&json)?;
     // Each message's fields, read once for the key search and translation.
     let messages: Vec<Option<Object<'_>>> = parsed
         .messages
@@ -248,7 +420,7 @@ async fn ingest<P: Protocol>(
     let candidates: Vec<Candidate<'_>> = translated
         .iter()
         .map(|translated| match translated {
-            Ok(event) => Candidate::Event(event),
+            Ok(event) => Candidate::Translated(event),
             Err((original, reject)) => Candidate::Untranslatable { original, reject },
         })
         .collect();
@@ -473,6 +645,52 @@ mod tests {
         );
         assert!(ctx.event_id(Some(raw(r#""""#))).is_none());
         assert!(ctx.event_id(None).is_none());
+    }
+
+    #[test]
+    fn the_pipeline_reads_a_translation_as_it_would_read_its_text() {
+        let props = raw(r#"{"a":"\u00e9","b":[1,{"c":null}]}"#);
+        let context = raw(r#"{"segment":{"type":"track"}}"#);
+        let cases = [
+            (Some(Out::Int(NOW.as_millis())), "Signed Up", "u-1"),
+            // Beyond what a timestamp can hold: refused as decoding refuses it.
+            (Some(Out::Int(i64::MAX)), "e", "u"),
+            (Some(Out::Int(i64::MIN)), "e", "u"),
+            (Some(Out::Raw(raw(r#""soon""#))), "e", "u"),
+            (Some(Out::Raw(raw("1.5"))), "e", "u"),
+            (Some(Out::Raw(raw("{}"))), "e", "u"),
+            (None, "quote \" and \n", "user \u{1}"),
+        ];
+        for (timestamp, event, user) in cases {
+            let translation = NativeEvent {
+                event_id: Some(Uuid::from_u128(7)),
+                event: event.into(),
+                user_id: user.into(),
+                timestamp,
+                properties: Out::Raw(props),
+                context: Out::Raw(context),
+            }
+            .write()
+            .unwrap();
+            checked_text(&translation);
+        }
+        let mut fields = Fields::with_capacity(2);
+        fields.push("name", Out::Str("Pricing"));
+        fields.push("n", Out::Int(-3));
+        let rebuilt = NativeEvent {
+            event_id: None,
+            event: "$page".into(),
+            user_id: "u".into(),
+            timestamp: None,
+            properties: Out::Object(fields),
+            context: Out::Raw(raw("null")),
+        }
+        .write()
+        .unwrap();
+        assert_eq!(
+            checked_text(&rebuilt),
+            r#"{"event":"$page","user_id":"u","properties":{"name":"Pricing","n":-3},"context":null}"#
+        );
     }
 
     #[test]

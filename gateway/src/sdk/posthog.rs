@@ -20,6 +20,7 @@ use axum::routing::post;
 use base64::Engine;
 use base64::prelude::{BASE64_STANDARD, BASE64_STANDARD_NO_PAD};
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -158,7 +159,7 @@ impl Protocol for PostHog {
         &self,
         raw: &'a RawValue,
         message: &Object<'a>,
-        context: &Context<'_>,
+        context: &Context<'a>,
     ) -> Translated<'a> {
         translate(raw, message, context)
     }
@@ -212,26 +213,35 @@ const WITHOUT: [&str; 2] = ["api_key", "token"];
 /// counterpart go to `context.posthog`; the key is never stored. Only the
 /// mapped fields are read; `properties` and the unmapped fields are passed
 /// through as the SDK wrote them (minus the key).
-fn translate<'a>(raw: &'a RawValue, m: &Object<'a>, context: &Context<'_>) -> Translated<'a> {
+fn translate<'a>(raw: &'a RawValue, m: &Object<'a>, context: &Context<'a>) -> Translated<'a> {
     let sent_properties = json::non_null(m.get("properties"));
-    let properties_fields = sent_properties.and_then(Object::parse);
+    // Reading the properties' names costs about as much as the rest of the
+    // translation (posthog-node and posthog-js send large properties), so
+    // they are read only when needed: to find the user there, to leave the
+    // key out, to add person operations, or for a dead-letter copy.
+    let properties_cell = OnceCell::new();
+    let properties_fields = || -> Option<&Object<'a>> {
+        properties_cell
+            .get_or_init(|| sent_properties.and_then(Object::parse))
+            .as_ref()
+    };
     let Some(name) = m.get("event").and_then(json::text_of) else {
         return refuse(
             raw,
             m,
-            properties_fields.as_ref(),
+            properties_fields(),
             RejectCode::MissingField,
             "a PostHog event needs a non-empty `event`",
         );
     };
-    let in_properties = properties_fields
-        .as_ref()
-        .and_then(|props| props.get("distinct_id"));
-    let Some(user) = json::first_text([m.get("distinct_id"), in_properties]) else {
+    let user = json::first_text([m.get("distinct_id")]).or_else(|| {
+        json::first_text([properties_fields().and_then(|props| props.get("distinct_id"))])
+    });
+    let Some(user) = user else {
         return refuse(
             raw,
             m,
-            properties_fields.as_ref(),
+            properties_fields(),
             RejectCode::MissingField,
             "a PostHog event needs `distinct_id`",
         );
@@ -244,7 +254,16 @@ fn translate<'a>(raw: &'a RawValue, m: &Object<'a>, context: &Context<'_>) -> Tr
     let empty = Object::default();
     let props = match sent_properties {
         None => Some(&empty),
-        Some(_) => properties_fields.as_ref(),
+        // An object that cannot hold the key and gets no person operation
+        // is passed on as sent, which is what reading it would conclude.
+        Some(sent)
+            if sent.get().starts_with('{')
+                && json::cannot_have_name(sent, "\"token\"")
+                && !PERSON_OPS.iter().any(|op| m.contains(op)) =>
+        {
+            Some(&empty)
+        }
+        Some(_) => properties_fields(),
     };
     let properties = match props {
         Some(props) => {
@@ -305,8 +324,8 @@ fn translate<'a>(raw: &'a RawValue, m: &Object<'a>, context: &Context<'_>) -> Tr
 
     NativeEvent {
         event_id,
-        event: &name,
-        user_id: &user,
+        event: name,
+        user_id: user,
         timestamp,
         properties,
         context: Out::Object(event_context),
@@ -368,7 +387,7 @@ mod tests {
             return Err((message, Reject::new(RejectCode::NotAnObject, "")));
         };
         match PostHog::default().translate(raw, &fields, &context) {
-            Ok(event) => Ok(parse(&event)),
+            Ok(event) => Ok(serde_json::from_str(&super::super::checked_text(&event)).unwrap()),
             Err((original, reject)) => Err((parse(&original), reject)),
         }
     }

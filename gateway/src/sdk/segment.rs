@@ -153,7 +153,7 @@ impl Protocol for Segment {
         &self,
         raw: &'a RawValue,
         message: &Object<'a>,
-        context: &Context<'_>,
+        context: &Context<'a>,
     ) -> Translated<'a> {
         translate(self.call, raw, message, context)
     }
@@ -175,7 +175,7 @@ fn translate<'a>(
     route_call: Option<Call>,
     raw: &'a RawValue,
     m: &Object<'a>,
-    context: &Context<'_>,
+    context: &Context<'a>,
 ) -> Translated<'a> {
     let call = route_call.or_else(|| {
         m.get("type")
@@ -314,8 +314,8 @@ fn translate<'a>(
 
     NativeEvent {
         event_id,
-        event: &name,
-        user_id: &user,
+        event: name,
+        user_id: user,
         timestamp,
         properties,
         context: event_context,
@@ -354,7 +354,7 @@ mod tests {
             ));
         };
         match (Segment { call }).translate(raw, &fields, &context) {
-            Ok(event) => Ok(parse(&event)),
+            Ok(event) => Ok(serde_json::from_str(&super::super::checked_text(&event)).unwrap()),
             Err((original, reject)) => Err((parse(&original), reject)),
         }
     }
