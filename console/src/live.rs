@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use sluice_core::kafka::{KafkaSettings, headers};
+use sluice_core::kafka::{KafkaSettings, header_text, headers};
 use tokio::sync::{Mutex, broadcast};
 
 use crate::error::ApiError;
@@ -184,15 +184,6 @@ async fn run(consumer: StreamConsumer, sender: broadcast::Sender<Arc<Published>>
     }
 }
 
-fn header<'a>(message: &'a BorrowedMessage<'_>, name: &str) -> Option<&'a str> {
-    message
-        .headers()?
-        .iter()
-        .find(|h| h.key == name)?
-        .value
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
 /// The fields of an event the page shows; any may be missing in what a
 /// client sent and was rejected for.
 #[derive(Deserialize, Default)]
@@ -217,26 +208,26 @@ fn text(value: Option<serde_json::Value>) -> Option<String> {
 pub fn summarise(message: &BorrowedMessage<'_>) -> Option<Published> {
     let payload = message.payload().unwrap_or_default();
     let fields: Fields = serde_json::from_slice(payload).unwrap_or_default();
-    let code = header(message, headers::REJECT_CODE).map(str::to_owned);
-    let outcome = match (header(message, headers::OUTCOME), &code) {
+    let code = header_text(message, headers::REJECT_CODE).map(str::to_owned);
+    let outcome = match (header_text(message, headers::OUTCOME), &code) {
         (Some(outcome), _) => outcome.to_owned(),
         (None, Some(_)) => "rejected".to_owned(),
         (None, None) => "accepted".to_owned(),
     };
-    let team = header(message, headers::TEAM)
+    let team = header_text(message, headers::TEAM)
         .map(str::to_owned)
         .or_else(|| text(fields.team_id))?;
     // What the client sent may lack the id it was answered with, and never
     // has a receive time: the gateway's header and the record's time.
-    let event_id =
-        text(fields.event_id).or_else(|| header(message, headers::EVENT_ID).map(str::to_owned));
+    let event_id = text(fields.event_id)
+        .or_else(|| header_text(message, headers::EVENT_ID).map(str::to_owned));
     let received_at = text(fields.received_at).or_else(|| {
         message
             .timestamp()
             .to_millis()
             .map(|ms| sluice_core::Timestamp::from_millis(ms).to_rfc3339())
     });
-    let trace_id = header(message, headers::TRACEPARENT)
+    let trace_id = header_text(message, headers::TRACEPARENT)
         .and_then(|tp| tp.split('-').nth(1))
         .map(str::to_owned);
     Some(Published {
@@ -249,7 +240,7 @@ pub fn summarise(message: &BorrowedMessage<'_>) -> Option<Published> {
             timestamp: text(fields.timestamp),
             received_at,
             code,
-            message: header(message, headers::REJECT_MESSAGE).map(str::to_owned),
+            message: header_text(message, headers::REJECT_MESSAGE).map(str::to_owned),
             trace_id,
         },
     })

@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_clickhouse::rollups::WINDOW_MS;
 use sluice_core::Timestamp;
-use sluice_core::kafka::{KafkaSettings, headers};
+use sluice_core::kafka::{KafkaSettings, header_text, headers};
 
 /// Counts of one window: team → (dead-lettered?, code) → records.
 type Window = HashMap<String, BTreeMap<(bool, String), u64>>;
@@ -187,14 +187,7 @@ impl RejectionIndex {
     }
 
     fn count(&self, message: &BorrowedMessage<'_>) {
-        let header = |name: &str| {
-            message
-                .headers()?
-                .iter()
-                .find(|h| h.key == name)?
-                .value
-                .and_then(|v| std::str::from_utf8(v).ok())
-        };
+        let header = |name| header_text(message, name);
         // A record without a team (written before teams were recorded)
         // cannot be shown to anyone.
         let Some(team) = header(headers::TEAM).filter(|t| !t.is_empty()) else {

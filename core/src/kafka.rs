@@ -30,14 +30,24 @@ pub mod headers {
     pub const EVENT_ID: &str = "sluice-event-id";
 }
 
-/// The `traceparent` header of a consumed record, if it has one.
-pub fn traceparent_header<M: rdkafka::Message>(message: &M) -> Option<&[u8]> {
+/// The value of header `name` of a consumed record, if it has one.
+pub fn header<'m, M: rdkafka::Message>(message: &'m M, name: &str) -> Option<&'m [u8]> {
     use rdkafka::message::Headers;
     message
         .headers()?
         .iter()
-        .find(|header| header.key == headers::TRACEPARENT)?
+        .find(|header| header.key == name)?
         .value
+}
+
+/// Header `name` of a consumed record as text, if it has one in UTF-8.
+pub fn header_text<'m, M: rdkafka::Message>(message: &'m M, name: &str) -> Option<&'m str> {
+    header(message, name).and_then(|value| std::str::from_utf8(value).ok())
+}
+
+/// The `traceparent` header of a consumed record, if it has one.
+pub fn traceparent_header<M: rdkafka::Message>(message: &M) -> Option<&[u8]> {
+    header(message, headers::TRACEPARENT)
 }
 
 /// One record to produce: the gateway's unit of work for its producer, and
