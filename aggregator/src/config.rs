@@ -136,14 +136,7 @@ impl AggregatorConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.kafka.validate()?;
         self.dedup.validate()?;
-        if !self.clickhouse.url.starts_with("http://")
-            && !self.clickhouse.url.starts_with("https://")
-        {
-            return Err(format!(
-                "clickhouse.url `{}` must start with http:// or https://",
-                self.clickhouse.url
-            ));
-        }
+        sluice_core::config::check_http_url("clickhouse.url", &self.clickhouse.url)?;
         if !sluice_clickhouse::is_identifier(&self.clickhouse.database) {
             return Err(format!(
                 "clickhouse.database `{}` must be an identifier ([A-Za-z_][A-Za-z0-9_]*)",

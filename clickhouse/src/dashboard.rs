@@ -55,6 +55,9 @@ pub struct Dashboard {
     events: String,
 }
 
+/// Days of event time [`Dashboard::newest_received_at`] reads first.
+pub const FRESHNESS_DAYS: u32 = 2;
+
 /// Server-side limits applied to every query of a [`Dashboard`] (sent as
 /// query settings, enforced by ClickHouse itself on every version), so a
 /// question over a long range ends with an error instead of occupying the
@@ -287,15 +290,41 @@ impl Dashboard {
     }
 
     /// When the newest stored event of `team` was received, if any.
+    ///
+    /// Asked often (the health page refreshes every few seconds), so it
+    /// first reads only the partitions of the last [`FRESHNESS_DAYS`] (the
+    /// table is partitioned by event day) and reads the team's whole history
+    /// only when those hold none of its events. An event received now but
+    /// dated earlier than that is not seen while newer-dated ones exist.
     pub async fn newest_received_at(&self, team: &str) -> Result<Option<Timestamp>, Error> {
+        let recent = Timestamp::from_millis(
+            Timestamp::now().as_millis() - i64::from(FRESHNESS_DAYS) * 86_400_000,
+        );
+        if let Some(newest) = self.newest_received_since(team, Some(recent)).await? {
+            return Ok(Some(newest));
+        }
+        self.newest_received_since(team, None).await
+    }
+
+    async fn newest_received_since(
+        &self,
+        team: &str,
+        since: Option<Timestamp>,
+    ) -> Result<Option<Timestamp>, Error> {
+        let bound = if since.is_some() {
+            " AND timestamp >= ?"
+        } else {
+            ""
+        };
         let sql = format!(
-            "SELECT toUInt64(toUnixTimestamp(max(received_at))) FROM {} WHERE team_id = ?",
+            "SELECT toUInt64(toUnixTimestamp(max(received_at))) FROM {} WHERE team_id = ?{bound}",
             self.events
         );
-        let seconds: u64 = self
-            .client
-            .query(&sql)
-            .bind(team)
+        let mut query = self.client.query(&sql).bind(team);
+        if let Some(since) = since {
+            query = query.bind(datetime(since));
+        }
+        let seconds: u64 = query
             .fetch_one()
             .await
             .map_err(|e| Error::clickhouse("reading the newest event", e))?;

@@ -189,22 +189,10 @@ impl Default for RejectionSettings {
 impl ConsoleConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.kafka.validate()?;
-        for (key, url) in [
-            ("gateway.admin_url", &self.gateway.admin_url),
-            ("clickhouse.url", &self.clickhouse.url),
-        ] {
-            if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err(format!("{key} `{url}` must start with http:// or https://"));
-            }
-        }
-        if !self.tracing.jaeger_url.is_empty()
-            && !self.tracing.jaeger_url.starts_with("http://")
-            && !self.tracing.jaeger_url.starts_with("https://")
-        {
-            return Err(format!(
-                "tracing.jaeger_url `{}` must be empty or start with http:// or https://",
-                self.tracing.jaeger_url
-            ));
+        sluice_core::config::check_http_url("gateway.admin_url", &self.gateway.admin_url)?;
+        sluice_core::config::check_http_url("clickhouse.url", &self.clickhouse.url)?;
+        if !self.tracing.jaeger_url.is_empty() {
+            sluice_core::config::check_http_url("tracing.jaeger_url", &self.tracing.jaeger_url)?;
         }
         if !sluice_clickhouse::is_identifier(&self.clickhouse.database) {
             return Err(format!(

@@ -52,6 +52,15 @@ where
     })
 }
 
+/// Refuses a setting `key` whose value is not an `http://` or `https://` URL.
+pub fn check_http_url(key: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("{key} `{url}` must start with http:// or https://"))
+    }
+}
+
 /// What a service's `main` should do after reading its configuration.
 #[derive(Debug)]
 pub enum Next<T> {

@@ -220,14 +220,7 @@ impl LoaderConfig {
                 "batch.min_backoff_ms must be positive and at most batch.max_backoff_ms".to_owned(),
             );
         }
-        if !self.clickhouse.url.starts_with("http://")
-            && !self.clickhouse.url.starts_with("https://")
-        {
-            return Err(format!(
-                "clickhouse.url `{}` must start with http:// or https://",
-                self.clickhouse.url
-            ));
-        }
+        sluice_core::config::check_http_url("clickhouse.url", &self.clickhouse.url)?;
         let ident =
             |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !ident(&self.clickhouse.database) || !ident(&self.clickhouse.table) {
