@@ -10,10 +10,16 @@
 //! Writes are produced with `acks=all`; [`ReplicatedTable::put`] then waits
 //! until this replica's own reader has applied the write, so a caller that
 //! creates a key can use it on the same replica immediately.
+//!
+//! A table need not hold its values: [`ReplicatedTable::start_with`] decides
+//! per record what is kept, and a table of large records (plugin components)
+//! keeps only where each one is ([`Location`]) and reads it back with
+//! [`ReplicatedTable::fetch`] when it is needed, so every replica's memory
+//! holds an index, not the bytes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -30,9 +36,33 @@ use crate::kafka::KafkaSettings;
 /// How long a write waits for this replica to see it.
 const READ_YOUR_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long [`ReplicatedTable::fetch`] waits for the broker to hand over one
+/// record.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pre-fetched bytes a table reader's client may queue (librdkafka's default
+/// is 64 MiB per client): loading a topic of 700 KB records at start would
+/// otherwise park tens of MiB in every replica for nothing.
+const READER_QUEUE_KBYTES: &str = "8192";
+
+/// Where a record sits in its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Turns a record's value into what the table keeps for its key; an error
+/// skips the record (logged), as a record that does not decode.
+pub type Decode<V> = fn(&[u8], Location) -> anyhow::Result<V>;
+
 pub struct ReplicatedTable<V> {
     topic: String,
     entries: Arc<RwLock<HashMap<String, V>>>,
+    kafka: KafkaSettings,
+    /// The client [`Self::fetch`] reads single records with, made on first
+    /// use (most tables never fetch).
+    fetcher: Mutex<Option<BaseConsumer>>,
     /// Next offset to apply, per partition; advanced by the reader thread.
     applied: watch::Receiver<BTreeMap<i32, i64>>,
     caught_up: Arc<AtomicBool>,
@@ -51,20 +81,38 @@ impl<V> std::fmt::Debug for ReplicatedTable<V> {
 
 impl<V> ReplicatedTable<V>
 where
-    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    V: DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    /// Starts reading `topic` from the beginning on a background thread.
+    /// Starts reading `topic` from the beginning on a background thread; each
+    /// record's value is the entry, as JSON.
     pub fn start(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<Self> {
-        let mut consumer_config = kafka.client_config();
-        consumer_config
-            // No group: every replica reads every record; nothing is committed.
-            .set(
-                "group.id",
-                format!("sluice-table-{topic}-{}", uuid::Uuid::new_v4()),
-            )
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
-        let consumer: BaseConsumer = consumer_config.create()?;
+        Self::start_with(kafka, topic, |bytes, _| Ok(serde_json::from_slice(bytes)?))
+    }
+}
+
+impl<V> ReplicatedTable<V>
+where
+    V: Serialize + Clone + Send + Sync + 'static,
+{
+    /// Writes `value` under `key` and waits until this replica applied it.
+    pub async fn put(&self, key: &str, value: &V) -> anyhow::Result<()> {
+        let payload = serde_json::to_vec(value)?;
+        self.write(key, Some(&payload)).await
+    }
+}
+
+impl<V> ReplicatedTable<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts reading `topic` from the beginning on a background thread;
+    /// `decode` makes each record's entry.
+    pub fn start_with(
+        kafka: &KafkaSettings,
+        topic: &str,
+        decode: Decode<V>,
+    ) -> anyhow::Result<Self> {
+        let consumer: BaseConsumer = reader_config(kafka, topic).create()?;
         let producer: FutureProducer = kafka.durable_producer_config(0, 10_000).create()?;
 
         let entries = Arc::new(RwLock::new(HashMap::new()));
@@ -74,6 +122,7 @@ where
         let reader = Reader {
             topic: topic.to_owned(),
             consumer,
+            decode,
             entries: entries.clone(),
             applied: applied_tx,
             caught_up: caught_up.clone(),
@@ -86,6 +135,8 @@ where
         Ok(Self {
             topic: topic.to_owned(),
             entries,
+            kafka: kafka.clone(),
+            fetcher: Mutex::new(None),
             applied,
             caught_up,
             stop,
@@ -121,10 +172,10 @@ where
         self.caught_up.load(Ordering::Relaxed)
     }
 
-    /// Writes `value` under `key` and waits until this replica applied it.
-    pub async fn put(&self, key: &str, value: &V) -> anyhow::Result<()> {
-        let payload = serde_json::to_vec(value)?;
-        self.write(key, Some(&payload)).await
+    /// Writes `payload` as the record under `key` (what [`Self::start_with`]'s
+    /// decoder reads) and waits until this replica applied it.
+    pub async fn put_bytes(&self, key: &str, payload: &[u8]) -> anyhow::Result<()> {
+        self.write(key, Some(payload)).await
     }
 
     /// Deletes `key` (a tombstone) and waits until this replica applied it.
@@ -160,6 +211,85 @@ where
     }
 }
 
+impl<V> ReplicatedTable<V> {
+    /// Reads the value of the record at `at`, which must be `key`'s. Blocking
+    /// (a broker round trip): call it off the async workers.
+    ///
+    /// Compaction may have removed the record since its location was taken
+    /// (a newer record of the same key replaced it): that is an error, and the
+    /// caller asks again with the key's newer location.
+    pub fn fetch(&self, key: &str, at: Location) -> anyhow::Result<Vec<u8>> {
+        let mut fetcher = self
+            .fetcher
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the `{}` fetcher is poisoned", self.topic))?;
+        if fetcher.is_none() {
+            *fetcher = Some(reader_config(&self.kafka, &self.topic).create()?);
+        }
+        let consumer = fetcher.as_ref().expect("set above");
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&self.topic, at.partition, Offset::Offset(at.offset))?;
+        consumer.assign(&assignment)?;
+        let deadline = std::time::Instant::now() + FETCH_TIMEOUT;
+        let found = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                bail!(
+                    "no record at {}/{}@{} after {FETCH_TIMEOUT:?}",
+                    self.topic,
+                    at.partition,
+                    at.offset
+                );
+            }
+            match consumer.poll(left.min(Duration::from_millis(500))) {
+                None => {}
+                Some(Err(err)) => bail!("reading `{}`: {err}", self.topic),
+                // Left over from an earlier fetch's read-ahead: not ours.
+                Some(Ok(message))
+                    if message.partition() != at.partition || message.offset() < at.offset => {}
+                Some(Ok(message)) => {
+                    if message.offset() != at.offset {
+                        bail!(
+                            "the record at {}/{}@{} is gone (compacted); found offset {}",
+                            self.topic,
+                            at.partition,
+                            at.offset,
+                            message.offset()
+                        );
+                    }
+                    if message.key() != Some(key.as_bytes()) {
+                        bail!(
+                            "the record at {}/{}@{} is not `{key}`'s",
+                            self.topic,
+                            at.partition,
+                            at.offset
+                        );
+                    }
+                    break message.payload().map(<[u8]>::to_vec);
+                }
+            }
+        };
+        // Stop fetching ahead into records nobody asked for.
+        consumer.unassign()?;
+        found.ok_or_else(|| anyhow::anyhow!("`{key}` was deleted"))
+    }
+}
+
+/// The client settings of a table's readers: no group (every replica reads
+/// every record; nothing is committed) and a bounded pre-fetch queue.
+fn reader_config(kafka: &KafkaSettings, topic: &str) -> rdkafka::ClientConfig {
+    let mut config = kafka.client_config();
+    config
+        .set(
+            "group.id",
+            format!("sluice-table-{topic}-{}", uuid::Uuid::new_v4()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("queued.max.messages.kbytes", READER_QUEUE_KBYTES);
+    config
+}
+
 impl<V> Drop for ReplicatedTable<V> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -169,13 +299,14 @@ impl<V> Drop for ReplicatedTable<V> {
 struct Reader<V> {
     topic: String,
     consumer: BaseConsumer,
+    decode: Decode<V>,
     entries: Arc<RwLock<HashMap<String, V>>>,
     applied: watch::Sender<BTreeMap<i32, i64>>,
     caught_up: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
-impl<V: DeserializeOwned> Reader<V> {
+impl<V> Reader<V> {
     fn run(self) {
         // Retry the start-up until the broker answers: a gateway started before
         // Kafka must come up by itself once Kafka does.
@@ -261,7 +392,13 @@ impl<V: DeserializeOwned> Reader<V> {
             None => {
                 entries.remove(key);
             }
-            Some(bytes) => match serde_json::from_slice::<V>(bytes) {
+            Some(bytes) => match (self.decode)(
+                bytes,
+                Location {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                },
+            ) {
                 Ok(value) => {
                     entries.insert(key.to_owned(), value);
                 }

@@ -19,7 +19,7 @@
 //! registry has been read and every plugin it activated has been compiled
 //! (or failed to), so a restarted gateway never takes events its teams'
 //! validators have not seen.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -67,8 +67,8 @@ pub enum Load {
     /// Being compiled (or loaded from the artifact cache) in the background.
     Compiling,
     Ready(CompiledPlugin),
-    /// Could not be compiled; kept until the gateway restarts, so a broken
-    /// component is compiled once, not at every registry change.
+    /// Could not be compiled; kept while an active version refers to it, so
+    /// a broken component is compiled once, not at every registry change.
     Failed(Arc<str>),
 }
 
@@ -253,6 +253,7 @@ impl PluginHost {
         let previous_chains = self.chains.read().map(|c| c.clone()).ok();
         let mut pools = HashMap::new();
         let mut pending = 0usize;
+        let mut wanted: HashSet<LoadKey> = HashSet::new();
         for record in records {
             metrics::gauge!(crate::metrics::PLUGIN_DISABLED, "team" => record.team_id.clone(), "plugin" => record.name.clone())
                 .set(f64::from(u8::from(record.disabled.is_some())));
@@ -262,6 +263,7 @@ impl PluginHost {
             let Some(version) = record.active() else {
                 continue;
             };
+            wanted.insert((version.sha256.clone(), record.kind));
             let registry = self.registry.clone();
             let load = self.prepare(&version.sha256, record.kind, || {
                 registry.as_ref().and_then(|r| r.blob(version))
@@ -337,6 +339,14 @@ impl PluginHost {
         // Pools of plugins no longer active go with the last chain using them.
         if let Ok(mut current) = self.pools.lock() {
             *current = pools;
+        }
+        // Compiled code of versions nothing runs any more (replaced, rolled
+        // back, deleted, disabled) is let go: kept, every upload would cost
+        // each replica its machine code for good. Going back to one reloads
+        // it from the artifact cache in milliseconds. A chain that still runs
+        // an evicted version holds its own reference until it is replaced.
+        if let Ok(mut loads) = self.loads.lock() {
+            loads.retain(|key, load| wanted.contains(key) || matches!(load, Load::Compiling));
         }
         pending
     }

@@ -1,14 +1,22 @@
 //! The plugin registry: which plugins each team has, which version is
 //! active, and the component bytes, shared by every gateway replica.
 //!
-//! Two compacted topics (see [`crate::table`]):
+//! Two compacted topics (see [`sluice_core::table`]):
 //! - `sluice.plugins`: one JSON [`PluginRecord`] per `team/name`;
-//! - `sluice.plugin-blobs`: component bytes, content-addressed by SHA-256
-//!   and split into chunks of [`CHUNK_BYTES`] so any Kafka's default 1 MiB
-//!   record limit is enough (a Python plugin is ~18 MB).
+//! - `sluice.plugin-blobs`: component bytes, split into chunks of
+//!   [`CHUNK_BYTES`] so any Kafka's default 1 MiB record limit is enough (a
+//!   Python plugin is ~18 MB), keyed `team/plugin/sha256/index`.
 //!
 //! Blobs are written before the record that references them, so a replica
 //! that sees a version always finds (or will shortly find) its bytes.
+//!
+//! Replicas keep only where each chunk is, not its bytes: a component is
+//! read from Kafka when it has to be compiled (once per replica and version;
+//! restarts load the compiled code from the artifact cache), so uploads cost
+//! every replica an index entry, not their size in memory. Chunks are keyed
+//! per plugin so that deleting a version or a plugin can tombstone its
+//! chunks without asking whether another team's plugin has the same bytes,
+//! and compaction then gives the space back.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -16,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sluice_core::Timestamp;
 use sluice_core::kafka::KafkaSettings;
-use sluice_core::table::ReplicatedTable;
+use sluice_core::table::{Location, ReplicatedTable};
 
 use crate::kind::PluginKind;
 
@@ -49,6 +57,30 @@ pub struct VersionInfo {
     /// `0.2.0`); empty in records written before versions were recorded.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub wit_version: String,
+    /// Key prefix of the version's chunks in the blob topic
+    /// (`team/plugin/sha256`); empty in records written before chunks were
+    /// kept per plugin, whose chunks are under the bare SHA-256.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub blob: String,
+}
+
+impl VersionInfo {
+    fn chunk_key(&self, index: usize) -> String {
+        if self.blob.is_empty() {
+            format!("{}/{index}", self.sha256)
+        } else {
+            format!("{}/{index}", self.blob)
+        }
+    }
+}
+
+/// Component bytes as stored by [`Registry::put_blob`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub sha256: String,
+    pub chunks: usize,
+    /// [`VersionInfo::blob`].
+    pub key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,15 +146,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn chunk_key(sha256: &str, index: usize) -> String {
-    format!("{sha256}/{index}")
-}
-
 /// The registry as this replica sees it.
 #[derive(Debug)]
 pub struct Registry {
     pub records: ReplicatedTable<PluginRecord>,
-    blobs: ReplicatedTable<BlobChunk>,
+    /// Where each chunk is; its bytes stay in Kafka until they are needed.
+    blobs: ReplicatedTable<Location>,
 }
 
 impl Registry {
@@ -133,7 +162,7 @@ impl Registry {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             records: ReplicatedTable::start(kafka, records_topic)?,
-            blobs: ReplicatedTable::start(kafka, blobs_topic)?,
+            blobs: ReplicatedTable::start_with(kafka, blobs_topic, |_, at| Ok(at))?,
         })
     }
 
@@ -141,33 +170,50 @@ impl Registry {
         self.records.is_caught_up() && self.blobs.is_caught_up()
     }
 
-    /// Stores component bytes; returns their SHA-256 and chunk count.
-    pub async fn put_blob(&self, bytes: &[u8]) -> anyhow::Result<(String, usize)> {
-        let sha = sha256_hex(bytes);
-        let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_BYTES).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            let key = chunk_key(&sha, i);
+    /// Stores component bytes for `team`'s plugin `name`.
+    pub async fn put_blob(
+        &self,
+        team: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<StoredBlob> {
+        let sha256 = sha256_hex(bytes);
+        let stored = StoredBlob {
+            key: format!("{team}/{name}/{sha256}"),
+            chunks: bytes.chunks(CHUNK_BYTES).len(),
+            sha256,
+        };
+        for (i, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
+            let key = format!("{}/{i}", stored.key);
+            // Uploading the same bytes again (a retried upload) writes nothing.
             if self.blobs.read(&key, |_| ()).is_none() {
-                self.blobs
-                    .put(
-                        &key,
-                        &BlobChunk {
-                            data: BASE64.encode(chunk),
-                        },
-                    )
-                    .await?;
+                let payload = serde_json::to_vec(&BlobChunk {
+                    data: BASE64.encode(chunk),
+                })?;
+                self.blobs.put_bytes(&key, &payload).await?;
             }
         }
-        Ok((sha, chunks.len()))
+        Ok(stored)
     }
 
-    /// Reassembles and verifies a blob; `None` while chunks are still arriving.
+    /// Reads a version's bytes back from Kafka and verifies them. Blocking.
+    /// `None` while chunks are still arriving or cannot be read just now (a
+    /// broker away, a chunk compacted under a reader): asked again later.
     pub fn blob(&self, version: &VersionInfo) -> Option<anyhow::Result<Vec<u8>>> {
         let mut bytes = Vec::with_capacity(version.size);
         for i in 0..version.chunks {
-            let decoded = self.blobs.read(&chunk_key(&version.sha256, i), |chunk| {
-                BASE64.decode(&chunk.data)
-            })?;
+            let key = version.chunk_key(i);
+            let at = self.blobs.read(&key, |at| *at)?;
+            let payload = match self.blobs.fetch(&key, at) {
+                Ok(payload) => payload,
+                Err(err) => {
+                    tracing::warn!(chunk = %key, error = %format!("{err:#}"), "cannot read a plugin chunk yet; trying again");
+                    return None;
+                }
+            };
+            let decoded = serde_json::from_slice::<BlobChunk>(&payload)
+                .map_err(anyhow::Error::from)
+                .and_then(|chunk| Ok(BASE64.decode(chunk.data)?));
             match decoded {
                 Ok(data) => bytes.extend_from_slice(&data),
                 Err(err) => {
@@ -185,6 +231,33 @@ impl Registry {
             )));
         }
         Some(Ok(bytes))
+    }
+
+    /// Tombstones the chunks of `gone`, versions no longer in `team`'s
+    /// records, unless a version still there has the same chunks (the same
+    /// bytes uploaded twice under one plugin, or, for chunks written before
+    /// they were kept per plugin, by any plugin). Compaction then drops them.
+    pub async fn forget_blobs(&self, team: &str, gone: &[VersionInfo]) -> anyhow::Result<()> {
+        let records = self.all();
+        let kept = |version: &VersionInfo| {
+            records.iter().any(|record| {
+                (version.blob.is_empty() || record.team_id == team)
+                    && record
+                        .versions
+                        .iter()
+                        .any(|v| v.sha256 == version.sha256 && v.blob == version.blob)
+            })
+        };
+        let mut done = std::collections::HashSet::new();
+        for version in gone {
+            if kept(version) || !done.insert((&version.sha256, &version.blob)) {
+                continue;
+            }
+            for i in 0..version.chunks {
+                self.blobs.remove(&version.chunk_key(i)).await?;
+            }
+        }
+        Ok(())
     }
 
     pub fn get(&self, team: &str, name: &str) -> Option<PluginRecord> {
@@ -219,8 +292,11 @@ impl Registry {
             .await
     }
 
+    /// Deletes a plugin, then its versions' chunks.
     pub async fn remove(&self, team: &str, name: &str) -> anyhow::Result<()> {
-        self.records.remove(&PluginRecord::key(team, name)).await
+        let versions = self.get(team, name).map(|r| r.versions).unwrap_or_default();
+        self.records.remove(&PluginRecord::key(team, name)).await?;
+        self.forget_blobs(team, &versions).await
     }
 
     /// A receiver that changes whenever the record table applies a write.

@@ -29,6 +29,7 @@ fn record(versions: &[(&str, &[u8])], active: &str) -> PluginRecord {
                 chunks: 1,
                 uploaded_at: Timestamp::now(),
                 wit_version: "0.2.0".to_owned(),
+                blob: String::new(),
             })
             .collect(),
         active_version: Some(active.to_owned()),

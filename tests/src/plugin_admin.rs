@@ -32,10 +32,30 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(gateway: &RunningGateway) -> Self {
+        Self::at(&gateway.url(""))
+    }
+
+    /// The admin API of the gateway at `base` (`http://host:port`).
+    pub fn at(base: &str) -> Self {
         Self {
-            base: gateway.url("/admin/v1/teams"),
+            base: format!("{base}/admin/v1/teams"),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// A DELETE under `/admin/v1/teams/{team}/plugins/` as it went.
+    pub async fn delete(&self, team: &str, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .delete(format!("{}/{team}/plugins/{path}", self.base))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await
+            .expect("admin API call");
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
     pub async fn upload(

@@ -17,7 +17,14 @@
 //!   the plugin only on the listed event names (`[]`: on every event).
 //! - `POST   /admin/v1/teams/{team}/plugins/{name}/rollback`: back to the
 //!   previously active version.
+//! - `DELETE /admin/v1/teams/{team}/plugins/{name}/versions/{version}`: a
+//!   version that is not active (409 `conflict` otherwise); it also leaves
+//!   the rollback history.
 //! - `DELETE /admin/v1/teams/{team}/plugins/{name}`.
+//!
+//! Deleting a version or a plugin tombstones its component bytes in the blob
+//! topic (compaction then frees the space), and every replica lets go of the
+//! compiled code once no chain runs it.
 
 use std::sync::Arc;
 
@@ -53,7 +60,7 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route(
             "/admin/v1/teams/{team}/plugins/{name}/versions/{version}",
-            put(upload),
+            put(upload).delete(remove_version),
         )
 }
 
@@ -254,8 +261,8 @@ async fn upload(
     .map_err(rejected)?;
 
     // The registry hashes the bytes as it stores them: the same `sha`.
-    let (_, chunks) = registry
-        .put_blob(&bytes)
+    let stored = registry
+        .put_blob(&team, &name, &bytes)
         .await
         .map_err(ApiError::Internal)?;
     let mut record = existing.unwrap_or_else(|| PluginRecord {
@@ -276,9 +283,10 @@ async fn upload(
             version: version.clone(),
             sha256: sha.clone(),
             size: bytes.len(),
-            chunks,
+            chunks: stored.chunks,
             uploaded_at: Timestamp::now(),
             wit_version: wit_version.to_owned(),
+            blob: stored.key,
         });
     }
     if query.activate {
@@ -439,4 +447,32 @@ async fn remove(
         .await
         .map_err(ApiError::Internal)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_version(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((team, name, version)): Path<(String, String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (host, registry) = context(&state, &headers, &team)?;
+    let mut record = find(registry, &team, &name)?;
+    if record.active_version.as_deref() == Some(version.as_str()) {
+        return Err(ApiError::Conflict(format!(
+            "version {version} of `{name}` is active; activate another version first, or delete the plugin"
+        )));
+    }
+    let Some(at) = record.versions.iter().position(|v| v.version == version) else {
+        return Err(ApiError::NotFound(format!(
+            "plugin `{name}` has no version `{version}`"
+        )));
+    };
+    let gone = record.versions.remove(at);
+    record.history.retain(|v| *v != version);
+    registry.put(&record).await.map_err(ApiError::Internal)?;
+    registry
+        .forget_blobs(&team, std::slice::from_ref(&gone))
+        .await
+        .map_err(ApiError::Internal)?;
+    tracing::info!(%team, plugin = %name, %version, "plugin version deleted");
+    Ok(Json(view(host, record)))
 }
