@@ -195,8 +195,9 @@ enum Command {
         #[command(flatten)]
         files: ResultFiles,
     },
-    /// A hostile neighbour: a team without plugins alone, then while another
-    /// team's TypeScript plugin spins on every batch; p50/p99 and events/s.
+    /// A hostile neighbour: a team without plugins and one with a plugin,
+    /// alone, then while a third team's TypeScript plugin spins on every
+    /// batch; p50/p99 and events/s of each.
     PluginsNeighbour {
         #[arg(long, default_value = "http://127.0.0.1:18090")]
         gateway_url: String,
@@ -208,6 +209,9 @@ enum Command {
         /// The team without plugins, TEAM:API_KEY.
         #[arg(long)]
         quiet: String,
+        /// The team that gets a TypeScript validator, TEAM:API_KEY.
+        #[arg(long)]
+        with_plugin: String,
         /// The team that gets the spinning plugin, TEAM:API_KEY.
         #[arg(long)]
         hostile: String,
@@ -226,7 +230,7 @@ enum Command {
         #[command(flatten)]
         workload: WorkloadArgs,
         /// The gateway's plugins.runtime.max_instances_per_team, for the report.
-        #[arg(long, default_value = "8 (default)")]
+        #[arg(long, default_value = "default")]
         per_team_slots: String,
         /// Results of earlier configurations; this run is added to them.
         #[arg(long)]
@@ -590,6 +594,7 @@ async fn main() -> anyhow::Result<()> {
             admin_token,
             components,
             quiet,
+            with_plugin,
             hostile,
             batch,
             clients,
@@ -613,6 +618,7 @@ async fn main() -> anyhow::Result<()> {
                 admin_token,
                 components,
                 quiet: pair(&quiet)?,
+                with_plugin: pair(&with_plugin)?,
                 hostile: pair(&hostile)?,
                 batch,
                 clients,

@@ -176,7 +176,7 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   plugins.runtime.max_memory_bytes  linear memory of one plugin instance [67108864]
   plugins.runtime.max_component_bytes  largest accepted upload [33554432]
   plugins.runtime.max_instances   plugin chains running at once; more batches wait [64]
-  plugins.runtime.max_instances_per_team  of those, the most one team's batches hold; its others wait [8]
+  plugins.runtime.max_instances_per_team  of those, the most one team's batches hold; its others wait; 0 = half the cores [0]
   plugins.runtime.max_idle_instances  initialised instances kept for reuse, all plugins; 0 = fresh per batch [64]
   plugins.runtime.max_events_per_call  events per plugin call; larger batches are split [128]
   plugins.runtime.max_bytes_per_call  event bytes per plugin call [65536]

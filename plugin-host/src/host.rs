@@ -113,13 +113,17 @@ impl PluginHost {
         registry: Option<Arc<Registry>>,
     ) -> anyhow::Result<Arc<Self>> {
         let runtime = Arc::new(Runtime::new(config.runtime.clone())?);
+        let (slots, per_team) = (
+            config.runtime.max_instances.max(1) as usize,
+            config.runtime.per_team_slots() as usize,
+        );
+        // The share is derived from the cores unless configured: say what it
+        // came to, since it decides how much CPU one team's plugins can take.
+        tracing::info!(slots, per_team, "plugin slots");
         Ok(Arc::new(Self {
-            slots: Arc::new(Semaphore::new(config.runtime.max_instances.max(1) as usize)),
+            slots: Arc::new(Semaphore::new(slots)),
             team_slots: Mutex::new(HashMap::new()),
-            per_team: config
-                .runtime
-                .max_instances_per_team
-                .clamp(1, config.runtime.max_instances.max(1)) as usize,
+            per_team,
             runtime,
             registry,
             chains: RwLock::new(Arc::new(HashMap::new())),

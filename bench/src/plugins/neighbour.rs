@@ -1,15 +1,17 @@
-//! A hostile neighbour in a real gateway: what a team without plugins sees
-//! while another team's TypeScript plugin spins on every batch until its CPU
-//! budget stops it (`ts_fixture_infinite_loop`, failure policy `pass`, and
-//! never disabled: the benchmark gateway raises `disable_after_failures`).
+//! A hostile neighbour in a real gateway: what other teams see while one
+//! team's TypeScript plugin spins on every batch until its CPU budget stops
+//! it (`ts_fixture_infinite_loop`, failure policy `pass`, and never
+//! disabled: the benchmark gateway raises `disable_after_failures`).
 //!
-//! Interleaved rounds of the quiet team alone, then the quiet team with the
-//! hostile team loading at the same time; the quiet team's p50/p99 and
-//! events/s in both, as ratios within the round. The sandbox's promise is
-//! that the hostile team is contained: its batches are bounded by the CPU
-//! budget and by its share of the plugin slots (`max_instances_per_team`),
-//! but on a machine with few cores its spinning still takes CPU the quiet
-//! team's requests would have used, and this is what that costs.
+//! Two other teams load the gateway throughout: one without plugins and one
+//! whose batches run a TypeScript validator (`ts_required_properties`, which
+//! accepts the workload's events). Interleaved rounds of those two alone (their
+//! normal range under load), then the same with the hostile team loading at
+//! the same time; each team's p50/p99 and events/s in both, as ratios within
+//! the round. The sandbox's promise is that the hostile team is contained:
+//! its batches are bounded by the CPU budget and by its share of the plugin
+//! slots (`max_instances_per_team`), so its spinning takes at most that
+//! share of the cores.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,9 @@ pub const END_MARKER: &str = "<!-- END GENERATED PLUGIN NEIGHBOUR RESULTS -->";
 
 /// The hostile plugin, from the components directory.
 const HOSTILE: &str = "ts_fixture_infinite_loop";
+/// The plugin team's validator, and a configuration the workload passes.
+const VALIDATOR: &str = "ts_required_properties";
+const VALIDATOR_CONFIG: &str = r#"{"required": {"*": ["product_id", "session_id"]}}"#;
 
 #[derive(Debug, Clone)]
 pub struct NeighbourOptions {
@@ -37,6 +42,8 @@ pub struct NeighbourOptions {
     pub components: PathBuf,
     /// `(team, api key)` of the team without plugins.
     pub quiet: (String, String),
+    /// `(team, api key)` of the team that gets [`VALIDATOR`].
+    pub with_plugin: (String, String),
     /// `(team, api key)` of the team that gets the hostile plugin.
     pub hostile: (String, String),
     pub batch: usize,
@@ -76,8 +83,14 @@ impl TeamRun {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NeighbourRound {
+    /// The team without plugins, beside the plugin team only.
     pub alone: TeamRun,
+    /// The team without plugins while the hostile team loads too.
     pub with_hostile: TeamRun,
+    /// The team with a plugin, beside the team without only.
+    pub plugin_alone: TeamRun,
+    /// The team with a plugin while the hostile team loads too.
+    pub plugin_with_hostile: TeamRun,
     pub hostile: TeamRun,
 }
 
@@ -100,12 +113,20 @@ pub struct NeighbourResults {
     pub runs: Vec<NeighbourRun>,
 }
 
-async fn install(client: &reqwest::Client, options: &NeighbourOptions) -> anyhow::Result<()> {
+/// Uploads `component` as `team`'s validator `name` with `change` (policy,
+/// configuration) and waits until the gateway runs it.
+async fn install(
+    client: &reqwest::Client,
+    options: &NeighbourOptions,
+    team: &str,
+    name: &str,
+    component: &str,
+    change: serde_json::Value,
+) -> anyhow::Result<()> {
     let base = options.gateway_url.trim_end_matches('/');
-    let team = &options.hostile.0;
-    let path = options.components.join(format!("{HOSTILE}.wasm"));
+    let path = options.components.join(format!("{component}.wasm"));
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let plugin = format!("{base}/admin/v1/teams/{team}/plugins/spin");
+    let plugin = format!("{base}/admin/v1/teams/{team}/plugins/{name}");
     let response = client
         .put(format!(
             "{plugin}/versions/1.0.0?kind=validator&activate=true"
@@ -116,18 +137,20 @@ async fn install(client: &reqwest::Client, options: &NeighbourOptions) -> anyhow
         .await?;
     anyhow::ensure!(
         response.status().is_success() || response.status().as_u16() == 409,
-        "uploading {HOSTILE}: {}",
+        "uploading {component}: {}",
         response.text().await.unwrap_or_default()
     );
-    // `pass`: its failures let the events through, so the hostile team keeps
-    // sending full batches, each of which spins to the budget.
     let response = client
         .patch(&plugin)
         .bearer_auth(&options.admin_token)
-        .json(&json!({ "policy": "pass", "enabled": true }))
+        .json(&change)
         .send()
         .await?;
-    anyhow::ensure!(response.status().is_success(), "configuring {HOSTILE}");
+    anyhow::ensure!(
+        response.status().is_success(),
+        "configuring {component}: {}",
+        response.text().await.unwrap_or_default()
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
         let shown: serde_json::Value = client
@@ -142,7 +165,7 @@ async fn install(client: &reqwest::Client, options: &NeighbourOptions) -> anyhow
         }
         anyhow::ensure!(
             shown["state"] != "failed" && std::time::Instant::now() < deadline,
-            "{HOSTILE} not active: {shown}"
+            "{component} not active: {shown}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -153,10 +176,32 @@ pub async fn run(options: &NeighbourOptions) -> anyhow::Result<NeighbourRun> {
         .timeout(Duration::from_secs(60))
         .build()?;
     eprintln!(
-        "==> plugins-neighbour: installing {HOSTILE} for {}",
-        options.hostile.0
+        "==> plugins-neighbour: installing {HOSTILE} for {} and {VALIDATOR} for {}",
+        options.hostile.0, options.with_plugin.0
     );
-    install(&client, options).await?;
+    // `pass`: its failures let the events through, so the hostile team keeps
+    // sending full batches, each of which spins to the budget.
+    let hostile_change = json!({ "policy": "pass", "enabled": true });
+    install(
+        &client,
+        options,
+        &options.hostile.0,
+        "spin",
+        HOSTILE,
+        hostile_change,
+    )
+    .await?;
+    let config: serde_json::Value = serde_json::from_str(VALIDATOR_CONFIG)?;
+    let validator_change = json!({ "config": config, "enabled": true });
+    install(
+        &client,
+        options,
+        &options.with_plugin.0,
+        "required",
+        VALIDATOR,
+        validator_change,
+    )
+    .await?;
     let workload = Workload::generate(
         options.workload.distinct_events,
         options.workload.users,
@@ -176,6 +221,7 @@ pub async fn run(options: &NeighbourOptions) -> anyhow::Result<NeighbourRun> {
         )
     };
     let quiet = target(&options.quiet.1, options.clients)?;
+    let plugged = target(&options.with_plugin.1, options.clients)?;
     let hostile = target(&options.hostile.1, options.hostile_clients)?;
     quiet.wait_ready(Duration::from_secs(60)).await?;
     let mut results = NeighbourRun {
@@ -190,27 +236,45 @@ pub async fn run(options: &NeighbourOptions) -> anyhow::Result<NeighbourRun> {
         rounds: Vec::new(),
     };
     for round in 1..=options.rounds.max(1) {
-        load::closed_loop(&quiet, &bodies, options.clients, options.warmup).await;
-        let alone = load::closed_loop(&quiet, &bodies, options.clients, options.duration).await;
-        let (with_hostile, hostile) = tokio::join!(
-            load::closed_loop(&quiet, &bodies, options.clients, options.duration),
-            load::closed_loop(&hostile, &bodies, options.hostile_clients, options.duration),
+        let (clients, duration) = (options.clients, options.duration);
+        tokio::join!(
+            load::closed_loop(&quiet, &bodies, clients, options.warmup),
+            load::closed_loop(&plugged, &bodies, clients, options.warmup),
+        );
+        let (alone, plugin_alone) = tokio::join!(
+            load::closed_loop(&quiet, &bodies, clients, duration),
+            load::closed_loop(&plugged, &bodies, clients, duration),
+        );
+        let (with_hostile, plugin_with_hostile, hostile) = tokio::join!(
+            load::closed_loop(&quiet, &bodies, clients, duration),
+            load::closed_loop(&plugged, &bodies, clients, duration),
+            load::closed_loop(&hostile, &bodies, options.hostile_clients, duration),
         );
         let measured = NeighbourRound {
             alone: TeamRun::from(&alone),
             with_hostile: TeamRun::from(&with_hostile),
+            plugin_alone: TeamRun::from(&plugin_alone),
+            plugin_with_hostile: TeamRun::from(&plugin_with_hostile),
             hostile: TeamRun::from(&hostile),
         };
         eprintln!(
-            "==> plugins-neighbour: round {round}: alone p99 {:.1} ms, {:.0} events/s; with the hostile team p99 {:.1} ms, {:.0} events/s",
+            "==> plugins-neighbour: round {round}: p99 without / with the hostile team: team without plugins {:.1} / {:.1} ms, team with a plugin {:.1} / {:.1} ms",
             measured.alone.p99_ms,
-            measured.alone.events_per_second,
             measured.with_hostile.p99_ms,
-            measured.with_hostile.events_per_second
+            measured.plugin_alone.p99_ms,
+            measured.plugin_with_hostile.p99_ms,
         );
         results.rounds.push(measured);
     }
     Ok(results)
+}
+
+/// `run`'s events/s and p50 / p99 ms, as a table cell.
+fn cell(run: &TeamRun) -> String {
+    format!(
+        "{:.0}, {:.1} / {:.1}",
+        run.events_per_second, run.p50_ms, run.p99_ms
+    )
 }
 
 /// The generated markdown (between the markers).
@@ -219,33 +283,37 @@ pub fn render(results: &NeighbourResults, commit: &str) -> String {
         return String::new();
     };
     let mut md = format!(
-        "\n#### A hostile neighbour: a TypeScript plugin spinning on every batch\n\n{} (load average at start {}); commit {commit}. The release gateway above; the team without plugins at batch {}, {} clients, closed loop, first alone, then while another team ({} clients, same batches) has `{HOSTILE}` as its validator (policy `pass`, never disabled: every batch spins to the 100 ms CPU budget). Once per setting of `plugins.runtime.max_instances_per_team`: how many of that team's batches may run plugins at once.\n\n| plugin slots per team | round | quiet team alone: events/s, p50 / p99 ms | with the hostile team: events/s, p50 / p99 ms | p99 ratio | hostile team: events/s |\n|---|---:|---:|---:|---:|---:|\n",
+        "\n#### A hostile neighbour: a TypeScript plugin spinning on every batch\n\n{} (load average at start {}); commit {commit}. The release gateway above; two teams load it at batch {}, {} clients each, closed loop: one without plugins, one whose batches run `{VALIDATOR}` (TypeScript; every event passes it). First those two alone (their normal range), then while a third team ({} clients, same batches) has `{HOSTILE}` as its validator (policy `pass`, never disabled: every batch spins to the 100 ms CPU budget). Once per setting of `plugins.runtime.max_instances_per_team`: how many of one team's batches may run plugins at once. Cells: events/s, p50 / p99 ms.\n\n| plugin slots per team | round | team without plugins: normal | with the hostile team | p99 ratio | team with a plugin: normal | with the hostile team | p99 ratio | hostile team: events/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         first.measured_at, first.load_average, first.batch, first.clients, first.hostile_clients,
     );
     let mut failed = 0;
     for run in &results.runs {
         for (i, r) in run.rounds.iter().enumerate() {
             md.push_str(&format!(
-                "| {} | {} | {:.0}, {:.1} / {:.1} | {:.0}, {:.1} / {:.1} | {:.2} × | {:.0} |\n",
+                "| {} | {} | {} | {} | {:.2} × | {} | {} | {:.2} × | {:.0} |\n",
                 run.per_team_slots,
                 i + 1,
-                r.alone.events_per_second,
-                r.alone.p50_ms,
-                r.alone.p99_ms,
-                r.with_hostile.events_per_second,
-                r.with_hostile.p50_ms,
-                r.with_hostile.p99_ms,
+                cell(&r.alone),
+                cell(&r.with_hostile),
                 r.with_hostile.p99_ms / r.alone.p99_ms.max(1e-9),
+                cell(&r.plugin_alone),
+                cell(&r.plugin_with_hostile),
+                r.plugin_with_hostile.p99_ms / r.plugin_alone.p99_ms.max(1e-9),
                 r.hostile.events_per_second,
             ));
-            failed += r.alone.failed
-                + r.alone.transport_errors
-                + r.with_hostile.failed
-                + r.with_hostile.transport_errors;
+            failed += [
+                &r.alone,
+                &r.with_hostile,
+                &r.plugin_alone,
+                &r.plugin_with_hostile,
+            ]
+            .iter()
+            .map(|t| t.failed + t.transport_errors)
+            .sum::<u64>();
         }
     }
     md.push_str(&format!(
-        "\nThe quiet team's events answered `failed` or not answered at all, over every run: {failed}.\n"
+        "\nEvents of the two other teams answered `failed` or not answered at all, over every run: {failed}.\n"
     ));
     md
 }

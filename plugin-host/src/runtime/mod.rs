@@ -86,7 +86,8 @@ pub struct RuntimeSettings {
     pub max_instances: u32,
     /// Of those, the most one team's batches may hold at once; its further
     /// batches wait for its own slots, never for other teams'. Also bounds
-    /// the cores one team's plugins keep busy.
+    /// the cores one team's plugins keep busy. 0 (the default): half the
+    /// cores this process may use, at least 1 ([`Self::per_team_slots`]).
     pub max_instances_per_team: u32,
     /// Initialised instances kept idle for reuse, over all plugins; 0 makes
     /// every batch use a fresh instance.
@@ -114,6 +115,26 @@ pub struct RuntimeSettings {
     pub artifact_key: String,
 }
 
+impl RuntimeSettings {
+    /// How many plugin slots one team's batches may hold at once.
+    ///
+    /// The default is half the cores, not a fixed number, because a slot
+    /// held by a plugin spinning to its CPU budget is a busy core: with 8
+    /// slots per team on 2 cores, one team's spinning plugin moved another
+    /// team's p99 1.8 times, with 1 slot 1.13 times (docs/benchmarks.md, "A
+    /// hostile neighbour"). Half leaves the other half to every other team
+    /// and to ingest itself, and still lets one busy team use a big machine.
+    pub fn per_team_slots(&self) -> u32 {
+        let wanted = match self.max_instances_per_team {
+            0 => std::thread::available_parallelism().map_or(1, |cores| {
+                u32::try_from(cores.get() / 2).unwrap_or(u32::MAX)
+            }),
+            n => n,
+        };
+        wanted.clamp(1, self.max_instances.max(1))
+    }
+}
+
 impl Default for RuntimeSettings {
     fn default() -> Self {
         Self {
@@ -121,7 +142,7 @@ impl Default for RuntimeSettings {
             max_memory_bytes: 64 * 1024 * 1024,
             max_component_bytes: 32 * 1024 * 1024,
             max_instances: 64,
-            max_instances_per_team: 8,
+            max_instances_per_team: 0,
             max_idle_instances: 64,
             max_events_per_call: 128,
             max_bytes_per_call: 64 * 1024,
@@ -577,6 +598,26 @@ mod tests {
 
     use super::state::thread_cpu_time;
     use super::*;
+
+    #[test]
+    fn a_teams_share_is_half_the_cores_unless_set_and_never_more_than_every_slot() {
+        let cores = std::thread::available_parallelism().unwrap().get() as u32;
+        let share = |per_team, max_instances| {
+            RuntimeSettings {
+                max_instances_per_team: per_team,
+                max_instances,
+                ..RuntimeSettings::default()
+            }
+            .per_team_slots()
+        };
+        assert_eq!(RuntimeSettings::default().max_instances_per_team, 0);
+        assert_eq!(share(0, 64), (cores / 2).max(1));
+        assert_eq!(share(0, 1), 1);
+        assert_eq!(share(8, 64), 8);
+        assert_eq!(share(8, 3), 3);
+        // `max_instances = 0` means one slot: a share is never 0.
+        assert_eq!(share(8, 0), 1);
+    }
 
     #[test]
     fn the_budget_counts_cpu_time_not_waiting() {
