@@ -379,6 +379,85 @@ async fn a_failing_plugin_is_contained_disabled_and_re_enabled_while_other_teams
     b.stop().await.unwrap();
 }
 
+/// A plugin that sleeps for an hour in a blocking WASI wait, which no CPU
+/// budget sees (the guest runs no code while it waits): before the host
+/// refused blocking waits, each such batch held its request and a plugin
+/// slot for the whole sleep, and enough of them stalled every team.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_sleeps_fails_at_once_and_never_holds_other_teams_up() {
+    let topics = TestTopics::create(1).await.unwrap();
+    let mut config = topics.gateway_config(KEY_A, "team-a");
+    config.auth.keys.insert(KEY_B.into(), "team-b".into());
+    let gateway = RunningGateway::start_ready(config).await.unwrap();
+    let admin = Admin::new(&gateway);
+    admin
+        .upload(
+            "team-a",
+            "nap",
+            "1.0.0",
+            "validator",
+            component("fixture_sleep"),
+        )
+        .await;
+    admin.wait_active("team-a", "nap", "1.0.0").await;
+    admin
+        .install_validator(
+            "team-b",
+            "required",
+            "required_properties",
+            json!({"required": {}}),
+        )
+        .await;
+
+    // More of team a's batches at once than there are plugin slots: had
+    // any of them slept, `send`'s 30 s timeout would fail the test long
+    // before the hour.
+    let sleepers: Vec<_> = (0..8)
+        .map(|i| {
+            let url = gateway.url("/v1/events");
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(KEY_A)
+                    .json(&json!({ "events": [{ "event": "e", "user_id": format!("u{i}") }] }))
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let (status, other) = send(&gateway, KEY_B, json!([{ "event": "e", "user_id": "u" }])).await;
+    assert_eq!(
+        (status.as_u16(), other["accepted"].as_u64()),
+        (200, Some(1)),
+        "{other}"
+    );
+    for sleeper in sleepers {
+        let body = sleeper.await.unwrap();
+        let result = &body["results"][0];
+        assert_eq!(result["status"], "rejected", "{body}");
+        assert_eq!(result["code"], "plugin_failed", "{body}");
+        let message = result["message"].as_str().unwrap();
+        assert!(
+            message.contains("nap") && message.contains("block"),
+            "{body}"
+        );
+        // What the client sees names the plugin and the reason, nothing of
+        // the host's insides.
+        assert!(
+            !message.contains("wasm backtrace") && !message.contains("0x"),
+            "{body}"
+        );
+    }
+    let shown = admin.show("team-a", "nap").await;
+    assert!(shown["stats"]["failures"].as_u64().unwrap() >= 1, "{shown}");
+    gateway.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swapping_versions_under_load_loses_no_request() {
     let topics = TestTopics::create(2).await.unwrap();
