@@ -295,33 +295,7 @@ impl PluginHost {
                 // Bytes still arriving.
                 None => continue,
             };
-            let tag = PluginTag {
-                team: Arc::from(record.team_id.as_str()),
-                name: Arc::from(record.name.as_str()),
-                version: Arc::from(version.version.as_str()),
-            };
-            // Same version and configuration as before: keep its warm
-            // instances (this runs every second, not only on changes).
-            let pool_key = (
-                stats_key(&tag.team, &tag.name, &tag.version),
-                version.sha256.clone(),
-                record.config.clone(),
-            );
-            let instances = previous_pools
-                .get(&pool_key)
-                .cloned()
-                .unwrap_or_else(|| Arc::new(InstancePool::new(&self.runtime)));
-            pools.insert(pool_key, instances.clone());
-            let plugin = ChainPlugin {
-                stats: self.stats_for(&tag),
-                tag,
-                compiled,
-                config: Arc::from(record.config.as_str()),
-                policy: record.policy,
-                instances,
-                events: (!record.events.is_empty())
-                    .then(|| Arc::new(record.events.iter().cloned().collect())),
-            };
+            let plugin = self.chain_plugin(record, version, compiled, &previous_pools, &mut pools);
             teams.entry(record.team_id.clone()).or_default().push((
                 record.kind == PluginKind::Enricher,
                 record.order,
@@ -353,6 +327,44 @@ impl PluginHost {
             loads.retain(|key, load| wanted.contains(key) || matches!(load, Load::Compiling));
         }
         pending
+    }
+
+    /// `record`'s active `version`, compiled, as a link of its team's chain.
+    /// Same version and configuration as before: it keeps its warm
+    /// instances (rebuilds run every second, not only on changes).
+    fn chain_plugin(
+        &self,
+        record: &PluginRecord,
+        version: &crate::registry::VersionInfo,
+        compiled: CompiledPlugin,
+        previous_pools: &HashMap<PoolKey, Arc<InstancePool>>,
+        pools: &mut HashMap<PoolKey, Arc<InstancePool>>,
+    ) -> ChainPlugin {
+        let tag = PluginTag {
+            team: Arc::from(record.team_id.as_str()),
+            name: Arc::from(record.name.as_str()),
+            version: Arc::from(version.version.as_str()),
+        };
+        let pool_key = (
+            stats_key(&tag.team, &tag.name, &tag.version),
+            version.sha256.clone(),
+            record.config.clone(),
+        );
+        let instances = previous_pools
+            .get(&pool_key)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(InstancePool::new(&self.runtime)));
+        pools.insert(pool_key, instances.clone());
+        ChainPlugin {
+            stats: self.stats_for(&tag),
+            tag,
+            compiled,
+            config: Arc::from(record.config.as_str()),
+            policy: record.policy,
+            instances,
+            events: (!record.events.is_empty())
+                .then(|| Arc::new(record.events.iter().cloned().collect())),
+        }
     }
 
     /// Installs chains directly (tests and single-process development).

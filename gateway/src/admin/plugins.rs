@@ -265,19 +265,7 @@ async fn upload(
         .put_blob(&team, &name, &bytes)
         .await
         .map_err(ApiError::Internal)?;
-    let mut record = existing.unwrap_or_else(|| PluginRecord {
-        team_id: team.clone(),
-        name: name.clone(),
-        kind,
-        versions: Vec::new(),
-        active_version: None,
-        history: Vec::new(),
-        policy: FailurePolicy::default(),
-        config: "{}".to_owned(),
-        order: 0,
-        events: Vec::new(),
-        disabled: None,
-    });
+    let mut record = existing.unwrap_or_else(|| new_record(&team, &name, kind));
     if !record.versions.iter().any(|v| v.version == version) {
         record.versions.push(VersionInfo {
             version: version.clone(),
@@ -301,6 +289,23 @@ async fn upload(
         let _ = host.prepare(&sha, kind, || Some(Ok(bytes.to_vec())));
     }
     Ok((StatusCode::ACCEPTED, Json(view(host, record))))
+}
+
+/// A plugin's record before its first version.
+fn new_record(team: &str, name: &str, kind: PluginKind) -> PluginRecord {
+    PluginRecord {
+        team_id: team.to_owned(),
+        name: name.to_owned(),
+        kind,
+        versions: Vec::new(),
+        active_version: None,
+        history: Vec::new(),
+        policy: FailurePolicy::default(),
+        config: "{}".to_owned(),
+        order: 0,
+        events: Vec::new(),
+        disabled: None,
+    }
 }
 
 /// An upload refused by [`check`](sluice_plugin_host::runtime::check).
