@@ -7,6 +7,21 @@
 //! | 3 | `loader_progress` | `loader_progress` and the view `loader_progress_mv` feeding it |
 //! | 4 | `event_ids` | `event_ids` and the view `event_ids_mv` feeding it, filled from the last 8 days of `events` |
 //!
+//! | 5 | `events_all` | on a cluster only: `Distributed` over every shard's `events`, for reads |
+//!
+//! ## On a cluster
+//! With [`SchemaSettings::cluster`] set, every statement runs `ON CLUSTER`
+//! (ClickHouse's distributed DDL: one node queues it in ZooKeeper and every
+//! node runs it, also one that was down and comes back), and each table is
+//! the `Replicated` form of its engine, with its ZooKeeper path under the
+//! node's `{shard}` macro and `{replica}` as the replica's name, so the two
+//! replicas of a shard hold the same rows and share one insert-block
+//! deduplication log. Writers insert into a shard's local tables
+//! themselves (the loader: a Kafka partition always to the same shard),
+//! readers use `events_all`. Migration 4's backfill of `event_ids` from
+//! `events` is left out there: an `INSERT ... SELECT` runs on one node only,
+//! and a new cluster has nothing to backfill.
+//!
 //! Rules for adding one: append a new version (never edit a released one:
 //! servers that applied it will not apply it again), and make every statement
 //! idempotent (`IF NOT EXISTS`, `IF EXISTS`), because a crash between running
@@ -70,6 +85,8 @@ pub const EVENT_IDS_TABLE: &str = "event_ids";
 pub const EVENT_IDS_VIEW: &str = "event_ids_mv";
 /// Days `event_ids` keeps: the longest window (7 days) and the day in progress.
 pub const EVENT_IDS_DAYS: u32 = 8;
+/// Suffix of the `Distributed` table over the events tables of a cluster.
+pub const ALL_SHARDS_SUFFIX: &str = "_all";
 
 /// Where the schema lives and how long raw events are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +97,9 @@ pub struct SchemaSettings {
     pub events_table: String,
     /// Days to keep raw events; `None` keeps them forever.
     pub retention_days: Option<u32>,
+    /// The cluster (a name in the servers' `remote_servers`) the schema is
+    /// created on, replicated per shard; `None`: one server.
+    pub cluster: Option<String>,
 }
 
 impl SchemaSettings {
@@ -88,6 +108,27 @@ impl SchemaSettings {
             database: database.into(),
             events_table: "events".to_owned(),
             retention_days: None,
+            cluster: None,
+        }
+    }
+
+    /// ` ON CLUSTER name` on a cluster, else nothing: for every statement.
+    pub fn on_cluster(&self) -> String {
+        self.cluster
+            .as_ref()
+            .map(|name| format!(" ON CLUSTER {name}"))
+            .unwrap_or_default()
+    }
+
+    /// The engine of `table`: `family` (e.g. `ReplacingMergeTree`) on one
+    /// server, its replicated form on a cluster.
+    pub fn engine(&self, family: &str, table: &str) -> String {
+        match &self.cluster {
+            None => family.to_owned(),
+            Some(_) => format!(
+                "Replicated{family}('/clickhouse/tables/{{shard}}/{}/{table}', '{{replica}}')",
+                self.database
+            ),
         }
     }
 
@@ -114,9 +155,11 @@ impl SchemaSettings {
     /// Identifiers and retention only: what the retention job needs of a
     /// table that may be one of the loader's own (`event_ids`).
     pub(crate) fn validate_names(&self) -> Result<(), Error> {
+        let cluster = self.cluster.clone().unwrap_or_else(|| "none".to_owned());
         for (what, name) in [
             ("database", &self.database),
             ("events_table", &self.events_table),
+            ("cluster", &cluster),
         ] {
             if !is_identifier(name) {
                 return Err(Error::InvalidSettings(format!(
@@ -153,8 +196,12 @@ pub struct Migration {
 /// Every migration, in version order, rendered for `caps`. Call
 /// [`SchemaSettings::validate`] first (`migrate` does).
 pub fn migrations(caps: &Capabilities, settings: &SchemaSettings) -> Vec<Migration> {
-    vec![
-        bootstrap(&settings.database),
+    let mut event_ids = vec![event_ids_table(caps, settings), event_ids_view(settings)];
+    if settings.cluster.is_none() {
+        event_ids.push(event_ids_backfill(settings));
+    }
+    let mut all = vec![
+        bootstrap_for(settings),
         Migration {
             version: 2,
             name: "events",
@@ -168,31 +215,50 @@ pub fn migrations(caps: &Capabilities, settings: &SchemaSettings) -> Vec<Migrati
         Migration {
             version: 4,
             name: "event_ids",
-            statements: vec![
-                event_ids_table(caps, settings),
-                event_ids_view(settings),
-                event_ids_backfill(settings),
-            ],
+            statements: event_ids,
         },
-    ]
+    ];
+    if let Some(cluster) = &settings.cluster {
+        all.push(Migration {
+            version: 5,
+            name: "events_all",
+            statements: vec![format!(
+                "CREATE TABLE IF NOT EXISTS {}{ALL_SHARDS_SUFFIX}{} AS {}\nENGINE = Distributed({cluster}, {}, {}, rand())",
+                settings.events(),
+                settings.on_cluster(),
+                settings.events(),
+                settings.database,
+                settings.events_table,
+            )],
+        });
+    }
+    all
 }
 
 /// Migration 1 of every component: the database and `schema_migrations`.
 /// `database` must be an identifier.
 pub fn bootstrap(database: &str) -> Migration {
+    bootstrap_for(&SchemaSettings::new(database))
+}
+
+/// [`bootstrap`], on the cluster of `settings` if it has one (each node
+/// keeps its own `schema_migrations`).
+pub fn bootstrap_for(settings: &SchemaSettings) -> Migration {
+    let database = &settings.database;
+    let on_cluster = settings.on_cluster();
     Migration {
         version: 1,
         name: "bootstrap",
         statements: vec![
-            format!("CREATE DATABASE IF NOT EXISTS {database}"),
-            migrations_table(database),
+            format!("CREATE DATABASE IF NOT EXISTS {database}{on_cluster}"),
+            migrations_table(database, &on_cluster),
         ],
     }
 }
 
-fn migrations_table(database: &str) -> String {
+fn migrations_table(database: &str, on_cluster: &str) -> String {
     format!(
-        "CREATE TABLE IF NOT EXISTS {}
+        "CREATE TABLE IF NOT EXISTS {}{on_cluster}
 (
     component String,
     version UInt32,
@@ -246,15 +312,17 @@ fn events_table(caps: &Capabilities, settings: &SchemaSettings) -> String {
         RowLayout::Legacy => "(team_id, event, timestamp, timestamp_ms, event_id)",
     };
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {}\n(\n{columns}\n)\nENGINE = ReplacingMergeTree\nPARTITION BY toYYYYMMDD(timestamp)\nORDER BY {order_by}",
-        settings.events()
+        "CREATE TABLE IF NOT EXISTS {}{}\n(\n{columns}\n)\nENGINE = {}\nPARTITION BY toYYYYMMDD(timestamp)\nORDER BY {order_by}",
+        settings.events(),
+        settings.on_cluster(),
+        settings.engine("ReplacingMergeTree", &settings.events_table),
     );
     if caps.ttl
         && let Some(days) = settings.retention_days
     {
         sql.push_str(&format!("\nTTL toDate(timestamp) + INTERVAL {days} DAY"));
     }
-    if caps.non_replicated_deduplication_window {
+    if caps.non_replicated_deduplication_window && settings.cluster.is_none() {
         sql.push_str("\nSETTINGS non_replicated_deduplication_window = 1000");
     }
     sql
@@ -262,7 +330,7 @@ fn events_table(caps: &Capabilities, settings: &SchemaSettings) -> String {
 
 fn progress_table(caps: &Capabilities, settings: &SchemaSettings) -> String {
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {}
+        "CREATE TABLE IF NOT EXISTS {}{}
 (
     kafka_topic String,
     kafka_partition Int32,
@@ -270,14 +338,16 @@ fn progress_table(caps: &Capabilities, settings: &SchemaSettings) -> String {
     rows AggregateFunction(count),
     last_loaded_at AggregateFunction(max, DateTime('UTC'))
 )
-ENGINE = AggregatingMergeTree
+ENGINE = {}
 ORDER BY (kafka_topic, kafka_partition)",
-        settings.qualified(PROGRESS_TABLE)
+        settings.qualified(PROGRESS_TABLE),
+        settings.on_cluster(),
+        settings.engine("AggregatingMergeTree", PROGRESS_TABLE),
     );
     // A retried insert that `events` drops by its dedup token still reaches
     // the view; with a window here the view's block is dropped too, so
     // `rows` does not count it twice. (`max_offset` is idempotent anyway.)
-    if caps.non_replicated_deduplication_window {
+    if caps.non_replicated_deduplication_window && settings.cluster.is_none() {
         sql.push_str("\nSETTINGS non_replicated_deduplication_window = 1000");
     }
     sql
@@ -285,7 +355,7 @@ ORDER BY (kafka_topic, kafka_partition)",
 
 fn progress_view(settings: &SchemaSettings) -> String {
     format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {}
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{} TO {}
 AS SELECT
     kafka_topic,
     kafka_partition,
@@ -295,6 +365,7 @@ AS SELECT
 FROM {}
 GROUP BY kafka_topic, kafka_partition",
         settings.qualified(PROGRESS_VIEW),
+        settings.on_cluster(),
         settings.qualified(PROGRESS_TABLE),
         settings.events()
     )
@@ -313,7 +384,7 @@ fn event_ids_table(caps: &Capabilities, settings: &SchemaSettings) -> String {
         _ => String::new(),
     };
     format!(
-        "CREATE TABLE IF NOT EXISTS {}
+        "CREATE TABLE IF NOT EXISTS {}{}
 (
     kafka_topic {},
     kafka_partition Int32,
@@ -322,14 +393,16 @@ fn event_ids_table(caps: &Capabilities, settings: &SchemaSettings) -> String {
     team_id {},
     event_id UUID
 )
-ENGINE = MergeTree
+ENGINE = {}
 PARTITION BY toYYYYMMDD(received_at)
 ORDER BY (kafka_topic, kafka_partition, kafka_offset)",
         settings.qualified(EVENT_IDS_TABLE),
+        settings.on_cluster(),
         text("kafka_topic"),
         delta("kafka_offset"),
         delta("received_at"),
         text("team_id"),
+        settings.engine("MergeTree", EVENT_IDS_TABLE),
     )
 }
 
@@ -339,8 +412,9 @@ const EVENT_IDS_COLUMNS: &str = "kafka_topic, kafka_partition, kafka_offset, toD
 
 fn event_ids_view(settings: &SchemaSettings) -> String {
     format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {}\nAS SELECT {EVENT_IDS_COLUMNS}\nFROM {}",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{} TO {}\nAS SELECT {EVENT_IDS_COLUMNS}\nFROM {}",
         settings.qualified(EVENT_IDS_VIEW),
+        settings.on_cluster(),
         settings.qualified(EVENT_IDS_TABLE),
         settings.events()
     )
@@ -398,6 +472,53 @@ mod tests {
                 assert!(idempotent, "not idempotent: {s}");
             }
         }
+    }
+
+    #[test]
+    fn on_a_cluster_every_statement_runs_on_cluster_and_tables_are_replicated() {
+        let settings = SchemaSettings {
+            cluster: Some("sluice".to_owned()),
+            ..SchemaSettings::new("db")
+        };
+        let all = migrations(&caps(18, 16), &settings);
+        assert_eq!(
+            all.iter().map(|m| m.version).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        for statement in all.iter().flat_map(|m| &m.statements) {
+            let first = statement.lines().next().unwrap();
+            assert!(first.contains(" ON CLUSTER sluice"), "{first}");
+            assert!(!statement.starts_with("INSERT"), "no backfill: {statement}");
+        }
+        let engines: Vec<&str> = all
+            .iter()
+            .flat_map(|m| &m.statements)
+            .filter_map(|s| s.lines().find(|l| l.starts_with("ENGINE = ")))
+            .collect();
+        assert_eq!(
+            engines,
+            [
+                "ENGINE = ReplacingMergeTree",
+                "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/events', '{replica}')",
+                "ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/db/loader_progress', '{replica}')",
+                "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/event_ids', '{replica}')",
+                "ENGINE = Distributed(sluice, db, events, rand())",
+            ],
+            "each node keeps its own schema_migrations"
+        );
+        let modern = migrations(&caps(26, 9), &settings);
+        assert!(
+            !modern
+                .iter()
+                .flat_map(|m| &m.statements)
+                .any(|s| s.contains("non_replicated")),
+            "replicated tables deduplicate through ZooKeeper"
+        );
+        let bad = SchemaSettings {
+            cluster: Some("a b".to_owned()),
+            ..SchemaSettings::new("db")
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

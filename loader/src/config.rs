@@ -54,8 +54,16 @@ impl Default for LoaderConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseSettings {
-    /// HTTP endpoint, e.g. `http://127.0.0.1:8123`.
+    /// HTTP endpoint, e.g. `http://127.0.0.1:8123` (one server; see `shards`).
     pub url: String,
+    /// A cluster instead of one server: the HTTP endpoints of each shard's
+    /// replicas, shards in the order of the cluster's `remote_servers`.
+    /// Kafka partition `p` is stored on shard `p % shards` (see
+    /// `docs/architecture.md`, "On a ClickHouse cluster"); `url` is unused.
+    pub shards: Vec<Vec<String>>,
+    /// The cluster's name in the servers' `remote_servers`, for the schema's
+    /// `ON CLUSTER` DDL and the `Distributed` read table (with `shards`).
+    pub cluster: String,
     pub database: String,
     pub user: String,
     pub password: String,
@@ -72,6 +80,8 @@ impl Default for ClickHouseSettings {
     fn default() -> Self {
         Self {
             url: "http://127.0.0.1:18123".to_owned(),
+            shards: Vec::new(),
+            cluster: String::new(),
             database: "sluice".to_owned(),
             user: "default".to_owned(),
             password: String::new(),
@@ -79,6 +89,51 @@ impl Default for ClickHouseSettings {
             retention_days: 0,
             compression: "lz4".to_owned(),
         }
+    }
+}
+
+impl ClickHouseSettings {
+    /// The replicas of each shard: `shards`, or `url` as one shard of one.
+    pub fn replicas(&self) -> Vec<Vec<String>> {
+        if self.shards.is_empty() {
+            vec![vec![self.url.clone()]]
+        } else {
+            self.shards.clone()
+        }
+    }
+
+    fn check_shards(&self) -> Result<(), String> {
+        if self.shards.is_empty() {
+            return match self.cluster.is_empty() {
+                true => Ok(()),
+                false => Err("clickhouse.cluster needs clickhouse.shards".to_owned()),
+            };
+        }
+        let ident = !self.cluster.is_empty()
+            && self
+                .cluster
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ident {
+            return Err(
+                "clickhouse.shards needs clickhouse.cluster, the cluster's name in remote_servers (A-Z, a-z, 0-9, _)"
+                    .to_owned(),
+            );
+        }
+        for (i, replicas) in self.shards.iter().enumerate() {
+            if replicas.is_empty() {
+                return Err(format!("clickhouse.shards[{i}] lists no replica"));
+            }
+            for url in replicas {
+                sluice_core::config::check_http_url(&format!("clickhouse.shards[{i}]"), url)?;
+            }
+        }
+        // Retention drops day partitions per server; on a cluster that is
+        // per shard and not built yet: refuse rather than keep forever silently.
+        if self.retention_days > 0 {
+            return Err("clickhouse.retention_days is not supported with clickhouse.shards yet; use 0 (keep) and drop old partitions per shard".to_owned());
+        }
+        Ok(())
     }
 }
 
@@ -189,6 +244,10 @@ CONFIGURATION (file keys; environment: SLUICE_LOADER_<KEY>, `.` becomes `__`)
   session_timeout_ms          time before a silent instance's partitions move [10000]
   rejected_topic              dead-letter topic for records that cannot be inserted [events.rejected]
   clickhouse.url              ClickHouse HTTP endpoint [http://127.0.0.1:18123]
+  clickhouse.shards           a cluster instead: each shard's replica endpoints, e.g.
+                              [[\"http://a:8123\", \"http://b:8123\"], [\"http://c:8123\", \"http://d:8123\"]];
+                              partition p goes to shard p % shards [none: clickhouse.url]
+  clickhouse.cluster          the cluster's name in remote_servers (required with shards) []
   clickhouse.database         database (created if missing) [sluice]
   clickhouse.user / clickhouse.password   credentials [default / empty]
   clickhouse.table            raw events table [events]
@@ -221,6 +280,7 @@ impl LoaderConfig {
             );
         }
         sluice_core::config::check_http_url("clickhouse.url", &self.clickhouse.url)?;
+        self.clickhouse.check_shards()?;
         let ident =
             |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !ident(&self.clickhouse.database) || !ident(&self.clickhouse.table) {
@@ -257,6 +317,34 @@ mod tests {
         let mut config = LoaderConfig::default();
         config.clickhouse.table = "events; DROP".into();
         assert!(config.validate().unwrap_err().contains("identifiers"));
+    }
+
+    #[test]
+    fn shards_need_a_cluster_name_and_urls() {
+        let mut config = LoaderConfig::default();
+        config.clickhouse.shards = vec![vec!["http://a:8123".into()], vec![]];
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("clickhouse.cluster")
+        );
+        config.clickhouse.cluster = "sluice".into();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("shards[1] lists no replica")
+        );
+        config.clickhouse.shards[1] = vec!["ftp://c".into()];
+        assert!(config.validate().unwrap_err().contains("shards[1]"));
+        config.clickhouse.shards[1] = vec!["http://c:8123".into(), "http://d:8123".into()];
+        config.validate().unwrap();
+        assert_eq!(config.clickhouse.replicas().len(), 2);
+        config.clickhouse.retention_days = 30;
+        assert!(config.validate().unwrap_err().contains("retention_days"));
+        let single = ClickHouseSettings::default();
+        assert_eq!(single.replicas(), vec![vec![single.url.clone()]]);
     }
 
     #[test]

@@ -51,11 +51,11 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_clickhouse::InsertOutcome;
-use sluice_core::Event;
 use sluice_core::backoff::Backoff;
 use sluice_core::dedup::{Seen, SeenIds};
 use sluice_core::kafka::headers;
 use sluice_core::service::RebalanceLog;
+use sluice_core::{Event, Timestamp};
 use tracing::Instrument;
 
 use crate::batch::{PartitionBatch, SourceRecord, dedup_token};
@@ -189,11 +189,13 @@ impl Loader {
             .sink
             .retention()
             .map(|job| job.spawn(sluice_clickhouse::RETENTION_PERIOD));
-        let _event_ids_retention = self
+        let _event_ids_retention: Vec<_> = self
             .storer
             .sink
             .event_ids_retention()
-            .spawn(sluice_clickhouse::RETENTION_PERIOD);
+            .into_iter()
+            .map(|job| job.spawn(sluice_clickhouse::RETENTION_PERIOD))
+            .collect();
         let max_wait = Duration::from_millis(self.config.batch.max_wait_ms);
         let mut last_lag = std::time::Instant::now();
         let mut loading: Option<Loading> = None;
@@ -579,9 +581,15 @@ impl Storer {
         };
         let (first, last) = (*first, *last);
         let token = dedup_token(topic, partition, first, last);
+        // Chosen once: a retry must repeat the block exactly (see `sink`).
+        let loaded_at = Timestamp::now();
         let mut backoff = self.backoff();
         loop {
-            match self.sink.insert(topic, partition, run, &token).await? {
+            match self
+                .sink
+                .insert(topic, partition, run, &token, loaded_at)
+                .await?
+            {
                 InsertOutcome::Inserted { rows, took } => {
                     crate::status::record_insert(rows, took);
                     self.crash_hook();
@@ -632,6 +640,7 @@ impl Storer {
         let mut stored = None;
         for (offset, event) in events {
             let token = dedup_token(topic, partition, *offset, *offset);
+            let loaded_at = Timestamp::now();
             let mut backoff = self.backoff();
             loop {
                 match self
@@ -641,6 +650,7 @@ impl Storer {
                         partition,
                         std::slice::from_ref(&(*offset, event.clone())),
                         &token,
+                        loaded_at,
                     )
                     .await?
                 {

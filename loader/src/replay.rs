@@ -102,7 +102,16 @@ pub async fn replay(
             report.already_present += in_file - missing.len();
             if !missing.is_empty() {
                 let token = format!("{REPLAY_TOPIC}:{path}:{}", missing.len());
-                match sink.insert(REPLAY_TOPIC, 0, &missing, &token).await? {
+                match sink
+                    .insert(
+                        REPLAY_TOPIC,
+                        0,
+                        &missing,
+                        &token,
+                        sluice_core::Timestamp::now(),
+                    )
+                    .await?
+                {
                     InsertOutcome::Inserted { rows, .. } => report.inserted += rows,
                     InsertOutcome::Retryable(reason) | InsertOutcome::Permanent(reason) => {
                         anyhow::bail!("inserting the events of {path}: {reason}");

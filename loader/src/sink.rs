@@ -1,8 +1,19 @@
 //! The load loop's view of ClickHouse: connect (probe + migrate), insert one
 //! batch, read the progress table. Wraps [`sluice_clickhouse`] and turns its
 //! errors into what the loop decides on: done, retry later, or bad data.
+//!
+//! One server, or a cluster: each Kafka partition is stored on one shard
+//! (`partition % shards`), so everything the exactly-once argument reads
+//! and writes for a partition (its rows, `loader_progress`, `event_ids`)
+//! lives in one shard's replicated tables, and one insert stays one atomic
+//! block there. A shard is written through one replica at a time; when it
+//! fails, the next attempt goes to its twin. A retry repeats the block byte
+//! for byte (same rows, same `loaded_at`), so if the failed attempt did land,
+//! the shard's replicated block deduplication (shared by its replicas in
+//! ZooKeeper) drops the repeat whichever replica it reaches.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -13,14 +24,67 @@ use sluice_core::{Event, Timestamp};
 
 use crate::config::ClickHouseSettings;
 
-pub struct ClickHouseSink {
+/// One replica of a shard (or the one server).
+struct Replica {
+    url: String,
+    /// In the loader's database.
     client: clickhouse::Client,
+    /// Without a database, for retention (its statements name theirs).
+    root: clickhouse::Client,
+}
+
+/// A shard: the replicas that hold the same rows.
+struct Shard {
+    replicas: Vec<Replica>,
+    /// The replica written and read now; moves on when it fails.
+    current: AtomicUsize,
+}
+
+impl Shard {
+    fn replica(&self) -> &Replica {
+        &self.replicas[self.current.load(Ordering::Relaxed) % self.replicas.len()]
+    }
+
+    /// Moves to the next replica after `failed` failed (unless another
+    /// caller already moved on from it).
+    fn fail_over(&self, failed: &Replica, error: &str) {
+        if self.replicas.len() < 2 {
+            return;
+        }
+        let now = self.current.load(Ordering::Relaxed);
+        if std::ptr::eq(&self.replicas[now % self.replicas.len()], failed) {
+            self.current.store(now + 1, Ordering::Relaxed);
+            let next = &self.replicas[(now + 1) % self.replicas.len()];
+            tracing::warn!(failed = %failed.url, next = %next.url, %error, "ClickHouse replica failed; using its twin");
+        }
+    }
+
+    /// `call` on the current replica, then on each other one while they fail.
+    async fn each_replica<T, F>(&self, call: impl Fn(clickhouse::Client) -> F) -> anyhow::Result<T>
+    where
+        F: Future<Output = anyhow::Result<T>>,
+    {
+        let mut last = None;
+        for _ in 0..self.replicas.len() {
+            let replica = self.replica();
+            match call(replica.client.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(err) => {
+                    self.fail_over(replica, &format!("{err:#}"));
+                    last = Some(err.context(format!("ClickHouse at {}", replica.url)));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("a shard without replicas")))
+    }
+}
+
+pub struct ClickHouseSink {
+    shards: Vec<Shard>,
     caps: Capabilities,
     /// The existing table's layout, which may predate a server upgrade.
     layout: RowLayout,
     table: String,
-    /// The unqualified client and schema, for retention.
-    root: clickhouse::Client,
     schema: SchemaSettings,
 }
 
@@ -28,51 +92,78 @@ impl std::fmt::Debug for ClickHouseSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClickHouseSink")
             .field("table", &self.table)
+            .field("shards", &self.shards.len())
             .field("caps", &self.caps)
             .finish_non_exhaustive()
     }
 }
 
 impl ClickHouseSink {
-    /// Probes the server and applies the schema migrations it needs.
+    /// Probes the server (on a cluster: the first replica that answers) and
+    /// applies the schema migrations it needs (on a cluster, `ON CLUSTER`).
     pub async fn connect(settings: &ClickHouseSettings) -> anyhow::Result<Self> {
-        let client = clickhouse::Client::default()
-            .with_url(&settings.url)
-            .with_user(&settings.user)
-            .with_password(&settings.password)
-            .with_compression(if settings.compression == "none" {
-                clickhouse::Compression::None
-            } else {
-                clickhouse::Compression::Lz4
+        let client = |url: &str| {
+            clickhouse::Client::default()
+                .with_url(url)
+                .with_user(&settings.user)
+                .with_password(&settings.password)
+                .with_compression(if settings.compression == "none" {
+                    clickhouse::Compression::None
+                } else {
+                    clickhouse::Compression::Lz4
+                })
+                .with_validation(false)
+        };
+        let shards: Vec<Shard> = settings
+            .replicas()
+            .iter()
+            .map(|urls| Shard {
+                replicas: urls
+                    .iter()
+                    .map(|url| Replica {
+                        url: url.clone(),
+                        client: client(url).with_database(&settings.database),
+                        root: client(url),
+                    })
+                    .collect(),
+                current: AtomicUsize::new(0),
             })
-            .with_validation(false);
-        let caps = ch::probe(&client)
-            .await
-            .with_context(|| format!("probing ClickHouse at {}", settings.url))?;
+            .collect();
         let schema = SchemaSettings {
             database: settings.database.clone(),
             events_table: settings.table.clone(),
             retention_days: (settings.retention_days > 0).then_some(settings.retention_days),
+            cluster: (!settings.shards.is_empty()).then(|| settings.cluster.clone()),
         };
-        let report = ch::migrate(&client, &caps, &schema)
+        let (url, root, caps) = first_answer(&shards).await?;
+        if let Some(cluster) = &schema.cluster {
+            check_cluster(&root, cluster, shards.len()).await?;
+        }
+        let report = ch::migrate(&root, &caps, &schema)
             .await
             .context("applying ClickHouse migrations")?;
-        tracing::info!(url = %settings.url, ?caps, ?report, "ClickHouse ready");
+        tracing::info!(%url, shards = shards.len(), ?caps, ?report, "ClickHouse ready");
         Ok(Self {
-            client: client.clone().with_database(&settings.database),
+            shards,
             layout: report.layout,
             caps,
             table: settings.table.clone(),
-            root: client,
             schema,
         })
     }
 
+    /// The shard that stores `partition`.
+    fn shard(&self, partition: i32) -> &Shard {
+        let n = i32::try_from(self.shards.len()).unwrap_or(i32::MAX);
+        &self.shards[partition.rem_euclid(n) as usize]
+    }
+
     /// The retention job, when `retention_days` is set.
     pub fn retention(&self) -> Option<ch::Retention> {
+        // Only on one server: configuration refuses retention with shards.
         self.schema.retention_days.map(|_| {
             ch::Retention::new(
-                self.root.clone(),
+                self.shards[0].replica().root.clone(),
                 self.schema.clone(),
                 crate::status::RETENTION_DROPPED,
                 crate::status::RETENTION_RUNS,
@@ -97,13 +188,18 @@ impl ClickHouseSink {
             from_ms.div_euclid(1000),
             to_ms.div_euclid(1000) + 1,
         );
-        let ids: Vec<String> = self
-            .client
-            .query(&sql)
-            .fetch_all()
-            .await
-            .with_context(|| format!("reading existing ids of team {team}"))?;
-        Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+        let mut ids = HashSet::new();
+        for shard in &self.shards {
+            let found: Vec<String> = shard
+                .each_replica(|client| {
+                    let sql = &sql;
+                    async move { Ok(client.query(sql).fetch_all().await?) }
+                })
+                .await
+                .with_context(|| format!("reading existing ids of team {team}"))?;
+            ids.extend(found.iter().filter_map(|id| id.parse::<uuid::Uuid>().ok()));
+        }
+        Ok(ids)
     }
 
     /// Fills `seen` with the partition's stored events that a retry could
@@ -119,25 +215,37 @@ impl ClickHouseSink {
             partition,
             before_offset: None,
         };
-        ch::seen::rebuild(&self.client, &scope, seen)
-            .await
-            .with_context(|| format!("rebuilding the event ids of {topic}/{partition}"))
+        let client = self.shard(partition).replica().client.clone();
+        let rows = ch::seen::rebuild(&client, &scope, seen).await;
+        if let Err(err) = &rows {
+            self.shard(partition)
+                .fail_over(self.shard(partition).replica(), &err.to_string());
+        }
+        rows.with_context(|| format!("rebuilding the event ids of {topic}/{partition}"))
     }
 
     /// Dropping expired day partitions of `event_ids` (the shared retention
-    /// job): it keeps [`ch::schema::EVENT_IDS_DAYS`], whatever the events' retention.
-    pub fn event_ids_retention(&self) -> ch::Retention {
+    /// job), on every shard: it keeps [`ch::schema::EVENT_IDS_DAYS`],
+    /// whatever the events' retention. A drop on one replica is replicated
+    /// to its twin.
+    pub fn event_ids_retention(&self) -> Vec<ch::Retention> {
         let settings = SchemaSettings {
             database: self.schema.database.clone(),
             events_table: ch::schema::EVENT_IDS_TABLE.to_owned(),
             retention_days: Some(ch::schema::EVENT_IDS_DAYS),
+            cluster: None,
         };
-        ch::Retention::new(
-            self.root.clone(),
-            settings,
-            crate::status::RETENTION_DROPPED,
-            crate::status::RETENTION_RUNS,
-        )
+        self.shards
+            .iter()
+            .map(|shard| {
+                ch::Retention::new(
+                    shard.replica().root.clone(),
+                    settings.clone(),
+                    crate::status::RETENTION_DROPPED,
+                    crate::status::RETENTION_RUNS,
+                )
+            })
+            .collect()
     }
 
     /// See [`ch::record_loaded`].
@@ -147,14 +255,33 @@ impl ClickHouseSink {
         partition: i32,
         offset: i64,
     ) -> anyhow::Result<()> {
-        Ok(ch::record_loaded(&self.client, topic, partition, offset).await?)
+        self.shard(partition)
+            .each_replica(|client| async move {
+                Ok(ch::record_loaded(&client, topic, partition, offset).await?)
+            })
+            .await
     }
 
+    /// The highest stored offset per partition, over every shard (a
+    /// partition's rows are on one shard; the maximum also covers a shard
+    /// count changed since).
     pub async fn loaded_offsets(&self, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
-        Ok(ch::loaded_offsets(&self.client, topic).await?)
+        let mut all = BTreeMap::new();
+        for shard in &self.shards {
+            let offsets = shard
+                .each_replica(|client| async move { Ok(ch::loaded_offsets(&client, topic).await?) })
+                .await?;
+            for (partition, offset) in offsets {
+                let max = all.entry(partition).or_insert(offset);
+                *max = (*max).max(offset);
+            }
+        }
+        Ok(all)
     }
 
-    /// Inserts `events` (read from `topic`/`partition` at their offsets) as one block.
+    /// Inserts `events` (read from `topic`/`partition` at their offsets) as
+    /// one block on the partition's shard. `loaded_at` is the same for every
+    /// attempt of one block, so that a repeat is the identical block.
     ///
     /// `Err` means a bug on our side (an invalid call), not a data or server
     /// problem: the loader stops rather than dead-letter good events.
@@ -164,24 +291,75 @@ impl ClickHouseSink {
         partition: i32,
         events: &[(i64, Event<'_>)],
         token: &str,
+        loaded_at: Timestamp,
     ) -> anyhow::Result<InsertOutcome> {
-        let loaded_at = Timestamp::now();
         let layout = self.layout;
         let rows: Vec<_> = events
             .iter()
             .map(|(offset, event)| ch::row(layout, event, topic, partition, *offset, loaded_at))
             .collect();
         let started = Instant::now();
+        let shard = self.shard(partition);
+        let replica = shard.replica();
         Ok(
-            match ch::insert_batch(&self.client, &self.caps, &self.table, &rows, Some(token)).await
+            match ch::insert_batch(&replica.client, &self.caps, &self.table, &rows, Some(token))
+                .await
             {
                 Ok(()) => InsertOutcome::Inserted {
                     rows: rows.len(),
                     took: started.elapsed(),
                 },
                 Err(err @ InsertError::InvalidBatch(_)) => return Err(err.into()),
-                Err(err) => InsertOutcome::failed(&err),
+                Err(err) => {
+                    let outcome = InsertOutcome::failed(&err);
+                    if matches!(outcome, InsertOutcome::Retryable(_)) {
+                        shard.fail_over(replica, &err.to_string());
+                    }
+                    outcome
+                }
             },
         )
     }
+}
+
+/// The address, client and capabilities of the first node that answers the
+/// probe, in shard and replica order.
+async fn first_answer(
+    shards: &[Shard],
+) -> anyhow::Result<(String, clickhouse::Client, Capabilities)> {
+    let mut errors = Vec::new();
+    for replica in shards.iter().flat_map(|s| &s.replicas) {
+        match ch::probe(&replica.root).await {
+            Ok(caps) => return Ok((replica.url.clone(), replica.root.clone(), caps)),
+            Err(err) => errors.push(format!("{}: {err}", replica.url)),
+        }
+    }
+    anyhow::bail!(
+        "probing ClickHouse: no node answered ({})",
+        errors.join("; ")
+    )
+}
+
+/// The servers know `cluster` with as many shards as configured: otherwise
+/// `ON CLUSTER` would create the schema somewhere else than where the loader
+/// writes.
+async fn check_cluster(
+    client: &clickhouse::Client,
+    cluster: &str,
+    shards: usize,
+) -> anyhow::Result<()> {
+    let sql = format!(
+        "SELECT count(DISTINCT shard_num) FROM system.clusters WHERE cluster = {}",
+        ch::quote_literal(cluster)
+    );
+    let found: u64 = client
+        .query(&sql)
+        .fetch_one()
+        .await
+        .with_context(|| format!("reading cluster `{cluster}` from system.clusters"))?;
+    anyhow::ensure!(
+        found == shards as u64,
+        "clickhouse.cluster `{cluster}` has {found} shard(s) on the server; clickhouse.shards lists {shards}"
+    );
+    Ok(())
 }

@@ -63,6 +63,7 @@ async fn the_scheduled_task_drops_expired_partitions_and_keeps_recent_ones() {
                 0,
                 &[(i as i64, event(i as u128 + 1, ms))],
                 &format!("t{i}"),
+                Timestamp::now(),
             )
             .await
             .unwrap();

@@ -440,3 +440,212 @@ async fn two_shards_two_replicas_shard_replicate_deduplicate_and_survive_a_kille
     assert_eq!(through, format!("{0}\t{0}\n", acked.len()));
     eprintln!("total {:.1}s", t0.elapsed().as_secs_f64());
 }
+
+/// Event ids as the cluster holds them: every `event_id` of `table` on one
+/// node, with how often it is there.
+async fn stored_ids(
+    http: &reqwest::Client,
+    node: &ClusterNode,
+    table: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    query(
+        http,
+        &node.http_url,
+        &format!("SELECT toString(event_id), count() FROM {table} GROUP BY event_id"),
+    )
+    .await
+    .unwrap()
+    .lines()
+    .map(|line| {
+        let (id, n) = line.split_once('\t').unwrap();
+        (id.to_owned(), n.parse().unwrap())
+    })
+    .collect()
+}
+
+/// `batches` batches of 50 events through the gateway; the ids it accepted.
+async fn send_events(
+    gateway: &sluice_tests::RunningGateway,
+    key: &str,
+    batches: usize,
+) -> BTreeSet<String> {
+    let http = reqwest::Client::new();
+    let mut accepted = BTreeSet::new();
+    for b in 0..batches {
+        let events: Vec<serde_json::Value> = (0..50)
+            .map(|i| {
+                serde_json::json!({
+                    "event_id": uuid::Uuid::new_v4(),
+                    "event": "Cluster Load",
+                    "user_id": format!("user-{b}-{i}"),
+                })
+            })
+            .collect();
+        let body: serde_json::Value = http
+            .post(gateway.url("/v1/events"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({ "events": events }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["accepted"], 50, "{body}");
+        accepted.extend(
+            events
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+        );
+    }
+    accepted
+}
+
+/// The loader on the cluster (`clickhouse.shards`): the schema created `ON
+/// CLUSTER`, each Kafka partition stored on shard `partition % 2` through
+/// one replica; the replica it writes shard 1 through is SIGKILLed mid-load,
+/// the loader goes on through its twin, and the killed replica comes back
+/// and catches up. Every accepted event is stored exactly once: on its
+/// shard's two replicas, nowhere else, with merges stopped so that a
+/// duplicate cannot be collapsed out of sight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loader_stores_every_event_once_on_its_shard_through_a_killed_replica() {
+    const KEY: &str = "sk_test_cluster_loader";
+    let stack = tokio::task::spawn_blocking(|| DedicatedStack::start(Services::ClickHouseCluster))
+        .await
+        .unwrap()
+        .unwrap();
+    let nodes = stack.cluster_nodes();
+    let [s1r1, s1r2, s2r1, s2r2] = [&nodes[0], &nodes[1], &nodes[2], &nodes[3]];
+    let http = reqwest::Client::new();
+    let db = format!("cluster_loader_{}", uuid::Uuid::new_v4().simple());
+
+    let topics = sluice_tests::TestTopics::create(4).await.unwrap();
+    let gateway =
+        sluice_tests::RunningGateway::start_ready(topics.gateway_config(KEY, "team-cluster"))
+            .await
+            .unwrap();
+    let settings = sluice_loader::config::ClickHouseSettings {
+        shards: vec![
+            vec![s1r1.http_url.clone(), s1r2.http_url.clone()],
+            vec![s2r1.http_url.clone(), s2r2.http_url.clone()],
+        ],
+        cluster: CLUSTER_NAME.to_owned(),
+        database: db.clone(),
+        ..Default::default()
+    };
+    // The schema on every node, `ON CLUSTER`, before any row.
+    sluice_loader::sink::ClickHouseSink::connect(&settings)
+        .await
+        .unwrap();
+    for node in &nodes {
+        let tables = query(
+            &http,
+            &node.http_url,
+            &format!(
+                "SELECT name, engine FROM system.tables WHERE database = '{db}' ORDER BY name"
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(
+            tables.contains("events\tReplicatedReplacingMergeTree\n")
+                && tables.contains("events_all\tDistributed\n")
+                && tables.contains("loader_progress\tReplicatedAggregatingMergeTree\n"),
+            "{}: {tables}",
+            node.name
+        );
+        query(
+            &http,
+            &node.http_url,
+            &format!("SYSTEM STOP MERGES {db}.events"),
+        )
+        .await
+        .unwrap();
+    }
+
+    let mut loader = sluice_loader::LoaderConfig {
+        kafka: sluice_tests::kafka(),
+        topic: topics.raw.clone(),
+        group_id: format!("loader-{}", uuid::Uuid::new_v4().simple()),
+        clickhouse: settings,
+        ..Default::default()
+    };
+    loader.batch.max_wait_ms = 200;
+    loader.batch.min_backoff_ms = 100;
+    loader.batch.max_backoff_ms = 1000;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let loader = tokio::spawn(sluice_loader::serve(loader, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let local = format!("{db}.events");
+    let mut accepted = send_events(&gateway, KEY, 20).await;
+    // Shard 1 is being written through its first replica.
+    wait_for("rows on ch-s1r1", Duration::from_secs(60), async || {
+        !stored_ids(&http, s1r1, &local).await.is_empty()
+    })
+    .await;
+    tokio::task::block_in_place(|| stack.kill(s1r1.name)).unwrap();
+    let s1r2_at_kill = stored_ids(&http, s1r2, &local).await.len();
+    accepted.extend(send_events(&gateway, KEY, 20).await);
+
+    // Everything arrives, shard 1 through its twin alone.
+    let all = format!("{db}.events_all");
+    wait_for(
+        "every accepted event stored",
+        Duration::from_secs(120),
+        async || {
+            query(&http, &s2r1.http_url, &format!("SELECT count() FROM {all}"))
+                .await
+                .is_ok_and(|n| n.trim() == accepted.len().to_string())
+        },
+    )
+    .await;
+    assert!(
+        stored_ids(&http, s1r2, &local).await.len() > s1r2_at_kill,
+        "shard 1 was written after its first replica died"
+    );
+
+    tokio::task::block_in_place(|| stack.start_service(s1r1.name)).unwrap();
+    let twin = stored_ids(&http, s1r2, &local).await;
+    wait_for("ch-s1r1 caught up", Duration::from_secs(120), async || {
+        stored_ids(&http, s1r1, &local).await == twin
+    })
+    .await;
+
+    // Each id once on each replica of its shard, on no other shard, and the
+    // union is exactly what the gateway accepted.
+    let mut union = BTreeSet::new();
+    for (shard, a, b) in [(0, s1r1, s1r2), (1, s2r1, s2r2)] {
+        let (on_a, on_b) = (
+            stored_ids(&http, a, &local).await,
+            stored_ids(&http, b, &local).await,
+        );
+        assert_eq!(on_a, on_b, "{} and {} differ", a.name, b.name);
+        let twice: Vec<_> = on_b.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "stored twice on {}: {twice:?}", b.name);
+        let partitions = query(
+            &http,
+            &b.http_url,
+            &format!("SELECT DISTINCT kafka_partition % 2 FROM {local}"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            partitions.trim(),
+            shard.to_string(),
+            "{}: partitions of the other shard",
+            b.name
+        );
+        for id in on_b.into_keys() {
+            assert!(union.insert(id), "an id on both shards");
+        }
+    }
+    assert_eq!(union, accepted, "stored ids = accepted ids");
+
+    let _ = stop.send(());
+    loader.await.unwrap().unwrap();
+    gateway.stop().await.unwrap();
+}

@@ -75,9 +75,9 @@ impl RollupStore {
     pub fn retention(&self) -> Option<ch::Retention> {
         (self.retention_days > 0).then(|| {
             let settings = ch::SchemaSettings {
-                database: self.database.clone(),
                 events_table: ROLLUPS_5M.to_owned(),
                 retention_days: Some(self.retention_days),
+                ..ch::SchemaSettings::new(self.database.clone())
             };
             ch::Retention::new(
                 self.client.clone(),
