@@ -9,15 +9,20 @@
 //!   `stream` does the same while parsing JSON text (the gateway's hot path).
 //! - [`compat`]: writer ⊆ reader inclusion, Confluent's seven modes, and
 //!   explanations naming the schema path and the rule broken.
+//! - [`import`]: Iglu self-describing schemas and Segment tracking-plan
+//!   event schemas, read as published: which part is checked, and the
+//!   Iglu `self` block (subject and SchemaVer).
 //!
 //! The user-facing rules are in `docs/schemas.md`.
 
 pub mod compat;
 mod format;
+pub mod import;
 pub mod model;
 mod stream;
 pub mod validate;
 
 pub use compat::{Compatibility, Direction, Incompatibility};
+pub use import::{Dialect, Imported, Origin, SchemaVer};
 pub use model::{Schema, SchemaError};
 pub use validate::Violation;

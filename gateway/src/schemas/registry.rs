@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_core::kafka::KafkaSettings;
 use sluice_core::{Event, Reject, RejectCode, Timestamp};
-use sluice_schemas::{Compatibility, Schema};
+use sluice_schemas::{Compatibility, Dialect, Origin, Schema};
 
 use sluice_core::table::ReplicatedTable;
 
@@ -36,6 +36,15 @@ pub struct VersionRecord {
     /// The JSON Schema document as registered.
     pub schema: Value,
     pub registered_at: Timestamp,
+    /// How `schema` was read at registration (plain JSON Schema, Iglu,
+    /// Segment), stored so that it is always read the same way; absent in
+    /// plain records, so they are as before.
+    #[serde(default, skip_serializing_if = "is_plain")]
+    pub format: Dialect,
+}
+
+fn is_plain(format: &Dialect) -> bool {
+    *format == Dialect::JsonSchema
 }
 
 /// What happens to events whose name has no registered schema.
@@ -93,7 +102,11 @@ fn version_key(team: &str, subject: &str, version: u32) -> String {
 #[derive(Debug)]
 pub struct Compiled {
     pub record: VersionRecord,
+    /// What events' `properties` are checked against: the document, or
+    /// the part of it its format says (`sluice_schemas::import`).
     pub schema: Schema,
+    /// The format's reading: an Iglu `self` block, a Segment section.
+    pub origin: Origin,
 }
 
 #[derive(Debug, Default)]
@@ -121,13 +134,22 @@ impl View {
         let mut view = Self::default();
         for (key, entry) in entries {
             match entry {
-                Entry::Version(record) => match Schema::parse(&record.schema) {
-                    Ok(schema) => {
+                Entry::Version(record) => match sluice_schemas::import::import(
+                    record.format,
+                    &record.schema,
+                    &record.subject,
+                ) {
+                    Ok(imported) => {
                         let team = view.teams.entry(record.team_id.clone()).or_default();
                         let subject = team.subjects.entry(record.subject.clone()).or_default();
+                        let compiled = Compiled {
+                            record,
+                            schema: imported.schema,
+                            origin: imported.origin,
+                        };
                         subject
                             .versions
-                            .insert(record.version, Arc::new(Compiled { record, schema }));
+                            .insert(compiled.record.version, Arc::new(compiled));
                     }
                     // Only parsable schemas are written; a record that no
                     // longer parses (an older gateway's) is skipped loudly.

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `type` | a name or an array of names (a union): `null`, `boolean`, `integer`, `number`, `string`, `array`, `object`; `number` includes `integer` |
 //! | `enum`, `const` | `const: x` is `enum: [x]` |
-//! | `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` | numbers (draft 6+ form; the draft-4 boolean form is refused) |
+//! | `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` | numbers (draft 6+ form); the draft-04 boolean form only where the root's `$schema` is draft-04 or Iglu's |
 //! | `multipleOf` | above 0 |
 //! | `minLength`, `maxLength` | in Unicode code points |
 //! | `pattern` | compiled by a linear-time engine, size-limited ([`Pattern`]) |
@@ -22,6 +22,7 @@
 //! | `allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else` | at most [`MAX_BRANCHES`] branches |
 //! | `default` | kept: a required property with a default is compatible with data that lacks it |
 //! | `$schema`, `$id`, `$comment`, `title`, `description`, `examples`, `deprecated`, `readOnly`, `writeOnly` | annotations, ignored |
+//! | `id` | draft-04 documents only: an annotation, as `$id` |
 //!
 //! Limits ([`MAX_PATTERN_BYTES`], [`MAX_DEPTH`], [`MAX_NODES`],
 //! [`MAX_BRANCHES`]) refuse a hostile schema with `schema_too_complex`.
@@ -36,9 +37,11 @@ use std::fmt;
 use serde_json::Value;
 
 mod pattern;
+mod reading;
 mod refs;
 
 pub use pattern::{MAX_PATTERN_BYTES, Pattern};
+pub(crate) use reading::{IGLU_META, Reading, declares_draft4, schema_uri};
 use refs::reference;
 
 /// A schema: either nothing is valid (`false`), or a [`Node`]'s constraints
@@ -126,6 +129,7 @@ struct Ctx<'d> {
     nodes: usize,
     expanding: Vec<String>,
     nested_ids: Option<bool>,
+    reading: Reading,
 }
 
 /// A numeric bound; `exclusive` for `exclusiveMinimum`/`exclusiveMaximum`.
@@ -336,14 +340,24 @@ impl Schema {
         Self::Node(Box::default())
     }
 
-    /// Parses a schema document.
+    /// Parses a schema document. A root `$schema` naming draft-04 selects
+    /// its boolean `exclusiveMinimum`/`exclusiveMaximum` and its `id`.
     pub fn parse(document: &Value) -> Result<Self, SchemaError> {
+        let reading = Reading {
+            draft4: declares_draft4(document),
+            annotations: &[],
+        };
+        Self::parse_reading(document, reading)
+    }
+
+    pub(crate) fn parse_reading(document: &Value, reading: Reading) -> Result<Self, SchemaError> {
         let mut ctx = Ctx {
             root: document,
             depth: 0,
             nodes: 0,
             expanding: Vec::new(),
             nested_ids: None,
+            reading,
         };
         parse_at(document, "#", &mut ctx)
     }
@@ -453,12 +467,19 @@ fn parse_node(document: &Value, path: &str, ctx: &mut Ctx<'_>) -> Result<Schema,
     let mut node = Node::default();
     let mut target = None;
     let (mut test, mut then, mut otherwise) = (None, None, None);
+    // Draft-04 `exclusiveMinimum: true`: applied once `minimum` is known.
+    let mut exclusive_flags = Vec::new();
     for (keyword, value) in object {
         let here = format!("{path}/{}", escape(keyword));
         match keyword.as_str() {
             // Values, numbers, strings.
             "type" => node.types = parse_types(value, &here)?,
             "enum" | "const" => enumeration(&mut node, keyword, value, &here)?,
+            "exclusiveMinimum" | "exclusiveMaximum" if ctx.reading.draft4 && value.is_boolean() => {
+                if value.as_bool() == Some(true) {
+                    exclusive_flags.push((keyword.as_str(), here));
+                }
+            }
             "minimum" | "exclusiveMinimum" | "maximum" | "exclusiveMaximum" => {
                 range(&mut node, keyword, value, &here)?;
             }
@@ -508,7 +529,9 @@ fn parse_node(document: &Value, path: &str, ctx: &mut Ctx<'_>) -> Result<Schema,
             "if" => test = Some(parse_at(value, &here, ctx)?),
             "then" => then = Some(parse_at(value, &here, ctx)?),
             "else" => otherwise = Some(parse_at(value, &here, ctx)?),
-            k if ANNOTATIONS.contains(&k) => {}
+            k if ANNOTATIONS.contains(&k)
+                || ctx.reading.annotations.contains(&k)
+                || (k == "id" && ctx.reading.draft4) => {}
             other => {
                 return Err(SchemaError {
                     code: "unsupported_keyword",
@@ -517,6 +540,22 @@ fn parse_node(document: &Value, path: &str, ctx: &mut Ctx<'_>) -> Result<Schema,
                         "keyword `{other}` is not supported; an unknown keyword could change which events are valid, so the schema is refused rather than half-understood (see docs/schemas.md)"
                     ),
                 });
+            }
+        }
+    }
+    for (keyword, here) in exclusive_flags {
+        let (bound, sibling) = if keyword == "exclusiveMinimum" {
+            (&mut node.minimum, "minimum")
+        } else {
+            (&mut node.maximum, "maximum")
+        };
+        match bound {
+            Some(bound) => bound.exclusive = true,
+            None => {
+                return Err(invalid(
+                    &here,
+                    format!("draft-04 `{keyword}: true` needs `{sibling}` beside it"),
+                ));
             }
         }
     }
@@ -724,7 +763,7 @@ fn bound(value: &Value, exclusive: bool, path: &str) -> Result<Bound, SchemaErro
         Some(value) if value.is_finite() => Ok(Bound { value, exclusive }),
         _ if value.is_boolean() => Err(invalid(
             path,
-            "the draft-4 boolean form is not supported; give the bound as a number",
+            "the draft-04 boolean form needs `\"$schema\": \"http://json-schema.org/draft-04/schema#\"` at the root; otherwise give the bound as a number",
         )),
         _ => Err(invalid(path, "must be a number")),
     }

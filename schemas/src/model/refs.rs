@@ -31,11 +31,19 @@ pub(super) fn reference(
         )));
     }
     let root = ctx.root;
-    let nested_ids = *ctx.nested_ids.get_or_insert_with(|| has_nested_id(root, 0));
+    let legacy_id = ctx.reading.legacy_id();
+    let nested_ids = *ctx
+        .nested_ids
+        .get_or_insert_with(|| has_nested_id(root, 0, legacy_id));
     if nested_ids {
-        return Err(unsupported(
-            "`$ref` in a document with nested `$id`s (bundled resources) is not supported: their pointers are relative to each resource".to_owned(),
-        ));
+        let ids = if legacy_id {
+            "`$id`s or `id`s"
+        } else {
+            "`$id`s"
+        };
+        return Err(unsupported(format!(
+            "`$ref` in a document with nested {ids} (bundled resources) is not supported: their pointers are relative to each resource"
+        )));
     }
     let mut target = root;
     let mut target_path = "#".to_owned();
@@ -65,13 +73,15 @@ pub(super) fn reference(
 }
 
 /// Whether a subschema below the root declares `$id` (a new base for
-/// pointers, which this engine does not track).
-fn has_nested_id(value: &Value, depth: usize) -> bool {
+/// pointers, which this engine does not track), or draft-04's `id` when
+/// `legacy_id`.
+fn has_nested_id(value: &Value, depth: usize, legacy_id: bool) -> bool {
     match value {
         Value::Object(map) => map.iter().any(|(k, v)| {
-            (depth > 0 && k == "$id" && v.is_string()) || has_nested_id(v, depth + 1)
+            (depth > 0 && (k == "$id" || (legacy_id && k == "id")) && v.is_string())
+                || has_nested_id(v, depth + 1, legacy_id)
         }),
-        Value::Array(items) => items.iter().any(|v| has_nested_id(v, depth + 1)),
+        Value::Array(items) => items.iter().any(|v| has_nested_id(v, depth + 1, legacy_id)),
         _ => false,
     }
 }

@@ -39,6 +39,30 @@ pub enum SchemaApiError {
         mode: Compatibility,
         found: Vec<Incompatibility>,
     },
+    /// An Iglu schema's `self` names another subject than the route's.
+    #[error(
+        "the schema's `self` block names `{named}` ({uri}), but it is registered under `{subject}`: an Iglu schema's subject is its vendor/name"
+    )]
+    SubjectMismatch {
+        subject: String,
+        named: String,
+        uri: String,
+    },
+    /// Iglu schemas and other formats mixed in one subject: the SchemaVer
+    /// order could not be kept.
+    #[error("{0}")]
+    FormatConflict(String),
+    /// The SchemaVer is not the one that may follow the latest version's.
+    #[error("{0}")]
+    SchemaVerOutOfOrder(String),
+    /// The SchemaVer says ADDITION, but data valid under an earlier version
+    /// of the same MODEL-REVISION would be refused.
+    #[error("`self.version` {schema_ver} declares an ADDITION, which must accept all data of the earlier {series}-x versions, but: {}; publish it as a REVISION or MODEL instead", first(.found))]
+    NotAnAddition {
+        schema_ver: String,
+        series: String,
+        found: Vec<Incompatibility>,
+    },
     #[error("the schema registry is still loading; retry in a second")]
     NotReady,
     #[error("internal error")]
@@ -73,6 +97,10 @@ impl SchemaApiError {
             Self::InvalidSubject(_) => "invalid_subject",
             Self::InvalidRequest(_) => "invalid_request",
             Self::Incompatible { .. } => "incompatible_schema",
+            Self::SubjectMismatch { .. } => "subject_mismatch",
+            Self::FormatConflict(_) => "schema_format_conflict",
+            Self::SchemaVerOutOfOrder(_) => "schemaver_out_of_order",
+            Self::NotAnAddition { .. } => "schemaver_not_addition",
             Self::NotReady => "not_ready",
             Self::Internal(_) => "internal_error",
         }
@@ -87,9 +115,13 @@ impl SchemaApiError {
             Self::InvalidSchema(_)
             | Self::InvalidVersion(_)
             | Self::InvalidCompatibility(_)
-            | Self::InvalidSubject(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::InvalidSubject(_)
+            | Self::SubjectMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Incompatible { .. } => StatusCode::CONFLICT,
+            Self::Incompatible { .. }
+            | Self::FormatConflict(_)
+            | Self::SchemaVerOutOfOrder(_)
+            | Self::NotAnAddition { .. } => StatusCode::CONFLICT,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -105,7 +137,12 @@ impl SchemaApiError {
             Self::InvalidVersion(_) => 42202,
             Self::InvalidCompatibility(_) => 42203,
             Self::InvalidSubject(_) => 42208,
-            Self::Incompatible { .. } => 409,
+            Self::SubjectMismatch { .. } => 42209,
+            // Confluent has one code for every conflict with the history.
+            Self::Incompatible { .. }
+            | Self::FormatConflict(_)
+            | Self::SchemaVerOutOfOrder(_)
+            | Self::NotAnAddition { .. } => 409,
             Self::NotReady => 50003,
             Self::Internal(_) => 50001,
             Self::Auth(_) | Self::InvalidRequest(_) => u32::from(self.status().as_u16()) * 100 + 1,
@@ -129,7 +166,7 @@ impl IntoResponse for SchemaApiError {
             "message": message,
             "code": self.code(),
         });
-        if let Self::Incompatible { found, .. } = &self {
+        if let Self::Incompatible { found, .. } | Self::NotAnAddition { found, .. } = &self {
             body["messages"] = found.iter().map(ToString::to_string).collect();
             body["incompatibilities"] = json!(found);
         }

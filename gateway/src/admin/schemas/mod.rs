@@ -24,8 +24,15 @@
 //! or the operator token. Another team's registry is refused (403): its
 //! subjects are never listed or shown. `id` equals the version: schemas are
 //! addressed by (team, event, version), so there are no global ids.
+//!
+//! Iglu self-describing schemas and Segment tracking-plan event schemas are
+//! registered as published: the format is detected, stored with the
+//! version, and shown in its views (`format`, `checked`, an Iglu schema's
+//! `schemaVer`, by which `{version}` may also name it); the rules an Iglu
+//! `self` block adds are in [`import`].
 
 pub mod error;
+mod import;
 
 use axum::Json;
 use axum::Router;
@@ -35,7 +42,7 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use sluice_schemas::{Compatibility, Schema, compat};
+use sluice_schemas::{Compatibility, Dialect, Imported, compat};
 
 use self::error::SchemaApiError;
 use crate::auth::{self, Admin};
@@ -141,6 +148,8 @@ fn versions<'v>(view: &'v View, team: &str, subject: &str) -> Result<Vec<&'v Com
 fn pick<'v>(versions: &[&'v Compiled], subject: &str, version: &str) -> Result<&'v Compiled> {
     let found = if version == "latest" {
         versions.last().copied()
+    } else if let Some(found) = import::by_schema_ver(versions, version) {
+        found
     } else {
         let number: u32 = version
             .parse()
@@ -157,7 +166,7 @@ fn pick<'v>(versions: &[&'v Compiled], subject: &str, version: &str) -> Result<&
 
 fn version_view(compiled: &Compiled) -> Value {
     let r = &compiled.record;
-    json!({
+    let mut view = json!({
         "subject": r.subject,
         "version": r.version,
         "id": r.version,
@@ -165,11 +174,25 @@ fn version_view(compiled: &Compiled) -> Value {
         // Confluent returns the schema as JSON text.
         "schema": r.schema.to_string(),
         "registered_at": r.registered_at,
-    })
+    });
+    if let Value::Object(fields) = &mut view {
+        fields.extend(import::describe(&compiled.origin));
+    }
+    view
 }
 
-/// Reads `{"schema": text-or-object, "schemaType"?: "JSON"}` and parses it.
-fn candidate(body: &Bytes) -> Result<(Value, Schema)> {
+/// `{"id", "version"}`, plus what an imported format adds.
+fn registered(version: u32, origin: &sluice_schemas::Origin) -> Value {
+    let mut answer = json!({ "id": version, "version": version });
+    if let Value::Object(fields) = &mut answer {
+        fields.extend(import::describe(origin));
+    }
+    answer
+}
+
+/// Reads `{"schema": text-or-object, "schemaType"?: "JSON"}` for `subject`
+/// and parses it as the format it is in (plain JSON Schema, Iglu, Segment).
+fn candidate(body: &Bytes, subject: &str) -> Result<(Value, Imported)> {
     let request: Value = serde_json::from_slice(body)
         .map_err(|e| SchemaApiError::InvalidRequest(format!("body is not JSON: {e}")))?;
     if let Some(kind) = request.get("schemaType").and_then(Value::as_str)
@@ -204,19 +227,22 @@ fn candidate(body: &Bytes) -> Result<(Value, Schema)> {
             ));
         }
     };
-    let schema = Schema::parse(&document).map_err(SchemaApiError::InvalidSchema)?;
+    let imported = sluice_schemas::import::import(Dialect::detect(&document), &document, subject)
+        .map_err(SchemaApiError::InvalidSchema)?;
+    import::check_subject(&imported.origin, subject)?;
     // The schema describes an event's `properties`, which is always an object.
-    if schema
+    if imported
+        .schema
         .node()
         .is_none_or(|n| !n.types.contains(sluice_schemas::model::Types::OBJECT))
     {
         return Err(SchemaApiError::InvalidSchema(sluice_schemas::SchemaError {
             code: "invalid_schema",
-            path: "#".to_owned(),
+            path: imported.origin.checked(),
             message: "the schema describes an event's `properties`, which is always a JSON object, so it must allow `object`".to_owned(),
         }));
     }
-    Ok((document, schema))
+    Ok((document, imported))
 }
 
 fn check_subject_name(state: &AppState, subject: &str) -> Result<()> {
@@ -283,7 +309,7 @@ async fn lookup(
     body: Bytes,
 ) -> Result<impl IntoResponse> {
     let view = registry(&state, &headers, &team, Access::Read)?.view();
-    let (document, _) = candidate(&body)?;
+    let (document, _) = candidate(&body, &subject)?;
     let all = versions(&view, &team, &subject)?;
     let found = all
         .iter()
@@ -300,18 +326,19 @@ async fn register(
 ) -> Result<impl IntoResponse> {
     let registry = registry(&state, &headers, &team, Access::Write)?;
     check_subject_name(&state, &subject)?;
-    let (document, schema) = candidate(&body)?;
+    let (document, imported) = candidate(&body, &subject)?;
     let _guard = registry.lock().await;
     let view = registry.view();
     let earlier: Vec<&Compiled> = versions(&view, &team, &subject).unwrap_or_default();
     // Registering the same schema again is a no-op that answers its version.
     if let Some(same) = earlier.iter().find(|c| c.record.schema == document) {
-        return Ok(Json(
-            json!({ "id": same.record.version, "version": same.record.version }),
-        ));
+        return Ok(Json(registered(same.record.version, &same.origin)));
     }
+    // What the document says of its own version comes first: a false
+    // ADDITION is reported as such, not as whatever the mode finds.
+    import::check_history(&subject, &imported.origin, &imported.schema, &earlier)?;
     let mode = view.compatibility(&team, Some(&subject));
-    let found = check_against(mode, &schema, &earlier);
+    let found = check_against(mode, &imported, &earlier);
     if !found.is_empty() {
         return Err(SchemaApiError::Incompatible {
             subject,
@@ -326,26 +353,31 @@ async fn register(
         version,
         schema: document,
         registered_at: state.clock().now(),
+        format: imported.origin.dialect(),
     };
     registry
         .put_version(&record)
         .await
         .map_err(SchemaApiError::Internal)?;
-    tracing::info!(%team, %subject, version, %mode, "schema registered");
-    Ok(Json(json!({ "id": version, "version": version })))
+    let format = imported.origin.dialect().name();
+    tracing::info!(%team, %subject, version, %mode, format, "schema registered");
+    Ok(Json(registered(version, &imported.origin)))
 }
 
-/// `compat::check` against a subject's versions (oldest first).
+/// `compat::check` against a subject's versions (oldest first), with paths
+/// into the document as registered.
 fn check_against(
     mode: Compatibility,
-    schema: &Schema,
+    candidate: &Imported,
     earlier: &[&Compiled],
 ) -> Vec<sluice_schemas::Incompatibility> {
-    let pairs: Vec<(u32, &Schema)> = earlier
+    let pairs: Vec<(u32, &sluice_schemas::Schema)> = earlier
         .iter()
         .map(|c| (c.record.version, &c.schema))
         .collect();
-    compat::check(mode, schema, &pairs)
+    let mut found = compat::check(mode, &candidate.schema, &pairs);
+    import::rebase(&mut found, &candidate.origin);
+    found
 }
 
 fn verdict(found: &[sluice_schemas::Incompatibility], mode: Compatibility) -> Value {
@@ -366,10 +398,34 @@ async fn check_all(
     body: Bytes,
 ) -> Result<impl IntoResponse> {
     let view = registry(&state, &headers, &team, Access::Read)?.view();
-    let (_, schema) = candidate(&body)?;
+    let (_, imported) = candidate(&body, &subject)?;
     let mode = view.compatibility(&team, Some(&subject));
     let earlier = versions(&view, &team, &subject).unwrap_or_default();
-    Ok(Json(verdict(&check_against(mode, &schema, &earlier), mode)))
+    // An Iglu schema's SchemaVer is part of "would registering succeed?":
+    // its refusal is a verdict too, so pull-request checks print it.
+    if let Err(refusal) =
+        import::check_history(&subject, &imported.origin, &imported.schema, &earlier)
+    {
+        return match refusal {
+            SchemaApiError::FormatConflict(_)
+            | SchemaApiError::SchemaVerOutOfOrder(_)
+            | SchemaApiError::NotAnAddition { .. } => {
+                let mut answer = verdict(&[], mode);
+                answer["is_compatible"] = json!(false);
+                answer["messages"] = json!([refusal.to_string()]);
+                answer["code"] = json!(refusal.code());
+                if let SchemaApiError::NotAnAddition { found, .. } = &refusal {
+                    answer["incompatibilities"] = json!(found);
+                }
+                Ok(Json(answer))
+            }
+            other => Err(other),
+        };
+    }
+    Ok(Json(verdict(
+        &check_against(mode, &imported, &earlier),
+        mode,
+    )))
 }
 
 /// Compatible with one version, in the direction(s) of the subject's mode?
@@ -380,11 +436,11 @@ async fn check_one(
     body: Bytes,
 ) -> Result<impl IntoResponse> {
     let view = registry(&state, &headers, &team, Access::Read)?.view();
-    let (_, schema) = candidate(&body)?;
+    let (_, imported) = candidate(&body, &subject)?;
     let mode = view.compatibility(&team, Some(&subject));
     let all = versions(&view, &team, &subject)?;
     let against = pick(&all, &subject, &version)?;
-    let found = compat::check(mode, &schema, &[(against.record.version, &against.schema)]);
+    let found = check_against(mode, &imported, &[against]);
     Ok(Json(verdict(&found, mode)))
 }
 
