@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
     );
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let caps = Capabilities::from_version(ServerVersion::new(26, 9, 0));
-    let migrations = migrations(&caps, DATABASE, 90);
+    let migrations = migrations(&caps, &sluice_clickhouse::SchemaSettings::new(DATABASE), 90);
 
     // Windows relative to today (the table keeps 90 days): yesterday 23:55
     // and today 00:00 and 00:05, so hours and days both split.

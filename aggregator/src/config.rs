@@ -48,6 +48,12 @@ impl Default for AggregatorConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseSettings {
     pub url: String,
+    /// A cluster instead of one server: each shard's replica endpoints, as
+    /// the loader's `clickhouse.shards` (the same list: a partition's rollups
+    /// go to the shard that holds its raw events).
+    pub shards: Vec<Vec<String>>,
+    /// The cluster's name in `remote_servers` (with `shards`).
+    pub cluster: String,
     /// Database (created if missing); the loader's, so dashboards find raw
     /// events and rollups side by side.
     pub database: String,
@@ -57,10 +63,19 @@ pub struct ClickHouseSettings {
     pub retention_days: u32,
 }
 
+impl ClickHouseSettings {
+    /// The replicas of each shard: `shards`, or `url` as one shard of one.
+    pub fn replicas(&self) -> Vec<Vec<String>> {
+        sluice_clickhouse::shards::replicas(&self.url, &self.shards)
+    }
+}
+
 impl Default for ClickHouseSettings {
     fn default() -> Self {
         Self {
             url: "http://127.0.0.1:18123".to_owned(),
+            shards: Vec::new(),
+            cluster: String::new(),
             database: "sluice".to_owned(),
             user: "default".to_owned(),
             password: String::new(),
@@ -122,6 +137,8 @@ CONFIGURATION (file keys; environment: SLUICE_AGGREGATOR_<KEY>, `.` becomes `__`
   topic                         topic to aggregate [events.raw]
   session_timeout_ms            time before a silent instance's partitions move [10000]
   clickhouse.url                ClickHouse HTTP endpoint [http://127.0.0.1:18123]
+  clickhouse.shards             a cluster instead: each shard's replica endpoints, the loader's list [none]
+  clickhouse.cluster            the cluster's name in remote_servers (required with shards) []
   clickhouse.database           database (created if missing) [sluice]
   clickhouse.user / clickhouse.password   credentials [default / empty]
   clickhouse.retention_days     days to keep 5-minute rollups (TTL, and expired day partitions dropped hourly), 0 = forever [0]
@@ -137,6 +154,11 @@ impl AggregatorConfig {
         self.kafka.validate()?;
         self.dedup.validate()?;
         sluice_core::config::check_http_url("clickhouse.url", &self.clickhouse.url)?;
+        sluice_clickhouse::shards::check_settings(
+            "clickhouse",
+            &self.clickhouse.shards,
+            &self.clickhouse.cluster,
+        )?;
         if !sluice_clickhouse::is_identifier(&self.clickhouse.database) {
             return Err(format!(
                 "clickhouse.database `{}` must be an identifier ([A-Za-z_][A-Za-z0-9_]*)",

@@ -167,11 +167,13 @@ impl Aggregator {
     /// closed and commits. Open windows are left to be re-read.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
-        let _retention = self
+        let _retention: Vec<_> = self
             .engine
             .store
             .retention()
-            .map(|job| job.spawn(sluice_clickhouse::RETENTION_PERIOD));
+            .into_iter()
+            .map(|job| job.spawn(sluice_clickhouse::RETENTION_PERIOD))
+            .collect();
         let interval = Duration::from_millis(self.engine.config.flush.interval_ms);
         let mut next_flush = Instant::now() + interval;
         let flush_timer = tokio::time::sleep_until(next_flush.into());
@@ -468,8 +470,10 @@ impl Engine {
     ) -> anyhow::Result<bool> {
         let flush = &self.config.flush;
         let mut backoff = Backoff::from_millis(flush.min_backoff_ms, flush.max_backoff_ms);
+        // Chosen once: a retry must repeat the block exactly, so that a
+        // replicated table recognises it if the failed attempt landed.
+        let emitted_at = self.clock.now().as_millis();
         loop {
-            let emitted_at = self.clock.now().as_millis();
             let outcome = self
                 .store
                 .insert(

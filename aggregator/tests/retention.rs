@@ -67,7 +67,9 @@ async fn expired_rollup_days_are_dropped_and_recent_ones_kept() {
         |age: i64| Timestamp::from_millis(today - age * DAY_MS).to_rfc3339()[..10].to_owned();
     assert_eq!(days(&url, &database).await.len(), 5);
 
-    let retention = store.retention().expect("retention_days is set");
+    let mut jobs = store.retention();
+    assert_eq!(jobs.len(), 1, "one server: one shard");
+    let retention = jobs.pop().expect("retention_days is set");
     let dropped = retention.tick().await;
     assert_eq!(dropped.len(), 3, "30, 10 and 3 days old: {dropped:?}");
     assert_eq!(days(&url, &database).await, vec![label(2), label(0)]);

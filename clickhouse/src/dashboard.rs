@@ -51,8 +51,35 @@ pub struct Point {
 pub struct Dashboard {
     client: clickhouse::Client,
     database: String,
+    /// `""` on one server; on a cluster `_all`: every table is read through
+    /// the `Distributed` table over all shards.
+    suffix: &'static str,
     /// The raw events table, `<database>.events`.
     events: String,
+}
+
+/// The tables the queries read: `database.table`, or on a cluster
+/// `database.table_all` (the `Distributed` table over every shard's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tables<'a> {
+    pub database: &'a str,
+    pub suffix: &'static str,
+}
+
+impl Tables<'_> {
+    fn name(&self, table: &str) -> String {
+        format!("{}.{table}{}", self.database, self.suffix)
+    }
+}
+
+/// One server's tables in `database`.
+impl<'a> From<&'a str> for Tables<'a> {
+    fn from(database: &'a str) -> Self {
+        Self {
+            database,
+            suffix: "",
+        }
+    }
 }
 
 /// Days of event time [`Dashboard::newest_received_at`] reads first.
@@ -99,8 +126,8 @@ fn last_day(to: Timestamp) -> String {
 }
 
 /// `SELECT` for event counts per time bucket.
-pub fn event_counts_sql(
-    database: &str,
+pub fn event_counts_sql<'a>(
+    tables: impl Into<Tables<'a>>,
     team: &str,
     from: Timestamp,
     to: Timestamp,
@@ -131,19 +158,26 @@ pub fn event_counts_sql(
         format!(" AND event = {}", quote_literal(e))
     });
     format!(
-        "SELECT toString({column}) AS label, sum(events) AS value FROM {database}.{table} \
+        "SELECT toString({column}) AS label, sum(events) AS value FROM {} \
          WHERE team_id = {} AND {column} >= {} AND {column} {hi}{event} \
          GROUP BY {column} ORDER BY {column}",
+        tables.into().name(table),
         quote_literal(team),
         quote_literal(&lo),
     )
 }
 
 /// `SELECT` for daily active users.
-pub fn dau_sql(database: &str, team: &str, from: Timestamp, to: Timestamp) -> String {
+pub fn dau_sql<'a>(
+    tables: impl Into<Tables<'a>>,
+    team: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> String {
     format!(
-        "SELECT toString(day) AS label, toUInt64(uniqMerge(users)) AS value FROM {database}.{DAU_DAILY} \
+        "SELECT toString(day) AS label, toUInt64(uniqMerge(users)) AS value FROM {} \
          WHERE team_id = {} AND day >= {} AND day <= {} GROUP BY day ORDER BY day",
+        tables.into().name(DAU_DAILY),
         quote_literal(team),
         quote_literal(&date(from)),
         quote_literal(&last_day(to)),
@@ -151,17 +185,18 @@ pub fn dau_sql(database: &str, team: &str, from: Timestamp, to: Timestamp) -> St
 }
 
 /// `SELECT` for the most frequent events.
-pub fn top_events_sql(
-    database: &str,
+pub fn top_events_sql<'a>(
+    tables: impl Into<Tables<'a>>,
     team: &str,
     from: Timestamp,
     to: Timestamp,
     limit: u32,
 ) -> String {
     format!(
-        "SELECT event AS label, sum(events) AS value FROM {database}.{ROLLUPS_DAILY} \
+        "SELECT event AS label, sum(events) AS value FROM {} \
          WHERE team_id = {} AND day >= {} AND day <= {} \
          GROUP BY event ORDER BY value DESC, label LIMIT {limit}",
+        tables.into().name(ROLLUPS_DAILY),
         quote_literal(team),
         quote_literal(&date(from)),
         quote_literal(&last_day(to)),
@@ -181,8 +216,25 @@ impl Dashboard {
                 .with_url(url)
                 .with_validation(false),
             database: database.to_owned(),
+            suffix: "",
             events: format!("{database}.events"),
         })
+    }
+
+    /// Reads a cluster's tables through their `Distributed` tables over
+    /// every shard (`<table>_all`, which the loader's and the aggregator's
+    /// migrations create on a cluster), from the node at `url`.
+    pub fn over_cluster(mut self) -> Self {
+        self.suffix = crate::schema::ALL_SHARDS_SUFFIX;
+        self.events = format!("{}.events{}", self.database, self.suffix);
+        self
+    }
+
+    fn tables(&self) -> Tables<'_> {
+        Tables {
+            database: &self.database,
+            suffix: self.suffix,
+        }
     }
 
     pub fn with_credentials(mut self, user: &str, password: &str) -> Self {
@@ -222,9 +274,9 @@ impl Dashboard {
         limit: u32,
     ) -> Result<Vec<String>, Error> {
         let sql = format!(
-            "SELECT DISTINCT event FROM {}.{ROLLUPS_DAILY} \
+            "SELECT DISTINCT event FROM {} \
              WHERE team_id = ? AND day >= ? AND day <= ? ORDER BY event LIMIT ?",
-            self.database
+            self.tables().name(ROLLUPS_DAILY)
         );
         self.client
             .query(&sql)
@@ -240,9 +292,9 @@ impl Dashboard {
     /// Teams with events in `[from, to)`, sorted (the operator's picker).
     pub async fn teams(&self, from: Timestamp, to: Timestamp) -> Result<Vec<String>, Error> {
         let sql = format!(
-            "SELECT DISTINCT team_id FROM {}.{ROLLUPS_DAILY} \
+            "SELECT DISTINCT team_id FROM {} \
              WHERE day >= ? AND day <= ? ORDER BY team_id LIMIT 10000",
-            self.database
+            self.tables().name(ROLLUPS_DAILY)
         );
         self.client
             .query(&sql)
@@ -349,7 +401,7 @@ impl Dashboard {
         event: Option<&str>,
     ) -> Result<Vec<Point>, Error> {
         self.points(event_counts_sql(
-            &self.database,
+            self.tables(),
             team,
             from,
             to,
@@ -365,7 +417,7 @@ impl Dashboard {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Point>, Error> {
-        self.points(dau_sql(&self.database, team, from, to)).await
+        self.points(dau_sql(self.tables(), team, from, to)).await
     }
 
     pub async fn top_events(
@@ -375,7 +427,7 @@ impl Dashboard {
         to: Timestamp,
         limit: u32,
     ) -> Result<Vec<Point>, Error> {
-        self.points(top_events_sql(&self.database, team, from, to, limit))
+        self.points(top_events_sql(self.tables(), team, from, to, limit))
             .await
     }
 }
@@ -426,6 +478,23 @@ mod tests {
             top.contains("day >= '2026-11-20' AND day <= '2026-11-26'"),
             "{top}"
         );
+    }
+
+    #[test]
+    fn on_a_cluster_every_table_is_read_through_its_distributed_table() {
+        let cluster = Tables {
+            database: "db",
+            suffix: crate::schema::ALL_SHARDS_SUFFIX,
+        };
+        let (from, to) = (ts("2026-11-01T00:00:00Z"), ts("2026-11-02T00:00:00Z"));
+        assert!(dau_sql(cluster, "t", from, to).contains(" FROM db.dau_daily_all "));
+        assert!(top_events_sql(cluster, "t", from, to, 3).contains(" FROM db.rollups_daily_all "));
+        let five = event_counts_sql(cluster, "t", from, to, Granularity::FiveMinutes, None);
+        assert!(five.contains(" FROM db.rollups_5m_all "), "{five}");
+        let dashboard = Dashboard::new("http://x:8123", "db")
+            .unwrap()
+            .over_cluster();
+        assert_eq!(dashboard.events, "db.events_all");
     }
 
     #[test]

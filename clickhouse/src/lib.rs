@@ -13,6 +13,8 @@
 //!   TTL, and the hourly job that does it ([`Retention`]).
 //! - [`seen`]: rebuilding a partition's deduplication state from `event_ids`
 //!   ([`seen::rebuild`]).
+//! - [`shards`]: a cluster's shards and replicas, a Kafka partition's shard,
+//!   and moving to a replica's twin when it fails ([`shards::Shards`]).
 //! - [`rollups`]: the rollup tables' names and window, shared by the
 //!   aggregator (writer) and the dashboards (readers).
 //! - [`dashboard`]: the dashboards' read path over the rollups ([`dashboard::Dashboard`]).
@@ -41,6 +43,7 @@ pub mod rowbinary;
 pub mod rows;
 pub mod schema;
 pub mod seen;
+pub mod shards;
 
 pub use insert::{InsertError, InsertOutcome, MAX_BLOCK_ROWS, insert_batch};
 pub use migrate::{AppliedReport, apply_migrations, migrate, table_layout};
@@ -52,7 +55,7 @@ pub use retention::{
 };
 pub use rowbinary::encode_rows;
 pub use rows::{EventRow, LegacyRow, ModernRow, RowLayout, row};
-pub use schema::{Migration, SchemaSettings, bootstrap, migrations};
+pub use schema::{Migration, SchemaSettings, bootstrap, bootstrap_for, migrations};
 
 /// Failures of probing, migrating and progress queries (inserts have
 /// [`InsertError`], which also says whether to retry).

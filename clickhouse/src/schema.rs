@@ -120,16 +120,34 @@ impl SchemaSettings {
             .unwrap_or_default()
     }
 
-    /// The engine of `table`: `family` (e.g. `ReplacingMergeTree`) on one
-    /// server, its replicated form on a cluster.
+    /// The engine of `table`: `family` (e.g. `ReplacingMergeTree`, or with
+    /// its arguments, `SummingMergeTree(events)`) on one server, its
+    /// replicated form on a cluster (the ZooKeeper path and replica name
+    /// first, then the family's own arguments).
     pub fn engine(&self, family: &str, table: &str) -> String {
-        match &self.cluster {
-            None => family.to_owned(),
-            Some(_) => format!(
-                "Replicated{family}('/clickhouse/tables/{{shard}}/{}/{table}', '{{replica}}')",
-                self.database
-            ),
-        }
+        let Some(_) = &self.cluster else {
+            return family.to_owned();
+        };
+        let (name, args) = match family.split_once('(') {
+            Some((name, rest)) => (name, format!(", {}", rest.trim_end_matches(')'))),
+            None => (family, String::new()),
+        };
+        format!(
+            "Replicated{name}('/clickhouse/tables/{{shard}}/{}/{table}', '{{replica}}'{args})",
+            self.database
+        )
+    }
+
+    /// `CREATE TABLE ... {table}_all` over every shard's `table` (on a
+    /// cluster; `None` on one server): what readers of the whole cluster use.
+    pub fn all_shards_table(&self, table: &str) -> Option<String> {
+        let cluster = self.cluster.as_ref()?;
+        let local = self.qualified(table);
+        Some(format!(
+            "CREATE TABLE IF NOT EXISTS {local}{ALL_SHARDS_SUFFIX}{} AS {local}\nENGINE = Distributed({cluster}, {}, {table}, rand())",
+            self.on_cluster(),
+            self.database,
+        ))
     }
 
     /// Names are pasted into DDL, so they must be plain identifiers.
@@ -218,18 +236,11 @@ pub fn migrations(caps: &Capabilities, settings: &SchemaSettings) -> Vec<Migrati
             statements: event_ids,
         },
     ];
-    if let Some(cluster) = &settings.cluster {
+    if let Some(events_all) = settings.all_shards_table(&settings.events_table) {
         all.push(Migration {
             version: 5,
             name: "events_all",
-            statements: vec![format!(
-                "CREATE TABLE IF NOT EXISTS {}{ALL_SHARDS_SUFFIX}{} AS {}\nENGINE = Distributed({cluster}, {}, {}, rand())",
-                settings.events(),
-                settings.on_cluster(),
-                settings.events(),
-                settings.database,
-                settings.events_table,
-            )],
+            statements: vec![events_all],
         });
     }
     all
@@ -513,6 +524,10 @@ mod tests {
                 .flat_map(|m| &m.statements)
                 .any(|s| s.contains("non_replicated")),
             "replicated tables deduplicate through ZooKeeper"
+        );
+        assert_eq!(
+            settings.engine("SummingMergeTree(events)", "t"),
+            "ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/db/t', '{replica}', events)"
         );
         let bad = SchemaSettings {
             cluster: Some("a b".to_owned()),

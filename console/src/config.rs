@@ -75,6 +75,10 @@ pub struct ClickHouseSettings {
     pub url: String,
     /// The loader's and aggregator's database.
     pub database: String,
+    /// The cluster the loader and aggregator write to, if any: then every
+    /// query reads the `Distributed` tables over all shards (`<table>_all`)
+    /// from the node at `url`.
+    pub cluster: String,
     pub user: String,
     pub password: String,
     /// Server-side limits on every console query, so one person's question
@@ -89,6 +93,7 @@ impl Default for ClickHouseSettings {
         Self {
             url: "http://127.0.0.1:18123".to_owned(),
             database: "sluice".to_owned(),
+            cluster: String::new(),
             user: "default".to_owned(),
             password: String::new(),
             max_execution_time_secs: 10,
@@ -236,6 +241,8 @@ CONFIGURATION (file keys; environment: SLUICE_CONSOLE_<KEY>, `.` becomes `__`)
   gateway.timeout_ms                per forwarded call [60000]
   clickhouse.url                    ClickHouse HTTP interface [http://127.0.0.1:18123]
   clickhouse.database               the loader's and aggregator's database [sluice]
+  clickhouse.cluster                their cluster's name, if they write to one: read every shard through
+                                    the Distributed tables (<table>_all) from the node at clickhouse.url []
   clickhouse.user                   [default]
   clickhouse.password               []
   clickhouse.max_execution_time_secs  per query, enforced by the server [10]

@@ -30,13 +30,16 @@ impl AppState {
     /// Builds clients only; nothing connects until a request needs it.
     pub fn new(config: ConsoleConfig) -> anyhow::Result<Self> {
         let clickhouse = &config.clickhouse;
-        let dashboard = Dashboard::new(&clickhouse.url, &clickhouse.database)?
+        let mut dashboard = Dashboard::new(&clickhouse.url, &clickhouse.database)?
             .with_credentials(&clickhouse.user, &clickhouse.password)
             .with_limits(QueryLimits {
                 max_execution_time_secs: clickhouse.max_execution_time_secs,
                 max_rows_to_read: clickhouse.max_rows_to_read,
                 max_bytes_to_read: clickhouse.max_bytes_to_read,
             });
+        if !clickhouse.cluster.is_empty() {
+            dashboard = dashboard.over_cluster();
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.gateway.timeout_ms))
             .connect_timeout(Duration::from_secs(5))

@@ -13,15 +13,11 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use sluice_core::Timestamp;
-use sluice_core::clock::FixedClock;
 use sluice_core::kafka::headers;
 use sluice_gateway::producer::MemoryProducer;
-use sluice_gateway::schemas::SchemaRegistry;
-use sluice_gateway::{AppState, GatewayConfig, router};
+use sluice_gateway::{AppState, router};
 use tower::ServiceExt;
 
-const NOW: i64 = 1_800_000_000_000;
 const OPERATOR: &str = "operator-token-0123456789";
 const BASE: &str = "/schemas/v1/teams/team-a";
 
@@ -34,24 +30,13 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let mut config = GatewayConfig::default();
-    config.admin.token = OPERATOR.into();
-    let now = Timestamp::from_millis(NOW);
-    let teams = common::teams(now).await;
-    let producer = Arc::new(MemoryProducer::default());
-    let state = AppState::new(
-        &config,
-        teams.keys.clone(),
-        producer.clone(),
-        Arc::new(FixedClock::new(now)),
-    )
-    .with_schemas(Arc::new(SchemaRegistry::in_memory()));
+    let h = common::schema_harness().await;
     Harness {
-        state,
-        producer,
-        admin_a: teams.admin_a,
-        ingest_a: teams.ingest_a,
-        admin_b: teams.admin_b,
+        state: h.state,
+        producer: h.producer,
+        admin_a: h.teams.admin_a,
+        ingest_a: h.teams.ingest_a,
+        admin_b: h.teams.admin_b,
     }
 }
 
@@ -62,26 +47,15 @@ async fn call(
     key: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {key}"))
-        // What Confluent's clients send.
-        .header(
-            header::CONTENT_TYPE,
-            "application/vnd.schemaregistry.v1+json",
-        );
-    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-    let response = router(h.state.clone())
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    // What Confluent's clients send.
+    common::call_json(
+        &h.state,
+        (method, path),
+        key,
+        "application/vnd.schemaregistry.v1+json",
+        body,
     )
+    .await
 }
 
 /// Confluent's request shape: the schema as JSON text.

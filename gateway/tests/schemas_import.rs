@@ -18,12 +18,9 @@ use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use sluice_core::Timestamp;
-use sluice_core::clock::FixedClock;
 use sluice_core::kafka::headers;
 use sluice_gateway::producer::{MemoryProducer, Record};
-use sluice_gateway::schemas::SchemaRegistry;
-use sluice_gateway::{AppState, GatewayConfig, router};
+use sluice_gateway::{AppState, router};
 use tower::ServiceExt;
 
 const BASE: &str = "/schemas/v1/teams/team-a";
@@ -38,23 +35,12 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let mut config = GatewayConfig::default();
-    config.admin.token = common::OPERATOR.into();
-    let now = Timestamp::from_millis(common::NOW);
-    let teams = common::teams(now).await;
-    let producer = Arc::new(MemoryProducer::default());
-    let state = AppState::new(
-        &config,
-        teams.keys.clone(),
-        producer.clone(),
-        Arc::new(FixedClock::new(now)),
-    )
-    .with_schemas(Arc::new(SchemaRegistry::in_memory()));
+    let h = common::schema_harness().await;
     Harness {
-        state,
-        producer,
-        admin: teams.admin_a,
-        ingest: teams.ingest_a,
+        state: h.state,
+        producer: h.producer,
+        admin: h.teams.admin_a,
+        ingest: h.teams.ingest_a,
     }
 }
 
@@ -73,22 +59,7 @@ async fn call(
     key: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {key}"))
-        .header(header::CONTENT_TYPE, "application/json");
-    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-    let response = router(h.state.clone())
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::call_json(&h.state, (method, path), key, "application/json", body).await
 }
 
 /// Registers `schema` as sent by `sluice schema register`: JSON text.

@@ -95,45 +95,11 @@ impl Default for ClickHouseSettings {
 impl ClickHouseSettings {
     /// The replicas of each shard: `shards`, or `url` as one shard of one.
     pub fn replicas(&self) -> Vec<Vec<String>> {
-        if self.shards.is_empty() {
-            vec![vec![self.url.clone()]]
-        } else {
-            self.shards.clone()
-        }
+        sluice_clickhouse::shards::replicas(&self.url, &self.shards)
     }
 
     fn check_shards(&self) -> Result<(), String> {
-        if self.shards.is_empty() {
-            return match self.cluster.is_empty() {
-                true => Ok(()),
-                false => Err("clickhouse.cluster needs clickhouse.shards".to_owned()),
-            };
-        }
-        let ident = !self.cluster.is_empty()
-            && self
-                .cluster
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !ident {
-            return Err(
-                "clickhouse.shards needs clickhouse.cluster, the cluster's name in remote_servers (A-Z, a-z, 0-9, _)"
-                    .to_owned(),
-            );
-        }
-        for (i, replicas) in self.shards.iter().enumerate() {
-            if replicas.is_empty() {
-                return Err(format!("clickhouse.shards[{i}] lists no replica"));
-            }
-            for url in replicas {
-                sluice_core::config::check_http_url(&format!("clickhouse.shards[{i}]"), url)?;
-            }
-        }
-        // Retention drops day partitions per server; on a cluster that is
-        // per shard and not built yet: refuse rather than keep forever silently.
-        if self.retention_days > 0 {
-            return Err("clickhouse.retention_days is not supported with clickhouse.shards yet; use 0 (keep) and drop old partitions per shard".to_owned());
-        }
-        Ok(())
+        sluice_clickhouse::shards::check_settings("clickhouse", &self.shards, &self.cluster)
     }
 }
 
@@ -341,8 +307,6 @@ mod tests {
         config.clickhouse.shards[1] = vec!["http://c:8123".into(), "http://d:8123".into()];
         config.validate().unwrap();
         assert_eq!(config.clickhouse.replicas().len(), 2);
-        config.clickhouse.retention_days = 30;
-        assert!(config.validate().unwrap_err().contains("retention_days"));
         let single = ClickHouseSettings::default();
         assert_eq!(single.replicas(), vec![vec![single.url.clone()]]);
     }

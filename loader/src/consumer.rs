@@ -184,11 +184,13 @@ impl Loader {
     /// Runs until `shutdown` resolves; then inserts and commits what it holds.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
-        let _retention = self
+        let _retention: Vec<_> = self
             .storer
             .sink
             .retention()
-            .map(|job| job.spawn(sluice_clickhouse::RETENTION_PERIOD));
+            .into_iter()
+            .map(|job| job.spawn(sluice_clickhouse::RETENTION_PERIOD))
+            .collect();
         let _event_ids_retention: Vec<_> = self
             .storer
             .sink

@@ -13,10 +13,10 @@
 //! ZooKeeper) drops the repeat whichever replica it reaches.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
+use sluice_clickhouse::shards::{Shard, Shards};
 use sluice_clickhouse::{
     self as ch, Capabilities, InsertError, InsertOutcome, RowLayout, SchemaSettings,
 };
@@ -24,63 +24,8 @@ use sluice_core::{Event, Timestamp};
 
 use crate::config::ClickHouseSettings;
 
-/// One replica of a shard (or the one server).
-struct Replica {
-    url: String,
-    /// In the loader's database.
-    client: clickhouse::Client,
-    /// Without a database, for retention (its statements name theirs).
-    root: clickhouse::Client,
-}
-
-/// A shard: the replicas that hold the same rows.
-struct Shard {
-    replicas: Vec<Replica>,
-    /// The replica written and read now; moves on when it fails.
-    current: AtomicUsize,
-}
-
-impl Shard {
-    fn replica(&self) -> &Replica {
-        &self.replicas[self.current.load(Ordering::Relaxed) % self.replicas.len()]
-    }
-
-    /// Moves to the next replica after `failed` failed (unless another
-    /// caller already moved on from it).
-    fn fail_over(&self, failed: &Replica, error: &str) {
-        if self.replicas.len() < 2 {
-            return;
-        }
-        let now = self.current.load(Ordering::Relaxed);
-        if std::ptr::eq(&self.replicas[now % self.replicas.len()], failed) {
-            self.current.store(now + 1, Ordering::Relaxed);
-            let next = &self.replicas[(now + 1) % self.replicas.len()];
-            tracing::warn!(failed = %failed.url, next = %next.url, %error, "ClickHouse replica failed; using its twin");
-        }
-    }
-
-    /// `call` on the current replica, then on each other one while they fail.
-    async fn each_replica<T, F>(&self, call: impl Fn(clickhouse::Client) -> F) -> anyhow::Result<T>
-    where
-        F: Future<Output = anyhow::Result<T>>,
-    {
-        let mut last = None;
-        for _ in 0..self.replicas.len() {
-            let replica = self.replica();
-            match call(replica.client.clone()).await {
-                Ok(value) => return Ok(value),
-                Err(err) => {
-                    self.fail_over(replica, &format!("{err:#}"));
-                    last = Some(err.context(format!("ClickHouse at {}", replica.url)));
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("a shard without replicas")))
-    }
-}
-
 pub struct ClickHouseSink {
-    shards: Vec<Shard>,
+    shards: Shards,
     caps: Capabilities,
     /// The existing table's layout, which may predate a server upgrade.
     layout: RowLayout,
@@ -114,35 +59,21 @@ impl ClickHouseSink {
                 })
                 .with_validation(false)
         };
-        let shards: Vec<Shard> = settings
-            .replicas()
-            .iter()
-            .map(|urls| Shard {
-                replicas: urls
-                    .iter()
-                    .map(|url| Replica {
-                        url: url.clone(),
-                        client: client(url).with_database(&settings.database),
-                        root: client(url),
-                    })
-                    .collect(),
-                current: AtomicUsize::new(0),
-            })
-            .collect();
+        let shards = Shards::new(&settings.replicas(), &settings.database, client);
         let schema = SchemaSettings {
             database: settings.database.clone(),
             events_table: settings.table.clone(),
             retention_days: (settings.retention_days > 0).then_some(settings.retention_days),
             cluster: (!settings.shards.is_empty()).then(|| settings.cluster.clone()),
         };
-        let (url, root, caps) = first_answer(&shards).await?;
+        let (first, caps) = shards.first_answer().await?;
         if let Some(cluster) = &schema.cluster {
-            check_cluster(&root, cluster, shards.len()).await?;
+            ch::shards::check_cluster(&first.root, cluster, shards.len()).await?;
         }
-        let report = ch::migrate(&root, &caps, &schema)
+        let report = ch::migrate(&first.root, &caps, &schema)
             .await
             .context("applying ClickHouse migrations")?;
-        tracing::info!(%url, shards = shards.len(), ?caps, ?report, "ClickHouse ready");
+        tracing::info!(url = %first.url, shards = shards.len(), ?caps, ?report, "ClickHouse ready");
         Ok(Self {
             shards,
             layout: report.layout,
@@ -154,21 +85,21 @@ impl ClickHouseSink {
 
     /// The shard that stores `partition`.
     fn shard(&self, partition: i32) -> &Shard {
-        let n = i32::try_from(self.shards.len()).unwrap_or(i32::MAX);
-        &self.shards[partition.rem_euclid(n) as usize]
+        self.shards.for_partition(partition)
     }
 
-    /// The retention job, when `retention_days` is set.
-    pub fn retention(&self) -> Option<ch::Retention> {
-        // Only on one server: configuration refuses retention with shards.
-        self.schema.retention_days.map(|_| {
-            ch::Retention::new(
-                self.shards[0].replica().root.clone(),
-                self.schema.clone(),
-                crate::status::RETENTION_DROPPED,
-                crate::status::RETENTION_RUNS,
-            )
-        })
+    /// The retention job, when `retention_days` is set: one per shard (a
+    /// partition dropped on one replica is dropped on its twin by
+    /// replication).
+    pub fn retention(&self) -> Vec<ch::Retention> {
+        let Some(_) = self.schema.retention_days else {
+            return Vec::new();
+        };
+        self.shards.retention(
+            &self.schema,
+            crate::status::RETENTION_DROPPED,
+            crate::status::RETENTION_RUNS,
+        )
     }
 
     /// Event ids already stored for `team` with a timestamp in `[from_ms, to_ms)`.
@@ -189,11 +120,11 @@ impl ClickHouseSink {
             to_ms.div_euclid(1000) + 1,
         );
         let mut ids = HashSet::new();
-        for shard in &self.shards {
+        for shard in self.shards.iter() {
             let found: Vec<String> = shard
                 .each_replica(|client| {
                     let sql = &sql;
-                    async move { Ok(client.query(sql).fetch_all().await?) }
+                    async move { client.query(sql).fetch_all().await }
                 })
                 .await
                 .with_context(|| format!("reading existing ids of team {team}"))?;
@@ -235,17 +166,11 @@ impl ClickHouseSink {
             retention_days: Some(ch::schema::EVENT_IDS_DAYS),
             cluster: None,
         };
-        self.shards
-            .iter()
-            .map(|shard| {
-                ch::Retention::new(
-                    shard.replica().root.clone(),
-                    settings.clone(),
-                    crate::status::RETENTION_DROPPED,
-                    crate::status::RETENTION_RUNS,
-                )
-            })
-            .collect()
+        self.shards.retention(
+            &settings,
+            crate::status::RETENTION_DROPPED,
+            crate::status::RETENTION_RUNS,
+        )
     }
 
     /// See [`ch::record_loaded`].
@@ -257,9 +182,10 @@ impl ClickHouseSink {
     ) -> anyhow::Result<()> {
         self.shard(partition)
             .each_replica(|client| async move {
-                Ok(ch::record_loaded(&client, topic, partition, offset).await?)
+                ch::record_loaded(&client, topic, partition, offset).await
             })
             .await
+            .map_err(Into::into)
     }
 
     /// The highest stored offset per partition, over every shard (a
@@ -267,9 +193,9 @@ impl ClickHouseSink {
     /// count changed since).
     pub async fn loaded_offsets(&self, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
         let mut all = BTreeMap::new();
-        for shard in &self.shards {
+        for shard in self.shards.iter() {
             let offsets = shard
-                .each_replica(|client| async move { Ok(ch::loaded_offsets(&client, topic).await?) })
+                .each_replica(|client| async move { ch::loaded_offsets(&client, topic).await })
                 .await?;
             for (partition, offset) in offsets {
                 let max = all.entry(partition).or_insert(offset);
@@ -320,46 +246,4 @@ impl ClickHouseSink {
             },
         )
     }
-}
-
-/// The address, client and capabilities of the first node that answers the
-/// probe, in shard and replica order.
-async fn first_answer(
-    shards: &[Shard],
-) -> anyhow::Result<(String, clickhouse::Client, Capabilities)> {
-    let mut errors = Vec::new();
-    for replica in shards.iter().flat_map(|s| &s.replicas) {
-        match ch::probe(&replica.root).await {
-            Ok(caps) => return Ok((replica.url.clone(), replica.root.clone(), caps)),
-            Err(err) => errors.push(format!("{}: {err}", replica.url)),
-        }
-    }
-    anyhow::bail!(
-        "probing ClickHouse: no node answered ({})",
-        errors.join("; ")
-    )
-}
-
-/// The servers know `cluster` with as many shards as configured: otherwise
-/// `ON CLUSTER` would create the schema somewhere else than where the loader
-/// writes.
-async fn check_cluster(
-    client: &clickhouse::Client,
-    cluster: &str,
-    shards: usize,
-) -> anyhow::Result<()> {
-    let sql = format!(
-        "SELECT count(DISTINCT shard_num) FROM system.clusters WHERE cluster = {}",
-        ch::quote_literal(cluster)
-    );
-    let found: u64 = client
-        .query(&sql)
-        .fetch_one()
-        .await
-        .with_context(|| format!("reading cluster `{cluster}` from system.clusters"))?;
-    anyhow::ensure!(
-        found == shards as u64,
-        "clickhouse.cluster `{cluster}` has {found} shard(s) on the server; clickhouse.shards lists {shards}"
-    );
-    Ok(())
 }

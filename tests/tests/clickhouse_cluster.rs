@@ -471,6 +471,12 @@ async fn send_events(
 ) -> BTreeSet<String> {
     let http = reqwest::Client::new();
     let mut accepted = BTreeSet::new();
+    // A quarter of an hour ago: the aggregator closes those windows as soon
+    // as the partitions are idle, instead of at the next 5-minute boundary.
+    let at = sluice_core::Timestamp::from_millis(
+        sluice_core::Timestamp::now().as_millis() - 15 * 60_000,
+    )
+    .to_rfc3339();
     for b in 0..batches {
         let events: Vec<serde_json::Value> = (0..50)
             .map(|i| {
@@ -478,6 +484,7 @@ async fn send_events(
                     "event_id": uuid::Uuid::new_v4(),
                     "event": "Cluster Load",
                     "user_id": format!("user-{b}-{i}"),
+                    "timestamp": at,
                 })
             })
             .collect();
@@ -501,15 +508,17 @@ async fn send_events(
     accepted
 }
 
-/// The loader on the cluster (`clickhouse.shards`): the schema created `ON
-/// CLUSTER`, each Kafka partition stored on shard `partition % 2` through
-/// one replica; the replica it writes shard 1 through is SIGKILLed mid-load,
-/// the loader goes on through its twin, and the killed replica comes back
-/// and catches up. Every accepted event is stored exactly once: on its
-/// shard's two replicas, nowhere else, with merges stopped so that a
-/// duplicate cannot be collapsed out of sight.
+/// The loader and the aggregator on the cluster (`clickhouse.shards`): the
+/// schema created `ON CLUSTER`, each Kafka partition stored and rolled up on
+/// shard `partition % 2` through one replica; the replica both write shard 1
+/// through is SIGKILLed mid-load, they go on through its twin, and the
+/// killed replica comes back and catches up. Every accepted event is stored
+/// exactly once: on its shard's two replicas, nowhere else, with merges
+/// stopped so that a duplicate cannot be collapsed out of sight; and counted
+/// once: the rollups and the dashboards read through the `Distributed`
+/// tables equal the raw events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_loader_stores_every_event_once_on_its_shard_through_a_killed_replica() {
+async fn loader_and_aggregator_store_and_count_every_event_once_through_a_killed_replica() {
     const KEY: &str = "sk_test_cluster_loader";
     let stack = tokio::task::spawn_blocking(|| DedicatedStack::start(Services::ClickHouseCluster))
         .await
@@ -564,6 +573,20 @@ async fn the_loader_stores_every_event_once_on_its_shard_through_a_killed_replic
         .unwrap();
     }
 
+    let mut aggregator = sluice_aggregator::AggregatorConfig {
+        kafka: sluice_tests::kafka(),
+        topic: topics.raw.clone(),
+        group_id: format!("aggregator-{}", uuid::Uuid::new_v4().simple()),
+        ..Default::default()
+    };
+    aggregator.clickhouse.shards = settings.shards.clone();
+    aggregator.clickhouse.cluster = CLUSTER_NAME.to_owned();
+    aggregator.clickhouse.database = db.clone();
+    aggregator.flush.interval_ms = 200;
+    aggregator.flush.min_backoff_ms = 100;
+    aggregator.flush.max_backoff_ms = 1000;
+    aggregator.window.idle_timeout_ms = 1000;
+    aggregator.window.allowed_lateness_ms = 1000;
     let mut loader = sluice_loader::LoaderConfig {
         kafka: sluice_tests::kafka(),
         topic: topics.raw.clone(),
@@ -579,13 +602,30 @@ async fn the_loader_stores_every_event_once_on_its_shard_through_a_killed_replic
     let loader = tokio::spawn(sluice_loader::serve(loader, listener, async {
         let _ = stopped.await;
     }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop_aggregator, aggregator_stopped) = tokio::sync::oneshot::channel::<()>();
+    let aggregator = tokio::spawn(sluice_aggregator::serve(aggregator, listener, async {
+        let _ = aggregator_stopped.await;
+    }));
 
     let local = format!("{db}.events");
     let mut accepted = send_events(&gateway, KEY, 20).await;
-    // Shard 1 is being written through its first replica.
-    wait_for("rows on ch-s1r1", Duration::from_secs(60), async || {
-        !stored_ids(&http, s1r1, &local).await.is_empty()
-    })
+    // Shard 1 is being written through its first replica, by both.
+    let rollups = format!("{db}.rollups_5m");
+    wait_for(
+        "rows and rollups on ch-s1r1",
+        Duration::from_secs(60),
+        async || {
+            !stored_ids(&http, s1r1, &local).await.is_empty()
+                && query(
+                    &http,
+                    &s1r1.http_url,
+                    &format!("SELECT count() FROM {rollups}"),
+                )
+                .await
+                .is_ok_and(|n| n.trim() != "0")
+        },
+    )
     .await;
     tokio::task::block_in_place(|| stack.kill(s1r1.name)).unwrap();
     let s1r2_at_kill = stored_ids(&http, s1r2, &local).await.len();
@@ -644,6 +684,59 @@ async fn the_loader_stores_every_event_once_on_its_shard_through_a_killed_replic
         }
     }
     assert_eq!(union, accepted, "stored ids = accepted ids");
+
+    // Counted once: the rollups (through `Distributed`, asked on a node of
+    // the other shard) add up to the raw events, and so do the dashboards.
+    let n = accepted.len() as u64;
+    wait_for(
+        "every event rolled up",
+        Duration::from_secs(120),
+        async || {
+            query(
+                &http,
+                &s2r1.http_url,
+                &format!("SELECT sum(events) FROM {db}.rollups_5m_all"),
+            )
+            .await
+            .is_ok_and(|sum| sum.trim() == n.to_string())
+        },
+    )
+    .await;
+    let dashboard = sluice_clickhouse::dashboard::Dashboard::new(&s2r1.http_url, &db)
+        .unwrap()
+        .over_cluster();
+    let now = sluice_core::Timestamp::now();
+    let day_ago = sluice_core::Timestamp::from_millis(now.as_millis() - 86_400_000);
+    let tomorrow = sluice_core::Timestamp::from_millis(now.as_millis() + 86_400_000);
+    let daily = dashboard
+        .event_counts(
+            "team-cluster",
+            day_ago,
+            tomorrow,
+            sluice_clickhouse::dashboard::Granularity::Day,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(daily.iter().map(|p| p.value).sum::<u64>(), n, "{daily:?}");
+    let users: u64 = query(
+        &http,
+        &s2r1.http_url,
+        &format!("SELECT uniqExact(user_id) FROM {all} WHERE team_id = 'team-cluster'"),
+    )
+    .await
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let dau = dashboard
+        .dau("team-cluster", day_ago, tomorrow)
+        .await
+        .unwrap();
+    assert_eq!(dau.iter().map(|p| p.value).sum::<u64>(), users, "{dau:?}");
+
+    let _ = stop_aggregator.send(());
+    aggregator.await.unwrap().unwrap();
 
     let _ = stop.send(());
     loader.await.unwrap().unwrap();

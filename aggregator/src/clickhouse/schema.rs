@@ -7,6 +7,15 @@
 //! | 2 | `rollups_5m` | the 5-minute rollup table the aggregator writes |
 //! | 3 | `rollups_hourly_daily` | `rollups_hourly`, `rollups_daily` and their views |
 //! | 4 | `dau_daily` | `dau_daily` (unique users per team and day) and its view |
+//! | 5 | `rollups_all` | on a cluster only: `Distributed` tables over the four, `<name>_all`, for reads |
+//!
+//! On a cluster every statement runs `ON CLUSTER` and every table is the
+//! `Replicated` form of its engine, as the loader's (see
+//! `sluice_clickhouse::schema`): a partition's rollups go to the shard that
+//! holds its raw events (`sluice_clickhouse::shards`), so the views of each
+//! shard roll up that shard's rows, and the `_all` tables add the shards up
+//! (a user is in one partition, hence one shard, so DAU states merge across
+//! shards without counting anyone twice).
 //!
 //! Same rules as the loader's: append, never edit; every statement idempotent.
 //!
@@ -36,7 +45,7 @@
 //! kept). `uniq` is exact up to 65,536 users per team and day and within
 //! about 1% beyond.
 
-use sluice_clickhouse::{Capabilities, Migration, bootstrap};
+use sluice_clickhouse::{Capabilities, Migration, SchemaSettings, bootstrap_for};
 
 pub const COMPONENT: &str = "aggregator";
 pub use sluice_clickhouse::rollups::{DAU_DAILY, ROLLUPS_5M, ROLLUPS_DAILY, ROLLUPS_HOURLY};
@@ -65,36 +74,48 @@ fn codec(column: &str) -> Option<&'static str> {
     }
 }
 
-/// Every migration in version order. `database` must be an identifier.
-pub fn migrations(caps: &Capabilities, database: &str, retention_days: u32) -> Vec<Migration> {
-    vec![
-        bootstrap(database),
+/// Every migration in version order, for the database (and cluster, if
+/// any) of `place`, whose name must be an identifier.
+pub fn migrations(
+    caps: &Capabilities,
+    place: &SchemaSettings,
+    retention_days: u32,
+) -> Vec<Migration> {
+    let mut all = vec![
+        bootstrap_for(place),
         Migration {
             version: 2,
             name: "rollups_5m",
-            statements: vec![rollups_5m(caps, database, retention_days)],
+            statements: vec![rollups_5m(caps, place, retention_days)],
         },
         Migration {
             version: 3,
             name: "rollups_hourly_daily",
             statements: vec![
-                summing(caps, database, ROLLUPS_HOURLY, "hour", "DateTime('UTC')"),
-                summing_view(
-                    database,
-                    ROLLUPS_HOURLY,
-                    "hour",
-                    "toStartOfHour(window_start)",
-                ),
-                summing(caps, database, ROLLUPS_DAILY, "day", "Date"),
-                summing_view(database, ROLLUPS_DAILY, "day", "toDate(window_start)"),
+                summing(caps, place, ROLLUPS_HOURLY, "hour", "DateTime('UTC')"),
+                summing_view(place, ROLLUPS_HOURLY, "hour", "toStartOfHour(window_start)"),
+                summing(caps, place, ROLLUPS_DAILY, "day", "Date"),
+                summing_view(place, ROLLUPS_DAILY, "day", "toDate(window_start)"),
             ],
         },
         Migration {
             version: 4,
             name: "dau_daily",
-            statements: vec![dau_table(caps, database), dau_view(database)],
+            statements: vec![dau_table(caps, place), dau_view(place)],
         },
-    ]
+    ];
+    let readers: Vec<String> = [ROLLUPS_5M, ROLLUPS_HOURLY, ROLLUPS_DAILY, DAU_DAILY]
+        .iter()
+        .filter_map(|table| place.all_shards_table(table))
+        .collect();
+    if !readers.is_empty() {
+        all.push(Migration {
+            version: 5,
+            name: "rollups_all",
+            statements: readers,
+        });
+    }
+    all
 }
 
 fn column(caps: &Capabilities, name: &str, ty: &str) -> String {
@@ -112,67 +133,88 @@ fn column(caps: &Capabilities, name: &str, ty: &str) -> String {
     sql
 }
 
-fn rollups_5m(caps: &Capabilities, database: &str, retention_days: u32) -> String {
+fn rollups_5m(caps: &Capabilities, place: &SchemaSettings, retention_days: u32) -> String {
+    let database = &place.database;
     let columns = ROLLUP_COLUMNS
         .iter()
         .map(|(name, ty)| column(caps, name, ty))
         .collect::<Vec<_>>()
         .join(",\n");
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {database}.{ROLLUPS_5M}\n(\n{columns}\n)\n\
-         ENGINE = MergeTree\nPARTITION BY toYYYYMMDD(window_start)\n\
-         ORDER BY (team_id, window_start, event, user_id)"
+        "CREATE TABLE IF NOT EXISTS {database}.{ROLLUPS_5M}{}\n(\n{columns}\n)\n\
+         ENGINE = {}\nPARTITION BY toYYYYMMDD(window_start)\n\
+         ORDER BY (team_id, window_start, event, user_id)",
+        place.on_cluster(),
+        place.engine("MergeTree", ROLLUPS_5M),
     );
     if caps.ttl && retention_days > 0 {
         sql.push_str(&format!(
             "\nTTL window_start + INTERVAL {retention_days} DAY"
         ));
     }
-    if caps.non_replicated_deduplication_window {
-        sql.push_str("\nSETTINGS non_replicated_deduplication_window = 1000");
-    }
+    dedup_window(caps, place, &mut sql);
     sql
 }
 
-fn summing(caps: &Capabilities, database: &str, table: &str, time: &str, ty: &str) -> String {
+/// Insert-token deduplication on a table that is not replicated (a
+/// replicated one deduplicates through ZooKeeper anyway).
+fn dedup_window(caps: &Capabilities, place: &SchemaSettings, sql: &mut String) {
+    if caps.non_replicated_deduplication_window && place.cluster.is_none() {
+        sql.push_str("\nSETTINGS non_replicated_deduplication_window = 1000");
+    }
+}
+
+fn summing(
+    caps: &Capabilities,
+    place: &SchemaSettings,
+    table: &str,
+    time: &str,
+    ty: &str,
+) -> String {
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {database}.{table}\n(\n{},\n    {time} {ty},\n{},\n    events UInt64\n)\n\
-         ENGINE = SummingMergeTree(events)\nPARTITION BY toYYYYMM({time})\n\
+        "CREATE TABLE IF NOT EXISTS {}.{table}{}\n(\n{},\n    {time} {ty},\n{},\n    events UInt64\n)\n\
+         ENGINE = {}\nPARTITION BY toYYYYMM({time})\n\
          ORDER BY (team_id, {time}, event)",
+        place.database,
+        place.on_cluster(),
         column(caps, "team_id", "String"),
         column(caps, "event", "String"),
+        place.engine("SummingMergeTree(events)", table),
     );
-    if caps.non_replicated_deduplication_window {
-        sql.push_str("\nSETTINGS non_replicated_deduplication_window = 1000");
-    }
+    dedup_window(caps, place, &mut sql);
     sql
 }
 
-fn summing_view(database: &str, table: &str, time: &str, expr: &str) -> String {
+fn summing_view(place: &SchemaSettings, table: &str, time: &str, expr: &str) -> String {
+    let database = &place.database;
     format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_mv TO {database}.{table}\n\
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_mv{} TO {database}.{table}\n\
          AS SELECT team_id, {expr} AS {time}, event, sum(events) AS events\n\
-         FROM {database}.{ROLLUPS_5M}\nGROUP BY team_id, {time}, event"
+         FROM {database}.{ROLLUPS_5M}\nGROUP BY team_id, {time}, event",
+        place.on_cluster()
     )
 }
 
-fn dau_table(caps: &Capabilities, database: &str) -> String {
+fn dau_table(caps: &Capabilities, place: &SchemaSettings) -> String {
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {database}.{DAU_DAILY}\n(\n{},\n    day Date,\n    users AggregateFunction(uniq, String)\n)\n\
-         ENGINE = AggregatingMergeTree\nPARTITION BY toYYYYMM(day)\nORDER BY (team_id, day)",
+        "CREATE TABLE IF NOT EXISTS {}.{DAU_DAILY}{}\n(\n{},\n    day Date,\n    users AggregateFunction(uniq, String)\n)\n\
+         ENGINE = {}\nPARTITION BY toYYYYMM(day)\nORDER BY (team_id, day)",
+        place.database,
+        place.on_cluster(),
         column(caps, "team_id", "String"),
+        place.engine("AggregatingMergeTree", DAU_DAILY),
     );
-    if caps.non_replicated_deduplication_window {
-        sql.push_str("\nSETTINGS non_replicated_deduplication_window = 1000");
-    }
+    dedup_window(caps, place, &mut sql);
     sql
 }
 
-fn dau_view(database: &str) -> String {
+fn dau_view(place: &SchemaSettings) -> String {
+    let database = &place.database;
     format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{DAU_DAILY}_mv TO {database}.{DAU_DAILY}\n\
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{DAU_DAILY}_mv{} TO {database}.{DAU_DAILY}\n\
          AS SELECT team_id, toDate(window_start) AS day, uniqState(user_id) AS users\n\
-         FROM {database}.{ROLLUPS_5M}\nGROUP BY team_id, day"
+         FROM {database}.{ROLLUPS_5M}\nGROUP BY team_id, day",
+        place.on_cluster()
     )
 }
 
@@ -188,9 +230,10 @@ mod tests {
 
     #[test]
     fn old_servers_get_plain_types_and_modern_ones_the_features() {
-        let old = migrations(&caps(18), "db", 30).concat_sql();
+        let db = SchemaSettings::new("db");
+        let old = migrations(&caps(18), &db, 30).concat_sql();
         assert!(!old.contains("LowCardinality") && !old.contains("CODEC") && !old.contains("TTL"));
-        let modern = migrations(&caps(26), "db", 30).concat_sql();
+        let modern = migrations(&caps(26), &db, 30).concat_sql();
         assert!(modern.contains("team_id LowCardinality(String)"));
         assert!(modern.contains("max_offset UInt64 CODEC(Delta, ZSTD(1))"));
         assert!(modern.contains("TTL window_start + INTERVAL 30 DAY"));
@@ -199,13 +242,43 @@ mod tests {
 
     #[test]
     fn versions_are_consecutive_and_statements_idempotent() {
-        let all = migrations(&caps(26), "db", 0);
+        let all = migrations(&caps(26), &SchemaSettings::new("db"), 0);
         for (i, m) in all.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1);
             for statement in &m.statements {
                 assert!(statement.contains("IF NOT EXISTS"), "{statement}");
             }
         }
+    }
+
+    #[test]
+    fn on_a_cluster_tables_are_replicated_and_read_through_distributed_ones() {
+        let place = SchemaSettings {
+            cluster: Some("sluice".to_owned()),
+            ..SchemaSettings::new("db")
+        };
+        let all = migrations(&caps(18), &place, 0);
+        assert_eq!(
+            all.iter().map(|m| m.version).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        for statement in all.iter().flat_map(|m| &m.statements) {
+            let first = statement.lines().next().unwrap();
+            assert!(first.contains(" ON CLUSTER sluice"), "{first}");
+        }
+        let sql = all.concat_sql();
+        assert!(sql.contains(
+            "ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/db/rollups_hourly', '{replica}', events)"
+        ));
+        assert!(sql.contains(
+            "ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/db/dau_daily', '{replica}')"
+        ));
+        assert!(sql.contains("ENGINE = Distributed(sluice, db, dau_daily, rand())"));
+        assert!(
+            !migrations(&caps(26), &place, 0)
+                .concat_sql()
+                .contains("non_replicated")
+        );
     }
 
     trait ConcatSql {

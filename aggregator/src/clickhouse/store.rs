@@ -1,5 +1,12 @@
 //! The aggregator's view of ClickHouse: connect (probe + migrate), insert
 //! emissions, and read back what is already stored for a partition.
+//!
+//! On a cluster a partition's rollups go to the shard that holds its raw
+//! events (`sluice_clickhouse::shards`), and everything read for a partition
+//! (the loader's progress and event ids, the rollups stored) is read there,
+//! from one replica, moving to its twin when it fails. A retry repeats the
+//! block exactly (the caller keeps `emitted_at`), so the shard's replicated
+//! deduplication drops it if the failed attempt landed after all.
 
 use std::time::Instant;
 
@@ -7,6 +14,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use sluice_clickhouse::shards::Shards;
 use sluice_clickhouse::{self as ch, Capabilities, InsertError, InsertOutcome};
 
 use super::rows::{RollupRow, encode_row};
@@ -16,7 +24,7 @@ use crate::window::{Emission, RollupKey, WINDOW_MS};
 
 #[derive(Clone)]
 pub struct RollupStore {
-    client: clickhouse::Client,
+    shards: std::sync::Arc<Shards>,
     caps: Capabilities,
     table: String,
     database: String,
@@ -27,6 +35,7 @@ impl std::fmt::Debug for RollupStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RollupStore")
             .field("table", &self.table)
+            .field("shards", &self.shards.len())
             .field("caps", &self.caps)
             .finish_non_exhaustive()
     }
@@ -44,24 +53,32 @@ struct StoredRow {
 }
 
 impl RollupStore {
-    /// Probes the server and applies the aggregator's migrations.
+    /// Probes the server (on a cluster: the first replica that answers) and
+    /// applies the aggregator's migrations (on a cluster, `ON CLUSTER`).
     pub async fn connect(settings: &ClickHouseSettings) -> anyhow::Result<Self> {
-        let client = clickhouse::Client::default()
-            .with_url(&settings.url)
-            .with_user(&settings.user)
-            .with_password(&settings.password)
-            .with_validation(false);
-        let caps = ch::probe(&client)
-            .await
-            .with_context(|| format!("probing ClickHouse at {}", settings.url))?;
-        let all = migrations(&caps, &settings.database, settings.retention_days);
+        let shards = Shards::new(&settings.replicas(), &settings.database, |url| {
+            clickhouse::Client::default()
+                .with_url(url)
+                .with_user(&settings.user)
+                .with_password(&settings.password)
+                .with_validation(false)
+        });
+        let (first, caps) = shards.first_answer().await?;
+        let place = ch::SchemaSettings {
+            cluster: (!settings.shards.is_empty()).then(|| settings.cluster.clone()),
+            ..ch::SchemaSettings::new(settings.database.clone())
+        };
+        if let Some(cluster) = &place.cluster {
+            ch::shards::check_cluster(&first.root, cluster, shards.len()).await?;
+        }
+        let all = migrations(&caps, &place, settings.retention_days);
         let (applied, _) =
-            ch::apply_migrations(&client, &caps, &settings.database, COMPONENT, &all)
+            ch::apply_migrations(&first.root, &caps, &settings.database, COMPONENT, &all)
                 .await
                 .context("applying the aggregator's ClickHouse migrations")?;
-        tracing::info!(url = %settings.url, ?caps, ?applied, "ClickHouse ready");
+        tracing::info!(url = %first.url, shards = shards.len(), ?caps, ?applied, "ClickHouse ready");
         Ok(Self {
-            client: client.with_database(&settings.database),
+            shards: std::sync::Arc::new(shards),
             caps,
             table: format!("{}.{ROLLUPS_5M}", settings.database),
             database: settings.database.clone(),
@@ -70,22 +87,23 @@ impl RollupStore {
     }
 
     /// Dropping expired day partitions of `rollups_5m` (the shared
-    /// retention job, our metrics): needed where the server has no TTL, and
-    /// harmless where it has one. `None` when rollups are kept forever.
-    pub fn retention(&self) -> Option<ch::Retention> {
-        (self.retention_days > 0).then(|| {
-            let settings = ch::SchemaSettings {
-                events_table: ROLLUPS_5M.to_owned(),
-                retention_days: Some(self.retention_days),
-                ..ch::SchemaSettings::new(self.database.clone())
-            };
-            ch::Retention::new(
-                self.client.clone(),
-                settings,
-                crate::status::RETENTION_DROPPED,
-                crate::status::RETENTION_RUNS,
-            )
-        })
+    /// retention job, our metrics), one job per shard: needed where the
+    /// server has no TTL, and harmless where it has one. None when rollups
+    /// are kept forever.
+    pub fn retention(&self) -> Vec<ch::Retention> {
+        if self.retention_days == 0 {
+            return Vec::new();
+        }
+        let settings = ch::SchemaSettings {
+            events_table: ROLLUPS_5M.to_owned(),
+            retention_days: Some(self.retention_days),
+            ..ch::SchemaSettings::new(self.database.clone())
+        };
+        self.shards.retention(
+            &settings,
+            crate::status::RETENTION_DROPPED,
+            crate::status::RETENTION_RUNS,
+        )
     }
 
     /// The highest offset the loader has stored per partition of `topic`
@@ -94,9 +112,18 @@ impl RollupStore {
         &self,
         topic: &str,
     ) -> anyhow::Result<std::collections::BTreeMap<i32, i64>> {
-        ch::loaded_offsets(&self.client, topic)
-            .await
-            .with_context(|| format!("reading the loader's progress on {topic}"))
+        let mut all = std::collections::BTreeMap::new();
+        for shard in self.shards.iter() {
+            let offsets = shard
+                .each_replica(|client| async move { ch::loaded_offsets(&client, topic).await })
+                .await
+                .with_context(|| format!("reading the loader's progress on {topic}"))?;
+            for (partition, offset) in offsets {
+                let max = all.entry(partition).or_insert(offset);
+                *max = (*max).max(offset);
+            }
+        }
+        Ok(all)
     }
 
     /// Fills `seen` with the events the loader kept in `partition` below
@@ -113,9 +140,13 @@ impl RollupStore {
             partition,
             before_offset: Some(before_offset),
         };
-        ch::seen::rebuild(&self.client, &scope, seen)
-            .await
-            .with_context(|| format!("rebuilding the event ids of {topic}/{partition}"))
+        let shard = self.shards.for_partition(partition);
+        let replica = shard.replica();
+        let rows = ch::seen::rebuild(&replica.client, &scope, seen).await;
+        if let Err(err) = &rows {
+            shard.fail_over(replica, &err.to_string());
+        }
+        rows.with_context(|| format!("rebuilding the event ids of {topic}/{partition}"))
     }
 
     /// Rows stored for `topic`/`partition` covering offsets at or after
@@ -128,9 +159,12 @@ impl RollupStore {
     ) -> anyhow::Result<Vec<(i64, RollupKey, i64)>> {
         let sql = stored_since_sql(&self.table, topic, partition, from_offset);
         let rows: Vec<StoredRow> = self
-            .client
-            .query(&sql)
-            .fetch_all()
+            .shards
+            .for_partition(partition)
+            .each_replica(|client| {
+                let sql = &sql;
+                async move { client.query(sql).fetch_all().await }
+            })
             .await
             .with_context(|| format!("reading stored rollups of {topic}/{partition}"))?;
         Ok(rows
@@ -190,7 +224,9 @@ impl RollupStore {
             .map(|(name, _)| *name)
             .collect::<Vec<_>>()
             .join(", ");
-        let mut insert = self.client.insert_formatted_with(format!(
+        let shard = self.shards.for_partition(partition);
+        let replica = shard.replica();
+        let mut insert = replica.client.insert_formatted_with(format!(
             "INSERT INTO {} ({columns}) FORMAT RowBinary",
             self.table
         ));
@@ -214,11 +250,17 @@ impl RollupStore {
                 &mut buf,
             );
         }
-        insert
-            .send(Bytes::from(buf))
-            .await
-            .map_err(InsertError::classify)?;
-        insert.end().await.map_err(InsertError::classify)
+        let sent = match insert.send(Bytes::from(buf)).await {
+            Ok(()) => insert.end().await,
+            Err(err) => Err(err),
+        }
+        .map_err(InsertError::classify);
+        if let Err(err) = &sent
+            && matches!(InsertOutcome::failed(err), InsertOutcome::Retryable(_))
+        {
+            shard.fail_over(replica, &err.to_string());
+        }
+        sent
     }
 }
 

@@ -27,6 +27,10 @@ pub struct StatsArgs {
     clickhouse_url: String,
     #[arg(long, global = true, default_value = "sluice")]
     database: String,
+    /// The rollups are on a cluster: read every shard through the
+    /// `Distributed` tables (`<table>_all`) from the node at --clickhouse-url.
+    #[arg(long, global = true)]
+    cluster: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,7 +60,10 @@ pub async fn run(args: StatsArgs) -> anyhow::Result<()> {
     let team = args
         .team
         .ok_or_else(|| anyhow::anyhow!("--team is required"))?;
-    let dashboard = Dashboard::new(&args.clickhouse_url, &args.database)?;
+    let mut dashboard = Dashboard::new(&args.clickhouse_url, &args.database)?;
+    if args.cluster {
+        dashboard = dashboard.over_cluster();
+    }
     let span = match args.query {
         StatsQuery::Events { .. } => DAY_MS,
         StatsQuery::Dau | StatsQuery::Top { .. } => 7 * DAY_MS,

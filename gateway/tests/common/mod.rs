@@ -74,3 +74,69 @@ pub async fn teams(now: Timestamp) -> Teams {
         ingest_a_id,
     }
 }
+
+/// A gateway state with an in-memory schema registry and the keys of
+/// [`teams`] (the schema suites).
+pub struct SchemaHarness {
+    pub state: AppState,
+    pub producer: Arc<MemoryProducer>,
+    pub teams: Teams,
+}
+
+pub async fn schema_harness() -> SchemaHarness {
+    let mut config = GatewayConfig::default();
+    config.admin.token = OPERATOR.into();
+    let now = Timestamp::from_millis(NOW);
+    let teams = teams(now).await;
+    let producer = Arc::new(MemoryProducer::default());
+    let state = AppState::new(
+        &config,
+        teams.keys.clone(),
+        producer.clone(),
+        Arc::new(FixedClock::new(now)),
+    )
+    .with_schemas(Arc::new(
+        sluice_gateway::schemas::SchemaRegistry::in_memory(),
+    ));
+    SchemaHarness {
+        state,
+        producer,
+        teams,
+    }
+}
+
+/// One request through the router (no socket) with `key` as bearer and
+/// `content_type`; the status and the JSON answer (`Null` if not JSON).
+pub async fn call_json(
+    state: &AppState,
+    (method, path): (&str, &str),
+    key: &str,
+    content_type: &str,
+    body: Option<serde_json::Value>,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header(header::CONTENT_TYPE, content_type);
+    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+    let response = sluice_gateway::router(state.clone())
+        .oneshot(request.body(body).expect("a valid request"))
+        .await
+        .expect("the router answers");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
