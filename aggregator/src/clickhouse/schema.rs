@@ -17,6 +17,16 @@
 //! (a user is in one partition, hence one shard, so DAU states merge across
 //! shards without counting anyone twice).
 //!
+//! There the views also write each block's Kafka partition and the highest
+//! offset it covers (`kafka_partition`, `covered`; read by nobody). A
+//! replicated table drops an insert block identical to one it already has,
+//! and on 18.16 that holds for the blocks a view writes too: without those
+//! columns two different 5-minute inserts that roll up to the same
+//! `(team, day, event, count)` would count once (the real-cluster test
+//! caught it: 1,771 of 2,000). With them, distinct inserts give distinct
+//! blocks, while a retried insert, being the same rows, still gives the
+//! same blocks and is dropped as it should be.
+//!
 //! Same rules as the loader's: append, never edit; every statement idempotent.
 //!
 //! ## `rollups_5m`
@@ -164,6 +174,25 @@ fn dedup_window(caps: &Capabilities, place: &SchemaSettings, sql: &mut String) {
     }
 }
 
+/// On a cluster, the columns that make each view block unique per source
+/// insert (see the module docs): in the table, in the view's select, and
+/// in its `GROUP BY`. `state`: the table keeps aggregate states.
+fn block_identity(place: &SchemaSettings, state: bool) -> (String, &'static str, &'static str) {
+    match (&place.cluster, state) {
+        (None, _) => (String::new(), "", ""),
+        (Some(_), true) => (
+            ",\n    kafka_partition UInt32,\n    covered AggregateFunction(max, UInt64)".to_owned(),
+            ", kafka_partition, maxState(max_offset) AS covered",
+            ", kafka_partition",
+        ),
+        (Some(_), false) => (
+            ",\n    kafka_partition UInt32,\n    covered UInt64".to_owned(),
+            ", kafka_partition, max(max_offset) AS covered",
+            ", kafka_partition",
+        ),
+    }
+}
+
 fn summing(
     caps: &Capabilities,
     place: &SchemaSettings,
@@ -172,13 +201,14 @@ fn summing(
     ty: &str,
 ) -> String {
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {}.{table}{}\n(\n{},\n    {time} {ty},\n{},\n    events UInt64\n)\n\
+        "CREATE TABLE IF NOT EXISTS {}.{table}{}\n(\n{},\n    {time} {ty},\n{},\n    events UInt64{}\n)\n\
          ENGINE = {}\nPARTITION BY toYYYYMM({time})\n\
          ORDER BY (team_id, {time}, event)",
         place.database,
         place.on_cluster(),
         column(caps, "team_id", "String"),
         column(caps, "event", "String"),
+        block_identity(place, false).0,
         place.engine("SummingMergeTree(events)", table),
     );
     dedup_window(caps, place, &mut sql);
@@ -187,21 +217,23 @@ fn summing(
 
 fn summing_view(place: &SchemaSettings, table: &str, time: &str, expr: &str) -> String {
     let database = &place.database;
+    let (_, identity, by) = block_identity(place, false);
     format!(
         "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_mv{} TO {database}.{table}\n\
-         AS SELECT team_id, {expr} AS {time}, event, sum(events) AS events\n\
-         FROM {database}.{ROLLUPS_5M}\nGROUP BY team_id, {time}, event",
+         AS SELECT team_id, {expr} AS {time}, event, sum(events) AS events{identity}\n\
+         FROM {database}.{ROLLUPS_5M}\nGROUP BY team_id, {time}, event{by}",
         place.on_cluster()
     )
 }
 
 fn dau_table(caps: &Capabilities, place: &SchemaSettings) -> String {
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {}.{DAU_DAILY}{}\n(\n{},\n    day Date,\n    users AggregateFunction(uniq, String)\n)\n\
+        "CREATE TABLE IF NOT EXISTS {}.{DAU_DAILY}{}\n(\n{},\n    day Date,\n    users AggregateFunction(uniq, String){}\n)\n\
          ENGINE = {}\nPARTITION BY toYYYYMM(day)\nORDER BY (team_id, day)",
         place.database,
         place.on_cluster(),
         column(caps, "team_id", "String"),
+        block_identity(place, true).0,
         place.engine("AggregatingMergeTree", DAU_DAILY),
     );
     dedup_window(caps, place, &mut sql);
@@ -210,10 +242,11 @@ fn dau_table(caps: &Capabilities, place: &SchemaSettings) -> String {
 
 fn dau_view(place: &SchemaSettings) -> String {
     let database = &place.database;
+    let (_, identity, by) = block_identity(place, true);
     format!(
         "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{DAU_DAILY}_mv{} TO {database}.{DAU_DAILY}\n\
-         AS SELECT team_id, toDate(window_start) AS day, uniqState(user_id) AS users\n\
-         FROM {database}.{ROLLUPS_5M}\nGROUP BY team_id, day",
+         AS SELECT team_id, toDate(window_start) AS day, uniqState(user_id) AS users{identity}\n\
+         FROM {database}.{ROLLUPS_5M}\nGROUP BY team_id, day{by}",
         place.on_cluster()
     )
 }
@@ -274,6 +307,16 @@ mod tests {
             "ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/db/dau_daily', '{replica}')"
         ));
         assert!(sql.contains("ENGINE = Distributed(sluice, db, dau_daily, rand())"));
+        // View blocks carry what makes them unique per source insert.
+        assert!(sql.contains(
+            "sum(events) AS events, kafka_partition, max(max_offset) AS covered\nFROM db.rollups_5m\nGROUP BY team_id, day, event, kafka_partition"
+        ));
+        assert!(sql.contains("covered AggregateFunction(max, UInt64)"));
+        let single = migrations(&caps(18), &SchemaSettings::new("db"), 0).concat_sql();
+        assert!(
+            !single.contains("covered"),
+            "one server's schema is unchanged"
+        );
         assert!(
             !migrations(&caps(26), &place, 0)
                 .concat_sql()
