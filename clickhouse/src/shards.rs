@@ -124,8 +124,13 @@ impl Shards {
 
     /// The shard that stores `partition`.
     pub fn for_partition(&self, partition: i32) -> &Shard {
+        &self.0[self.index_of(partition)]
+    }
+
+    /// Its index: `partition % shards`.
+    pub fn index_of(&self, partition: i32) -> usize {
         let n = i32::try_from(self.0.len()).unwrap_or(i32::MAX).max(1);
-        &self.0[partition.rem_euclid(n) as usize]
+        partition.rem_euclid(n) as usize
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Shard> {

@@ -65,14 +65,20 @@ use crate::sink::ClickHouseSink;
 use crate::status::Status;
 
 /// Splits offset-ordered events into maximal runs of the same UTC day of
-/// `timestamp` (the table's partition key).
+/// `timestamp` (the table's partition key), each at most `max_rows` long:
+/// one INSERT each. A batch can outgrow `batch.max_rows` while its shard is
+/// busy (records fetched before its partition was paused), and one INSERT
+/// must stay within [`sluice_clickhouse::MAX_BLOCK_ROWS`].
 fn day_runs<'e, 'a>(
     events: &'e [(i64, Event<'a>)],
+    max_rows: usize,
 ) -> impl Iterator<Item = &'e [(i64, Event<'a>)]> {
     const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-    events.chunk_by(|(_, a), (_, b)| {
-        a.timestamp.as_millis().div_euclid(DAY_MS) == b.timestamp.as_millis().div_euclid(DAY_MS)
-    })
+    events
+        .chunk_by(|(_, a), (_, b)| {
+            a.timestamp.as_millis().div_euclid(DAY_MS) == b.timestamp.as_millis().div_euclid(DAY_MS)
+        })
+        .flat_map(move |day| day.chunks(max_rows.max(1)))
 }
 
 /// Test hook (outside the `SLUICE_LOADER_` prefix, so it is never
@@ -92,6 +98,10 @@ pub struct Loader {
     batches: BTreeMap<i32, PartitionBatch>,
     /// Highest offset already in ClickHouse, per assigned partition.
     loaded: HashMap<i32, i64>,
+    /// Partitions whose full batch waits for its shard: not fetched until
+    /// the batch is on its way, so memory stays bounded while a shard is
+    /// down and the other shards' partitions go on.
+    paused: std::collections::BTreeSet<i32>,
 }
 
 /// What storing a batch needs (lake, ClickHouse, dead-letter topic), shared
@@ -109,19 +119,24 @@ struct Storer {
     crash_after_inserts: Option<u64>,
 }
 
-/// The one batch being stored by its own task.
+/// The batch being stored by its own task, one per ClickHouse shard (one
+/// server: one shard): a shard that is down holds only its own partitions.
 struct Loading {
     task: tokio::task::JoinHandle<anyhow::Result<Option<(i32, i64)>>>,
 }
 
 type Joined = Result<anyhow::Result<Option<(i32, i64)>>, tokio::task::JoinError>;
 
-/// Resolves when the batch in flight is stored; never when there is none.
-async fn stored(loading: &mut Option<Loading>) -> Joined {
-    match loading {
-        Some(loading) => (&mut loading.task).await,
-        None => std::future::pending().await,
+/// Resolves when a batch in flight is stored, with its shard; never when
+/// there is none.
+async fn stored(loading: &mut HashMap<usize, Loading>) -> (usize, Joined) {
+    if loading.is_empty() {
+        return std::future::pending().await;
     }
+    let tasks = loading
+        .iter_mut()
+        .map(|(shard, loading)| Box::pin(async move { (*shard, (&mut loading.task).await) }));
+    futures::future::select_all(tasks).await.0
 }
 
 impl std::fmt::Debug for Loader {
@@ -178,6 +193,7 @@ impl Loader {
             rebalances,
             batches: BTreeMap::new(),
             loaded: HashMap::new(),
+            paused: std::collections::BTreeSet::new(),
         })
     }
 
@@ -200,12 +216,15 @@ impl Loader {
             .collect();
         let max_wait = Duration::from_millis(self.config.batch.max_wait_ms);
         let mut last_lag = std::time::Instant::now();
-        let mut loading: Option<Loading> = None;
+        let mut loading: HashMap<usize, Loading> = HashMap::new();
         loop {
             let mut joined = None;
+            // Batches waiting for a busy shard are not due yet: their turn
+            // comes when that shard's batch is stored (`joined`).
             let wait = self
                 .batches
                 .values()
+                .filter(|b| !loading.contains_key(&self.storer.sink.shard_of(b.partition)))
                 .filter_map(|b| b.due_in(max_wait))
                 .min()
                 .unwrap_or(max_wait);
@@ -230,8 +249,8 @@ impl Loader {
                     }
                 }
             }
-            if let Some(result) = joined {
-                loading = None;
+            if let Some((shard, result)) = joined {
+                loading.remove(&shard);
                 self.on_stored(result)?;
             }
             self.apply_rebalances().await?;
@@ -290,10 +309,21 @@ impl Loader {
         for partition in &log.revoked {
             // Not inserted yet: the new owner re-reads them from the commit.
             self.batches.remove(partition);
+            // A pause ends with the assignment it was made in.
+            self.paused.remove(partition);
+            metrics::gauge!(crate::status::PAUSED_PARTITIONS).set(self.paused.len() as f64);
             self.loaded.remove(partition);
             self.storer.seen().remove(partition);
         }
         if !log.assigned.is_empty() {
+            // Whatever the client kept of an earlier assignment's pause.
+            let mut tpl = TopicPartitionList::new();
+            for partition in &log.assigned {
+                tpl.add_partition(&self.config.topic, *partition);
+            }
+            if let Err(err) = self.consumer.resume(&tpl) {
+                tracing::warn!(error = %err, "resuming newly assigned partitions failed");
+            }
             let progress = self.storer.sink.loaded_offsets(&self.config.topic).await?;
             for partition in &log.assigned {
                 let loaded = progress.get(partition).copied().unwrap_or(-1);
@@ -330,45 +360,87 @@ impl Loader {
         Ok(())
     }
 
-    /// Starts storing every due batch, one at a time: the loop keeps
-    /// consuming while one batch is in flight (its decoding overlaps the
-    /// INSERT), and waits for it before the next starts, so a partition's
-    /// batches are stored in offset order and memory holds at most one batch
-    /// in flight besides those being filled. With `all`, also waits for the
-    /// last one (shutdown).
-    async fn flush_due(&mut self, all: bool, loading: &mut Option<Loading>) -> anyhow::Result<()> {
+    /// Starts storing every due batch, one at a time per ClickHouse shard:
+    /// the loop keeps consuming while batches are in flight (decoding
+    /// overlaps the INSERT), and a partition's next batch starts only after
+    /// the one before it is stored, so its batches are stored in offset
+    /// order. A due batch whose shard is busy waits; once it is full its
+    /// partition is paused until it is on its way, so memory stays bounded
+    /// and a shard that is down holds up only its own partitions. With
+    /// `all`, waits for the busy shards and the last batches (shutdown).
+    async fn flush_due(
+        &mut self,
+        all: bool,
+        loading: &mut HashMap<usize, Loading>,
+    ) -> anyhow::Result<()> {
         let settings = &self.config.batch;
         let max_wait = Duration::from_millis(settings.max_wait_ms);
-        let due: Vec<i32> = self
+        let (max_rows, max_bytes) = (settings.max_rows, settings.max_bytes);
+        let due: Vec<(i32, bool)> = self
             .batches
             .values()
-            .filter(|b| {
-                !b.is_empty() && (all || b.is_due(settings.max_rows, settings.max_bytes, max_wait))
-            })
-            .map(|b| b.partition)
+            .filter(|b| !b.is_empty() && (all || b.is_due(max_rows, max_bytes, max_wait)))
+            .map(|b| (b.partition, b.is_due(max_rows, max_bytes, Duration::MAX)))
             .collect();
-        for partition in due {
-            if let Some(batch) = self.batches.remove(&partition) {
-                if let Some(previous) = loading.take() {
+        for (partition, full) in due {
+            let shard = self.storer.sink.shard_of(partition);
+            if let Some(previous) = loading.remove(&shard) {
+                if all {
                     let result = previous.task.await;
                     self.on_stored(result)?;
+                } else {
+                    loading.insert(shard, previous);
+                    if full {
+                        self.pause(partition, true)?;
+                    }
+                    continue;
                 }
+            }
+            if let Some(batch) = self.batches.remove(&partition) {
                 // The guard keeps a revocation of this partition waiting
                 // until the batch is stored (guarantee, point 6).
                 let guard = self.rebalances.in_flight().begin(partition);
                 let storer = self.storer.clone();
-                *loading = Some(Loading {
-                    task: tokio::spawn(async move {
-                        let _guard = guard;
-                        storer.flush(batch).await
-                    }),
-                });
+                loading.insert(
+                    shard,
+                    Loading {
+                        task: tokio::spawn(async move {
+                            let _guard = guard;
+                            storer.flush(batch).await
+                        }),
+                    },
+                );
+                self.pause(partition, false)?;
             }
         }
-        if all && let Some(previous) = loading.take() {
-            let result = previous.task.await;
-            self.on_stored(result)?;
+        if all {
+            for (_, previous) in loading.drain() {
+                let result = previous.task.await;
+                self.on_stored(result)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Pauses (or resumes) fetching `partition`, if not so already.
+    fn pause(&mut self, partition: i32, pause: bool) -> anyhow::Result<()> {
+        if self.paused.contains(&partition) == pause {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.config.topic, partition);
+        if pause {
+            self.consumer.pause(&tpl)?;
+            self.paused.insert(partition);
+            tracing::info!(
+                partition,
+                "batch full while its ClickHouse shard is busy; partition paused"
+            );
+        } else {
+            self.consumer.resume(&tpl)?;
+            self.paused.remove(&partition);
+        }
+        metrics::gauge!(crate::status::PAUSED_PARTITIONS).set(self.paused.len() as f64);
         Ok(())
     }
 
@@ -540,7 +612,7 @@ impl Storer {
         // in offset order, so `loader_progress` only ever moves forward over
         // fully stored stretches.
         let mut stored_through = None;
-        for run in day_runs(&events) {
+        for run in day_runs(&events, self.config.batch.max_rows) {
             let span = tracing::info_span!(
                 "insert",
                 table = %self.config.clickhouse.table,
@@ -772,7 +844,9 @@ mod tests {
     fn runs_break_at_every_change_of_utc_day() {
         let day = 86_400_000;
         let events = [at(day - 1), at(day - 2), at(day), at(day + 5), at(day - 3)];
-        let runs: Vec<usize> = day_runs(&events).map(<[_]>::len).collect();
+        let runs: Vec<usize> = day_runs(&events, 1000).map(<[_]>::len).collect();
         assert_eq!(runs, [2, 2, 1]);
+        let runs: Vec<usize> = day_runs(&events, 1).map(<[_]>::len).collect();
+        assert_eq!(runs, [1, 1, 1, 1, 1], "and at most max_rows long");
     }
 }

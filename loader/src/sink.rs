@@ -88,6 +88,11 @@ impl ClickHouseSink {
         self.shards.for_partition(partition)
     }
 
+    /// The index of the shard that stores `partition` (0 on one server).
+    pub fn shard_of(&self, partition: i32) -> usize {
+        self.shards.index_of(partition)
+    }
+
     /// The retention job, when `retention_days` is set: one per shard (a
     /// partition dropped on one replica is dropped on its twin by
     /// replication).

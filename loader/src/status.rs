@@ -12,6 +12,7 @@ pub const DEAD_LETTERED: &str = "sluice_loader_dead_lettered_total";
 pub const CLICKHOUSE_UP: &str = "sluice_loader_clickhouse_up";
 pub const CONSUMER_LAG: &str = "sluice_loader_consumer_lag";
 pub const ASSIGNED_PARTITIONS: &str = "sluice_loader_assigned_partitions";
+pub const PAUSED_PARTITIONS: &str = "sluice_loader_paused_partitions";
 pub const RETENTION_DROPPED: &str = "sluice_loader_retention_partitions_dropped_total";
 pub const RETENTION_RUNS: &str = "sluice_loader_retention_runs_total";
 pub const DUPLICATES: &str = "sluice_loader_duplicates_total";
@@ -52,6 +53,10 @@ pub fn describe() {
     metrics::describe_gauge!(CLICKHOUSE_UP, "1 when the last ClickHouse call succeeded.");
     metrics::describe_gauge!(CONSUMER_LAG, "Records not yet loaded, per partition.");
     metrics::describe_gauge!(ASSIGNED_PARTITIONS, "Partitions this instance loads.");
+    metrics::describe_gauge!(
+        PAUSED_PARTITIONS,
+        "Partitions not fetched: their batch is full and waits for a busy (or down) ClickHouse shard."
+    );
     metrics::describe_counter!(
         RETENTION_DROPPED,
         "Expired day partitions dropped by scheduled retention."

@@ -538,11 +538,16 @@ struct Pipeline {
     gateway: sluice_tests::RunningGateway,
     loader: Service,
     aggregator: Option<Service>,
-    _topics: sluice_tests::TestTopics,
+    topics: sluice_tests::TestTopics,
 }
 
 impl Pipeline {
     async fn start(with_aggregator: bool) -> Self {
+        Self::start_with(with_aggregator, 50_000).await
+    }
+
+    /// With the loader's `batch.max_rows` at `max_rows`.
+    async fn start_with(with_aggregator: bool, max_rows: usize) -> Self {
         let stack =
             tokio::task::spawn_blocking(|| DedicatedStack::start(Services::ClickHouseCluster))
                 .await
@@ -625,6 +630,7 @@ impl Pipeline {
             ..Default::default()
         };
         config.batch.max_wait_ms = 200;
+        config.batch.max_rows = max_rows;
         config.batch.min_backoff_ms = 100;
         config.batch.max_backoff_ms = 1000;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -641,7 +647,7 @@ impl Pipeline {
             gateway,
             loader: Service { stop, task, url },
             aggregator,
-            _topics: topics,
+            topics,
         }
     }
 
@@ -888,5 +894,117 @@ async fn a_zookeeper_outage_holds_the_loader_and_loses_or_doubles_nothing() {
         async || reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 200),
     )
     .await;
+    p.stop().await;
+}
+
+/// Event ids in `topic` by the shard their partition maps to (`p % 2`).
+async fn ids_by_shard(topic: &str) -> [BTreeSet<String>; 2] {
+    let mut by_shard = [BTreeSet::new(), BTreeSet::new()];
+    for record in sluice_tests::read_records(topic, 4).await {
+        let event: serde_json::Value = serde_json::from_slice(&record.payload).unwrap();
+        let id = event["event_id"].as_str().unwrap().to_owned();
+        by_shard[(record.partition % 2) as usize].insert(id);
+    }
+    by_shard
+}
+
+/// A whole shard down under load: the loader goes on storing the other
+/// shard's partitions (it stores one batch at a time per shard, and pauses
+/// a partition whose batch is full while its shard is busy: batches of 100
+/// rows here, so that they fill), reports the down shard's partitions
+/// lagging and paused, and once the shard is back stores everything, each
+/// event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_down_holds_only_its_own_partitions() {
+    let p = Pipeline::start_with(false, 100).await;
+    let [s1r1, _, s2r1, s2r2] = [&p.nodes[0], &p.nodes[1], &p.nodes[2], &p.nodes[3]];
+    let local = format!("{}.events", p.db);
+    let mut accepted = send_events(&p.gateway, KEY, 10).await;
+    let first = accepted.len() as u64;
+    wait_for(
+        "the first events stored",
+        Duration::from_secs(60),
+        async || p.stored(s1r1).await == Some(first),
+    )
+    .await;
+
+    for node in [s2r1, s2r2] {
+        tokio::task::block_in_place(|| p.stack.kill(node.name)).unwrap();
+    }
+    accepted.extend(send_events(&p.gateway, KEY, 20).await);
+    let [shard1, shard2] = ids_by_shard(&p.topics.raw).await;
+    assert_eq!(shard1.len() + shard2.len(), accepted.len());
+    assert!(!shard2.is_empty(), "some events are for the down shard");
+    // Shard 1 gets all of its events while shard 2 is down ...
+    wait_for(
+        "shard 1 complete while shard 2 is down",
+        Duration::from_secs(90),
+        async || {
+            stored_ids(&p.http, s1r1, &local)
+                .await
+                .into_keys()
+                .collect::<BTreeSet<_>>()
+                == shard1
+        },
+    )
+    .await;
+    // ... and the loader says shard 2's partitions are behind.
+    let metrics = format!("{}/metrics", p.loader.url);
+    let lagging = async || {
+        let Ok(response) = reqwest::get(&metrics).await else {
+            return false;
+        };
+        let text = response.text().await.unwrap_or_default();
+        text.lines().any(|line| {
+            line.starts_with("sluice_loader_consumer_lag{")
+                && (line.contains("partition=\"1\"") || line.contains("partition=\"3\""))
+                && line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .is_some_and(|lag| lag > 0.0)
+        })
+    };
+    wait_for(
+        "lag reported for shard 2's partitions",
+        Duration::from_secs(30),
+        lagging,
+    )
+    .await;
+    let paused = async || {
+        let Ok(response) = reqwest::get(&metrics).await else {
+            return false;
+        };
+        let text = response.text().await.unwrap_or_default();
+        text.lines().any(|line| {
+            line.strip_prefix("sluice_loader_paused_partitions ")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|n| n > 0.0)
+        })
+    };
+    wait_for(
+        "shard 2's full batches paused",
+        Duration::from_secs(30),
+        paused,
+    )
+    .await;
+
+    for node in [s2r1, s2r2] {
+        tokio::task::block_in_place(|| p.stack.start_service(node.name)).unwrap();
+    }
+    let n = accepted.len() as u64;
+    wait_for(
+        "every accepted event stored",
+        Duration::from_secs(180),
+        async || p.stored(s1r1).await == Some(n),
+    )
+    .await;
+    for (a, b) in [(&p.nodes[0], &p.nodes[1]), (&p.nodes[2], &p.nodes[3])] {
+        wait_for("the replicas agree", Duration::from_secs(60), async || {
+            stored_ids(&p.http, a, &local).await == stored_ids(&p.http, b, &local).await
+        })
+        .await;
+    }
+    p.assert_stored_once(&accepted).await;
     p.stop().await;
 }
