@@ -755,11 +755,13 @@ async fn loader_and_aggregator_store_and_count_every_event_once_through_a_killed
     );
 
     tokio::task::block_in_place(|| p.stack.start_service(s1r1.name)).unwrap();
+    let restarted = Instant::now();
     let twin = stored_ids(http, s1r2, &local).await;
     wait_for("ch-s1r1 caught up", Duration::from_secs(120), async || {
         stored_ids(http, s1r1, &local).await == twin
     })
     .await;
+    let caught_up = restarted.elapsed();
     p.assert_stored_once(&accepted).await;
 
     // Counted once: the rollups (through `Distributed`, asked on a node of
@@ -835,6 +837,10 @@ async fn loader_and_aggregator_store_and_count_every_event_once_through_a_killed
         );
         assert_eq!(dau().await, users, "DAU through the Distributed tables");
     }
+    eprintln!(
+        "fault: the written replica of shard 1 SIGKILLed mid-load; acknowledged {n}; stored {n}, each once on both replicas; counted {n} (rollups, daily, DAU through Distributed); the replica caught up {:.1} s after its restart",
+        caught_up.as_secs_f64()
+    );
     p.stop().await;
 }
 
@@ -872,6 +878,7 @@ async fn a_zookeeper_outage_holds_the_loader_and_loses_or_doubles_nothing() {
     );
 
     tokio::task::block_in_place(|| p.stack.start_service("zookeeper")).unwrap();
+    let restarted = Instant::now();
     let n = accepted.len() as u64;
     wait_for(
         "every accepted event stored",
@@ -879,6 +886,7 @@ async fn a_zookeeper_outage_holds_the_loader_and_loses_or_doubles_nothing() {
         async || p.stored(node).await == Some(n),
     )
     .await;
+    let recovered = restarted.elapsed();
     // Replicas may lag a moment behind the one written.
     let local = format!("{}.events", p.db);
     for (a, b) in [(&p.nodes[0], &p.nodes[1]), (&p.nodes[2], &p.nodes[3])] {
@@ -888,6 +896,10 @@ async fn a_zookeeper_outage_holds_the_loader_and_loses_or_doubles_nothing() {
         .await;
     }
     p.assert_stored_once(&accepted).await;
+    eprintln!(
+        "fault: ZooKeeper SIGKILLed mid-load; acknowledged {n}; stored {n}, each once on both replicas; nothing stored while it was down; all stored {:.1} s after its restart",
+        recovered.as_secs_f64()
+    );
     wait_for(
         "the loader ready again",
         Duration::from_secs(30),
@@ -992,6 +1004,7 @@ async fn a_shard_down_holds_only_its_own_partitions() {
     for node in [s2r1, s2r2] {
         tokio::task::block_in_place(|| p.stack.start_service(node.name)).unwrap();
     }
+    let restarted = Instant::now();
     let n = accepted.len() as u64;
     wait_for(
         "every accepted event stored",
@@ -999,6 +1012,7 @@ async fn a_shard_down_holds_only_its_own_partitions() {
         async || p.stored(s1r1).await == Some(n),
     )
     .await;
+    let recovered = restarted.elapsed();
     for (a, b) in [(&p.nodes[0], &p.nodes[1]), (&p.nodes[2], &p.nodes[3])] {
         wait_for("the replicas agree", Duration::from_secs(60), async || {
             stored_ids(&p.http, a, &local).await == stored_ids(&p.http, b, &local).await
@@ -1006,5 +1020,9 @@ async fn a_shard_down_holds_only_its_own_partitions() {
         .await;
     }
     p.assert_stored_once(&accepted).await;
+    eprintln!(
+        "fault: both replicas of shard 2 SIGKILLed mid-load; acknowledged {n}; stored {n}, each once on both replicas; shard 1 loaded throughout; all stored {:.1} s after the shard's restart",
+        recovered.as_secs_f64()
+    );
     p.stop().await;
 }
