@@ -64,6 +64,12 @@ pub struct ProducerSettings {
     pub topic: String,
     /// Topic for rejected events (dead-letter queue).
     pub rejected_topic: String,
+    /// The fewest replicas each partition of the gateway's topics (events,
+    /// dead letters, keys, plugins, schemas) must have, checked at start;
+    /// 0: as many as the cluster has brokers, up to 3. An acknowledged
+    /// event is only as safe as its topic's replication, so a topic created
+    /// with fewer is refused rather than used silently.
+    pub min_replicas: u32,
 }
 
 impl Default for ProducerSettings {
@@ -74,6 +80,7 @@ impl Default for ProducerSettings {
             queue_max_kbytes: 256 * 1024,
             topic: sluice_core::kafka::TOPIC_RAW.to_owned(),
             rejected_topic: sluice_core::kafka::TOPIC_REJECTED.to_owned(),
+            min_replicas: 0,
         }
     }
 }
@@ -149,6 +156,8 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   producer.queue_max_kbytes       producer memory for unacknowledged records [262144]
   producer.topic                  topic for accepted events [events.raw]
   producer.rejected_topic         dead-letter topic for rejected events [events.rejected]
+  producer.min_replicas           fewest replicas every partition of the gateway's topics must have, checked
+                                  at start; 0 = the brokers in the cluster, up to 3 [0]
   ingest.max_events_per_batch     events per request [1000]
   ingest.max_body_bytes           request body size as sent [5242880]
   ingest.max_decompressed_bytes   request body size after gzip/zstd decoding [20971520]

@@ -54,6 +54,35 @@ pub use config::GatewayConfig;
 pub use routes::router;
 pub use state::AppState;
 
+/// Refuses to start on topics replicated less than `producer.min_replicas`
+/// asks (when Kafka answers; a gateway started before Kafka checks nothing).
+async fn check_topics(config: &GatewayConfig) -> anyhow::Result<()> {
+    let kafka = config.kafka.clone();
+    let topics = [
+        config.producer.topic.clone(),
+        config.producer.rejected_topic.clone(),
+        config.auth.keys_topic.clone(),
+        config.plugins.topic.clone(),
+        config.plugins.blobs_topic.clone(),
+        config.schemas.topic.clone(),
+    ];
+    let answer = tokio::task::spawn_blocking(move || {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        producer::replication(&kafka, &names, std::time::Duration::from_secs(3))
+    })
+    .await?;
+    match answer {
+        Some((brokers, found)) => {
+            producer::check_replication(&found, brokers, config.producer.min_replicas)
+                .map_err(|err| anyhow::anyhow!("{err}"))
+        }
+        None => {
+            tracing::warn!("Kafka did not answer at start; topic replication not checked");
+            Ok(())
+        }
+    }
+}
+
 /// Builds the production state (Kafka producer, configured keys) and serves HTTP on
 /// `listener` until `shutdown` completes.
 pub async fn serve(
@@ -61,6 +90,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    check_topics(&config).await?;
     let producer = Arc::new(producer::KafkaProducer::new(
         &config.kafka,
         &config.producer,

@@ -196,6 +196,75 @@ impl EventProducer for KafkaProducer {
     }
 }
 
+/// Why a topic cannot be used as it is.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnderReplicated {
+    pub topic: String,
+    pub replicas: usize,
+    pub required: usize,
+    pub brokers: usize,
+}
+
+impl std::fmt::Display for UnderReplicated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "topic `{}` has partitions with {} replica(s), fewer than the {} required (producer.min_replicas; \
+             0 requires as many as the cluster's {} broker(s), up to 3): recreate it with more replicas, \
+             or set producer.min_replicas to {} to accept it",
+            self.topic, self.replicas, self.required, self.brokers, self.replicas
+        )
+    }
+}
+
+/// The replicas `topics` must have given `min_replicas` (0: the brokers, up
+/// to 3), checked against what Kafka reports: `(topic, fewest replicas of
+/// its partitions)` for each topic that exists. Topics that do not exist are
+/// not judged here (producing to them fails on its own).
+pub fn check_replication(
+    found: &[(String, usize)],
+    brokers: usize,
+    min_replicas: u32,
+) -> Result<(), UnderReplicated> {
+    let required = match min_replicas {
+        0 => brokers.clamp(1, 3),
+        n => n as usize,
+    };
+    match found.iter().find(|(_, replicas)| *replicas < required) {
+        Some((topic, replicas)) => Err(UnderReplicated {
+            topic: topic.clone(),
+            replicas: *replicas,
+            required,
+            brokers,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Asks Kafka how many brokers it has and how many replicas each of
+/// `topics` has (the fewest over its partitions). Blocking. `None` when Kafka
+/// does not answer within `timeout`: the check is then left to a later start
+/// (the gateway does not wait for Kafka to start).
+pub fn replication(
+    kafka: &KafkaSettings,
+    topics: &[&str],
+    timeout: Duration,
+) -> Option<(usize, Vec<(String, usize)>)> {
+    use rdkafka::consumer::Consumer as _;
+    let consumer: rdkafka::consumer::BaseConsumer = kafka.client_config().create().ok()?;
+    let metadata = consumer.fetch_metadata(None, timeout).ok()?;
+    let found = metadata
+        .topics()
+        .iter()
+        .filter(|t| topics.contains(&t.name()) && !t.partitions().is_empty())
+        .map(|t| {
+            let fewest = t.partitions().iter().map(|p| p.replicas().len()).min();
+            (t.name().to_owned(), fewest.unwrap_or(0))
+        })
+        .collect();
+    Some((metadata.brokers().len(), found))
+}
+
 /// An in-memory producer for unit tests of the HTTP layer. It can be told to fail.
 #[derive(Debug, Default)]
 pub struct MemoryProducer {
@@ -277,5 +346,28 @@ pub async fn watch_readiness(
             tracing::info!(reachable, "Kafka reachability changed");
         }
         readiness.set_backend_reachable(reachable);
+    }
+}
+
+#[cfg(test)]
+mod replication_tests {
+    use super::*;
+
+    #[test]
+    fn topics_with_fewer_replicas_than_required_are_refused_naming_the_setting() {
+        let found = vec![("events.raw".to_owned(), 3), ("sluice.keys".to_owned(), 1)];
+        // Three brokers: 3 required by default.
+        let err = check_replication(&found, 3, 0).unwrap_err();
+        assert_eq!(
+            (err.topic.as_str(), err.replicas, err.required),
+            ("sluice.keys", 1, 3)
+        );
+        assert!(err.to_string().contains("producer.min_replicas"), "{err}");
+        // One broker: one replica is all there can be.
+        assert!(check_replication(&found, 1, 0).is_ok());
+        // Five brokers: still 3 by default; an explicit setting wins.
+        assert!(check_replication(&[("t".to_owned(), 3)], 5, 0).is_ok());
+        assert!(check_replication(&found, 3, 1).is_ok());
+        assert!(check_replication(&found, 1, 2).is_err());
     }
 }

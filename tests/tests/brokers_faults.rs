@@ -151,6 +151,28 @@ async fn a_killed_leader_a_controlled_shutdown_and_two_brokers_down_lose_and_dou
             .await
             .unwrap()
             .unwrap();
+    // Topics with one replica on three brokers: the gateway refuses to
+    // start (naming the setting) rather than promise events one broker can
+    // lose.
+    let thin = TestTopics::create_on(stack.kafka(), 1, 1).await.unwrap();
+    let mut config = thin.gateway_config(KEY, "team-thin");
+    config.kafka = stack.kafka();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(60),
+        sluice_gateway::serve(config, listener, std::future::pending()),
+    )
+    .await
+    .expect("refused at start, not served")
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("producer.min_replicas")
+            && refused.contains("1 replica(s), fewer than the 3 required"),
+        "{refused}"
+    );
+    drop(thin);
+
     let topics = TestTopics::create_on(stack.kafka(), 6, 3).await.unwrap();
     let mut config = topics.gateway_config(KEY, "team-brokers");
     config.kafka = stack.kafka();

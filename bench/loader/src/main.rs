@@ -77,6 +77,16 @@ struct Args {
     /// Splice the results into this Markdown file's loader section.
     #[arg(long)]
     doc: Option<PathBuf>,
+    /// Also load into a ClickHouse cluster: each shard's replica URLs,
+    /// replicas separated by `,`, shards by `;` (shard 1 first).
+    #[arg(long)]
+    cluster_shards: Option<String>,
+    /// The cluster's name in `remote_servers`.
+    #[arg(long, default_value = "sluice")]
+    cluster_name: String,
+    /// pids of the cluster's ClickHouse nodes, for their CPU seconds.
+    #[arg(long, value_delimiter = ',')]
+    cluster_pids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +135,9 @@ pub struct Results {
     pub freshness_s: [f64; 4],
     pub cpus: usize,
     pub load_average: String,
+    /// The default load into the ClickHouse cluster (`--cluster-shards`),
+    /// with the cluster's shape; ClickHouse CPU summed over its nodes.
+    pub cluster: Option<(String, Phase)>,
 }
 
 fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
@@ -361,9 +374,33 @@ fn start_loader(
     compression: &str,
     dedup_window_secs: Option<u32>,
 ) -> anyhow::Result<LoaderProcess> {
+    start_loader_with(
+        args,
+        topic,
+        database,
+        listen,
+        compression,
+        dedup_window_secs,
+        &[],
+    )
+}
+
+/// [`start_loader`] with extra environment (the cluster settings).
+fn start_loader_with(
+    args: &Args,
+    topic: &str,
+    database: &str,
+    listen: std::net::SocketAddr,
+    compression: &str,
+    dedup_window_secs: Option<u32>,
+    env: &[(&str, String)],
+) -> anyhow::Result<LoaderProcess> {
     let mut command = Command::new(&args.loader_bin);
     if let Some(window) = dedup_window_secs {
         command.env("SLUICE_LOADER_DEDUP__WINDOW_SECS", window.to_string());
+    }
+    for (key, value) in env {
+        command.env(key, value);
     }
     let child = command
         .env("SLUICE_LOADER_LISTEN", listen.to_string())
@@ -487,6 +524,104 @@ async fn bulk_load(
     Ok((phase, profile, loader, metrics))
 }
 
+/// Each shard's replica URLs from `--cluster-shards`.
+fn cluster_shards(text: &str) -> Vec<Vec<String>> {
+    text.split(';')
+        .map(|shard| shard.split(',').map(|url| url.trim().to_owned()).collect())
+        .collect()
+}
+
+/// The default load (LZ4, deduplication on) into the ClickHouse cluster:
+/// until `events_all` holds every event; ClickHouse CPU over all its nodes.
+async fn cluster_load(
+    args: &Args,
+    topic: &str,
+    database: &str,
+    shards_text: &str,
+) -> anyhow::Result<(String, Phase)> {
+    let shards = cluster_shards(shards_text);
+    let first = shards
+        .first()
+        .and_then(|s| s.first())
+        .context("--cluster-shards names no node")?
+        .clone();
+    let nodes_cpu = || -> Option<f64> {
+        args.cluster_pids
+            .iter()
+            .map(|pid| cpu_seconds(Some(*pid)))
+            .sum::<Option<f64>>()
+    };
+    let toml = format!(
+        "[{}]",
+        shards
+            .iter()
+            .map(|replicas| format!(
+                "[{}]",
+                replicas
+                    .iter()
+                    .map(|u| format!("\"{u}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let env = [
+        ("SLUICE_LOADER_CLICKHOUSE__SHARDS", toml),
+        (
+            "SLUICE_LOADER_CLICKHOUSE__CLUSTER",
+            args.cluster_name.clone(),
+        ),
+    ];
+    let ch0 = nodes_cpu();
+    let t0 = Instant::now();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let loader = start_loader_with(args, topic, database, listen, "lz4", None, &env)?;
+    let pid = loader.0.id();
+    let cpu0 = cpu_seconds(Some(pid));
+    let http = reqwest::Client::new();
+    let count = format!("SELECT count() FROM {database}.events_all");
+    loop {
+        let stored: u64 = match http.post(&first).body(count.clone()).send().await {
+            Ok(response) if response.status().is_success() => {
+                response.text().await?.trim().parse().unwrap_or(0)
+            }
+            _ => 0,
+        };
+        if stored >= args.events {
+            break;
+        }
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(900),
+            "loader into the cluster: {stored} of {} after 900 s",
+            args.events
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let phase = Phase {
+        name: "sluice-loader into the ClickHouse cluster (same load, clickhouse.shards)".into(),
+        rows: args.events,
+        wall_s: t0.elapsed().as_secs_f64(),
+        cpu_s: delta(cpu0, cpu_seconds(Some(pid))),
+        clickhouse_cpu_s: delta(ch0, nodes_cpu()),
+    };
+    drop(loader);
+    let shape = format!(
+        "{} shards × {} replicas",
+        shards.len(),
+        shards.first().map_or(0, Vec::len)
+    );
+    let _ = http
+        .post(&first)
+        .body(format!(
+            "DROP DATABASE IF EXISTS {database} ON CLUSTER {}",
+            args.cluster_name
+        ))
+        .send()
+        .await;
+    Ok((shape, phase))
+}
+
 /// A second loader on a loaded database (its own group, so it reads the
 /// topic from the start and skips it all by `loader_progress`): the time
 /// until its deduplication state holds every stored event, rebuilt from
@@ -563,6 +698,16 @@ async fn main() -> anyhow::Result<()> {
     let mut samples = freshness(&args, &kafka, &topic, &loader_db).await?;
     drop(loads.running);
     samples.sort_by(f64::total_cmp);
+    let cluster = match &args.cluster_shards {
+        Some(shards) => {
+            eprintln!("loader: bulk load into the ClickHouse cluster");
+            let loaded =
+                cluster_load(&args, &topic, &format!("{loader_db}_cluster"), shards).await?;
+            eprintln!("  {:.2} s", loaded.1.wall_s);
+            Some(loaded)
+        }
+        None => None,
+    };
 
     let results = Results {
         measured_at: sluice_core::Timestamp::now().to_rfc3339(),
@@ -598,6 +743,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_default()
             .trim()
             .to_owned(),
+        cluster,
     };
 
     let http = reqwest::Client::new();

@@ -9,6 +9,8 @@ pub const END_MARKER: &str = "<!-- END GENERATED LOADER RESULTS -->";
 
 /// Goals of issue 5: rows/s of one loader, and freshness p99.
 const GOAL_ROWS: f64 = 150_000.0;
+/// Goal of the cluster issue: one loader into the 2×2 cluster.
+const GOAL_CLUSTER_ROWS: f64 = 100_000.0;
 const STRETCH_ROWS: f64 = 300_000.0;
 const GOAL_P99_S: f64 = 5.0;
 
@@ -75,10 +77,20 @@ fn write_goals(out: &mut String, r: &Results) {
     );
     let _ = writeln!(
         out,
-        "| freshness p99 < {GOAL_P99_S:.0} s (ack → queryable) | p99 {p99:.2} s at {} events/s | {} |\n",
+        "| freshness p99 < {GOAL_P99_S:.0} s (ack → queryable) | p99 {p99:.2} s at {} events/s | {} |",
         r.fresh_rate,
         verdict(p99 < GOAL_P99_S)
     );
+    if let Some((shape, cluster)) = &r.cluster {
+        let rows = rate(cluster);
+        let _ = writeln!(
+            out,
+            "| one loader into the ClickHouse cluster ≥ {GOAL_CLUSTER_ROWS:.0} rows/s | {rows:.0} rows/s into {shape} ({:.2}× the same load into one server; every node on these same cores) | {} |",
+            rows / loader,
+            verdict(rows >= GOAL_CLUSTER_ROWS)
+        );
+    }
+    out.push('\n');
 }
 
 /// One row per phase, each against its baseline.
@@ -105,6 +117,13 @@ fn write_phases(out: &mut String, r: &Results) {
         ),
         (&r.rebuild, None),
     ];
+    let cluster = r.cluster.as_ref().map(|(_, phase)| {
+        (
+            phase,
+            Some((rate(&r.loader), "the same load into one server")),
+        )
+    });
+    let rows = rows.into_iter().chain(cluster);
     for (phase, baseline) in rows {
         let versus = baseline.map_or_else(
             || "1.00×".to_owned(),
@@ -134,7 +153,7 @@ fn write_insert_time(out: &mut String, r: &Results) {
     if let (Some(insert_s), Some(inserts)) = (r.loader_insert_s, r.loader_inserts) {
         let _ = writeln!(
             out,
-            "\nWhere the loader's time went: its {inserts:.0} INSERTs (RowBinary encoding and LZ4 streamed to the server, and the server's answer) took {insert_s:.2} s of its {:.2} s wall time ({:.0}%); the rest is start-up, consuming and JSON decoding ({:.2} s CPU in all). One batch at a time is stored by its own task while the loop keeps consuming and filling the next, so consuming and decoding overlap the INSERT in flight.",
+            "\nWhere the loader's time went: its {inserts:.0} INSERTs (RowBinary encoding and LZ4 streamed to the server, and the server's answer) took {insert_s:.2} s of its {:.2} s wall time ({:.0}%); the rest is start-up, consuming and JSON decoding ({:.2} s CPU in all). One batch at a time per ClickHouse shard (here one server) is stored by its own task while the loop keeps consuming and filling the next, so consuming and decoding overlap the INSERT in flight.",
             r.loader.wall_s,
             100.0 * insert_s / r.loader.wall_s,
             r.loader.cpu_s.unwrap_or(f64::NAN)
