@@ -20,8 +20,10 @@
 //!    `insert_deduplication_token = topic:partition:first-last`, so even a
 //!    duplicate insert by a revoked instance is dropped by ClickHouse.
 //! 6. Rebalancing is eager (all partitions revoked before any is assigned).
-//!    One batch at a time is stored by its own task while the loop keeps
-//!    consuming; a revocation of its partition blocks (in the rebalance
+//!    One batch at a time per ClickHouse shard is stored by its own task
+//!    while the loop keeps consuming (a partition is always on the same
+//!    shard, so its batches stay in offset order); a revocation of its
+//!    partition blocks (in the rebalance
 //!    callback) until that batch is stored, so a revoked partition's insert
 //!    has finished before its new owner reads `loader_progress`.
 //!
