@@ -132,13 +132,16 @@ type Joined = Result<anyhow::Result<Option<(i32, i64)>>, tokio::task::JoinError>
 /// Resolves when a batch in flight is stored, with its shard; never when
 /// there is none.
 async fn stored(loading: &mut HashMap<usize, Loading>) -> (usize, Joined) {
-    if loading.is_empty() {
-        return std::future::pending().await;
-    }
-    let tasks = loading
-        .iter_mut()
-        .map(|(shard, loading)| Box::pin(async move { (*shard, (&mut loading.task).await) }));
-    futures::future::select_all(tasks).await.0
+    // Polled in place: this runs once per record received, so no allocation.
+    std::future::poll_fn(|cx| {
+        for (shard, loading) in loading.iter_mut() {
+            if let std::task::Poll::Ready(joined) = std::pin::Pin::new(&mut loading.task).poll(cx) {
+                return std::task::Poll::Ready((*shard, joined));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 impl std::fmt::Debug for Loader {
