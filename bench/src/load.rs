@@ -68,8 +68,9 @@ impl Target {
 
     /// The same client aimed at another ingest route of the gateway, sending
     /// the key the way that route's SDK does: Bearer (native), HTTP Basic with
-    /// the key as user (Segment), or in the body (PostHog: no header).
-    pub fn for_route(&self, route: Route, api_key: &str) -> anyhow::Result<Self> {
+    /// the key as user (Segment), or in the body (PostHog: no header); the
+    /// path is the one requests of `batch` events go to ([`Route::path`]).
+    pub fn for_route(&self, route: Route, batch: usize, api_key: &str) -> anyhow::Result<Self> {
         let authorization = match route {
             Route::Native => self.authorization.clone(),
             Route::Segment => Some(
@@ -83,7 +84,7 @@ impl Target {
         };
         Ok(Self {
             client: self.client.clone(),
-            events_url: format!("{}{}", self.base_url, route.path()),
+            events_url: format!("{}{}", self.base_url, route.path(batch)),
             base_url: self.base_url.clone(),
             authorization,
         })

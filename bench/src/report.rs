@@ -545,8 +545,12 @@ pub fn render_sdk_routes(r: &SdkRouteResults) -> String {
             p50_p99(&raw.latency),
             statuses(raw),
         );
-        let rows = std::iter::once(("native", &round.native))
-            .chain(round.routes.iter().map(|rr| (rr.route.name(), &rr.run)));
+        let rows = std::iter::once(("native".to_owned(), &round.native)).chain(
+            round.routes.iter().map(|rr| {
+                let path = rr.route.path(round.batch);
+                (format!("{} `{path}`", rr.route.name()), &rr.run)
+            }),
+        );
         for (name, run) in rows {
             let processing = run
                 .server
@@ -819,7 +823,7 @@ mod tests {
         assert_eq!(goals[0].verdict, Verdict::NotMet, "{goals:?}");
         assert_eq!(goals[1].verdict, Verdict::NotMet, "{goals:?}");
         let md = render_sdk_routes(&results);
-        assert!(md.contains("| segment |"), "{md}");
+        assert!(md.contains("| segment `/v1/batch` |"), "{md}");
     }
 
     #[test]

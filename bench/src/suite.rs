@@ -373,9 +373,9 @@ pub async fn throughput(
             eprintln!(
                 "==> round {round}/{rounds}, batch {batch}: {} route {}, {concurrency} clients",
                 route.name(),
-                route.path()
+                route.path(batch)
             );
-            let target = target.for_route(route, &subject.api_key)?;
+            let target = target.for_route(route, batch, &subject.api_key)?;
             let count = concurrency.max(workload.len() / batch.max(1)).max(4);
             let bodies = Arc::new(workload.route_bodies(route, batch, count, &subject.api_key)?);
             load::closed_loop(&target, &bodies, concurrency, options.warmup).await;

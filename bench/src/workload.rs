@@ -263,23 +263,30 @@ impl Workload {
 }
 
 /// Where the generated events are sent: the native API, or one of the
-/// drop-in SDK routes with the same events in that SDK's shape.
+/// drop-in SDK routes with the same events in that SDK's shape. One event
+/// goes where browsers send one: analytics.js to `/v1/track`, posthog-js to
+/// `/e/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     Native,
-    /// `POST /v1/batch` as `@segment/analytics-node` sends it (Basic auth).
+    /// `POST /v1/batch` as `@segment/analytics-node` sends it (Basic auth);
+    /// one event: `POST /v1/track` with the message as the body.
     Segment,
-    /// `POST /batch/` as `posthog-node` sends it (`api_key` in the body).
+    /// `POST /batch/` as `posthog-node` sends it (`api_key` in the body);
+    /// one event: `POST /e/`, the same body, as posthog-js sends it.
     PostHog,
 }
 
 impl Route {
-    pub fn path(self) -> &'static str {
-        match self {
-            Self::Native => "/v1/events",
-            Self::Segment => "/v1/batch",
-            Self::PostHog => "/batch/",
+    /// The path a request of `batch` events goes to.
+    pub fn path(self, batch: usize) -> &'static str {
+        match (self, batch) {
+            (Self::Native, _) => "/v1/events",
+            (Self::Segment, 1) => "/v1/track",
+            (Self::Segment, _) => "/v1/batch",
+            (Self::PostHog, 1) => "/e/",
+            (Self::PostHog, _) => "/batch/",
         }
     }
 
@@ -311,6 +318,8 @@ impl Workload {
     /// context as `context`; a PostHog capture with the context's fields as
     /// `$`-prefixed properties, as posthog-js and posthog-node send device
     /// data), with the batch's send time, and for PostHog the key in the body.
+    /// A Segment request of one event is the message itself, with its own
+    /// `sentAt`.
     pub fn route_bodies(
         &self,
         route: Route,
@@ -360,6 +369,15 @@ impl Workload {
             })
             .collect::<anyhow::Result<Vec<String>>>()?;
         let n = messages.len();
+        if route == Route::Segment && batch == 1 {
+            return (0..count)
+                .map(|i| {
+                    let mut message: Value = serde_json::from_str(&messages[i % n])?;
+                    message["sentAt"] = Value::from(sent_at.as_str());
+                    Ok(Bytes::from(serde_json::to_string(&message)?))
+                })
+                .collect();
+        }
         let (head, tail) = match route {
             Route::PostHog => (
                 format!(
@@ -434,6 +452,13 @@ mod tests {
             assert_eq!(p["properties"]["$device"], event["context"]["device"]);
             assert_eq!(p["properties"]["sku"], event["properties"]["sku"]);
         }
+        let single = &workload.route_bodies(Route::Segment, 1, 1, "sk_x").unwrap()[0];
+        let single: Value = serde_json::from_slice(single).unwrap();
+        assert_eq!(single["messageId"], native["events"][0]["event_id"]);
+        assert!(single["sentAt"].is_string());
+        assert_eq!(Route::Segment.path(1), "/v1/track");
+        assert_eq!(Route::PostHog.path(1), "/e/");
+        assert_eq!(Route::PostHog.path(100), "/batch/");
         assert_eq!("posthog".parse::<Route>(), Ok(Route::PostHog));
         assert!("mixpanel".parse::<Route>().is_err());
     }

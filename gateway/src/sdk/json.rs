@@ -1,7 +1,8 @@
 //! Borrowed JSON for translation: an SDK body is read once into slices of
-//! the request's own bytes (one level of an object at a time, every value
-//! kept as its [`RawValue`] text), the few mapped fields are read from
-//! those slices, and the native event is written once from them. No
+//! the request's own bytes (its top level and each message's fields where
+//! they stand, Segment's `context` one level deeper, every value kept as
+//! its [`RawValue`] text), the few mapped fields are read from those
+//! slices, and the native event is written once from them. No
 //! `serde_json::Value` tree is built on the way (`shared/FACTS.md`: a
 //! value tree costs several times what borrowed decoding does).
 //!
@@ -22,7 +23,7 @@ use crate::error::ApiError;
 #[derive(Debug)]
 pub enum Doc<'a> {
     Object(Object<'a>),
-    Array(Vec<&'a RawValue>),
+    Array(Vec<Message<'a>>),
     /// A string, number, boolean or null.
     Other,
 }
@@ -31,8 +32,114 @@ pub enum Doc<'a> {
 /// pass as the rest of the body (last copy wins, as for any name).
 #[derive(Debug)]
 pub enum Batch<'a> {
-    Array(Vec<&'a RawValue>),
+    Array(Vec<Message<'a>>),
     NotAnArray,
+}
+
+/// One SDK message as the body carried it: its text and, when it is a JSON
+/// object, its fields, both read in the body's own pass.
+#[derive(Debug)]
+pub struct Message<'a> {
+    sent: Sent<'a>,
+    fields: Option<Object<'a>>,
+    /// The member [`OPENED`], when the body was read with it opened (it is
+    /// then not among `fields`).
+    opened: Option<Opened<'a>>,
+}
+
+/// The member a protocol may have read one level deeper in the body's own
+/// pass: Segment's `context`, whose fields translation copies around its
+/// own `context.segment`, so its text need not be read a second time.
+pub const OPENED: &str = "context";
+
+/// What an opened member held.
+#[derive(Debug)]
+pub enum Opened<'a> {
+    Object(Object<'a>),
+    Null,
+    /// Any other value; its text is read again from the message if needed.
+    Other,
+}
+
+impl<'a> Message<'a> {
+    /// A message read as raw text; its fields are read from that text.
+    pub fn from_raw(raw: &'a RawValue) -> Self {
+        Self {
+            sent: Sent::Raw(raw),
+            fields: Object::parse(raw),
+            opened: None,
+        }
+    }
+
+    /// A whole body that is one message object, its fields already read.
+    pub fn whole(json: &'a [u8], fields: Object<'a>) -> Self {
+        let start = skip_whitespace(json, 0);
+        let end = json.len()
+            - json[start..]
+                .iter()
+                .rev()
+                .take_while(|b| is_whitespace(**b))
+                .count();
+        Self {
+            sent: Sent::Text(&json[start..end]),
+            fields: Some(fields),
+            opened: None,
+        }
+    }
+
+    /// Its fields; `None` when the message is not a JSON object.
+    pub fn fields(&self) -> Option<&Object<'a>> {
+        self.fields.as_ref()
+    }
+
+    pub fn sent(&self) -> Sent<'a> {
+        self.sent
+    }
+
+    /// The member [`OPENED`] if it was read opened; `None` if it was not
+    /// (it is then among the fields, if the message has it).
+    pub fn opened(&self) -> Option<&Opened<'a>> {
+        self.opened.as_ref()
+    }
+
+    /// All the message's fields, the opened member among them as sent:
+    /// read again from its text (only a refused message needs them).
+    pub fn all_fields(&self) -> Option<Object<'a>> {
+        match self.sent.raw() {
+            Cow::Borrowed(raw) => Object::parse(raw),
+            Cow::Owned(_) => None,
+        }
+    }
+}
+
+/// A message's text as sent, for a dead-letter copy.
+#[derive(Debug, Clone, Copy)]
+pub enum Sent<'a> {
+    Raw(&'a RawValue),
+    /// Exactly one JSON value: the body's parse took it as one.
+    Text(&'a [u8]),
+}
+
+impl<'a> Sent<'a> {
+    /// As raw JSON. The text of an object read field by field is checked
+    /// again here, which only a refused message pays.
+    pub fn raw(self) -> Cow<'a, RawValue> {
+        match self {
+            Self::Raw(raw) => Cow::Borrowed(raw),
+            Self::Text(text) => match serde_json::from_slice::<&RawValue>(text) {
+                Ok(raw) => Cow::Borrowed(raw),
+                // Unreachable (the same bytes parsed before); `null` rather
+                // than a panic if it ever were not.
+                Err(_) => Cow::Owned(Box::<RawValue>::default()),
+            },
+        }
+    }
+}
+
+impl<'a> From<&'a RawValue> for Sent<'a> {
+    fn from(raw: &'a RawValue) -> Self {
+        Self::Raw(raw)
+    }
 }
 
 impl<'a> Doc<'a> {
@@ -41,7 +148,16 @@ impl<'a> Doc<'a> {
     /// that is not JSON gets the error the `Value` parser gave before (same
     /// message, same position): the borrowed parse only decides that it
     /// failed.
-    pub fn parse_body(json: &'a [u8]) -> Result<(Self, Option<Batch<'a>>), ApiError> {
+    ///
+    /// With `open_context`, each message of a `batch` or top-level array
+    /// has its member [`OPENED`] read opened (see [`Message::opened`]).
+    pub fn parse_body(
+        json: &'a [u8],
+        open_context: bool,
+    ) -> Result<(Self, Option<Batch<'a>>), ApiError> {
+        if let Some(parsed) = read_body(json, open_context) {
+            return Ok(parsed);
+        }
         match serde_json::from_slice(json) {
             Ok(Body(doc, batch)) => Ok((doc, batch)),
             Err(err) => {
@@ -52,6 +168,224 @@ impl<'a> Doc<'a> {
             }
         }
     }
+}
+
+/// The body's usual shapes (an object, perhaps with a `batch` array, or an
+/// array) read in one pass: each message is read field by field where it
+/// stands, and its text is kept as the span it took, instead of being
+/// skipped over as raw text first and read again. serde_json reads every
+/// value, name and message; only the punctuation between them is followed
+/// here. The body is checked as UTF-8 once, as the native route does, so
+/// that serde_json need not check each string and raw value again. `None`
+/// for anything else, valid or not (not UTF-8, a scalar body, a `batch` that
+/// is not an array, a syntax error): [`Doc::parse_body`] then reads the body
+/// the general way, which gives the same result and the same errors.
+fn read_body(json: &[u8], open_context: bool) -> Option<(Doc<'_>, Option<Batch<'_>>)> {
+    let text = std::str::from_utf8(json).ok()?;
+    let start = skip_whitespace(json, 0);
+    let (doc, batch, end) = match json.get(start)? {
+        b'{' => {
+            let (object, batch, end) = read_object(text, start, open_context)?;
+            (Doc::Object(object), batch, end)
+        }
+        b'[' => {
+            let (messages, end) = read_messages(text, start, open_context)?;
+            (Doc::Array(messages), None, end)
+        }
+        _ => return None,
+    };
+    (skip_whitespace(json, end) == json.len()).then_some((doc, batch))
+}
+
+/// The object that opens at `text[open]`, its `batch` array apart (as
+/// [`Body`] reads it), and the index after it.
+fn read_object(
+    text: &str,
+    open: usize,
+    open_context: bool,
+) -> Option<(Object<'_>, Option<Batch<'_>>, usize)> {
+    let json = text.as_bytes();
+    let mut object = Object(Vec::with_capacity(8));
+    let mut batch = None;
+    let mut at = skip_whitespace(json, open + 1);
+    if json.get(at) == Some(&b'}') {
+        return Some((object, None, at + 1));
+    }
+    loop {
+        if json.get(at) != Some(&b'"') {
+            return None;
+        }
+        let (Name(name), len) = value_at::<Name<'_>>(text.get(at..)?)?;
+        at = skip_whitespace(json, at + len);
+        if json.get(at) != Some(&b':') {
+            return None;
+        }
+        at = skip_whitespace(json, at + 1);
+        if name == "batch" {
+            if json.get(at) != Some(&b'[') {
+                return None;
+            }
+            let (messages, end) = read_messages(text, at, open_context)?;
+            batch = Some(Batch::Array(messages));
+            at = end;
+        } else {
+            let (value, len) = value_at::<&RawValue>(text.get(at..)?)?;
+            object.insert(name, value);
+            at += len;
+        }
+        at = skip_whitespace(json, at);
+        match json.get(at)? {
+            b',' => at = skip_whitespace(json, at + 1),
+            b'}' => return Some((object, batch, at + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// The array of messages that opens at `text[open]`, and the index after it.
+fn read_messages(text: &str, open: usize, open_context: bool) -> Option<(Vec<Message<'_>>, usize)> {
+    let json = text.as_bytes();
+    // About one message per kilobyte: a batch grows its vector a few times
+    // at most, and a single event does not pay for a hundred.
+    let mut messages = Vec::with_capacity(((json.len() - open) / 1024).clamp(1, 1024));
+    let mut at = skip_whitespace(json, open + 1);
+    if json.get(at) == Some(&b']') {
+        return Some((messages, at + 1));
+    }
+    loop {
+        let rest = text.get(at..)?;
+        let message = match rest.as_bytes().first() {
+            Some(b'{') if open_context => {
+                let (OpeningContext(fields, opened), len) = value_at::<OpeningContext<'_>>(rest)?;
+                at += len;
+                Message {
+                    sent: Sent::Text(&rest.as_bytes()[..len]),
+                    fields: Some(fields),
+                    opened,
+                }
+            }
+            Some(b'{') => {
+                let (Doc::Object(fields), len) = value_at::<Doc<'_>>(rest)? else {
+                    return None;
+                };
+                at += len;
+                Message {
+                    sent: Sent::Text(&rest.as_bytes()[..len]),
+                    fields: Some(fields),
+                    opened: None,
+                }
+            }
+            _ => {
+                let (raw, len) = value_at::<&RawValue>(rest)?;
+                at += len;
+                Message {
+                    sent: Sent::Raw(raw),
+                    fields: None,
+                    opened: None,
+                }
+            }
+        };
+        messages.push(message);
+        at = skip_whitespace(json, at);
+        match json.get(at)? {
+            b',' => at = skip_whitespace(json, at + 1),
+            b']' => return Some((messages, at + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// A message object with its member [`OPENED`] read opened (the last
+/// copy, as for any name) and left out of its fields.
+struct OpeningContext<'a>(Object<'a>, Option<Opened<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for OpeningContext<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MessageVisitor;
+        impl<'de> Visitor<'de> for MessageVisitor {
+            type Value = OpeningContext<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut object = Object(Vec::with_capacity(16));
+                let mut opened = None;
+                while let Some(Name(name)) = map.next_key()? {
+                    if name == OPENED {
+                        opened = Some(map.next_value::<OpenedValue<'de>>()?.0);
+                    } else {
+                        object.insert(name, map.next_value()?);
+                    }
+                }
+                Ok(OpeningContext(object, opened))
+            }
+        }
+        deserializer.deserialize_map(MessageVisitor)
+    }
+}
+
+/// An opened member's value (any JSON value).
+struct OpenedValue<'a>(Opened<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for OpenedValue<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OpenedVisitor;
+        impl<'de> Visitor<'de> for OpenedVisitor {
+            type Value = OpenedValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                match DocVisitor.visit_map(map)? {
+                    Doc::Object(object) => Ok(OpenedValue(Opened::Object(object))),
+                    _ => Ok(OpenedValue(Opened::Other)),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(OpenedValue(Opened::Other))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OpenedValue(Opened::Null))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(OpenedValue(Opened::Other))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(OpenedValue(Opened::Other))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(OpenedValue(Opened::Other))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(OpenedValue(Opened::Other))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(OpenedValue(Opened::Other))
+            }
+        }
+        deserializer.deserialize_any(OpenedVisitor)
+    }
+}
+
+/// The JSON value at the start of `text` (no whitespace before it), and
+/// how many bytes it took; `None` when it is not a `T`.
+fn value_at<'a, T: Deserialize<'a>>(text: &'a str) -> Option<(T, usize)> {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<T>();
+    let value = stream.next()?.ok()?;
+    Some((value, stream.byte_offset()))
+}
+
+/// JSON's four whitespace bytes, as serde_json skips them.
+fn is_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\n' | b'\t' | b'\r')
+}
+
+/// The index of the first byte at or after `from` that is not whitespace.
+fn skip_whitespace(json: &[u8], from: usize) -> usize {
+    from + json.get(from..).map_or(0, |rest| {
+        rest.iter().take_while(|b| is_whitespace(**b)).count()
+    })
 }
 
 struct Body<'a>(Doc<'a>, Option<Batch<'a>>);
@@ -116,7 +450,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for BatchValue<'a> {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(128));
                 while let Some(item) = seq.next_element()? {
-                    items.push(item);
+                    items.push(Message::from_raw(item));
                 }
                 Ok(BatchValue(Batch::Array(items)))
             }
@@ -262,16 +596,19 @@ fn might_refuse(text: &[u8]) -> bool {
 fn next_quote_or_backslash(text: &[u8], from: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    // The high bit of each zero byte of `x` (and perhaps of bytes above one).
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let mut i = from;
     while let Some(chunk) = text.get(i..i + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
-        if has_zero_byte(word ^ (ONES * u64::from(b'"')))
-            || has_zero_byte(word ^ (ONES * u64::from(b'\\')))
-        {
-            break;
+        let found = zero_bytes(word ^ (ONES * u64::from(b'"')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            // The lowest marked byte is exact (only the bytes above a zero
+            // byte can be marked wrongly), and the bytes are little-endian.
+            return i + (found.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
@@ -347,7 +684,7 @@ impl<'de> Visitor<'de> for DocVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(16));
         while let Some(item) = seq.next_element()? {
-            items.push(item);
+            items.push(Message::from_raw(item));
         }
         Ok(Doc::Array(items))
     }
@@ -596,7 +933,8 @@ mod tests {
         let huge = r#"{"batch":[{"p":1e400}]}"#;
         let long = format!("{{\"batch\":[{{\"p\":{}}}]}}", "9".repeat(400));
         for body in [deep.as_str(), surrogate, low, huge, long.as_str()] {
-            let Ok((Doc::Object(_), Some(Batch::Array(_)))) = Doc::parse_body(body.as_bytes())
+            let Ok((Doc::Object(_), Some(Batch::Array(_)))) =
+                Doc::parse_body(body.as_bytes(), false)
             else {
                 panic!("the borrowed parse refused {body}");
             };
@@ -655,10 +993,122 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_json_gets_the_value_parsers_error() {
-        let Err(ApiError::MalformedJson(message)) = Doc::parse_body(b"{\"a\":[1,") else {
+        let Err(ApiError::MalformedJson(message)) = Doc::parse_body(b"{\"a\":[1,", false) else {
             panic!("not malformed");
         };
         let expected = serde_json::from_slice::<serde_json::Value>(b"{\"a\":[1,").unwrap_err();
         assert_eq!(message, expected.to_string());
+    }
+
+    /// A message as the general reading sees it: its text and every field
+    /// (an opened `context` put back as the text it was read from).
+    fn seen(message: &Message<'_>) -> (String, Option<Vec<(String, String)>>) {
+        let text = message.sent().raw().get().to_owned();
+        let Some(fields) = message.fields() else {
+            return (text, None);
+        };
+        let mut all: Vec<(String, String)> = fields
+            .iter()
+            .map(|(name, value)| (name.to_owned(), value.get().to_owned()))
+            .collect();
+        if let Some(opened) = message.opened() {
+            // The opened member agrees with the message's own text.
+            let again = message.all_fields().unwrap();
+            let sent = again.get(OPENED).unwrap();
+            match opened {
+                Opened::Object(members) => {
+                    let members: Vec<_> = members.iter().map(|(n, v)| (n, v.get())).collect();
+                    let sent_members = Object::parse(sent).unwrap();
+                    let expected: Vec<_> = sent_members.iter().map(|(n, v)| (n, v.get())).collect();
+                    assert_eq!(members, expected);
+                }
+                Opened::Null => assert!(is_null(sent)),
+                Opened::Other => assert!(!is_null(sent) && Object::parse(sent).is_none()),
+            }
+            all = again
+                .iter()
+                .map(|(name, value)| (name.to_owned(), value.get().to_owned()))
+                .collect();
+        }
+        (text, Some(all))
+    }
+
+    type Seen = (
+        Vec<(String, String)>,
+        Vec<(String, Option<Vec<(String, String)>>)>,
+    );
+
+    fn summary(doc: &Doc<'_>, batch: Option<&Batch<'_>>) -> Seen {
+        let (fields, mut messages) = match doc {
+            Doc::Object(object) => (
+                object
+                    .iter()
+                    .map(|(name, value)| (name.to_owned(), value.get().to_owned()))
+                    .collect(),
+                Vec::new(),
+            ),
+            Doc::Array(messages) => (Vec::new(), messages.iter().map(seen).collect()),
+            Doc::Other => (Vec::new(), Vec::new()),
+        };
+        if let Some(Batch::Array(batch)) = batch {
+            messages.extend(batch.iter().map(seen));
+        }
+        (fields, messages)
+    }
+
+    #[test]
+    fn the_one_pass_reading_finds_what_the_general_one_finds() {
+        let same = [
+            r#"{"batch":[{"a":1,"context":{"x":[1,{"y":"}"}],"z":"s"}},{"b":"\u00e9","context":null},3,"s",[1,{}],{"context":[1]},{"context":5,"context":{"w":1}},{},{"c":{"context":2}}],"sentAt":"t","writeKey":"k"}"#,
+            " \t{ \"batch\" :\n[ { \"a\" : 1 , \"a\" : 2 } , { } , -1.5e3 , true ] , \"x\" : null }\r\n",
+            r#"[{"event":"e"},{"event":"f","properties":{"token":"t"}},null]"#,
+            r#"{"batch":[{"a":1}],"batch":[{"b":2}],"k":"v"}"#,
+            r#"{"b\u0061tch":[{"n\u00e9":1,"context":{"\u0063":2}}],"k\u0065y":"v"}"#,
+            r#"{"event":"one","context":{"a":1},"api_key":"k"}"#,
+            r#"{"batch":[]}"#,
+            "[]",
+            "{}",
+        ];
+        for body in same {
+            let general: Body<'_> = serde_json::from_str(body).unwrap();
+            for open_context in [false, true] {
+                let (doc, batch) = read_body(body.as_bytes(), open_context)
+                    .unwrap_or_else(|| panic!("not read in one pass: {body}"));
+                assert_eq!(
+                    summary(&doc, batch.as_ref()),
+                    summary(&general.0, general.1.as_ref()),
+                    "{body}"
+                );
+            }
+        }
+        // Not JSON: left to the general reading, which gives the error.
+        let broken: [&[u8]; 13] = [
+            br#"{"batch":[{"a":1},]}"#,
+            br#"{"batch":[{"a":1}]"#,
+            br#"{"batch":[{"a":1}]} x"#,
+            br#"{"batch":[{"a":1}]}}"#,
+            b"[1 2]",
+            br#"{"a" 1}"#,
+            br#"{"a":1,}"#,
+            br#"{,"a":1}"#,
+            b"[,1]",
+            br#"{"batch":[{"a":01}]}"#,
+            br#"{"batch":[tru]}"#,
+            br#"{"batch":[{"a":1}1]}"#,
+            b"{\"batch\":[{\"a\":\"\xff\"}]}",
+        ];
+        for body in broken {
+            assert!(serde_json::from_slice::<Body<'_>>(body).is_err());
+            assert!(read_body(body, true).is_none(), "{body:?}");
+            assert!(matches!(
+                Doc::parse_body(body, true),
+                Err(ApiError::MalformedJson(_))
+            ));
+        }
+        // JSON in a shape the one pass leaves to the general reading.
+        for body in [r#"{"batch":{"a":1}}"#, "42", r#""s""#] {
+            assert!(read_body(body.as_bytes(), true).is_none());
+            assert!(Doc::parse_body(body.as_bytes(), true).is_ok());
+        }
     }
 }

@@ -30,13 +30,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sluice_core::{IncomingEvent, Reject, RejectCode, Timestamp};
 use uuid::Uuid;
 
-use self::json::{Fields, Object, Out};
+use self::json::{Fields, Message, Object, Out, Sent};
 use crate::body::{self, Encoding};
 use crate::error::ApiError;
 use crate::ingest::{self, BatchResponse, Candidate};
@@ -57,7 +57,7 @@ pub struct Parsed<'a> {
     /// The API key, when the body carries it (Segment `writeKey`, PostHog `api_key`).
     pub key: Option<String>,
     /// The SDK's messages, in order, as sent.
-    pub messages: Vec<&'a RawValue>,
+    pub messages: Vec<Message<'a>>,
     /// The batch-level send time, for clock-skew correction.
     pub sent_at: Option<&'a RawValue>,
 }
@@ -67,11 +67,11 @@ pub struct Parsed<'a> {
 /// message as sent (for the dead-letter copy; without the key).
 pub type Translated<'a> = Result<Translation<'a>, (Cow<'a, RawValue>, Reject)>;
 
-/// A message that cannot become an event, with the reason. `original` is
+/// A message that cannot become an event, with the reason. `sent` is
 /// the message as sent; `without` names fields left out of the dead-letter
 /// copy (the key, which is never stored).
 pub fn refuse<'a>(
-    raw: &'a RawValue,
+    sent: Sent<'a>,
     message: &Object<'a>,
     without: &[&str],
     code: RejectCode,
@@ -79,12 +79,12 @@ pub fn refuse<'a>(
 ) -> Translated<'a> {
     let reject = Reject::new(code, reason);
     if !without.iter().any(|name| message.contains(name)) {
-        return Err((Cow::Borrowed(raw), reject));
+        return Err((sent.raw(), reject));
     }
     let copy = Fields::copy_from(message, |name| !without.contains(&name));
     match json::to_raw(&copy) {
         Ok(copy) => Err((Cow::Owned(copy), reject)),
-        Err(_) => Err((Cow::Borrowed(raw), reject)),
+        Err(_) => Err((sent.raw(), reject)),
     }
 }
 
@@ -317,21 +317,22 @@ pub(crate) trait Protocol {
 
     /// The key carried inside the messages, for bodies without one at the
     /// top (older posthog-js); `None` by default.
-    fn key_in_messages(&self, _messages: &[Option<Object<'_>>]) -> Option<String> {
+    fn key_in_messages(&self, _messages: &[Message<'_>]) -> Option<String> {
         None
     }
 
-    /// Turns one SDK message (a JSON object: `raw` as sent, `message` its
-    /// fields) into one event in the native contract's shape.
+    /// Turns one SDK message (a JSON object: `message` as read, `fields`
+    /// its fields) into one event in the native contract's shape.
     fn translate<'a>(
         &self,
-        raw: &'a RawValue,
-        message: &Object<'a>,
+        message: &Message<'a>,
+        fields: &Object<'a>,
         context: &Context<'a>,
     ) -> Translated<'a>;
 
-    /// The body the SDK expects; `ok` is false when it must retry.
-    fn body(&self, ok: bool) -> Map<String, Value>;
+    /// The member of the answer the SDK reads, by name; `ok` is false
+    /// when it must retry. Its name sorts after the native counts'.
+    fn answer_flag(&self, ok: bool) -> (&'static str, Value);
 
     /// The status of a rate-limit refusal: 429, unless the protocol's SDKs
     /// would drop the events on a 429 instead of retrying them.
@@ -386,30 +387,21 @@ async fn ingest<P: Protocol>(
     let json = protocol.json(&bytes)?;
     let parsed = protocol.parse(&json)?;
     json::refuse_like_value(&json)?;
-    // Each message's fields, read once for the key search and translation.
-    let messages: Vec<Option<Object<'_>>> = parsed
-        .messages
-        .iter()
-        .map(|raw| Object::parse(raw))
-        .collect();
-    let key = parsed.key.or_else(|| protocol.key_in_messages(&messages));
+    let key = parsed
+        .key
+        .or_else(|| protocol.key_in_messages(&parsed.messages));
     let principal: Principal = match early {
         Some(principal) => principal,
         None => auth::principal(state.keys(), key.as_deref().ok_or(ApiError::MissingApiKey)?)?,
     };
-    let context = Context {
-        team: &principal.team,
-        now: state.clock().now(),
-        sent_at: parsed.sent_at,
-    };
+    let context = Context::new(&principal.team, state.clock().now(), parsed.sent_at);
     let translated: Vec<Translated<'_>> = parsed
         .messages
         .iter()
-        .zip(&messages)
-        .map(|(raw, message)| match message {
-            Some(message) => protocol.translate(raw, message, &context),
+        .map(|message| match message.fields() {
+            Some(fields) => protocol.translate(message, fields, &context),
             None => Err((
-                Cow::Borrowed(*raw),
+                message.sent().raw(),
                 Reject::new(
                     RejectCode::NotAnObject,
                     format!("each {} message must be a JSON object", P::NAME),
@@ -433,16 +425,10 @@ async fn ingest<P: Protocol>(
 /// is not in Kafka. The body adds the native counts to what the SDK expects.
 fn answer<P: Protocol>(protocol: &P, outcome: &BatchResponse) -> Response {
     let ok = outcome.failed == 0;
-    let mut fields = protocol.body(ok);
-    for (name, count) in [
-        ("accepted", outcome.accepted),
-        ("rejected", outcome.rejected),
-        ("dead_lettered", outcome.dead_lettered),
-        ("failed", outcome.failed),
-    ] {
-        fields.insert(name.to_owned(), count.into());
-    }
-    let json = axum::Json(Value::Object(fields));
+    let json = axum::Json(Answer {
+        outcome,
+        flag: protocol.answer_flag(ok),
+    });
     if ok {
         return (StatusCode::OK, json).into_response();
     }
@@ -454,6 +440,27 @@ fn answer<P: Protocol>(protocol: &P, outcome: &BatchResponse) -> Response {
         .into_response()
 }
 
+/// An SDK route's answer body: the native counts and the SDK's own member,
+/// with the names in sorted order (as the `serde_json::Map` this replaced
+/// wrote them, so the bytes are the same) and no map built per request.
+struct Answer<'o> {
+    outcome: &'o BatchResponse,
+    flag: (&'static str, Value),
+}
+
+impl Serialize for Answer<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("accepted", &self.outcome.accepted)?;
+        map.serialize_entry("dead_lettered", &self.outcome.dead_lettered)?;
+        map.serialize_entry("failed", &self.outcome.failed)?;
+        map.serialize_entry("rejected", &self.outcome.rejected)?;
+        map.serialize_entry(self.flag.0, &self.flag.1)?;
+        map.end()
+    }
+}
+
 /// What translation needs besides the message.
 #[derive(Debug)]
 pub struct Context<'a> {
@@ -462,9 +469,20 @@ pub struct Context<'a> {
     pub now: Timestamp,
     /// The batch's send time, when the body has one.
     pub sent_at: Option<&'a RawValue>,
+    /// `sent_at` read as a time once, not once per message.
+    sent_time: Option<Timestamp>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    pub fn new(team: &'a str, now: Timestamp, sent_at: Option<&'a RawValue>) -> Self {
+        Self {
+            team,
+            now,
+            sent_at,
+            sent_time: sent_at.and_then(json::parse_time),
+        }
+    }
+
     /// The Sluice event id of an SDK message id (see [`event_id_for`]);
     /// `None` when the message has no usable id: the pipeline assigns one.
     pub fn event_id(&self, id: Option<&RawValue>) -> Option<Uuid> {
@@ -480,12 +498,12 @@ impl Context<'_> {
     /// parse is passed through for the contract to reject with its reason.
     /// `sent_at` is the message's own send time, which wins over the
     /// batch's when present (even as `null`).
-    pub fn timestamp<'a>(
+    pub fn timestamp<'m>(
         &self,
-        timestamp: Option<&'a RawValue>,
+        timestamp: Option<&'m RawValue>,
         sent_at: Option<&RawValue>,
         offset_ms: Option<&RawValue>,
-    ) -> Option<Out<'static, 'a>> {
+    ) -> Option<Out<'static, 'm>> {
         let Some(raw) = json::non_null(timestamp) else {
             let offset = json::as_i64(offset_ms?)?;
             return Some(Out::Int(self.now.as_millis().saturating_sub(offset)));
@@ -493,7 +511,10 @@ impl Context<'_> {
         let Some(client) = json::parse_time(raw) else {
             return Some(Out::Raw(raw));
         };
-        let sent = sent_at.or(self.sent_at).and_then(json::parse_time);
+        let sent = match sent_at {
+            Some(own) => json::parse_time(own),
+            None => self.sent_time,
+        };
         let millis = match sent {
             Some(sent) => self
                 .now
@@ -603,11 +624,7 @@ mod tests {
     }
 
     fn context(sent_at: Option<&RawValue>) -> Context<'_> {
-        Context {
-            team: "team-a",
-            now: NOW,
-            sent_at,
-        }
+        Context::new("team-a", NOW, sent_at)
     }
 
     fn millis(out: Option<Out<'_, '_>>) -> Option<String> {

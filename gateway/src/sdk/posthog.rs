@@ -22,11 +22,11 @@ use base64::prelude::{BASE64_STANDARD, BASE64_STANDARD_NO_PAD};
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 use sluice_core::{Reject, RejectCode};
 
-use super::json::{self, Batch, Doc, Fields, Object, Out};
+use super::json::{self, Batch, Doc, Fields, Message, Object, Out, Sent};
 use super::{Context, NativeEvent, Parsed, Protocol, Translated, sdk_block};
 use crate::body::Encoding;
 use crate::error::ApiError;
@@ -119,7 +119,7 @@ impl Protocol for PostHog {
     }
 
     fn parse<'a>(&self, body: &'a [u8]) -> Result<Parsed<'a>, ApiError> {
-        let (key, messages, sent_at) = match Doc::parse_body(body)? {
+        let (key, messages, sent_at) = match Doc::parse_body(body, false)? {
             (Doc::Object(fields), Some(batch)) => {
                 let Batch::Array(messages) = batch else {
                     return Err(ApiError::InvalidBatch(
@@ -129,11 +129,8 @@ impl Protocol for PostHog {
                 (key_of(&fields), messages, fields.get("sent_at"))
             }
             (Doc::Array(messages), _) => (None, messages, None),
-            (Doc::Object(_), None) => {
-                let single: &RawValue =
-                    serde_json::from_slice(body).map_err(|err| ApiError::from_body_json(&err))?;
-                (None, vec![single], None)
-            }
+            // One event: its fields are the ones just read.
+            (Doc::Object(fields), None) => (None, vec![Message::whole(body, fields)], None),
             (Doc::Other, _) => {
                 return Err(ApiError::InvalidBatch(
                     "expected {\"batch\": [...]}, an array of events, or one event".to_owned(),
@@ -147,25 +144,25 @@ impl Protocol for PostHog {
         })
     }
 
-    fn key_in_messages(&self, messages: &[Option<Object<'_>>]) -> Option<String> {
+    fn key_in_messages(&self, messages: &[Message<'_>]) -> Option<String> {
         // Older posthog-js puts the token in every event's properties.
         messages.iter().find_map(|message| {
-            let message = message.as_ref()?;
+            let message = message.fields()?;
             key_of(message).or_else(|| key_of(&Object::parse(message.get("properties")?)?))
         })
     }
 
     fn translate<'a>(
         &self,
-        raw: &'a RawValue,
-        message: &Object<'a>,
+        message: &Message<'a>,
+        fields: &Object<'a>,
         context: &Context<'a>,
     ) -> Translated<'a> {
-        translate(raw, message, context)
+        translate(message.sent(), fields, context)
     }
 
-    fn body(&self, ok: bool) -> Map<String, Value> {
-        Map::from_iter([("status".to_owned(), Value::from(u8::from(ok)))])
+    fn answer_flag(&self, ok: bool) -> (&'static str, Value) {
+        ("status", Value::from(u8::from(ok)))
     }
 
     // posthog-js retries 5xx but treats a 429 as final (its retry queue
@@ -213,7 +210,7 @@ const WITHOUT: [&str; 2] = ["api_key", "token"];
 /// counterpart go to `context.posthog`; the key is never stored. Only the
 /// mapped fields are read; `properties` and the unmapped fields are passed
 /// through as the SDK wrote them (minus the key).
-fn translate<'a>(raw: &'a RawValue, m: &Object<'a>, context: &Context<'a>) -> Translated<'a> {
+fn translate<'a>(sent: Sent<'a>, m: &Object<'a>, context: &Context<'a>) -> Translated<'a> {
     let sent_properties = json::non_null(m.get("properties"));
     // Reading the properties' names costs about as much as the rest of the
     // translation (posthog-node and posthog-js send large properties), so
@@ -227,7 +224,7 @@ fn translate<'a>(raw: &'a RawValue, m: &Object<'a>, context: &Context<'a>) -> Tr
     };
     let Some(name) = m.get("event").and_then(json::text_of) else {
         return refuse(
-            raw,
+            sent,
             m,
             properties_fields(),
             RejectCode::MissingField,
@@ -239,7 +236,7 @@ fn translate<'a>(raw: &'a RawValue, m: &Object<'a>, context: &Context<'a>) -> Tr
     });
     let Some(user) = user else {
         return refuse(
-            raw,
+            sent,
             m,
             properties_fields(),
             RejectCode::MissingField,
@@ -283,7 +280,9 @@ fn translate<'a>(raw: &'a RawValue, m: &Object<'a>, context: &Context<'a>) -> Tr
                 }
             }
         }
-        None => Out::Raw(sent_properties.unwrap_or(raw)),
+        // Properties that are not an object: passed on for the contract to
+        // refuse with its reason (`props` is `None` only then).
+        None => sent_properties.map_or_else(|| Out::Object(Fields::default()), Out::Raw),
     };
     let ops_taken = props.is_some();
     let taken = |field: &str| {
@@ -336,14 +335,14 @@ fn translate<'a>(raw: &'a RawValue, m: &Object<'a>, context: &Context<'a>) -> Tr
 /// An event that cannot be translated, as sent minus the key (at the top
 /// and in its properties), with the reason.
 fn refuse<'a>(
-    raw: &'a RawValue,
+    sent: Sent<'a>,
     m: &Object<'a>,
     properties: Option<&Object<'a>>,
     code: RejectCode,
     reason: &str,
 ) -> Translated<'a> {
     let Some(props) = properties.filter(|props| props.contains("token")) else {
-        return super::refuse(raw, m, &WITHOUT, code, reason);
+        return super::refuse(sent, m, &WITHOUT, code, reason);
     };
     let mut copy = Fields::copy_from(m, |field| {
         !WITHOUT.contains(&field) && field != "properties"
@@ -355,7 +354,7 @@ fn refuse<'a>(
     let reject = Reject::new(code, reason);
     match json::to_raw(&copy) {
         Ok(copy) => Err((Cow::Owned(copy), reject)),
-        Err(_) => Err((Cow::Borrowed(raw), reject)),
+        Err(_) => Err((sent.raw(), reject)),
     }
 }
 
@@ -375,18 +374,18 @@ mod tests {
         let text = message.to_string();
         let raw: &RawValue = serde_json::from_str(&text).unwrap();
         let sent_text = sent_at.map(Value::to_string);
-        let context = Context {
-            team: "team-a",
-            now: NOW,
-            sent_at: sent_text
+        let context = Context::new(
+            "team-a",
+            NOW,
+            sent_text
                 .as_deref()
                 .map(|text| serde_json::from_str(text).unwrap()),
-        };
+        );
         let parse = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).unwrap();
         let Some(fields) = Object::parse(raw) else {
             return Err((message, Reject::new(RejectCode::NotAnObject, "")));
         };
-        match PostHog::default().translate(raw, &fields, &context) {
+        match translate(raw.into(), &fields, &context) {
             Ok(event) => Ok(serde_json::from_str(&super::super::checked_text(&event)).unwrap()),
             Err((original, reject)) => Err((parse(&original), reject)),
         }
@@ -458,9 +457,10 @@ mod tests {
     fn read(protocol: &PostHog, body: &[u8]) -> Result<(Option<String>, usize, bool), ApiError> {
         let json = protocol.json(body)?;
         let parsed = protocol.parse(&json)?;
-        let messages: Vec<_> = parsed.messages.iter().map(|m| Object::parse(m)).collect();
-        let key = parsed.key.or_else(|| protocol.key_in_messages(&messages));
-        Ok((key, messages.len(), parsed.sent_at.is_some()))
+        let key = parsed
+            .key
+            .or_else(|| protocol.key_in_messages(&parsed.messages));
+        Ok((key, parsed.messages.len(), parsed.sent_at.is_some()))
     }
 
     #[test]

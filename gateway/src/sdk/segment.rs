@@ -10,12 +10,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sluice_core::RejectCode;
 
-use super::json::{self, Batch, Doc, Fields, Object, Out};
-use super::{Context, NativeEvent, Parsed, Protocol, Translated, refuse, sdk_block};
+use super::json::{self, Batch, Doc, Fields, Message, OPENED, Object, Opened, Out};
+use super::{Context, NativeEvent, Parsed, Protocol, Translated, sdk_block};
 use crate::auth;
 use crate::body::Encoding;
 use crate::error::ApiError;
@@ -118,7 +117,7 @@ impl Protocol for Segment {
     }
 
     fn parse<'a>(&self, body: &'a [u8]) -> Result<Parsed<'a>, ApiError> {
-        let (Doc::Object(fields), batch) = Doc::parse_body(body)? else {
+        let (Doc::Object(fields), batch) = Doc::parse_body(body, true)? else {
             return Err(ApiError::InvalidBatch(
                 "a Segment request body is a JSON object".to_owned(),
             ));
@@ -128,9 +127,15 @@ impl Protocol for Segment {
             .and_then(json::as_str)
             .map(|key| key.into_owned());
         if self.call.is_some() {
-            // The body is the message; its `writeKey` is left out in `translate`.
-            let message: &RawValue =
-                serde_json::from_slice(body).map_err(|err| ApiError::from_body_json(&err))?;
+            // The body is the message; its `writeKey` is left out in
+            // `translate`. Its fields are the ones just read, unless one was
+            // a `batch` (read apart from the others): then it is read again.
+            let message = match batch {
+                None => Message::whole(body, fields),
+                Some(_) => Message::from_raw(
+                    serde_json::from_slice(body).map_err(|err| ApiError::from_body_json(&err))?,
+                ),
+            };
             return Ok(Parsed {
                 key,
                 messages: vec![message],
@@ -151,15 +156,15 @@ impl Protocol for Segment {
 
     fn translate<'a>(
         &self,
-        raw: &'a RawValue,
-        message: &Object<'a>,
+        message: &Message<'a>,
+        fields: &Object<'a>,
         context: &Context<'a>,
     ) -> Translated<'a> {
-        translate(self.call, raw, message, context)
+        translate(self.call, message, fields, context)
     }
 
-    fn body(&self, ok: bool) -> Map<String, Value> {
-        Map::from_iter([("success".to_owned(), Value::Bool(ok))])
+    fn answer_flag(&self, ok: bool) -> (&'static str, Value) {
+        ("success", Value::Bool(ok))
     }
 }
 
@@ -169,14 +174,27 @@ const WITHOUT: [&str; 1] = ["writeKey"];
 /// One Segment message to one native event. The table is in
 /// `docs/sdk-compat.md`; fields with no contract counterpart go to
 /// `context.segment`, so nothing the SDK sent is lost. Only the mapped
-/// fields are read; `properties`, `traits`, `context` and the unmapped
-/// fields are passed through as the SDK wrote them.
+/// fields are read; `properties`, `traits`, the members of `context` and
+/// the unmapped fields are passed through as the SDK wrote them. `m` is the
+/// message's fields, without `context` when the body was read with it
+/// opened (`message.opened()`).
 fn translate<'a>(
     route_call: Option<Call>,
-    raw: &'a RawValue,
+    message: &Message<'a>,
     m: &Object<'a>,
     context: &Context<'a>,
 ) -> Translated<'a> {
+    let refuse = |code, reason| {
+        // The dead-letter copy is of every field, an opened `context` too.
+        let all = message.opened().and_then(|_| message.all_fields());
+        super::refuse(
+            message.sent(),
+            all.as_ref().unwrap_or(m),
+            &WITHOUT,
+            code,
+            reason,
+        )
+    };
     let call = route_call.or_else(|| {
         m.get("type")
             .and_then(json::as_str)
@@ -184,9 +202,6 @@ fn translate<'a>(
     });
     let Some(call) = call else {
         return refuse(
-            raw,
-            m,
-            &WITHOUT,
             RejectCode::InvalidValue,
             "`type` must be one of track, identify, page, screen, group, alias",
         );
@@ -196,9 +211,6 @@ fn translate<'a>(
             Some(name) => name,
             None => {
                 return refuse(
-                    raw,
-                    m,
-                    &WITHOUT,
                     RejectCode::MissingField,
                     "a track call needs a non-empty `event`",
                 );
@@ -208,9 +220,6 @@ fn translate<'a>(
     };
     let Some(user) = json::first_text([m.get("userId"), m.get("anonymousId")]) else {
         return refuse(
-            raw,
-            m,
-            &WITHOUT,
             RejectCode::MissingField,
             "a Segment message needs `userId` or `anonymousId`",
         );
@@ -295,21 +304,34 @@ fn translate<'a>(
         m,
         taken,
     );
-    let client_context = json::non_null(m.get("context"));
-    let client_fields = client_context.and_then(Object::parse);
-    let event_context = match (client_context, &client_fields) {
-        (None, _) => {
+    // The client's `context`: its fields, or its text when it is not an
+    // object (passed on for the contract to reject with its reason).
+    let sent_context = match message.opened() {
+        Some(_) => None,
+        None => json::non_null(m.get(OPENED)),
+    };
+    let read_here = sent_context.and_then(Object::parse);
+    let client_context = match (message.opened(), sent_context) {
+        (Some(Opened::Object(fields)), _) => Some(Ok(fields)),
+        (Some(Opened::Null), _) | (None, None) => None,
+        (Some(Opened::Other), _) => message
+            .all_fields()
+            .and_then(|all| all.get(OPENED))
+            .map(Err),
+        (None, Some(raw)) => Some(read_here.as_ref().ok_or(raw)),
+    };
+    let event_context = match client_context {
+        None => {
             let mut fields = Fields::with_capacity(1);
             fields.push("segment", Out::Object(segment));
             Out::Object(fields)
         }
-        (Some(_), Some(client)) => {
+        Some(Ok(client)) => {
             let mut fields = Fields::copy_from(client, |field| field != "segment");
             fields.push("segment", Out::Object(segment));
             Out::Object(fields)
         }
-        // Not an object: passed on for the contract to reject with its reason.
-        (Some(other), None) => Out::Raw(other),
+        Some(Err(other)) => Out::Raw(other),
     };
 
     NativeEvent {
@@ -325,7 +347,10 @@ fn translate<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use serde_json::json;
+    use serde_json::value::RawValue;
     use sluice_core::Timestamp;
 
     use super::*;
@@ -339,13 +364,13 @@ mod tests {
         let text = message.to_string();
         let raw: &RawValue = serde_json::from_str(&text).unwrap();
         let sent_text = sent_at.map(Value::to_string);
-        let context = Context {
-            team: "team-a",
-            now: NOW,
-            sent_at: sent_text
+        let context = Context::new(
+            "team-a",
+            NOW,
+            sent_text
                 .as_deref()
                 .map(|text| serde_json::from_str(text).unwrap()),
-        };
+        );
         let parse = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).unwrap();
         let Some(fields) = Object::parse(raw) else {
             return Err((
@@ -353,7 +378,7 @@ mod tests {
                 sluice_core::Reject::new(RejectCode::NotAnObject, ""),
             ));
         };
-        match (Segment { call }).translate(raw, &fields, &context) {
+        match (Segment { call }).translate(&Message::from_raw(raw), &fields, &context) {
             Ok(event) => Ok(serde_json::from_str(&super::super::checked_text(&event)).unwrap()),
             Err((original, reject)) => Err((parse(&original), reject)),
         }
@@ -483,6 +508,55 @@ mod tests {
         )
         .unwrap();
         assert_eq!(event["event"], "E");
+    }
+
+    #[test]
+    fn messages_read_with_their_context_opened_translate_as_their_text_does() {
+        let body = br#"{"batch":[
+            {"type":"track","event":"E","userId":"u","context":{"ip":"1.2.3.4","segment":{"old":1},"ip":"5.6.7.8"}},
+            {"type":"page","userId":"u","name":"Home","context":"not an object"},
+            {"type":"track","event":"E","userId":"u","context":null,"channel":"web"},
+            {"type":"track","event":"E","userId":"u"},
+            {"type":"track","userId":"u","writeKey":"sk_x","context":{"keep":true}},
+            {"type":"launch","userId":"u","context":[1]}
+        ],"sentAt":"2027-01-15T08:00:10.000Z"}"#;
+        let segment = Segment { call: None };
+        let parsed = segment.parse(body).unwrap();
+        let context = Context::new("team-a", NOW, parsed.sent_at);
+        let mut results = Vec::new();
+        for message in &parsed.messages {
+            assert!(
+                message.opened().is_some() || message.fields().unwrap().get("context").is_none()
+            );
+            let opened = segment.translate(message, message.fields().unwrap(), &context);
+            // The same message read the general way, `context` among its fields.
+            let Cow::Borrowed(raw) = message.sent().raw() else {
+                panic!("the message's text is the body's");
+            };
+            let general = Message::from_raw(raw);
+            assert!(general.opened().is_none());
+            let plain = segment.translate(&general, general.fields().unwrap(), &context);
+            let text = |t: &Translated<'_>| match t {
+                Ok(event) => Ok(super::super::checked_text(event)),
+                Err((original, reject)) => Err((original.get().to_owned(), reject.clone())),
+            };
+            assert_eq!(text(&opened), text(&plain));
+            results.push(text(&opened));
+        }
+        let event =
+            |i: usize| -> Value { serde_json::from_str(results[i].as_ref().unwrap()).unwrap() };
+        assert_eq!(event(0)["context"]["ip"], "5.6.7.8");
+        assert!(event(0)["context"]["segment"].get("old").is_none());
+        assert_eq!(event(1)["context"], "not an object");
+        assert_eq!(event(2)["context"]["segment"]["channel"], "web");
+        assert!(event(3)["context"]["segment"].is_object());
+        let (original, reject) = results[4].as_ref().unwrap_err();
+        assert_eq!(reject.code, RejectCode::MissingField);
+        let original: Value = serde_json::from_str(original).unwrap();
+        assert_eq!(original["context"], json!({ "keep": true }));
+        assert!(original.get("writeKey").is_none());
+        let (original, _) = results[5].as_ref().unwrap_err();
+        assert!(original.contains(r#""context":[1]"#), "{original}");
     }
 
     #[test]
