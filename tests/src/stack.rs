@@ -72,10 +72,16 @@ fn ports_free(ports: &[u16]) -> bool {
 /// A base port whose whole block (brokers at +0/+100/+200 with controllers
 /// at +1, ClickHouse at +500/+501, S3 at +600, the cluster nodes at
 /// +700..+732, ZooKeeper at +800) is free.
+///
+/// Blocks lie between 20000 and 31999: above the shared stack's ports and
+/// below Linux's ephemeral range (32768-60999). A port in that range is
+/// free when checked but can be taken by any outgoing connection while a
+/// killed node is down, and its restart then fails with "address already
+/// in use" (it did, with four cluster tests side by side).
 fn free_block() -> anyhow::Result<u16> {
     let seed = u64::from(std::process::id()) ^ u64::from(uuid::Uuid::new_v4().as_fields().1);
     for attempt in 0..50u64 {
-        let base = 30_000 + ((seed + attempt * 7) % 30) as u16 * 1000;
+        let base = 20_000 + ((seed + attempt * 7) % 12) as u16 * 1000;
         let cluster = (0..4u16).flat_map(|k| (0..3u16).map(move |i| base + 700 + 10 * k + i));
         let block: Vec<u16> = [
             base,
