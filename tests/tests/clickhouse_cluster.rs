@@ -109,6 +109,13 @@ async fn ids(http: &reqwest::Client, node: &ClusterNode, table: &str) -> Vec<u64
     .collect()
 }
 
+/// `name\tengine` of every table of `db` on `node`, one per line, by name.
+async fn tables(http: &reqwest::Client, node: &ClusterNode, db: &str) -> String {
+    let sql =
+        format!("SELECT name, engine FROM system.tables WHERE database = '{db}' ORDER BY name");
+    query(http, &node.http_url, &sql).await.unwrap()
+}
+
 /// Polls `check` until it is true; panics after `timeout`.
 async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -180,15 +187,7 @@ async fn two_shards_two_replicas_shard_replicate_deduplicate_and_survive_a_kille
     .unwrap();
     create_tables(&http, s1r1, &db, "events").await;
     for node in &nodes {
-        let tables = query(
-            &http,
-            &node.http_url,
-            &format!(
-                "SELECT name, engine FROM system.tables WHERE database = '{db}' ORDER BY name"
-            ),
-        )
-        .await
-        .unwrap();
+        let tables = tables(&http, node, &db).await;
         assert_eq!(
             tables, "events\tDistributed\nevents_local\tReplicatedMergeTree\n",
             "{}",
@@ -573,15 +572,7 @@ impl Pipeline {
             .await
             .unwrap();
         for node in &nodes {
-            let tables = query(
-                &http,
-                &node.http_url,
-                &format!(
-                    "SELECT name, engine FROM system.tables WHERE database = '{db}' ORDER BY name"
-                ),
-            )
-            .await
-            .unwrap();
+            let tables = tables(&http, node, &db).await;
             assert!(
                 tables.contains("events\tReplicatedReplacingMergeTree\n")
                     && tables.contains("events_all\tDistributed\n")
@@ -656,6 +647,21 @@ impl Pipeline {
         let sql = format!("SELECT count() FROM {}.events_all", self.db);
         let n = query(&self.http, &node.http_url, &sql).await.ok()?;
         n.trim().parse().ok()
+    }
+
+    /// Waits until both replicas of each shard hold the same rows (a
+    /// replica that was away catches up from its twin).
+    async fn wait_replicas_agree(&self) {
+        let local = format!("{}.events", self.db);
+        for (a, b) in [
+            (&self.nodes[0], &self.nodes[1]),
+            (&self.nodes[2], &self.nodes[3]),
+        ] {
+            wait_for("the replicas agree", Duration::from_secs(60), async || {
+                stored_ids(&self.http, a, &local).await == stored_ids(&self.http, b, &local).await
+            })
+            .await;
+        }
     }
 
     /// Each accepted id is on both replicas of its shard exactly once, on no
@@ -888,13 +894,7 @@ async fn a_zookeeper_outage_holds_the_loader_and_loses_or_doubles_nothing() {
     .await;
     let recovered = restarted.elapsed();
     // Replicas may lag a moment behind the one written.
-    let local = format!("{}.events", p.db);
-    for (a, b) in [(&p.nodes[0], &p.nodes[1]), (&p.nodes[2], &p.nodes[3])] {
-        wait_for("the replicas agree", Duration::from_secs(60), async || {
-            stored_ids(&p.http, a, &local).await == stored_ids(&p.http, b, &local).await
-        })
-        .await;
-    }
+    p.wait_replicas_agree().await;
     p.assert_stored_once(&accepted).await;
     eprintln!(
         "fault: ZooKeeper SIGKILLed mid-load; acknowledged {n}; stored {n}, each once on both replicas; nothing stored while it was down; all stored {:.1} s after its restart",
@@ -907,6 +907,15 @@ async fn a_zookeeper_outage_holds_the_loader_and_loses_or_doubles_nothing() {
     )
     .await;
     p.stop().await;
+}
+
+/// The lines of a service's `/metrics` (none while it does not answer).
+async fn metric_lines(url: &str) -> Vec<String> {
+    let Ok(response) = reqwest::get(url).await else {
+        return Vec::new();
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines().map(str::to_owned).collect()
 }
 
 /// Event ids in `topic` by the shard their partition maps to (`p % 2`).
@@ -963,11 +972,7 @@ async fn a_shard_down_holds_only_its_own_partitions() {
     // ... and the loader says shard 2's partitions are behind.
     let metrics = format!("{}/metrics", p.loader.url);
     let lagging = async || {
-        let Ok(response) = reqwest::get(&metrics).await else {
-            return false;
-        };
-        let text = response.text().await.unwrap_or_default();
-        text.lines().any(|line| {
+        metric_lines(&metrics).await.iter().any(|line| {
             line.starts_with("sluice_loader_consumer_lag{")
                 && (line.contains("partition=\"1\"") || line.contains("partition=\"3\""))
                 && line
@@ -984,11 +989,7 @@ async fn a_shard_down_holds_only_its_own_partitions() {
     )
     .await;
     let paused = async || {
-        let Ok(response) = reqwest::get(&metrics).await else {
-            return false;
-        };
-        let text = response.text().await.unwrap_or_default();
-        text.lines().any(|line| {
+        metric_lines(&metrics).await.iter().any(|line| {
             line.strip_prefix("sluice_loader_paused_partitions ")
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .is_some_and(|n| n > 0.0)
@@ -1013,12 +1014,7 @@ async fn a_shard_down_holds_only_its_own_partitions() {
     )
     .await;
     let recovered = restarted.elapsed();
-    for (a, b) in [(&p.nodes[0], &p.nodes[1]), (&p.nodes[2], &p.nodes[3])] {
-        wait_for("the replicas agree", Duration::from_secs(60), async || {
-            stored_ids(&p.http, a, &local).await == stored_ids(&p.http, b, &local).await
-        })
-        .await;
-    }
+    p.wait_replicas_agree().await;
     p.assert_stored_once(&accepted).await;
     eprintln!(
         "fault: both replicas of shard 2 SIGKILLed mid-load; acknowledged {n}; stored {n}, each once on both replicas; shard 1 loaded throughout; all stored {:.1} s after the shard's restart",
