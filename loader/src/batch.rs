@@ -63,6 +63,15 @@ impl PartitionBatch {
                 || self.started.elapsed() >= max_wait)
     }
 
+    /// How long its oldest record has waited (zero when empty).
+    pub fn age(&self) -> Duration {
+        if self.is_empty() {
+            Duration::ZERO
+        } else {
+            self.started.elapsed()
+        }
+    }
+
     /// Time until the oldest record's batch must be flushed.
     pub fn due_in(&self, max_wait: Duration) -> Option<Duration> {
         (!self.is_empty()).then(|| max_wait.saturating_sub(self.started.elapsed()))

@@ -381,12 +381,22 @@ impl Loader {
         let settings = &self.config.batch;
         let max_wait = Duration::from_millis(settings.max_wait_ms);
         let (max_rows, max_bytes) = (settings.max_rows, settings.max_bytes);
-        let due: Vec<(i32, bool)> = self
+        // Oldest first: a shard takes one batch at a time, and in partition
+        // order a busy low partition, always due again, would starve the
+        // others of its shard.
+        let mut due: Vec<(Duration, i32, bool)> = self
             .batches
             .values()
             .filter(|b| !b.is_empty() && (all || b.is_due(max_rows, max_bytes, max_wait)))
-            .map(|b| (b.partition, b.is_due(max_rows, max_bytes, Duration::MAX)))
+            .map(|b| {
+                let full = b.is_due(max_rows, max_bytes, Duration::MAX);
+                (b.age(), b.partition, full)
+            })
             .collect();
+        due.sort_by_key(|d| std::cmp::Reverse(d.0));
+        let due = due
+            .into_iter()
+            .map(|(_, partition, full)| (partition, full));
         for (partition, full) in due {
             let shard = self.storer.sink.shard_of(partition);
             if let Some(previous) = loading.remove(&shard) {
