@@ -12,7 +12,7 @@
 //! ## On a cluster
 //! With [`SchemaSettings::cluster`] set, every statement runs `ON CLUSTER`
 //! (ClickHouse's distributed DDL: one node queues it in ZooKeeper and every
-//! node runs it, also one that was down and comes back), and each table is
+//! node runs it, and one that was down runs it when it comes back), and each table is
 //! the `Replicated` form of its engine, with its ZooKeeper path under the
 //! node's `{shard}` macro and `{replica}` as the replica's name, so the two
 //! replicas of a shard hold the same rows and share one insert-block
