@@ -314,10 +314,17 @@ impl Engine {
             return Ok(());
         };
         if !state.recovered {
-            let stored = self
-                .store
-                .stored_since(&self.config.topic, partition, offset)
-                .await?;
+            let (store, topic) = (&self.store, self.config.topic.as_str());
+            // A ClickHouse hiccup delays the partition's recovery instead of
+            // ending the service (the same waits as a failed insert's).
+            let flush = &self.config.flush;
+            let backoff = Backoff::from_millis(flush.min_backoff_ms, flush.max_backoff_ms);
+            let stored = backoff
+                .clone()
+                .retry("reading the stored rollups", || {
+                    store.stored_since(topic, partition, offset)
+                })
+                .await;
             tracing::info!(
                 partition,
                 from_offset = offset,
@@ -329,11 +336,17 @@ impl Engine {
                 let mut seen = self.config.dedup.new_set();
                 if offset > 0 {
                     let started = Instant::now();
-                    wait_for_loader(&self.store, &self.config.topic, partition, offset).await?;
-                    let rows = self
-                        .store
-                        .rebuild_seen(&self.config.topic, partition, offset, &mut seen)
-                        .await?;
+                    wait_for_loader(store, topic, partition, offset).await?;
+                    let rows;
+                    (seen, rows) = backoff
+                        .retry("rebuilding the deduplication state", || async {
+                            let mut seen = self.config.dedup.new_set();
+                            let rows = store
+                                .rebuild_seen(topic, partition, offset, &mut seen)
+                                .await?;
+                            anyhow::Ok((seen, rows))
+                        })
+                        .await;
                     tracing::info!(
                         partition,
                         before_offset = offset,

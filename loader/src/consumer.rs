@@ -329,7 +329,14 @@ impl Loader {
             if let Err(err) = self.consumer.resume(&tpl) {
                 tracing::warn!(error = %err, "resuming newly assigned partitions failed");
             }
-            let progress = self.storer.sink.loaded_offsets(&self.config.topic).await?;
+            let (sink, topic) = (&self.storer.sink, self.config.topic.as_str());
+            let progress = self
+                .storer
+                .backoff()
+                .retry("reading the loader's progress", || {
+                    sink.loaded_offsets(topic)
+                })
+                .await;
             for partition in &log.assigned {
                 let loaded = progress.get(partition).copied().unwrap_or(-1);
                 self.loaded.insert(*partition, loaded);
@@ -338,12 +345,16 @@ impl Loader {
                     // from what ClickHouse holds, so it matches every row up
                     // to `loaded` (progress and ids are written by one insert).
                     let started = Instant::now();
-                    let mut seen = self.config.dedup.new_set();
-                    let rows = self
+                    let dedup = &self.config.dedup;
+                    let (seen, rows) = self
                         .storer
-                        .sink
-                        .rebuild_seen(&self.config.topic, *partition, &mut seen)
-                        .await?;
+                        .backoff()
+                        .retry("rebuilding the deduplication state", || async {
+                            let mut seen = dedup.new_set();
+                            let rows = sink.rebuild_seen(topic, *partition, &mut seen).await?;
+                            anyhow::Ok((seen, rows))
+                        })
+                        .await;
                     tracing::info!(
                         partition,
                         rows,

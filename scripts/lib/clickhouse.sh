@@ -92,6 +92,18 @@ clickhouse_write_config() {
     <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
     <max_session_timeout>3600</max_session_timeout>
     <default_session_timeout>60</default_session_timeout>
+
+    <!-- Tests stop merges on their databases' events table, so that a
+         duplicate row cannot be merged away before they count it
+         (tests/src/downstream.rs). A long fault test then leaves hundreds of
+         parts in one day partition, and the defaults (inserts delayed from
+         150 parts, refused from 300) slowed and then refused the loader's
+         inserts until the test timed out. With merges running, as anywhere
+         else, the number of parts stays far below either limit. -->
+    <merge_tree>
+        <parts_to_delay_insert>20000</parts_to_delay_insert>
+        <parts_to_throw_insert>30000</parts_to_throw_insert>
+    </merge_tree>
 </yandex>
 EOF
 	# users_config is resolved relative to the main config's directory.

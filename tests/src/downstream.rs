@@ -37,12 +37,27 @@ pub async fn sql(query: &str) -> anyhow::Result<String> {
 struct Service {
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
+    /// Where its health and metrics are served.
+    addr: std::net::SocketAddr,
 }
 
 impl Service {
     async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.task.await?
+    }
+
+    /// Its metric lines that say where work is (lag, waits, pauses, errors),
+    /// for a failure message.
+    async fn metrics(&self, wanted: &[&str]) -> String {
+        let text = match reqwest::get(format!("http://{}/metrics", self.addr)).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(e) => return format!("metrics unavailable: {e}"),
+        };
+        text.lines()
+            .filter(|l| !l.starts_with('#') && wanted.iter().any(|w| l.contains(w)))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -67,6 +82,14 @@ impl Downstream {
         kafka: sluice_core::kafka::KafkaSettings,
         topic: &str,
     ) -> anyhow::Result<Self> {
+        // The in-process services log nowhere unless asked: `SLUICE_TEST_LOG`
+        // takes a `RUST_LOG`-style filter (e.g. `sluice_loader=debug`).
+        if let Ok(filter) = std::env::var("SLUICE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let db = format!("sluice_ds_{}", Uuid::new_v4().simple());
         let settings = sluice_loader::config::ClickHouseSettings {
             url: clickhouse_url(),
@@ -83,7 +106,10 @@ impl Downstream {
             clickhouse: settings,
             ..Default::default()
         };
-        loader.batch.max_wait_ms = 200;
+        // Not the loader's smallest wait: with merges stopped every insert
+        // stays a part, and a fault test of several minutes at 200 ms made
+        // thousands, which the server then took minutes to drop.
+        loader.batch.max_wait_ms = 1000;
         let mut aggregator = sluice_aggregator::AggregatorConfig {
             kafka,
             topic: topic.to_owned(),
@@ -99,19 +125,21 @@ impl Downstream {
 
         let loader = {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(sluice_loader::serve(loader, listener, async {
                 let _ = stopped.await;
             }));
-            Service { stop, task }
+            Service { stop, task, addr }
         };
         let aggregator = {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(sluice_aggregator::serve(aggregator, listener, async {
                 let _ = stopped.await;
             }));
-            Service { stop, task }
+            Service { stop, task, addr }
         };
         Ok(Self {
             db,
@@ -156,10 +184,52 @@ impl Downstream {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("after {timeout:?}: {rows} rows and {counted} counted, want {n}");
+                bail!(
+                    "after {timeout:?}: {rows} rows and {counted} counted, want {n}\n{}",
+                    self.whereabouts().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Where each service stands, per partition: what the loader stored
+    /// (rows, highest offset), and what both report about themselves. What
+    /// a timed-out wait prints, so a failure says which partition stopped and
+    /// whether a service was waiting, paused or failing.
+    async fn whereabouts(&self) -> String {
+        let db = &self.db;
+        let stored = sql(&format!(
+            "SELECT kafka_partition, count(), max(kafka_offset) FROM {db}.event_ids \
+             GROUP BY kafka_partition ORDER BY kafka_partition FORMAT TSV"
+        ))
+        .await
+        .unwrap_or_else(|e| e.to_string());
+        let loader = self
+            .loader
+            .metrics(&[
+                "lag",
+                "paused",
+                "error",
+                "retr",
+                "assigned",
+                "clickhouse_up",
+            ])
+            .await;
+        let aggregator = self
+            .aggregator
+            .metrics(&[
+                "lag",
+                "waiting",
+                "assigned",
+                "clickhouse_up",
+                "events_total",
+            ])
+            .await;
+        format!(
+            "stored per partition (partition, rows, highest offset):\n{stored}\
+             loader metrics:\n{loader}\naggregator metrics:\n{aggregator}"
+        )
     }
 
     /// Every id of `acknowledged` is one row of `events` and no other id is
@@ -246,11 +316,22 @@ impl Downstream {
         Ok(())
     }
 
-    /// Stops both services and drops the database.
+    /// Stops both services and drops the database (cleanup only: a drop
+    /// that takes over two minutes is left to the server and reported, not
+    /// waited for).
     pub async fn stop(self) -> anyhow::Result<()> {
         self.loader.stop().await?;
         self.aggregator.stop().await?;
-        sql(&format!("DROP DATABASE IF EXISTS {}", self.db)).await?;
-        Ok(())
+        let query = format!("DROP DATABASE IF EXISTS {}", self.db);
+        match tokio::time::timeout(Duration::from_secs(120), sql(&query)).await {
+            Ok(dropped) => dropped.map(|_| ()),
+            Err(_) => {
+                eprintln!(
+                    "DROP DATABASE {} still running after 120 s; left to the server",
+                    self.db
+                );
+                Ok(())
+            }
+        }
     }
 }
