@@ -1,11 +1,14 @@
 //! Reading a request body under limits: wire size, decompressed size, time.
 //!
 //! A compression bomb costs no more memory than `max_decompressed_bytes`: the
-//! decoder's output is read through `take(limit + 1)`, so the first byte past
-//! the limit ends decoding with an error instead of a larger buffer. A client
+//! decoder's output is read in bounded steps, so the first byte past the
+//! limit ends decoding with an error instead of a larger buffer. A client
 //! that stalls mid-upload is cut off after `body_timeout_ms`.
+//!
+//! Where the key is inside the body ([`PreAuth`]), at most
+//! `max_pre_auth_decoded_bytes` (+1) are decoded before the key is checked.
 
-use std::io::Read;
+use std::io::{BufRead, Cursor, Read};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -78,6 +81,50 @@ pub async fn read_request(
     body: Body,
     encoding: Encoding,
 ) -> Result<(Bytes, Ticket), ApiError> {
+    read_request_pre_auth(state, headers, body, encoding, None).await
+}
+
+/// What a body that carries its own key must show before more than
+/// `limit` bytes of it are decoded.
+///
+/// Why: the SDK routes whose key travels in the body (PostHog's `api_key`,
+/// Segment's `writeKey`) cannot refuse a stranger before reading the body.
+/// Reading costs no more than the bytes the client sent (`max_body_bytes`),
+/// but decoding a compressed body multiplies them: without this a 20 KiB
+/// gzip bomb would cost 20 MiB of decoding (`max_decompressed_bytes`) before
+/// its key was looked at. So a compressed body is decoded to `limit + 1`
+/// bytes at most; if it ends there, it is parsed and its key checked as any
+/// body (at most `limit` bytes decoded and parsed unauthenticated); if not,
+/// `check` must find a valid key in those bytes before the rest is decoded.
+/// The real SDKs pass: posthog-node and posthog-js put the key first (or in
+/// the first event's properties), and posthog-python (key last) sends gzip
+/// only when asked to, in batches of 100 events, far below the 1 MiB default.
+/// Uncompressed bodies are not held to it: their cost is the bytes sent.
+pub struct PreAuth<'c> {
+    /// Most bytes decoded before the key is checked (capped by
+    /// `max_decompressed_bytes`).
+    pub limit: usize,
+    /// Finds the key in the first `limit + 1` decoded bytes of a longer body
+    /// and checks it: an error refuses the request.
+    pub check: &'c mut (dyn FnMut(&[u8]) -> Result<(), ApiError> + Send),
+}
+
+impl std::fmt::Debug for PreAuth<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreAuth")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`read_request`], for a body whose key is inside it when `pre_auth` is set.
+pub async fn read_request_pre_auth(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    encoding: Encoding,
+    pre_auth: Option<PreAuth<'_>>,
+) -> Result<(Bytes, Ticket), ApiError> {
     let config = state.ingest();
     // Reserve the declared size up front (the maximum when undeclared), so
     // the bytes we are about to buffer are accounted before we buffer them.
@@ -96,7 +143,7 @@ pub async fn read_request(
         Ok(ticket) => ticket,
         Err(refusal) => return Err(refuse(body, config, refusal.into()).await),
     };
-    let (bytes, mut ticket) = read(body, encoding, config, ticket).await?;
+    let (bytes, mut ticket) = read(body, encoding, config, ticket, pre_auth).await?;
     counter!(metrics::REQUEST_BYTES)
         .increment(content_length(headers).unwrap_or(bytes.len()) as u64);
     // The produced records hold roughly one more copy of the events.
@@ -126,6 +173,7 @@ pub async fn read(
     encoding: Encoding,
     config: &IngestSettings,
     mut ticket: Ticket,
+    pre_auth: Option<PreAuth<'_>>,
 ) -> Result<(Bytes, Ticket), ApiError> {
     let timeout = Duration::from_millis(config.body_timeout_ms);
     let raw = tokio::time::timeout(timeout, read_limited(body, config.max_body_bytes))
@@ -142,19 +190,73 @@ pub async fn read(
     }
     let limit = config.max_decompressed_bytes;
     let inline = raw.len() <= INLINE_DECOMPRESS_BYTES;
-    let decode = move || {
-        let wire = raw.len();
-        let out = decompress(&raw, encoding, limit, &mut |decoded| {
-            ticket.reserve(wire + decoded)
-        })?;
-        Ok((Bytes::from(out), ticket))
-    };
+    let mut decoding = Decoding::new(raw, encoding, ticket)?;
+    if let Some(pre_auth) = pre_auth {
+        decoding = decode(decoding, pre_auth.limit.min(limit), limit, inline).await?;
+        counter!(metrics::PRE_AUTH_DECODED_BYTES).increment(decoding.out.len() as u64);
+        if !decoding.finished {
+            (pre_auth.check)(&decoding.out)?;
+        }
+    }
+    let decoding = decode(decoding, limit, limit, inline).await?;
+    Ok((Bytes::from(decoding.out), decoding.ticket))
+}
+
+/// Runs [`Decoding::run`] here or, for a large body, on the blocking pool.
+async fn decode(
+    decoding: Decoding,
+    until: usize,
+    limit: usize,
+    inline: bool,
+) -> Result<Decoding, ApiError> {
+    if decoding.finished {
+        return Ok(decoding);
+    }
+    let run = move || decoding.run(until, limit);
     if inline {
-        decode()
+        run()
     } else {
-        tokio::task::spawn_blocking(decode)
+        tokio::task::spawn_blocking(run)
             .await
             .map_err(|e| ApiError::Internal(e.into()))?
+    }
+}
+
+/// A compressed body being decoded, which can stop after its first bytes
+/// (for [`PreAuth`]) and go on from there.
+struct Decoding {
+    reader: Box<dyn Read + Send>,
+    out: Vec<u8>,
+    wire: usize,
+    /// Covers the wire bytes and grows with the output.
+    ticket: Ticket,
+    finished: bool,
+}
+
+impl Decoding {
+    fn new(raw: Bytes, encoding: Encoding, ticket: Ticket) -> Result<Self, ApiError> {
+        let wire = raw.len();
+        Ok(Self {
+            reader: decoder(Cursor::new(raw), encoding)?,
+            out: Vec::new(),
+            wire,
+            ticket,
+            finished: false,
+        })
+    }
+
+    /// Decodes until the output holds more than `until` bytes or the body
+    /// ends; more than `limit` bytes in all is an error.
+    fn run(mut self, until: usize, limit: usize) -> Result<Self, ApiError> {
+        let (wire, ticket) = (self.wire, &mut self.ticket);
+        self.finished = fill(
+            &mut *self.reader,
+            &mut self.out,
+            until,
+            limit,
+            &mut |decoded| ticket.reserve(wire + decoded),
+        )?;
+        Ok(self)
     }
 }
 
@@ -221,33 +323,60 @@ pub fn decompress(
     limit: usize,
     budget: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<u8>, ApiError> {
-    let reader: Box<dyn Read + '_> = match encoding.resolve(raw) {
+    let mut reader = match encoding.resolve(raw) {
         Encoding::Identity | Encoding::Detect => return Ok(raw.to_vec()),
+        other => decoder(raw, other)?,
+    };
+    let mut out = Vec::new();
+    fill(&mut *reader, &mut out, limit, limit, budget)?;
+    Ok(out)
+}
+
+/// The decoder of `encoding` over `raw` (identity: `raw` as it is).
+fn decoder<'r, R: BufRead + Send + 'r>(
+    raw: R,
+    encoding: Encoding,
+) -> Result<Box<dyn Read + Send + 'r>, ApiError> {
+    Ok(match encoding {
+        Encoding::Identity | Encoding::Detect => Box::new(raw),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
         Encoding::Zstd => Box::new(
             zstd::stream::read::Decoder::with_buffer(raw)
                 .map_err(|e| ApiError::InvalidCompression(e.to_string()))?,
         ),
-    };
-    let mut reader = reader.take(limit as u64 + 1);
-    let mut out = Vec::new();
-    loop {
-        let step = DECODE_STEP.min(limit + 1 - out.len().min(limit));
+    })
+}
+
+/// Reads `reader` into `out` until `out` holds more than `until` bytes
+/// (`Ok(false)`: more may follow) or the input ends (`Ok(true)`). More than
+/// `limit` bytes in all is [`ApiError::DecompressedTooLarge`]; `budget` is
+/// asked to cover each step before it is read.
+fn fill(
+    reader: &mut dyn Read,
+    out: &mut Vec<u8>,
+    until: usize,
+    limit: usize,
+    budget: &mut dyn FnMut(usize) -> bool,
+) -> Result<bool, ApiError> {
+    let cap = until.min(limit) + 1;
+    while out.len() < cap {
+        let step = DECODE_STEP.min(cap - out.len());
         if !budget(out.len() + step) {
             return Err(overloaded());
         }
         let before = out.len();
-        (&mut reader)
+        (&mut *reader)
             .take(step as u64)
-            .read_to_end(&mut out)
+            .read_to_end(out)
             .map_err(|e| ApiError::InvalidCompression(e.to_string()))?;
         if out.len() > limit {
             return Err(ApiError::DecompressedTooLarge { limit });
         }
         if out.len() - before < step {
-            return Ok(out);
+            return Ok(true);
         }
     }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -305,6 +434,46 @@ mod tests {
             "reservations only grow: {asked:?}"
         );
         assert!(*asked.last().unwrap() <= 1024 * 1024 + DECODE_STEP);
+    }
+
+    #[test]
+    fn a_body_stops_after_its_first_bytes_and_goes_on_from_there() {
+        // A bomb behind a key: 64 MiB of spaces in a batch.
+        let mut text = br#"{"api_key":"sk_unknown","batch":["#.to_vec();
+        text.resize(64 * 1024 * 1024, b' ');
+        let limit = 4 * 1024 * 1024;
+        for (encoding, raw) in [
+            (Encoding::Gzip, gzip(&text)),
+            (Encoding::Zstd, zstd::encode_all(&text[..], 3).unwrap()),
+        ] {
+            let wire = raw.len();
+            let mut asked = Vec::new();
+            let mut reader = decoder(&raw[..], encoding).unwrap();
+            let mut out = Vec::new();
+            // Exactly `until + 1` bytes, and no reservation beyond them.
+            let finished = fill(&mut *reader, &mut out, 65_536, limit, &mut |total| {
+                asked.push(total);
+                true
+            })
+            .unwrap();
+            assert!(!finished);
+            assert_eq!(out.len(), 65_537);
+            assert_eq!(asked, [65_537]);
+            assert!(out.starts_with(br#"{"api_key":"sk_unknown""#));
+            // Going on reads the rest up to the limit, as a single pass would.
+            let err = fill(&mut *reader, &mut out, limit, limit, &mut |_| true).unwrap_err();
+            assert!(
+                matches!(err, ApiError::DecompressedTooLarge { .. }),
+                "{wire}"
+            );
+            assert_eq!(out.len(), limit + 1);
+        }
+        // A short body ends within the first bytes: all of it, finished.
+        let raw = gzip(br#"{"batch":[]}"#);
+        let mut out = Vec::new();
+        let mut reader = decoder(&raw[..], Encoding::Gzip).unwrap();
+        assert!(fill(&mut *reader, &mut out, 65_536, limit, &mut |_| true).unwrap());
+        assert_eq!(out, br#"{"batch":[]}"#);
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub struct IngestSettings {
     pub max_body_bytes: usize,
     /// Largest accepted request body after decompression, in bytes.
     pub max_decompressed_bytes: usize,
+    /// Most bytes of a compressed body decoded before its key has been
+    /// checked, on routes that carry the key inside the body (PostHog,
+    /// Segment's `writeKey`); capped by `max_decompressed_bytes`.
+    pub max_pre_auth_decoded_bytes: usize,
     /// A client must finish uploading its body within this time.
     pub body_timeout_ms: u64,
     /// Per-event rules (sizes, clock skew).
@@ -106,6 +110,7 @@ impl Default for IngestSettings {
             max_events_per_batch: 1000,
             max_body_bytes: 5 * 1024 * 1024,
             max_decompressed_bytes: 20 * 1024 * 1024,
+            max_pre_auth_decoded_bytes: 1024 * 1024,
             body_timeout_ms: 10_000,
             event: Limits::default(),
         }
@@ -161,6 +166,8 @@ CONFIGURATION (file keys; environment: SLUICE_GATEWAY_<KEY>, `.` becomes `__`)
   ingest.max_events_per_batch     events per request [1000]
   ingest.max_body_bytes           request body size as sent [5242880]
   ingest.max_decompressed_bytes   request body size after gzip/zstd decoding [20971520]
+  ingest.max_pre_auth_decoded_bytes  bytes of a compressed body decoded before a key carried in the
+                                  body (PostHog, Segment writeKey) is checked [1048576]
   ingest.body_timeout_ms          time allowed to upload the body, else 408 [10000]
   ingest.event.max_event_bytes    JSON size of one event [32768]
   ingest.event.max_user_id_bytes  user_id length [256]
@@ -285,6 +292,9 @@ impl GatewayConfig {
         }
         if self.ingest.max_events_per_batch == 0 {
             return Err("ingest.max_events_per_batch must be at least 1".to_owned());
+        }
+        if self.ingest.max_pre_auth_decoded_bytes < 1024 {
+            return Err("ingest.max_pre_auth_decoded_bytes must be at least 1024".to_owned());
         }
         if self.ingest.event.max_event_bytes > self.ingest.max_body_bytes {
             return Err(

@@ -53,6 +53,10 @@ pub enum ApiError {
     InvalidCompression(String),
     #[error("decompressed request body exceeds {limit} bytes")]
     DecompressedTooLarge { limit: usize },
+    #[error(
+        "no API key in the first {limit} bytes of the decompressed body: send the key in an `Authorization` header, put it before the events (`api_key` first), or send a smaller batch"
+    )]
+    UnauthenticatedTooLarge { limit: usize },
     #[error("request body not received within {secs} s")]
     BodyTimeout { secs: u64 },
     #[error("could not read the request body: {0}")]
@@ -100,6 +104,7 @@ impl ApiError {
             Self::UnsupportedEncoding(_) => "unsupported_encoding",
             Self::InvalidCompression(_) => "invalid_compression",
             Self::DecompressedTooLarge { .. } => "decompressed_too_large",
+            Self::UnauthenticatedTooLarge { .. } => "unauthenticated_body_too_large",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::BodyRead(_) => "body_read_error",
             Self::EmptyBatch => "empty_batch",
@@ -130,7 +135,8 @@ impl ApiError {
             | Self::EmptyBatch => StatusCode::BAD_REQUEST,
             Self::TooManyEvents { .. }
             | Self::PayloadTooLarge { .. }
-            | Self::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            | Self::DecompressedTooLarge { .. }
+            | Self::UnauthenticatedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }

@@ -9,6 +9,7 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 pub const REQUESTS: &str = "sluice_gateway_requests_total";
 pub const EVENTS: &str = "sluice_gateway_events_total";
 pub const REQUEST_BYTES: &str = "sluice_gateway_request_bytes_total";
+pub const PRE_AUTH_DECODED_BYTES: &str = "sluice_gateway_pre_auth_decoded_bytes_total";
 pub const REQUEST_DURATION: &str = "sluice_gateway_request_duration_seconds";
 pub const PROCESSING_DURATION: &str = "sluice_gateway_processing_duration_seconds";
 pub const PRODUCE_DURATION: &str = "sluice_gateway_produce_duration_seconds";
@@ -37,6 +38,11 @@ pub fn describe() {
         REQUEST_BYTES,
         Unit::Bytes,
         "Request body bytes as received (before decompression)."
+    );
+    describe_counter!(
+        PRE_AUTH_DECODED_BYTES,
+        Unit::Bytes,
+        "Bytes of compressed bodies decoded before the key they carry was checked (PostHog, Segment writeKey; at most ingest.max_pre_auth_decoded_bytes + 1 per request)."
     );
     describe_histogram!(
         REQUEST_DURATION,

@@ -328,3 +328,66 @@ async fn rate_limits_are_429_for_segment_and_503_for_posthog() {
     assert!(headers.contains_key(header::RETRY_AFTER));
     assert_eq!(answer["error"]["code"], "rate_limited");
 }
+
+#[tokio::test]
+async fn a_bomb_carrying_its_key_is_refused_by_the_key_at_the_default_pre_auth_bound() {
+    // Default limits: 1 MiB decoded before the key is checked, 20 MiB after.
+    let h = harness_with(|config| {
+        config.ingest.max_body_bytes = 1024 * 1024;
+        config.ingest.max_events_per_batch = 300;
+    });
+    let bomb = |head: &str| {
+        let mut text = head.as_bytes().to_vec();
+        text.resize(64 * 1024 * 1024, b' ');
+        gzip(&text)
+    };
+    let cases = [
+        (
+            bomb(r#"{"api_key":"sk_unknown","batch":["#),
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+        ),
+        (
+            bomb(r#"[{"event":"e","properties":{"token":"sk_unknown"}},"#),
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+        ),
+        (
+            bomb(r#"{"batch":["#),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "unauthenticated_body_too_large",
+        ),
+        // Past the check, a valid key's bomb still stops at the decoded limit.
+        (
+            bomb(&format!(r#"{{"api_key":"{KEY}","batch":["#)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "decompressed_too_large",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let request = Request::post("/batch/")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from(body))
+            .unwrap();
+        let (got, _, answer) = send(&h, request).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code))
+        );
+    }
+    // 300 posthog-js-sized events (4 KiB each) decode past the bound: with
+    // the key first, every one is accepted.
+    let batch: Vec<Value> = (0..300)
+        .map(|i| json!({ "event": "e", "distinct_id": format!("d{i}"), "properties": { "pad": "x".repeat(4000) } }))
+        .collect();
+    let body = json!({ "api_key": KEY, "batch": batch }).to_string();
+    assert!(body.len() > 1024 * 1024);
+    let request = Request::post("/batch/")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(gzip(body.as_bytes())))
+        .unwrap();
+    let (status, _, answer) = send(&h, request).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], 300, "{answer}");
+    assert_eq!(raw_events(&h).await.len(), 300);
+}

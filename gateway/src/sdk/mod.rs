@@ -17,6 +17,7 @@
 
 mod json;
 pub mod posthog;
+mod prefix;
 pub mod segment;
 
 use std::borrow::Cow;
@@ -293,7 +294,7 @@ impl std::io::Write for ByteCount {
 }
 
 /// What differs between SDK protocols.
-pub(crate) trait Protocol {
+pub(crate) trait Protocol: Sync {
     /// The `route` label of the request metrics.
     const ROUTE: &'static str;
     /// The SDK family, for messages.
@@ -314,6 +315,11 @@ pub(crate) trait Protocol {
 
     /// Finds the key and the messages in the body's JSON.
     fn parse<'a>(&self, json: &'a [u8]) -> Result<Parsed<'a>, ApiError>;
+
+    /// The key in the first bytes of a decoded body too long to decode
+    /// before its key is checked ([`body::PreAuth`]); `None` when those
+    /// bytes hold none whole.
+    fn key_in_prefix(&self, prefix: &[u8]) -> Option<String>;
 
     /// The key carried inside the messages, for bodies without one at the
     /// top (older posthog-js); `None` by default.
@@ -382,8 +388,25 @@ async fn ingest<P: Protocol>(
         Err(err) => return Err(body::refuse(body, state.ingest(), err).await),
     };
     // PostHog's key travels in the body: without a header key the body is
-    // read first, under the same size, time and memory limits as any other.
-    let (bytes, ticket) = body::read_request(state, headers, body, encoding).await?;
+    // read first, under the same size, time and memory limits as any other,
+    // and a compressed one is decoded only so far before its key is checked
+    // (`body::PreAuth` says why and how far).
+    let (bytes, ticket) = if early.is_some() {
+        body::read_request(state, headers, body, encoding).await?
+    } else {
+        let limit = state.ingest().max_pre_auth_decoded_bytes;
+        let mut check = |prefix: &[u8]| {
+            let key = protocol
+                .key_in_prefix(prefix)
+                .ok_or(ApiError::UnauthenticatedTooLarge { limit })?;
+            auth::principal(state.keys(), &key).map(drop)
+        };
+        let pre_auth = body::PreAuth {
+            limit,
+            check: &mut check,
+        };
+        body::read_request_pre_auth(state, headers, body, encoding, Some(pre_auth)).await?
+    };
     let json = protocol.json(&bytes)?;
     let parsed = protocol.parse(&json)?;
     json::refuse_like_value(&json)?;

@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 use sluice_core::{Reject, RejectCode};
 
 use super::json::{self, Batch, Doc, Fields, Message, Object, Out, Sent};
-use super::{Context, NativeEvent, Parsed, Protocol, Translated, sdk_block};
+use super::{Context, NativeEvent, Parsed, Protocol, Translated, prefix, sdk_block};
 use crate::body::Encoding;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -118,6 +118,20 @@ impl Protocol for PostHog {
         Ok(Cow::Borrowed(body))
     }
 
+    fn key_in_prefix(&self, prefix: &[u8]) -> Option<String> {
+        let places = prefix::Places {
+            names: &["api_key", "token"],
+            in_messages: true,
+        };
+        if self.form || prefix.starts_with(b"data=") {
+            return prefix::find_key(
+                &form_data_prefix(prefix, self.compression.as_deref())?,
+                places,
+            );
+        }
+        prefix::find_key(prefix, places)
+    }
+
     fn parse<'a>(&self, body: &'a [u8]) -> Result<Parsed<'a>, ApiError> {
         let (key, messages, sent_at) = match Doc::parse_body(body, false)? {
             (Doc::Object(fields), Some(batch)) => {
@@ -201,6 +215,21 @@ fn form_data(body: &[u8], compression: Option<&str>) -> Result<Vec<u8>, ApiError
         .decode(data)
         .or_else(|_| BASE64_STANDARD_NO_PAD.decode(data))
         .map_err(|_| ApiError::InvalidRequest("`data` is neither JSON nor base64 JSON".to_owned()))
+}
+
+/// The start of the JSON in the `data` field of a form body's first bytes,
+/// as [`form_data`] reads the whole: the field's bytes up to where the
+/// prefix ends, base64 decoded in whole groups of four.
+fn form_data_prefix(prefix: &[u8], compression: Option<&str>) -> Option<Vec<u8>> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(prefix).ok()?;
+    let (_, data) = fields.iter().find(|(field, _)| field == "data")?;
+    let data = data.trim();
+    let base64 = compression == Some("base64") || !(data.starts_with('{') || data.starts_with('['));
+    if !base64 {
+        return Some(data.as_bytes().to_vec());
+    }
+    let whole = data.len() / 4 * 4;
+    BASE64_STANDARD.decode(&data[..whole]).ok()
 }
 
 /// The key, never stored: not at the top of an event, not in its properties.
@@ -514,6 +543,31 @@ mod tests {
             read(&plain, br#"{"batch":{}}"#),
             Err(ApiError::InvalidBatch(_))
         ));
+    }
+
+    #[test]
+    fn the_key_is_found_in_a_prefix_of_every_body_shape() {
+        let plain = PostHog::default();
+        let node = br#"{"api_key":"sk_a","batch":[{"event":"e","properties":{"#;
+        assert_eq!(plain.key_in_prefix(node).as_deref(), Some("sk_a"));
+        let js = br#"[{"event":"e","properties":{"$os":"Linux","token":"sk_b"}},{"ev"#;
+        assert_eq!(plain.key_in_prefix(js).as_deref(), Some("sk_b"));
+        // sendBeacon's form body, base64 cut mid-group and mid-escape.
+        let json = r#"[{"event":"e","properties":{"token":"sk_c","pad":"xxxxxxxxxxxxxxxx"}}]"#;
+        let b64 = BASE64_STANDARD
+            .encode(json)
+            .replace('+', "%2B")
+            .replace('/', "%2F");
+        let form = format!("data={b64}&compression=base64");
+        let form_protocol = PostHog {
+            form: true,
+            ..PostHog::default()
+        };
+        let cut = &form.as_bytes()[..form.len() - 40];
+        assert_eq!(form_protocol.key_in_prefix(cut).as_deref(), Some("sk_c"));
+        // posthog-python: the key comes last.
+        let python = br#"{"batch": [{"event": "e", "distinct_id": "d"}, {"event": "#;
+        assert_eq!(plain.key_in_prefix(python), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde_json::Value;
 use sluice_core::RejectCode;
 
 use super::json::{self, Batch, Doc, Fields, Message, OPENED, Object, Opened, Out};
-use super::{Context, NativeEvent, Parsed, Protocol, Translated, sdk_block};
+use super::{Context, NativeEvent, Parsed, Protocol, Translated, prefix, sdk_block};
 use crate::auth;
 use crate::body::Encoding;
 use crate::error::ApiError;
@@ -114,6 +114,18 @@ impl Protocol for Segment {
 
     fn encoding(&self, headers: &HeaderMap) -> Result<Encoding, ApiError> {
         Encoding::from_headers(headers)
+    }
+
+    fn key_in_prefix(&self, prefix: &[u8]) -> Option<String> {
+        // analytics.js puts `writeKey` at the top of the body; `parse` reads
+        // it only there.
+        prefix::find_key(
+            prefix,
+            prefix::Places {
+                names: &["writeKey"],
+                in_messages: false,
+            },
+        )
     }
 
     fn parse<'a>(&self, body: &'a [u8]) -> Result<Parsed<'a>, ApiError> {
