@@ -253,6 +253,12 @@ mod tests {
                 r#"{"event":"e","user_id":"u","timestamp":1000}"#,
                 RejectCode::TimestampTooOld,
             ),
+            // Found by fuzz/fuzz_targets/native_batch.rs: admitted, although
+            // serde_json (the loader, the Rust plugin SDK) refuses to read it.
+            (
+                r#"{"event":"e","user_id":"u","properties":{"n":1.7976931348623158e308}}"#,
+                RejectCode::NumberOutOfRange,
+            ),
         ];
         for (json, code) in cases {
             let reject = admit(json).unwrap_err();

@@ -160,12 +160,16 @@ pub(crate) fn check_number(node: &Node, x: f64) -> Result<(), Failure> {
 
 /// `x` is an integer multiple of `m`, in binary floating point with a
 /// relative tolerance: 0.0075 is a multiple of 0.0001 although
-/// 0.0075 / 0.0001 is 74.99999999999999. A quotient that overflows is not
-/// a multiple (the suite's "float division = inf" case).
+/// 0.0075 / 0.0001 is 74.99999999999999. Where the quotient overflows, the
+/// remainder decides, exactly (`%` on doubles is exact): 1e308 is a multiple
+/// of 0.5, and not of 0.123456789 (the suite's "float division = inf"
+/// case). Refusing every overflowing quotient made the compatibility checker
+/// unsound: `integer` → `multipleOf: 0.5` is compatible, yet 1e308 was
+/// refused by the new schema (found by fuzz/fuzz_targets/schema_compat.rs).
 pub(crate) fn multiple_of(x: f64, m: f64) -> bool {
     let q = x / m;
     if !q.is_finite() {
-        return false;
+        return x.is_finite() && x % m == 0.0;
     }
     (q - q.round()).abs() <= 1e-9 * q.abs().max(1.0)
 }
@@ -550,6 +554,14 @@ mod tests {
             .validate(&instance, "properties")
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn overflowing_quotients_are_decided_by_the_exact_remainder() {
+        assert!(multiple_of(1e308, 0.5));
+        assert!(multiple_of(f64::MAX, 0.25));
+        assert!(!multiple_of(1e308, 0.123456789));
+        assert!(!multiple_of(1e308, 1e-8));
     }
 
     #[test]

@@ -448,11 +448,16 @@ impl Checker {
 
     /// `multipleOf`: every multiple of the writer's step must be one of the
     /// reader's (or the writer's numbers are integers and 1 is a multiple).
+    /// Beyond about `f64::MAX × rm` the reader's quotient overflows and only
+    /// an exact remainder passes (`validate::multiple_of`), so the tolerant
+    /// comparison of the steps says nothing there: the writer's numbers must
+    /// stay below it, or those huge numbers must be exact multiples anyway.
     fn multiple_of(&mut self, path: &str, w: &Node, r: &Node, shared: Types) {
         let Some(rm) = r.multiple_of else { return };
         let integers_only = !shared.intersects(Types::FRACTION);
-        let ok = w.multiple_of.is_some_and(|wm| multiple_of(wm, rm))
-            || (integers_only && multiple_of(1.0, rm));
+        let ok = (w.multiple_of.is_some_and(|wm| multiple_of(wm, rm))
+            || (integers_only && multiple_of(1.0, rm)))
+            && overflow_safe(w, rm);
         if !ok {
             let text = |m: Option<f64>| m.map_or("none".to_owned(), |m| m.to_string());
             let (old, new) = self.old_new(text(w.multiple_of), text(Some(rm)));
@@ -672,6 +677,18 @@ fn with_article(types: Types) -> String {
     }
 }
 
+/// Whether every number the writer accepts divides by the reader's step
+/// `rm` without the quotient overflowing, or is an exact multiple of `rm`
+/// where it does: `rm` at least 1 (no finite number overflows), the same step
+/// (the writer already required an exact remainder there), a power of two
+/// (every double that large is an integer times it), or a writer whose
+/// `minimum` and `maximum` keep its numbers small enough.
+fn overflow_safe(w: &Node, rm: f64) -> bool {
+    let power_of_two = rm.is_normal() && rm.to_bits() & ((1 << 52) - 1) == 0;
+    let small = |bound: Option<Bound>| bound.is_some_and(|b| (b.value / rm).is_finite());
+    rm >= 1.0 || w.multiple_of == Some(rm) || power_of_two || (small(w.minimum) && small(w.maximum))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -684,6 +701,26 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// Found by fuzz/fuzz_targets/schema_compat.rs: the checker called this
+    /// pair compatible, yet the new schema refused 1e308, which the old one
+    /// accepts (1e308 / 1e-8 overflows; 1e308 is no exact multiple of the
+    /// double 1e-8).
+    #[test]
+    fn multiple_of_huge_numbers_overflow_the_readers_quotient() {
+        let int = |m: f64| json!({"type": "integer", "multipleOf": m});
+        let (old, new) = (int(5.123456789), int(1e-8));
+        let instance = json!(1e308);
+        assert!(Schema::parse(&old).unwrap().accepts(&instance));
+        assert!(!Schema::parse(&new).unwrap().accepts(&instance));
+        let found = backward(old, new);
+        assert!(found[0].contains("multiple_of_changed"), "{found:?}");
+        // Still compatible: a power-of-two step (every huge double is an
+        // exact multiple), and a writer whose bounds keep the quotient finite.
+        assert!(backward(json!({"type": "integer"}), int(0.5)).is_empty());
+        let bounded = json!({"type": "integer", "minimum": -1e6, "maximum": 1e6});
+        assert!(backward(bounded, int(1e-8)).is_empty());
     }
 
     #[test]

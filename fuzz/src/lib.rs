@@ -1,0 +1,66 @@
+//! Helpers the fuzz targets share (`fuzz_targets/*.rs`; what each asserts is
+//! in `fuzz/README.md`).
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The native batch body as `gateway/src/ingest.rs` (`BatchBody`) reads it:
+/// each event kept as raw text, borrowed. A copy, because the gateway's is
+/// private and linking `sluice-gateway` would bring wasmtime and librdkafka
+/// into every fuzz build (see the README).
+#[derive(Debug, Deserialize)]
+pub struct BatchBody<'a> {
+    #[serde(borrow)]
+    pub events: Vec<&'a RawValue>,
+}
+
+/// Splits a fuzz input into up to `N` UTF-8 parts at NUL bytes (never valid
+/// inside JSON text, so a part is never cut inside a string). Missing parts
+/// are empty; `None` if a part is not UTF-8.
+pub fn parts<const N: usize>(data: &[u8]) -> Option<[&str; N]> {
+    let mut out = [""; N];
+    let mut rest = data;
+    for (i, slot) in out.iter_mut().enumerate() {
+        let end = if i + 1 == N {
+            rest.len()
+        } else {
+            memchr_nul(rest).unwrap_or(rest.len())
+        };
+        *slot = std::str::from_utf8(&rest[..end]).ok()?;
+        rest = rest.get(end + 1..).unwrap_or_default();
+    }
+    Some(out)
+}
+
+fn memchr_nul(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == 0)
+}
+
+/// The deepest nesting of objects and arrays in well-formed JSON `text`,
+/// counted the slow, obvious way (brackets outside strings).
+pub fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
