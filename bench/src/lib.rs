@@ -17,12 +17,14 @@
 //! - [`plugins`]: the plugin host's costs, in-process (`scripts/bench-plugins`).
 //! - [`aggregator`]: the aggregator's counting rate and window delay
 //!   (`scripts/bench-aggregator`).
+//! - [`brokers`]: one Kafka broker against three (`scripts/bench-brokers`).
 //!
 //! All traffic stays on this machine (the gateway and broker addresses come
 //! from the script, on 127.0.0.1), and every loop ends by a deadline.
 
 pub mod aggregator;
 pub mod baseline;
+pub mod brokers;
 pub mod load;
 pub mod plugins;
 pub mod procfs;

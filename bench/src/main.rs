@@ -303,6 +303,14 @@ enum Command {
         /// SDK route results (`throughput --sdk-out`), for their own section.
         #[arg(long)]
         sdk_routes: Option<PathBuf>,
+        /// Throughput results on one broker, one file per round
+        /// (`scripts/bench-brokers`), for the brokers section with
+        /// --brokers-three.
+        #[arg(long, value_delimiter = ',', requires = "brokers_three")]
+        brokers_one: Vec<PathBuf>,
+        /// The same rounds on three brokers.
+        #[arg(long, value_delimiter = ',', requires = "brokers_one")]
+        brokers_three: Vec<PathBuf>,
         #[arg(long, default_value = "docs/benchmarks.md")]
         doc: PathBuf,
     },
@@ -317,9 +325,9 @@ struct Common {
     /// The gateway's pid, for its CPU time and memory.
     #[arg(long)]
     gateway_pid: Option<u32>,
-    /// The Kafka broker's pid, for its CPU time.
-    #[arg(long)]
-    kafka_pid: Option<u32>,
+    /// The Kafka brokers' pids (comma separated), for their CPU time.
+    #[arg(long, value_delimiter = ',')]
+    kafka_pid: Vec<u32>,
     #[arg(long, default_value = "127.0.0.1:19092")]
     brokers: String,
     /// Commit being measured (for the report).
@@ -393,7 +401,7 @@ impl Common {
             gateway_url: self.gateway_url.clone(),
             api_key: self.api_key.clone(),
             gateway_pid: self.gateway_pid,
-            kafka_pid: self.kafka_pid,
+            kafka_pids: self.kafka_pid.clone(),
             commit: self.commit.clone(),
             brokers: self.brokers.clone(),
         }
@@ -713,6 +721,8 @@ async fn main() -> anyhow::Result<()> {
             throughput,
             overload,
             sdk_routes,
+            brokers_one,
+            brokers_three,
             doc,
         } => {
             let throughput: Option<ThroughputResults> =
@@ -729,6 +739,18 @@ async fn main() -> anyhow::Result<()> {
                     report::SDK_BEGIN_MARKER,
                     report::SDK_END_MARKER,
                     &report::render_sdk_routes(&sdk),
+                )?;
+            }
+            if !brokers_one.is_empty() {
+                let read_all = |paths: &[PathBuf]| -> anyhow::Result<Vec<ThroughputResults>> {
+                    paths.iter().map(|p| read_json(p)).collect()
+                };
+                let (one, three) = (read_all(&brokers_one)?, read_all(&brokers_three)?);
+                report::update_section(
+                    &doc,
+                    sluice_bench::brokers::BEGIN_MARKER,
+                    sluice_bench::brokers::END_MARKER,
+                    &sluice_bench::brokers::render(&one, &three),
                 )?;
             }
             Ok(())

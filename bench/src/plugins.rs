@@ -94,7 +94,7 @@ pub fn run(options: &Options) -> anyhow::Result<PluginResults> {
             gateway_url: String::new(),
             api_key: String::new(),
             gateway_pid: None,
-            kafka_pid: None,
+            kafka_pids: Vec::new(),
             commit: options.commit.clone(),
             brokers: String::new(),
         },

@@ -36,11 +36,11 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    fn from_bool(met: bool) -> Self {
+    pub(crate) fn from_bool(met: bool) -> Self {
         if met { Self::Met } else { Self::NotMet }
     }
 
-    fn text(self) -> &'static str {
+    pub(crate) fn text(self) -> &'static str {
         match self {
             Self::Met => "**met**",
             Self::NotMet => "**not met**",
@@ -56,7 +56,7 @@ pub struct Goal {
     pub verdict: Verdict,
 }
 
-fn num(value: f64) -> String {
+pub(crate) fn num(value: f64) -> String {
     if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 10.0 {
@@ -87,7 +87,7 @@ fn opt(value: Option<f64>, unit: &str) -> String {
 }
 
 /// "0.52 (0.46–0.57)" for several rounds, "0.52" for one.
-fn spread(s: Spread, unit: &str) -> String {
+pub(crate) fn spread(s: Spread, unit: &str) -> String {
     if s.n > 1 {
         format!("{}{unit} ({}–{})", num(s.mean), num(s.min), num(s.max))
     } else {

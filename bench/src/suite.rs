@@ -65,7 +65,8 @@ pub struct Subject {
     pub gateway_url: String,
     pub api_key: String,
     pub gateway_pid: Option<u32>,
-    pub kafka_pid: Option<u32>,
+    /// Every broker's pid (their CPU time is summed).
+    pub kafka_pids: Vec<u32>,
     pub commit: Option<String>,
     pub brokers: String,
 }
@@ -155,7 +156,7 @@ struct CpuMark {
 struct Probes {
     clock: CpuClock,
     gateway: Option<u32>,
-    kafka: Option<u32>,
+    kafka: Vec<u32>,
 }
 
 impl Probes {
@@ -163,7 +164,7 @@ impl Probes {
         Self {
             clock: CpuClock::default(),
             gateway: subject.gateway_pid,
-            kafka: subject.kafka_pid,
+            kafka: subject.kafka_pids.clone(),
         }
     }
 
@@ -172,7 +173,15 @@ impl Probes {
         CpuMark {
             gateway: read(self.gateway),
             bench: self.clock.seconds(Pid::This).unwrap_or(0.0),
-            kafka: read(self.kafka),
+            // All brokers or nothing: a sum missing one would understate.
+            kafka: (!self.kafka.is_empty())
+                .then(|| {
+                    self.kafka
+                        .iter()
+                        .map(|p| read(Some(*p)))
+                        .sum::<Option<f64>>()
+                })
+                .flatten(),
         }
     }
 
