@@ -9,6 +9,7 @@
 //! A shard is used through one replica at a time; when a call to it fails,
 //! the next goes to its twin. One server is one shard of one replica.
 
+use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -182,6 +183,86 @@ impl Shards {
             errors.join("; ")
         )))
     }
+}
+
+/// How long [`Shards::check_same_schema`] lets replicas disagree before it
+/// refuses: a replica that was away while `ON CLUSTER` DDL ran replays the
+/// queue when it is back, and may answer a moment before it has.
+pub const SCHEMA_AGREEMENT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Shards {
+    /// Checks, after the migrations ran, that every replica that answers
+    /// has the same tables and columns in `database` as the first one that
+    /// does. A replica created by hand from other DDL, or left behind by an
+    /// older version, would otherwise take inserts into another shape, or
+    /// refuse them only when its twin fails. Replicas that do not answer are
+    /// skipped (they are checked at the next start); disagreement that
+    /// outlasts `grace` is refused with an error naming the setting,
+    /// `clickhouse.shards[i][j]`, and the first differences.
+    pub async fn check_same_schema(
+        &self,
+        database: &str,
+        grace: std::time::Duration,
+    ) -> Result<(), Error> {
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            match self.schema_difference(database).await {
+                None => return Ok(()),
+                Some(difference) if std::time::Instant::now() >= deadline => {
+                    return Err(Error::InvalidSettings(difference));
+                }
+                Some(difference) => {
+                    tracing::warn!(%difference, "ClickHouse replicas differ; waiting for DDL to reach them");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// The first replica whose columns differ from the first answering
+    /// replica's, described; None when all that answer agree.
+    async fn schema_difference(&self, database: &str) -> Option<String> {
+        let mut first: Option<(String, BTreeSet<String>)> = None;
+        for (i, shard) in self.0.iter().enumerate() {
+            for (j, replica) in shard.replicas.iter().enumerate() {
+                let name = format!("clickhouse.shards[{i}][{j}] ({})", replica.url);
+                let columns = match columns(&replica.root, database).await {
+                    Ok(columns) => columns,
+                    Err(error) => {
+                        tracing::warn!(replica = %name, %error, "not checking the schema of a replica that does not answer");
+                        continue;
+                    }
+                };
+                let Some((first_name, expected)) = &first else {
+                    first = Some((name, columns));
+                    continue;
+                };
+                if &columns != expected {
+                    let lacks: Vec<_> = expected.difference(&columns).take(3).collect();
+                    let extra: Vec<_> = columns.difference(expected).take(3).collect();
+                    return Some(format!(
+                        "{name} has another schema in database `{database}` than {first_name}: \
+                         it lacks {lacks:?} and has {extra:?} (the first three of each); give it \
+                         the tables of its twin (docs/operations.md, \"A new replica\")"
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// `table.column type` of every column in `database`.
+async fn columns(
+    client: &clickhouse::Client,
+    database: &str,
+) -> Result<BTreeSet<String>, clickhouse::error::Error> {
+    let sql = format!(
+        "SELECT concat(table, '.', name, ' ', type) FROM system.columns WHERE database = {}",
+        quote(database)
+    );
+    let rows: Vec<String> = select_client(client).query(&sql).fetch_all().await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Checks that the servers know `cluster` with `shards` shards: otherwise

@@ -73,6 +73,11 @@ impl ClickHouseSink {
         let report = ch::migrate(&first.root, &caps, &schema)
             .await
             .context("applying ClickHouse migrations")?;
+        if schema.cluster.is_some() {
+            shards
+                .check_same_schema(&schema.database, ch::shards::SCHEMA_AGREEMENT_GRACE)
+                .await?;
+        }
         tracing::info!(url = %first.url, shards = shards.len(), ?caps, ?report, "ClickHouse ready");
         Ok(Self {
             shards,

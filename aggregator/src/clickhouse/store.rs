@@ -76,6 +76,11 @@ impl RollupStore {
             ch::apply_migrations(&first.root, &caps, &settings.database, COMPONENT, &all)
                 .await
                 .context("applying the aggregator's ClickHouse migrations")?;
+        if place.cluster.is_some() {
+            shards
+                .check_same_schema(&settings.database, ch::shards::SCHEMA_AGREEMENT_GRACE)
+                .await?;
+        }
         tracing::info!(url = %first.url, shards = shards.len(), ?caps, ?applied, "ClickHouse ready");
         Ok(Self {
             shards: std::sync::Arc::new(shards),
