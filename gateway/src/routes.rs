@@ -117,12 +117,23 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
+/// Whether to route traffic here, with this replica's ingest requests in
+/// flight: what a drain is waiting for (the `/metrics` gauge of the same
+/// name is process-wide, this is per replica).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let in_flight = state.admission().in_flight_used();
     match state.not_ready_because() {
-        None => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        None => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "in_flight_requests": in_flight })),
+        ),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": reason })),
+            Json(json!({
+                "status": "not_ready",
+                "reason": reason,
+                "in_flight_requests": in_flight,
+            })),
         ),
     }
 }
