@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(feature = "runtime")]
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,7 @@ pub mod headers {
     pub const EVENT_ID: &str = "sluice-event-id";
 }
 
+#[cfg(feature = "runtime")]
 /// The value of header `name` of a consumed record, if it has one.
 pub fn header<'m, M: rdkafka::Message>(message: &'m M, name: &str) -> Option<&'m [u8]> {
     use rdkafka::message::Headers;
@@ -40,11 +42,13 @@ pub fn header<'m, M: rdkafka::Message>(message: &'m M, name: &str) -> Option<&'m
         .value
 }
 
+#[cfg(feature = "runtime")]
 /// Header `name` of a consumed record as text, if it has one in UTF-8.
 pub fn header_text<'m, M: rdkafka::Message>(message: &'m M, name: &str) -> Option<&'m str> {
     header(message, name).and_then(|value| std::str::from_utf8(value).ok())
 }
 
+#[cfg(feature = "runtime")]
 /// The `traceparent` header of a consumed record, if it has one.
 pub fn traceparent_header<M: rdkafka::Message>(message: &M) -> Option<&[u8]> {
     header(message, headers::TRACEPARENT)
@@ -60,6 +64,7 @@ pub struct Record {
     pub headers: Vec<(&'static str, String)>,
 }
 
+#[cfg(feature = "runtime")]
 /// Whether Kafka says "try again" with this error: leadership moving, a
 /// topic created a moment ago whose metadata has not reached every broker,
 /// a broker restarting or a request that timed out. Metadata and offset
@@ -86,6 +91,7 @@ pub fn is_retriable(err: &rdkafka::error::KafkaError) -> bool {
     )
 }
 
+#[cfg(feature = "runtime")]
 /// Runs `call` until it succeeds, fails with an error that is not
 /// [`is_retriable`], or `deadline` passes (then the last error is returned),
 /// waiting a little longer between attempts (50 ms doubling to 1 s).
@@ -133,6 +139,7 @@ impl Default for KafkaSettings {
     }
 }
 
+#[cfg(feature = "runtime")]
 impl KafkaSettings {
     /// A client config with the brokers and extras set.
     pub fn client_config(&self) -> ClientConfig {
@@ -168,7 +175,9 @@ impl KafkaSettings {
         }
         config
     }
+}
 
+impl KafkaSettings {
     pub fn validate(&self) -> Result<(), String> {
         if self.brokers.trim().is_empty() {
             return Err("kafka.brokers must list at least one host:port".to_owned());
@@ -188,6 +197,7 @@ impl KafkaSettings {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "runtime")]
     #[test]
     fn try_again_answers_are_retried_until_they_pass_or_the_deadline() {
         use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
@@ -229,6 +239,7 @@ mod tests {
         assert_eq!(partition_key("acme", "u:1"), "acme:u:1");
     }
 
+    #[cfg(feature = "runtime")]
     #[test]
     fn producer_config_is_durable_and_extras_win() {
         let mut settings = KafkaSettings::default();

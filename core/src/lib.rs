@@ -24,6 +24,12 @@
 //! - [`shutdown`]: SIGINT/SIGTERM for graceful shutdown.
 //! - [`backoff`]: exponential backoff between retries.
 //! - [`clock`]: an injectable clock so time-dependent code is testable.
+//!
+//! The Kafka client, HTTP, logging and tracing parts (`readback`, `service`,
+//! `table`, `telemetry`, `trace`, and the client side of `kafka`) need the
+//! `runtime` feature, on by default; without it this is the event contract
+//! alone, which the fuzz targets (`fuzz/`) build without librdkafka's C
+//! build.
 
 pub mod backoff;
 pub mod clock;
@@ -32,12 +38,17 @@ pub mod dedup;
 pub mod event;
 pub mod json_text;
 pub mod kafka;
+#[cfg(feature = "runtime")]
 pub mod readback;
+#[cfg(feature = "runtime")]
 pub mod service;
 pub mod shutdown;
+#[cfg(feature = "runtime")]
 pub mod table;
+#[cfg(feature = "runtime")]
 pub mod telemetry;
 pub mod timestamp;
+#[cfg(feature = "runtime")]
 pub mod trace;
 pub mod validate;
 

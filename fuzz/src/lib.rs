@@ -64,3 +64,48 @@ pub fn nesting_depth(text: &str) -> usize {
     }
     deepest
 }
+
+/// The number tokens of well-formed JSON `text` (outside strings), as
+/// written.
+pub fn numbers(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let (mut out, mut i) = (Vec::new(), 0);
+    let mut in_string = false;
+    let mut escaped = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+        } else if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < bytes.len()
+                && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            out.push(&text[start..i]);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Whether every number of `text` is a finite double when correctly
+/// rounded (`str::parse`, as ClickHouse and JavaScript read it).
+pub fn numbers_finite(text: &str) -> bool {
+    numbers(text)
+        .iter()
+        .all(|n| n.parse::<f64>().is_ok_and(f64::is_finite))
+}

@@ -279,6 +279,12 @@ impl MemoryProducer {
         self.records.lock().await.clone()
     }
 
+    /// The records kept since the last call, which forgets them: for tests
+    /// that send many requests and look at each one's records alone.
+    pub async fn take_records(&self) -> Vec<Record> {
+        std::mem::take(&mut *self.records.lock().await)
+    }
+
     pub fn fail_with(&self, error: Option<ProduceError>) {
         if let Ok(mut guard) = self.fail_with.lock() {
             *guard = error;
