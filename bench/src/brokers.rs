@@ -84,15 +84,10 @@ pub fn render(one: &[ThroughputResults], three: &[ThroughputResults]) -> String 
         let env = &a.environment;
         let _ = writeln!(
             md,
-            "### Last run\n\n{} on `{}`, {} vCPU, Linux {}; load average at start {}; commit {}. \
+            "### Last run\n\n{}. \
              One broker at {} (replication factor 1) and three at {} (replication factor 3, \
              `min.insync.replicas` 2), {} interleaved round(s) each, {} partitions, linger {} ms.\n",
-            env.started_at,
-            env.cpu_model,
-            env.cpus,
-            env.kernel,
-            env.load_average,
-            env.commit.as_deref().unwrap_or("unknown"),
+            env.machine(),
             env.brokers,
             b.environment.brokers,
             one.len().min(three.len()),

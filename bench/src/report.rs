@@ -131,154 +131,159 @@ pub fn goals(
     throughput: Option<&ThroughputResults>,
     overload: Option<&OverloadResults>,
 ) -> Vec<Goal> {
+    let mut goals = throughput.map(throughput_goals).unwrap_or_default();
+    goals.extend(overload.map(overload_goals).unwrap_or_default());
+    goals
+}
+
+/// The goals of the closed-loop and half-load runs.
+fn throughput_goals(t: &ThroughputResults) -> Vec<Goal> {
     let mut goals = Vec::new();
-    if let Some(t) = throughput {
-        let ratio = Spread::of(t.rounds_of(1000).filter_map(BatchResult::ratio));
-        let cpu_ratio = Spread::of(t.rounds_of(1000).filter_map(BatchResult::cpu_ratio));
-        goals.push(Goal {
-            goal: format!(
-                "batch 1000: gateway ≥ {MIN_RATIO_AT_1000} × raw-producer events/s (mean of rounds)"
-            ),
-            measured: ratio.map_or_else(
-                || "no batch-1000 run".to_owned(),
-                |r| {
-                    format!(
-                        "{}; CPU-cost ratio {}",
-                        spread(r, " ×"),
-                        cpu_ratio.map_or("–".to_owned(), |c| spread(c, " ×"))
-                    )
-                },
-            ),
-            verdict: ratio.map_or(Verdict::Unknown, |r| {
-                Verdict::from_bool(r.mean >= MIN_RATIO_AT_1000)
-            }),
-        });
-        for size in t.sizes() {
-            let cpu = Spread::of(
-                t.rounds_of(size)
-                    .filter_map(|b| b.gateway.gateway_cpu_us_per_event()),
-            );
-            goals.push(Goal {
-                goal: format!(
-                    "batch {size}: gateway CPU ≤ {MAX_CPU_US_PER_EVENT} µs per accepted event"
-                ),
-                measured: cpu.map_or("–".to_owned(), |c| spread(c, " µs")),
-                verdict: cpu.map_or(Verdict::Unknown, |c| {
-                    Verdict::from_bool(c.mean <= MAX_CPU_US_PER_EVENT)
-                }),
-            });
-        }
-        let half = t.half_load.as_ref();
-        let processing = half.and_then(|h| h.run.server.as_ref());
-        let (measured, verdict) = match processing.and_then(|s| s.processing.as_ref()) {
-            Some(q) => {
-                let share = processing.and_then(|s| s.processing_within_2ms);
-                let met = share.map_or(q.p99_ms < MAX_PROCESSING_P99_MS, |s| s >= 0.99);
-                (
-                    format!(
-                        "p99 ≈ {} ms (bucket-interpolated); {} of requests ≤ 2 ms",
-                        num(q.p99_ms),
-                        share.map_or("?".to_owned(), |s| format!("{:.2} %", s * 100.0))
-                    ),
-                    Verdict::from_bool(met),
+    let ratio = Spread::of(t.rounds_of(1000).filter_map(BatchResult::ratio));
+    let cpu_ratio = Spread::of(t.rounds_of(1000).filter_map(BatchResult::cpu_ratio));
+    goals.push(Goal {
+        goal: format!(
+            "batch 1000: gateway ≥ {MIN_RATIO_AT_1000} × raw-producer events/s (mean of rounds)"
+        ),
+        measured: ratio.map_or_else(
+            || "no batch-1000 run".to_owned(),
+            |r| {
+                format!(
+                    "{}; CPU-cost ratio {}",
+                    spread(r, " ×"),
+                    cpu_ratio.map_or("–".to_owned(), |c| spread(c, " ×"))
                 )
-            }
-            None => (
-                "gateway exposes no processing histogram on /metrics".to_owned(),
-                Verdict::Unknown,
-            ),
-        };
+            },
+        ),
+        verdict: ratio.map_or(Verdict::Unknown, |r| {
+            Verdict::from_bool(r.mean >= MIN_RATIO_AT_1000)
+        }),
+    });
+    for size in t.sizes() {
+        let cpu = Spread::of(
+            t.rounds_of(size)
+                .filter_map(|b| b.gateway.gateway_cpu_us_per_event()),
+        );
         goals.push(Goal {
             goal: format!(
-                "half load, batch 100: gateway processing p99 < {MAX_PROCESSING_P99_MS} ms"
+                "batch {size}: gateway CPU ≤ {MAX_CPU_US_PER_EVENT} µs per accepted event"
             ),
-            measured,
-            verdict,
-        });
-        let limit = t.producer.linger_ms as f64 + E2E_P99_ABOVE_LINGER_MS;
-        goals.push(Goal {
-            goal: format!(
-                "half load, batch 100: end-to-end p99 < linger + {E2E_P99_ABOVE_LINGER_MS} ms = {limit} ms"
-            ),
-            measured: half.map_or_else(
-                || "no half-load run".to_owned(),
-                |h| {
-                    let raw = h.baseline.as_ref().map_or(String::new(), |b| {
-                        format!(" (raw producer, same schedule: {} ms)", num(b.latency.p99_ms))
-                    });
-                    format!("{} ms{raw}", num(h.run.latency.p99_ms))
-                },
-            ),
-            verdict: half.map_or(Verdict::Unknown, |h| {
-                Verdict::from_bool(h.run.latency.p99_ms < limit)
+            measured: cpu.map_or("–".to_owned(), |c| spread(c, " µs")),
+            verdict: cpu.map_or(Verdict::Unknown, |c| {
+                Verdict::from_bool(c.mean <= MAX_CPU_US_PER_EVENT)
             }),
         });
     }
-    if let Some(o) = overload {
-        let run = &o.run;
-        let shed = run.status(429) + run.status(503);
-        let other_5xx: u64 = run
-            .statuses
-            .iter()
-            .filter(|(s, _)| s.starts_with('5') && s.as_str() != "503")
-            .map(|(_, n)| n)
-            .sum();
-        let achieved = run.requests as f64 * run.batch as f64
-            / o.offered_seconds.max(1e-9)
-            / o.capacity_events_per_second.max(1e-9);
-        // A goal at 10× is met only by a run that offered about 10×: a
-        // client that sent 6× shows nothing about 10× (within 5 %, the
-        // scheduler's own jitter).
-        let offered_enough = achieved >= o.factor * 0.95;
-        goals.push(Goal {
-            goal: format!(
-                "{}× capacity offered: sheds with 429/503, nothing else fails",
-                o.factor
-            ),
-            measured: format!(
-                "sent {achieved:.1}× capacity{}; {}; other 5xx: {other_5xx}",
-                if offered_enough {
-                    ""
-                } else {
-                    " (the client could not offer the full factor: not a result at it)"
-                },
-                statuses(run)
-            ),
-            verdict: Verdict::from_bool(
-                offered_enough && shed > 0 && other_5xx == 0 && run.transport_errors == 0,
-            ),
-        });
-        let peak = o.peak_rss_bytes.max(o.peak_sampled_rss_bytes);
-        goals.push(Goal {
-            goal: format!(
-                "overload: peak RSS under the {} budget",
-                mib(o.config.rss_budget_bytes)
-            ),
-            measured: format!("peak {} (idle {})", mib(peak), mib(o.idle_rss_bytes)),
-            verdict: Verdict::from_bool(peak <= o.config.rss_budget_bytes),
-        });
-        let after = &o.recovery.after;
-        let after_ok = after.requests > 0 && after.status(200) == after.requests;
-        goals.push(Goal {
-            goal: format!(
-                "after overload: first 200 within {MAX_RECOVERY_MS} ms, then normal service"
-            ),
-            measured: format!(
-                "first 200 after {}; next {} s: {} requests, {} (p99 {} ms)",
-                opt(o.recovery.first_ok_after_ms, " ms"),
-                num(after.seconds),
-                after.requests,
-                statuses(after),
-                num(after.latency.p99_ms)
-            ),
-            verdict: Verdict::from_bool(
-                o.recovery
-                    .first_ok_after_ms
-                    .is_some_and(|ms| ms <= MAX_RECOVERY_MS)
-                    && after_ok,
-            ),
-        });
-    }
+    let half = t.half_load.as_ref();
+    let processing = half.and_then(|h| h.run.server.as_ref());
+    let (measured, verdict) = match processing.and_then(|s| s.processing.as_ref()) {
+        Some(q) => {
+            let share = processing.and_then(|s| s.processing_within_2ms);
+            let met = share.map_or(q.p99_ms < MAX_PROCESSING_P99_MS, |s| s >= 0.99);
+            (
+                format!(
+                    "p99 ≈ {} ms (bucket-interpolated); {} of requests ≤ 2 ms",
+                    num(q.p99_ms),
+                    share.map_or("?".to_owned(), |s| format!("{:.2} %", s * 100.0))
+                ),
+                Verdict::from_bool(met),
+            )
+        }
+        None => (
+            "gateway exposes no processing histogram on /metrics".to_owned(),
+            Verdict::Unknown,
+        ),
+    };
+    goals.push(Goal {
+        goal: format!("half load, batch 100: gateway processing p99 < {MAX_PROCESSING_P99_MS} ms"),
+        measured,
+        verdict,
+    });
+    let limit = t.producer.linger_ms as f64 + E2E_P99_ABOVE_LINGER_MS;
+    goals.push(Goal {
+        goal: format!(
+            "half load, batch 100: end-to-end p99 < linger + {E2E_P99_ABOVE_LINGER_MS} ms = {limit} ms"
+        ),
+        measured: half.map_or_else(
+            || "no half-load run".to_owned(),
+            |h| {
+                let raw = h.baseline.as_ref().map_or(String::new(), |b| {
+                    format!(" (raw producer, same schedule: {} ms)", num(b.latency.p99_ms))
+                });
+                format!("{} ms{raw}", num(h.run.latency.p99_ms))
+            },
+        ),
+        verdict: half.map_or(Verdict::Unknown, |h| {
+            Verdict::from_bool(h.run.latency.p99_ms < limit)
+        }),
+    });
+    goals
+}
+
+/// The goals of the overload run and the recovery after it.
+fn overload_goals(o: &OverloadResults) -> Vec<Goal> {
+    let mut goals = Vec::new();
+    let run = &o.run;
+    let shed = run.status(429) + run.status(503);
+    let other_5xx: u64 = run
+        .statuses
+        .iter()
+        .filter(|(s, _)| s.starts_with('5') && s.as_str() != "503")
+        .map(|(_, n)| n)
+        .sum();
+    let achieved = run.requests as f64 * run.batch as f64
+        / o.offered_seconds.max(1e-9)
+        / o.capacity_events_per_second.max(1e-9);
+    // A goal at 10× is met only by a run that offered about 10×: a
+    // client that sent 6× shows nothing about 10× (within 5 %, the
+    // scheduler's own jitter).
+    let offered_enough = achieved >= o.factor * 0.95;
+    goals.push(Goal {
+        goal: format!(
+            "{}× capacity offered: sheds with 429/503, nothing else fails",
+            o.factor
+        ),
+        measured: format!(
+            "sent {achieved:.1}× capacity{}; {}; other 5xx: {other_5xx}",
+            if offered_enough {
+                ""
+            } else {
+                " (the client could not offer the full factor: not a result at it)"
+            },
+            statuses(run)
+        ),
+        verdict: Verdict::from_bool(
+            offered_enough && shed > 0 && other_5xx == 0 && run.transport_errors == 0,
+        ),
+    });
+    let peak = o.peak_rss_bytes.max(o.peak_sampled_rss_bytes);
+    goals.push(Goal {
+        goal: format!(
+            "overload: peak RSS under the {} budget",
+            mib(o.config.rss_budget_bytes)
+        ),
+        measured: format!("peak {} (idle {})", mib(peak), mib(o.idle_rss_bytes)),
+        verdict: Verdict::from_bool(peak <= o.config.rss_budget_bytes),
+    });
+    let after = &o.recovery.after;
+    let after_ok = after.requests > 0 && after.status(200) == after.requests;
+    goals.push(Goal {
+        goal: format!("after overload: first 200 within {MAX_RECOVERY_MS} ms, then normal service"),
+        measured: format!(
+            "first 200 after {}; next {} s: {} requests, {} (p99 {} ms)",
+            opt(o.recovery.first_ok_after_ms, " ms"),
+            num(after.seconds),
+            after.requests,
+            statuses(after),
+            num(after.latency.p99_ms)
+        ),
+        verdict: Verdict::from_bool(
+            o.recovery
+                .first_ok_after_ms
+                .is_some_and(|ms| ms <= MAX_RECOVERY_MS)
+                && after_ok,
+        ),
+    });
     goals
 }
 
@@ -507,18 +512,11 @@ fn routes_in(r: &SdkRouteResults) -> Vec<Route> {
 /// The generated SDK routes section (without markers).
 pub fn render_sdk_routes(r: &SdkRouteResults) -> String {
     let mut md = String::new();
-    let env = &r.environment;
     let _ = writeln!(
         md,
         "#### Last run\n\n\
-         {} on `{}`, {} vCPU, Linux {}; load average at start {}; commit {}. \
-         Events: {} distinct, mean {:.0} bytes as sent natively.\n",
-        env.started_at,
-        env.cpu_model,
-        env.cpus,
-        env.kernel,
-        env.load_average,
-        env.commit.as_deref().unwrap_or("unknown"),
+         {}. Events: {} distinct, mean {:.0} bytes as sent natively.\n",
+        r.environment.machine(),
         r.workload.distinct_events,
         r.workload.mean_event_bytes,
     );

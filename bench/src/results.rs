@@ -170,6 +170,22 @@ pub struct Environment {
     pub broker_count: usize,
 }
 
+impl Environment {
+    /// "when on `cpu`, n vCPU, Linux k; load average at start l; commit c":
+    /// the machine line each generated section opens with.
+    pub fn machine(&self) -> String {
+        format!(
+            "{} on `{}`, {} vCPU, Linux {}; load average at start {}; commit {}",
+            self.started_at,
+            self.cpu_model,
+            self.cpus,
+            self.kernel,
+            self.load_average,
+            self.commit.as_deref().unwrap_or("unknown"),
+        )
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadInfo {
     pub distinct_events: usize,

@@ -357,7 +357,7 @@ pub async fn throughput(
         let baseline = Run::from_tally(
             "raw producer",
             batch,
-            load.clone(),
+            load,
             &tally,
             probes.since(mark, false),
         );
@@ -365,52 +365,20 @@ pub async fn throughput(
 
         eprintln!("==> round {round}/{rounds}, batch {batch}: gateway, {concurrency} clients");
         let bodies = bodies_for(&workload, batch, concurrency);
-        load::closed_loop(&target, &bodies, concurrency, options.warmup).await;
-        let before = scrape(&target).await;
-        let mark = probes.mark();
-        let tally = load::closed_loop(&target, &bodies, concurrency, options.duration).await;
-        let cpu = probes.since(mark, true);
-        let after = scrape(&target).await;
-        let mut gateway = Run::from_tally("gateway", batch, load, &tally, cpu);
-        gateway.server = server_times(&before, &after);
+        let closed = Closed {
+            target: &target,
+            batch,
+            concurrency,
+            options,
+            probes: &probes,
+        };
+        let gateway = closed.run("gateway", &bodies).await;
         eprintln!(
             "    {:.0} events/s, p99 {:.1} ms, statuses {:?}",
             gateway.events_per_second, gateway.latency.p99_ms, gateway.statuses
         );
-        let mut routes = Vec::new();
-        for &route in options.sdk_routes.iter().filter(|r| **r != Route::Native) {
-            eprintln!(
-                "==> round {round}/{rounds}, batch {batch}: {} route {}, {concurrency} clients",
-                route.name(),
-                route.path(batch)
-            );
-            let target = target.for_route(route, batch, &subject.api_key)?;
-            let count = concurrency.max(workload.len() / batch.max(1)).max(4);
-            let bodies = Arc::new(workload.route_bodies(route, batch, count, &subject.api_key)?);
-            load::closed_loop(&target, &bodies, concurrency, options.warmup).await;
-            let before = scrape(&target).await;
-            let mark = probes.mark();
-            let tally = load::closed_loop(&target, &bodies, concurrency, options.duration).await;
-            let cpu = probes.since(mark, true);
-            let after = scrape(&target).await;
-            let label = format!("gateway, {} route", route.name());
-            let mut run = Run::from_tally(
-                &label,
-                batch,
-                format!("closed loop, {concurrency} concurrent"),
-                &tally,
-                cpu,
-            );
-            run.server = server_times(&before, &after);
-            eprintln!(
-                "    {:.0} events/s, {} µs CPU per event, statuses {:?}",
-                run.events_per_second,
-                run.gateway_cpu_us_per_event()
-                    .map_or("?".to_owned(), |c| format!("{c:.1}")),
-                run.statuses
-            );
-            routes.push(RouteRun { route, run });
-        }
+        let progress = format!("round {round}/{rounds}, batch {batch}");
+        let routes = closed.sdk_routes(&workload, subject, &progress).await?;
         if !routes.is_empty() {
             sdk.rounds.push(RouteRound {
                 round,
@@ -430,56 +398,140 @@ pub async fn throughput(
         });
     }
 
-    if let Some(max) = results.max_gateway_events_per_second(options.half_load_batch) {
-        let batch = options.half_load_batch;
-        let rate = 0.5 * max / batch as f64;
-        eprintln!("==> batch {batch}: open loop at half the maximum ({rate:.1} requests/s)");
-        let bodies = bodies_for(&workload, batch, 64);
-        let schedule = Schedule {
-            requests_per_second: rate,
-            duration: options.half_load_duration,
-            max_in_flight: 2048,
-        };
-        let mark = probes.mark();
-        let tally = baseline::open_loop(&options.producer, &workload, batch, schedule).await?;
-        let mut raw = Run::from_tally(
-            "raw producer, half load",
-            batch,
-            format!("open loop, {rate:.1} batches/s"),
-            &tally,
-            probes.since(mark, false),
-        );
-        raw.service = Some(Quantiles::from_micros(&tally.service));
-        eprintln!(
-            "    raw producer: end-to-end p50 {:.1} ms p99 {:.1} ms",
-            raw.latency.p50_ms, raw.latency.p99_ms
-        );
-        let before = scrape(&target).await;
-        let mark = probes.mark();
-        let tally = load::open_loop(&target, &bodies, schedule, None).await;
-        let cpu = probes.since(mark, true);
-        let after = scrape(&target).await;
-        let mut run = Run::from_tally(
-            "gateway, half load",
-            batch,
-            format!("open loop, {rate:.1} requests/s"),
-            &tally,
-            cpu,
-        );
-        run.service = Some(Quantiles::from_micros(&tally.service));
-        run.server = server_times(&before, &after);
-        eprintln!(
-            "    gateway: end-to-end p50 {:.1} ms p99 {:.1} ms",
-            run.latency.p50_ms, run.latency.p99_ms
-        );
-        results.half_load = Some(HalfLoad {
-            max_events_per_second: max,
-            target_requests_per_second: rate,
-            run,
-            baseline: Some(raw),
-        });
-    }
+    results.half_load = half_load(&results, &workload, &target, options, &probes).await?;
     Ok((results, sdk))
+}
+
+/// One closed-loop run of the gateway after a warm-up, with the CPU the
+/// processes used and the gateway's own histograms around it.
+#[derive(Clone, Copy)]
+struct Closed<'a> {
+    target: &'a Target,
+    batch: usize,
+    concurrency: usize,
+    options: &'a ThroughputOptions,
+    probes: &'a Probes,
+}
+
+impl Closed<'_> {
+    /// The same run on each SDK route of the options, with the same events
+    /// as that route's SDKs would send them.
+    async fn sdk_routes(
+        &self,
+        workload: &Workload,
+        subject: &Subject,
+        progress: &str,
+    ) -> anyhow::Result<Vec<RouteRun>> {
+        let (batch, concurrency) = (self.batch, self.concurrency);
+        let mut routes = Vec::new();
+        for &route in self
+            .options
+            .sdk_routes
+            .iter()
+            .filter(|r| **r != Route::Native)
+        {
+            eprintln!(
+                "==> {progress}: {} route {}, {concurrency} clients",
+                route.name(),
+                route.path(batch)
+            );
+            let target = self.target.for_route(route, batch, &subject.api_key)?;
+            let count = concurrency.max(workload.len() / batch.max(1)).max(4);
+            let bodies = Arc::new(workload.route_bodies(route, batch, count, &subject.api_key)?);
+            let closed = Closed {
+                target: &target,
+                ..*self
+            };
+            let run = closed
+                .run(&format!("gateway, {} route", route.name()), &bodies)
+                .await;
+            eprintln!(
+                "    {:.0} events/s, {} µs CPU per event, statuses {:?}",
+                run.events_per_second,
+                run.gateway_cpu_us_per_event()
+                    .map_or("?".to_owned(), |c| format!("{c:.1}")),
+                run.statuses
+            );
+            routes.push(RouteRun { route, run });
+        }
+        Ok(routes)
+    }
+
+    async fn run(&self, label: &str, bodies: &Arc<Vec<Bytes>>) -> Run {
+        let (target, concurrency) = (self.target, self.concurrency);
+        load::closed_loop(target, bodies, concurrency, self.options.warmup).await;
+        let before = scrape(target).await;
+        let mark = self.probes.mark();
+        let tally = load::closed_loop(target, bodies, concurrency, self.options.duration).await;
+        let cpu = self.probes.since(mark, true);
+        let after = scrape(target).await;
+        let load = format!("closed loop, {concurrency} concurrent");
+        let mut run = Run::from_tally(label, self.batch, load, &tally, cpu);
+        run.server = server_times(&before, &after);
+        run
+    }
+}
+
+/// Latency at half the gateway's best closed-loop rate at the half-load
+/// batch size, the raw producer on the same schedule first; None without
+/// a closed-loop run at that size.
+async fn half_load(
+    results: &ThroughputResults,
+    workload: &Arc<Workload>,
+    target: &Target,
+    options: &ThroughputOptions,
+    probes: &Probes,
+) -> anyhow::Result<Option<HalfLoad>> {
+    let Some(max) = results.max_gateway_events_per_second(options.half_load_batch) else {
+        return Ok(None);
+    };
+    let batch = options.half_load_batch;
+    let rate = 0.5 * max / batch as f64;
+    eprintln!("==> batch {batch}: open loop at half the maximum ({rate:.1} requests/s)");
+    let bodies = bodies_for(workload, batch, 64);
+    let schedule = Schedule {
+        requests_per_second: rate,
+        duration: options.half_load_duration,
+        max_in_flight: 2048,
+    };
+    let mark = probes.mark();
+    let tally = baseline::open_loop(&options.producer, workload, batch, schedule).await?;
+    let mut raw = Run::from_tally(
+        "raw producer, half load",
+        batch,
+        format!("open loop, {rate:.1} batches/s"),
+        &tally,
+        probes.since(mark, false),
+    );
+    raw.service = Some(Quantiles::from_micros(&tally.service));
+    eprintln!(
+        "    raw producer: end-to-end p50 {:.1} ms p99 {:.1} ms",
+        raw.latency.p50_ms, raw.latency.p99_ms
+    );
+    let before = scrape(target).await;
+    let mark = probes.mark();
+    let tally = load::open_loop(target, &bodies, schedule, None).await;
+    let cpu = probes.since(mark, true);
+    let after = scrape(target).await;
+    let mut run = Run::from_tally(
+        "gateway, half load",
+        batch,
+        format!("open loop, {rate:.1} requests/s"),
+        &tally,
+        cpu,
+    );
+    run.service = Some(Quantiles::from_micros(&tally.service));
+    run.server = server_times(&before, &after);
+    eprintln!(
+        "    gateway: end-to-end p50 {:.1} ms p99 {:.1} ms",
+        run.latency.p50_ms, run.latency.p99_ms
+    );
+    Ok(Some(HalfLoad {
+        max_events_per_second: max,
+        target_requests_per_second: rate,
+        run,
+        baseline: Some(raw),
+    }))
 }
 
 /// Samples a process's RSS every `period` until told to stop.
