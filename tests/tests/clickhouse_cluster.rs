@@ -728,6 +728,27 @@ impl Pipeline {
             },
         )
         .await;
+        // A replica that was down serves `Distributed` reads as soon as it
+        // is back, before it has fetched its twin's parts: the sum above may
+        // have been read from the twin. Wait until both replicas of each
+        // shard hold the same rollups (what is stored on a replica only
+        // grows, so agreement after the sum above means both hold all).
+        let local_sum = format!("SELECT sum(events) FROM {db}.rollups_5m");
+        for (a, b) in [
+            (&self.nodes[0], &self.nodes[1]),
+            (&self.nodes[2], &self.nodes[3]),
+        ] {
+            wait_for(
+                "the replicas' rollups agree",
+                Duration::from_secs(60),
+                async || {
+                    let on_a = query(&self.http, &a.http_url, &local_sum).await;
+                    let on_b = query(&self.http, &b.http_url, &local_sum).await;
+                    matches!((on_a, on_b), (Ok(x), Ok(y)) if x == y)
+                },
+            )
+            .await;
+        }
         // Sorted here: 18.16 reads `ORDER BY 1` as a constant.
         let sorted = |text: String| {
             let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
