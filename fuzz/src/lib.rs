@@ -36,24 +36,41 @@ fn memchr_nul(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| b == 0)
 }
 
-/// The deepest nesting of objects and arrays in well-formed JSON `text`,
-/// counted the slow, obvious way (brackets outside strings).
-pub fn nesting_depth(text: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut in_string = false;
-    let mut escaped = false;
-    for b in text.bytes() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
+/// Follows JSON strings byte by byte, the slow, obvious way.
+#[derive(Default)]
+struct Strings {
+    inside: bool,
+    escaped: bool,
+}
+
+impl Strings {
+    /// Takes the next byte; true if it belongs to a string (its quotes
+    /// included).
+    fn step(&mut self, b: u8) -> bool {
+        if self.inside {
+            match (self.escaped, b) {
+                (true, _) => self.escaped = false,
+                (false, b'\\') => self.escaped = true,
+                (false, b'"') => self.inside = false,
                 _ => {}
             }
+            return true;
+        }
+        self.inside = b == b'"';
+        self.inside
+    }
+}
+
+/// The deepest nesting of objects and arrays in well-formed JSON `text`
+/// (brackets outside strings).
+pub fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut strings = Strings::default();
+    for b in text.bytes() {
+        if strings.step(b) {
             continue;
         }
         match b {
-            b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -70,24 +87,10 @@ pub fn nesting_depth(text: &str) -> usize {
 pub fn numbers(text: &str) -> Vec<&str> {
     let bytes = text.as_bytes();
     let (mut out, mut i) = (Vec::new(), 0);
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut strings = Strings::default();
     while i < bytes.len() {
         let b = bytes[i];
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
-        }
-        if b == b'"' {
-            in_string = true;
-            i += 1;
-        } else if b == b'-' || b.is_ascii_digit() {
+        if !strings.step(b) && (b == b'-' || b.is_ascii_digit()) {
             let start = i;
             while i < bytes.len()
                 && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
