@@ -183,14 +183,7 @@ impl Shards {
             errors.join("; ")
         )))
     }
-}
 
-/// How long [`Shards::check_same_schema`] lets replicas disagree before it
-/// refuses: a replica that was away while `ON CLUSTER` DDL ran replays the
-/// queue when it is back, and may answer a moment before it has.
-pub const SCHEMA_AGREEMENT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-
-impl Shards {
     /// Checks, after the migrations ran, that every replica that answers
     /// has the same tables and columns in `database` as the first one that
     /// does. A replica created by hand from other DDL, or left behind by an
@@ -251,6 +244,11 @@ impl Shards {
         None
     }
 }
+
+/// How long [`Shards::check_same_schema`] lets replicas disagree before it
+/// refuses: a replica that was away while `ON CLUSTER` DDL ran replays the
+/// queue when it is back, and may answer a moment before it has.
+pub const SCHEMA_AGREEMENT_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `table.column type` of every column in `database`.
 async fn columns(

@@ -137,7 +137,7 @@ fn mutate(rng: &mut Rng, body: &[u8], other: &[u8]) -> Vec<u8> {
             6 if len > 0 => out.truncate(rng.below(len)),
             _ => {
                 let i = rng.below(len + 1);
-                let digits = [
+                let tokens = [
                     "1e400",
                     "-0",
                     "1.7976931348623158e308",
@@ -145,7 +145,7 @@ fn mutate(rng: &mut Rng, body: &[u8], other: &[u8]) -> Vec<u8> {
                     "\"",
                     "null",
                 ];
-                let text = digits[rng.below(digits.len())];
+                let text = tokens[rng.below(tokens.len())];
                 out.splice(i..i, text.bytes());
             }
         }

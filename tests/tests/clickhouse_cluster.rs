@@ -163,10 +163,7 @@ async fn create_tables(http: &reqwest::Client, node: &ClusterNode, db: &str, nam
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_two_replicas_shard_replicate_deduplicate_and_survive_a_killed_replica() {
     let t0 = Instant::now();
-    let stack = tokio::task::spawn_blocking(|| DedicatedStack::start(Services::ClickHouseCluster))
-        .await
-        .unwrap()
-        .unwrap();
+    let stack = cluster().await;
     eprintln!("cluster up in {:.1}s", t0.elapsed().as_secs_f64());
     let nodes = stack.cluster_nodes();
     let [s1r1, s1r2, s2r1, s2r2] = [&nodes[0], &nodes[1], &nodes[2], &nodes[3]];
@@ -525,6 +522,14 @@ impl Service {
     }
 }
 
+/// A 2x2 ClickHouse cluster with ZooKeeper of this test's own.
+async fn cluster() -> DedicatedStack {
+    tokio::task::spawn_blocking(|| DedicatedStack::start(Services::ClickHouseCluster))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// The loader's `clickhouse` settings for the 2x2 cluster of `nodes`, in
 /// database `db`: shard 1 is the first two nodes, shard 2 the last two.
 fn loader_settings(nodes: &[ClusterNode], db: &str) -> sluice_loader::config::ClickHouseSettings {
@@ -561,11 +566,7 @@ impl Pipeline {
 
     /// With the loader's `batch.max_rows` at `max_rows`.
     async fn start_with(with_aggregator: bool, max_rows: usize) -> Self {
-        let stack =
-            tokio::task::spawn_blocking(|| DedicatedStack::start(Services::ClickHouseCluster))
-                .await
-                .unwrap()
-                .unwrap();
+        let stack = cluster().await;
         let nodes = stack.cluster_nodes();
         let http = reqwest::Client::new();
         let db = format!("cluster_pipeline_{}", uuid::Uuid::new_v4().simple());
@@ -1105,10 +1106,7 @@ async fn a_shard_down_holds_only_its_own_partitions() {
 /// falls back to writing into another shape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_with_another_schema_is_refused_at_start() {
-    let stack = tokio::task::spawn_blocking(|| DedicatedStack::start(Services::ClickHouseCluster))
-        .await
-        .unwrap()
-        .unwrap();
+    let stack = cluster().await;
     let nodes = stack.cluster_nodes();
     let http = reqwest::Client::new();
     let db = format!("cluster_schema_{}", uuid::Uuid::new_v4().simple());
